@@ -1,0 +1,223 @@
+//! Server configuration read from a ZooKeeper `zoo.cfg`, so an operator's file works as
+//! is. Sans-IO: `Config::parse` takes the file's text.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    pub data_dir: PathBuf,
+    pub data_log_dir: Option<PathBuf>,
+    pub tick_time_ms: u32,
+    /// Defaults to 2 ticks, as in ZooKeeper.
+    pub min_session_timeout_ms: Option<u32>,
+    /// Defaults to 20 ticks, as in ZooKeeper.
+    pub max_session_timeout_ms: Option<u32>,
+    /// Connections per client address; 0 means unlimited.
+    pub max_client_connections: u32,
+    /// `jute.maxbuffer`: the largest frame accepted.
+    pub jute_max_buffer_bytes: usize,
+    /// `4lw.commands.whitelist`.
+    pub four_letter_whitelist: Vec<String>,
+    /// `globalOutstandingLimit`: requests in flight across all sessions before reading
+    /// pauses.
+    pub global_outstanding_limit: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            client_port: 2181,
+            client_port_address: IpAddr::from([127, 0, 0, 1]),
+            data_dir: PathBuf::from("ringkeeper-data"),
+            data_log_dir: None,
+            tick_time_ms: 2000,
+            min_session_timeout_ms: None,
+            max_session_timeout_ms: None,
+            max_client_connections: 60,
+            jute_max_buffer_bytes: 0xfffff,
+            four_letter_whitelist: vec!["srvr".to_owned()],
+            global_outstanding_limit: 1000,
+        }
+    }
+}
+
+/// A configuration problem that stops the server from starting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Keys ZooKeeper knows that we accept and ignore, because they concern features that
+/// either do not apply to a standalone server or have no equivalent here.
+const IGNORED_KEYS: [&str; 12] = [
+    "initLimit",
+    "syncLimit",
+    "admin.enableServer",
+    "admin.serverPort",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "snapCount",
+    "preAllocSize",
+    "forceSync",
+    "metricsProvider.className",
+];
+
+impl Config {
+    /// Parses a zoo.cfg. Returns the configuration and warnings for keys we do not know.
+    pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut config = Config::default();
+        let mut warnings = Vec::new();
+        for (index, raw_line) in text.lines().enumerate() {
+            let line = raw_line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let line_number = index + 1;
+            let Some((key, value)) = line.split_once(['=', ':']) else {
+                return Err(ConfigError {
+                    line: line_number,
+                    key: line.to_owned(),
+                    message: "expected key=value".into(),
+                });
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let error = |message: String| ConfigError { line: line_number, key: key.to_owned(), message };
+            let number = |value: &str| -> Result<u64, ConfigError> {
+                value.parse::<u64>().map_err(|_| error(format!("'{value}' is not a non-negative integer")))
+            };
+            match key {
+                "clientPort" => {
+                    config.client_port =
+                        u16::try_from(number(value)?).map_err(|_| error(format!("'{value}' is not a port")))?
+                }
+                "clientPortAddress" => {
+                    config.client_port_address =
+                        value.parse().map_err(|_| error(format!("'{value}' is not an IP address")))?
+                }
+                "dataDir" => config.data_dir = PathBuf::from(value),
+                "dataLogDir" => config.data_log_dir = Some(PathBuf::from(value)),
+                "tickTime" => {
+                    let tick = number(value)?;
+                    if tick == 0 || tick > 600_000 {
+                        return Err(error(format!("'{value}' must be between 1 and 600000 ms")));
+                    }
+                    config.tick_time_ms = tick as u32;
+                }
+                "minSessionTimeout" => config.min_session_timeout_ms = Some(to_u32(number(value)?, &error)?),
+                "maxSessionTimeout" => config.max_session_timeout_ms = Some(to_u32(number(value)?, &error)?),
+                "maxClientCnxns" => config.max_client_connections = to_u32(number(value)?, &error)?,
+                "jute.maxbuffer" => {
+                    let bytes = parse_jute_max_buffer(value).ok_or_else(|| error(format!("'{value}' is not a size")))?;
+                    config.jute_max_buffer_bytes = bytes;
+                }
+                "4lw.commands.whitelist" => {
+                    config.four_letter_whitelist =
+                        value.split(',').map(|word| word.trim().to_owned()).filter(|w| !w.is_empty()).collect();
+                }
+                "globalOutstandingLimit" => config.global_outstanding_limit = to_u32(number(value)?, &error)?,
+                key if IGNORED_KEYS.contains(&key) || key.starts_with("server.") => {}
+                _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
+            }
+        }
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.min_session_timeout_ms() > self.max_session_timeout_ms() {
+            return Err(ConfigError {
+                line: 0,
+                key: "minSessionTimeout".into(),
+                message: format!(
+                    "minSessionTimeout {} is larger than maxSessionTimeout {}",
+                    self.min_session_timeout_ms(),
+                    self.max_session_timeout_ms()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn min_session_timeout_ms(&self) -> u32 {
+        self.min_session_timeout_ms.unwrap_or(self.tick_time_ms * 2)
+    }
+
+    pub fn max_session_timeout_ms(&self) -> u32 {
+        self.max_session_timeout_ms.unwrap_or(self.tick_time_ms * 20)
+    }
+
+    /// The session timeout a client gets for the one it asked for
+    /// (`ZooKeeperServer.processConnectRequest`).
+    pub fn negotiate_timeout_ms(&self, requested_ms: i32) -> i32 {
+        let min = self.min_session_timeout_ms() as i64;
+        let max = self.max_session_timeout_ms() as i64;
+        (requested_ms as i64).clamp(min, max) as i32
+    }
+
+    /// Where the transaction log goes: dataLogDir if set, else dataDir.
+    pub fn log_dir(&self) -> &std::path::Path {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+}
+
+fn to_u32(value: u64, error: &dyn Fn(String) -> ConfigError) -> Result<u32, ConfigError> {
+    u32::try_from(value).map_err(|_| error(format!("{value} is too large")))
+}
+
+/// jute.maxbuffer takes decimal or 0x-prefixed hexadecimal, as Java's `Integer.decode`.
+fn parse_jute_max_buffer(value: &str) -> Option<usize> {
+    let bytes = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+        Some(hex) => usize::from_str_radix(hex, 16).ok()?,
+        None => value.parse().ok()?,
+    };
+    (bytes > 0 && bytes <= i32::MAX as usize).then_some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zookeeper_zoo_cfg_parses() {
+        let text = "# comment\ntickTime=1000\ndataDir=/var/lib/zk\nclientPort=2182\ninitLimit=5\n\
+                    4lw.commands.whitelist=srvr, ruok\njute.maxbuffer=0x100000\nfoo=bar\n";
+        let (config, warnings) = Config::parse(text).unwrap();
+        assert_eq!(config.tick_time_ms, 1000);
+        assert_eq!(config.client_port, 2182);
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/zk"));
+        assert_eq!(config.four_letter_whitelist, vec!["srvr", "ruok"]);
+        assert_eq!(config.jute_max_buffer_bytes, 0x100000);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("foo"));
+    }
+
+    #[test]
+    fn a_malformed_value_names_its_key() {
+        let error = Config::parse("clientPort=abc\n").unwrap_err();
+        assert_eq!(error.key, "clientPort");
+        assert_eq!(error.line, 1);
+    }
+
+    #[test]
+    fn session_timeouts_clamp_to_two_and_twenty_ticks() {
+        let config = Config { tick_time_ms: 2000, ..Config::default() };
+        assert_eq!(config.negotiate_timeout_ms(1000), 4000);
+        assert_eq!(config.negotiate_timeout_ms(10_000), 10_000);
+        assert_eq!(config.negotiate_timeout_ms(100_000), 40_000);
+    }
+}

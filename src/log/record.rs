@@ -1,0 +1,132 @@
+//! Record framing. A batch of records is a byte run of frames:
+//!
+//! ```text
+//! 0        4        8                16
+//! +--------+--------+----------------+---------------------------+---------+
+//! | len    | crc32c | zxid           | rkyv payload (len bytes)  | padding |
+//! | u32 LE | u32 LE | i64 LE         |                           | to 16   |
+//! +--------+--------+----------------+---------------------------+---------+
+//! ```
+//!
+//! The crc32c covers the zxid and the payload. Every frame starts 16-byte aligned, so the
+//! payload is aligned for rkyv and is read in place after its checksum matched.
+
+use rkyv::util::AlignedVec;
+
+use crate::txn::{access, ArchivedTxn, Txn};
+
+pub const HEADER_SIZE_BYTES: usize = 16;
+pub const ALIGNMENT_BYTES: usize = 16;
+
+/// Appends one framed record to `batch`.
+pub fn append(batch: &mut AlignedVec<16>, txn: &Txn) {
+    assert_eq!(batch.len() % ALIGNMENT_BYTES, 0, "frames start aligned");
+    let payload = txn.to_bytes();
+    let length = u32::try_from(payload.len()).expect("a txn is smaller than 4 GiB");
+    let mut crc = crc32c::crc32c(&txn.zxid.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &payload);
+    batch.extend_from_slice(&length.to_le_bytes());
+    batch.extend_from_slice(&crc.to_le_bytes());
+    batch.extend_from_slice(&txn.zxid.to_le_bytes());
+    batch.extend_from_slice(&payload);
+    let padding = (ALIGNMENT_BYTES - batch.len() % ALIGNMENT_BYTES) % ALIGNMENT_BYTES;
+    batch.extend_from_slice(&[0; ALIGNMENT_BYTES][..padding]);
+    debug_assert_eq!(batch.len() % ALIGNMENT_BYTES, 0);
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// The bytes end inside a frame (a torn write, on disk).
+    Truncated { offset: usize },
+    /// The checksum does not match the bytes.
+    Checksum { offset: usize },
+}
+
+/// Iterates over the records of a batch, verifying each checksum before access.
+pub struct Records<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(bytes: &'a [u8]) -> Records<'a> {
+        assert_eq!(bytes.as_ptr() as usize % ALIGNMENT_BYTES, 0, "batches are 16-byte aligned");
+        Records { bytes, offset: 0 }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<(i64, &'a ArchivedTxn), RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.offset == self.bytes.len() {
+            return None;
+        }
+        let offset = self.offset;
+        let rest = &self.bytes[offset..];
+        if rest.len() < HEADER_SIZE_BYTES {
+            self.offset = self.bytes.len();
+            return Some(Err(RecordError::Truncated { offset }));
+        }
+        let length = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        let zxid_bytes = &rest[8..16];
+        let zxid = i64::from_le_bytes(zxid_bytes.try_into().expect("8 bytes"));
+        let padded = (HEADER_SIZE_BYTES + length).div_ceil(ALIGNMENT_BYTES) * ALIGNMENT_BYTES;
+        if rest.len() < padded {
+            self.offset = self.bytes.len();
+            return Some(Err(RecordError::Truncated { offset }));
+        }
+        let payload = &rest[HEADER_SIZE_BYTES..HEADER_SIZE_BYTES + length];
+        if crc32c::crc32c_append(crc32c::crc32c(zxid_bytes), payload) != crc {
+            self.offset = self.bytes.len();
+            return Some(Err(RecordError::Checksum { offset }));
+        }
+        self.offset += padded;
+        let txn = access(payload);
+        debug_assert_eq!(txn.zxid.to_native(), zxid);
+        Some(Ok((zxid, txn)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::TxnOp;
+
+    fn txn(zxid: i64) -> Txn {
+        Txn { session_id: 1, cxid: 2, zxid, time_ms: 3, op: TxnOp::Delete { path: format!("/n{zxid}") } }
+    }
+
+    #[test]
+    fn records_round_trip_in_order() {
+        let mut batch = AlignedVec::<16>::new();
+        for zxid in 1..=5 {
+            append(&mut batch, &txn(zxid));
+        }
+        let zxids: Vec<i64> = Records::new(&batch).map(|record| record.unwrap().0).collect();
+        assert_eq!(zxids, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_flipped_bit_fails_the_checksum() {
+        let mut batch = AlignedVec::<16>::new();
+        append(&mut batch, &txn(1));
+        let last = batch.len() - 20;
+        batch[last] ^= 1;
+        assert!(matches!(Records::new(&batch).next(), Some(Err(RecordError::Checksum { offset: 0 }))));
+    }
+
+    #[test]
+    fn a_torn_tail_is_reported_as_truncated() {
+        let mut batch = AlignedVec::<16>::new();
+        append(&mut batch, &txn(1));
+        append(&mut batch, &txn(2));
+        let mut torn = AlignedVec::<16>::new();
+        torn.extend_from_slice(&batch[..batch.len() - 16]);
+        let results: Vec<_> = Records::new(&torn).collect();
+        assert!(results[0].is_ok());
+        assert!(matches!(results[1], Err(RecordError::Truncated { .. })));
+    }
+}

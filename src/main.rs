@@ -1,0 +1,95 @@
+//! The `ringkeeper` binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ringkeeper::config::Config;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "ringkeeper", version, about = "A ZooKeeper-protocol coordination service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server. With no arguments: standalone on 127.0.0.1:2181, data in
+    /// ./ringkeeper-data.
+    Serve {
+        /// A ZooKeeper zoo.cfg.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Overrides clientPort.
+        #[arg(long, value_name = "N")]
+        client_port: Option<u16>,
+        /// Overrides dataDir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Executors (one per core); default: every core.
+        #[arg(long, value_name = "N")]
+        cores: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),
+    }
+}
+
+fn serve(config_path: Option<PathBuf>, client_port: Option<u16>, data_dir: Option<PathBuf>, cores: Option<usize>) -> ExitCode {
+    let mut config = match &config_path {
+        None => Config::default(),
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!("ringkeeper: cannot read {}: {error}", path.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match Config::parse(&text) {
+                Ok((config, warnings)) => {
+                    for warning in warnings {
+                        tracing::warn!("{}: {warning}", path.display());
+                    }
+                    config
+                }
+                Err(error) => {
+                    eprintln!("ringkeeper: {}: {error}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    if let Some(port) = client_port {
+        config.client_port = port;
+    }
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    let cores = cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if cores == 0 {
+        eprintln!("ringkeeper: --cores must be at least 1");
+        return ExitCode::from(2);
+    }
+    match ringkeeper::server::run(config, cores) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ringkeeper: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

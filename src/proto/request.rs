@@ -1,0 +1,263 @@
+//! Client requests: a `RequestHeader` (xid, opcode) followed by the opcode's record
+//! (zookeeper.jute). Decoding borrows nothing from the frame so a request can cross
+//! cores; it never panics on a client's bytes.
+
+use super::acl::{decode_acl_vec, Acl};
+use super::jute::{DecodeError, Reader};
+use super::opcode;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub xid: i32,
+    pub opcode: i32,
+}
+
+/// `CreateRequest`, `CreateTTLRequest` and the container variant share one shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    /// Which create: CREATE, CREATE2, CREATE_CONTAINER or CREATE_TTL. It decides the reply.
+    pub opcode: i32,
+    pub path: String,
+    pub data: Vec<u8>,
+    pub acl: Vec<Acl>,
+    pub flags: i32,
+    pub ttl_ms: i64,
+}
+
+/// `SetWatches` and `SetWatches2`: the watches a client re-registers after reconnecting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SetWatches {
+    pub relative_zxid: i64,
+    pub data: Vec<String>,
+    pub exist: Vec<String>,
+    pub child: Vec<String>,
+    pub persistent: Vec<String>,
+    pub persistent_recursive: Vec<String>,
+}
+
+/// One operation of a multi (write) transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MultiOp {
+    Create(CreateRequest),
+    Delete { path: String, version: i32 },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    Check { path: String, version: i32 },
+}
+
+/// One operation of a multiRead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOp {
+    GetChildren { path: String },
+    GetData { path: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Ping,
+    CloseSession,
+    Create(CreateRequest),
+    Delete { path: String, version: i32 },
+    Exists { path: String, watch: bool },
+    GetData { path: String, watch: bool },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    /// getChildren (`with_stat` false) and getChildren2 (true).
+    GetChildren { path: String, watch: bool, with_stat: bool },
+    Sync { path: String },
+    /// A check outside a multi: ZooKeeper answers it as a write.
+    Check { path: String, version: i32 },
+    Multi(Vec<MultiOp>),
+    MultiRead(Vec<ReadOp>),
+    SetWatches(SetWatches),
+    GetEphemerals { prefix: String },
+    GetAllChildrenNumber { path: String },
+    WhoAmI,
+    /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
+    Unimplemented(i32),
+}
+
+impl Request {
+    /// Whether the request changes state and so goes through the ordering point.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Create(_)
+                | Request::Delete { .. }
+                | Request::SetData { .. }
+                | Request::Check { .. }
+                | Request::Multi(_)
+                | Request::CloseSession
+        )
+    }
+}
+
+/// Decodes a request frame (after the handshake).
+pub fn decode_request(bytes: &[u8]) -> Result<(RequestHeader, Request), DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let header = RequestHeader { xid: reader.read_i32()?, opcode: reader.read_i32()? };
+    let request = decode_body(header.opcode, &mut reader)?;
+    Ok((header, request))
+}
+
+fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError> {
+    Ok(match op {
+        opcode::PING => Request::Ping,
+        opcode::CLOSE_SESSION => Request::CloseSession,
+        opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
+            Request::Create(decode_create(op, reader)?)
+        }
+        opcode::DELETE => Request::Delete { path: reader.read_string()?, version: reader.read_i32()? },
+        opcode::EXISTS => Request::Exists { path: reader.read_string()?, watch: reader.read_bool()? },
+        opcode::GET_DATA => Request::GetData { path: reader.read_string()?, watch: reader.read_bool()? },
+        opcode::SET_DATA => Request::SetData {
+            path: reader.read_string()?,
+            data: reader.read_bytes()?.to_vec(),
+            version: reader.read_i32()?,
+        },
+        opcode::GET_CHILDREN | opcode::GET_CHILDREN2 => Request::GetChildren {
+            path: reader.read_string()?,
+            watch: reader.read_bool()?,
+            with_stat: op == opcode::GET_CHILDREN2,
+        },
+        opcode::SYNC => Request::Sync { path: reader.read_string()? },
+        opcode::CHECK => Request::Check { path: reader.read_string()?, version: reader.read_i32()? },
+        opcode::MULTI => Request::Multi(decode_multi(reader)?),
+        opcode::MULTI_READ => Request::MultiRead(decode_multi_read(reader)?),
+        opcode::SET_WATCHES | opcode::SET_WATCHES2 => {
+            let mut watches = SetWatches {
+                relative_zxid: reader.read_i64()?,
+                data: reader.read_string_vec()?,
+                exist: reader.read_string_vec()?,
+                child: reader.read_string_vec()?,
+                ..SetWatches::default()
+            };
+            if op == opcode::SET_WATCHES2 {
+                watches.persistent = reader.read_string_vec()?;
+                watches.persistent_recursive = reader.read_string_vec()?;
+            }
+            Request::SetWatches(watches)
+        }
+        opcode::GET_EPHEMERALS => Request::GetEphemerals { prefix: reader.read_string()? },
+        opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: reader.read_string()? },
+        opcode::WHO_AM_I => Request::WhoAmI,
+        other => Request::Unimplemented(other),
+    })
+}
+
+fn decode_create(op: i32, reader: &mut Reader<'_>) -> Result<CreateRequest, DecodeError> {
+    let path = reader.read_string()?;
+    let data = reader.read_bytes()?.to_vec();
+    let acl = decode_acl_vec(reader)?;
+    let flags = reader.read_i32()?;
+    let ttl_ms = if op == opcode::CREATE_TTL { reader.read_i64()? } else { -1 };
+    Ok(CreateRequest { opcode: op, path, data, acl, flags, ttl_ms })
+}
+
+/// A multi is a sequence of (MultiHeader, op) pairs ended by a header with done set
+/// (`MultiOperationRecord`). The op count is bounded by the frame's length because
+/// every header takes nine bytes.
+fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<MultiOp>, DecodeError> {
+    let mut ops = Vec::new();
+    loop {
+        let op = reader.read_i32()?;
+        let done = reader.read_bool()?;
+        let _err = reader.read_i32()?;
+        if done {
+            return Ok(ops);
+        }
+        ops.push(match op {
+            opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
+                MultiOp::Create(decode_create(op, reader)?)
+            }
+            opcode::DELETE => MultiOp::Delete { path: reader.read_string()?, version: reader.read_i32()? },
+            opcode::SET_DATA => MultiOp::SetData {
+                path: reader.read_string()?,
+                data: reader.read_bytes()?.to_vec(),
+                version: reader.read_i32()?,
+            },
+            opcode::CHECK => MultiOp::Check { path: reader.read_string()?, version: reader.read_i32()? },
+            other => return Err(DecodeError::BadCount(other)),
+        });
+    }
+}
+
+fn decode_multi_read(reader: &mut Reader<'_>) -> Result<Vec<ReadOp>, DecodeError> {
+    let mut ops = Vec::new();
+    loop {
+        let op = reader.read_i32()?;
+        let done = reader.read_bool()?;
+        let _err = reader.read_i32()?;
+        if done {
+            return Ok(ops);
+        }
+        let path = reader.read_string()?;
+        let _watch = reader.read_bool()?;
+        ops.push(match op {
+            opcode::GET_CHILDREN => ReadOp::GetChildren { path },
+            opcode::GET_DATA => ReadOp::GetData { path },
+            other => return Err(DecodeError::BadCount(other)),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::jute::Writer;
+
+    fn header(buffer: &mut Vec<u8>, xid: i32, op: i32) {
+        let mut writer = Writer::new(buffer);
+        writer.write_i32(xid);
+        writer.write_i32(op);
+    }
+
+    #[test]
+    fn create_request_decodes_path_data_acl_and_flags() {
+        let mut bytes = Vec::new();
+        header(&mut bytes, 1, opcode::CREATE2);
+        let mut writer = Writer::new(&mut bytes);
+        writer.write_str("/a");
+        writer.write_bytes(b"x");
+        writer.write_i32(1);
+        Acl::open_unsafe().encode(&mut writer);
+        writer.write_i32(3);
+        let (header, request) = decode_request(&bytes).unwrap();
+        assert_eq!(header, RequestHeader { xid: 1, opcode: opcode::CREATE2 });
+        let Request::Create(create) = request else { panic!("not a create") };
+        assert_eq!(create.path, "/a");
+        assert_eq!(create.data, b"x");
+        assert_eq!(create.acl, vec![Acl::open_unsafe()]);
+        assert_eq!(create.flags, 3);
+    }
+
+    #[test]
+    fn multi_ends_at_the_done_header() {
+        let mut bytes = Vec::new();
+        header(&mut bytes, 2, opcode::MULTI);
+        let mut writer = Writer::new(&mut bytes);
+        writer.write_i32(opcode::CHECK);
+        writer.write_bool(false);
+        writer.write_i32(-1);
+        writer.write_str("/a");
+        writer.write_i32(3);
+        writer.write_i32(-1);
+        writer.write_bool(true);
+        writer.write_i32(-1);
+        let (_, request) = decode_request(&bytes).unwrap();
+        assert_eq!(request, Request::Multi(vec![MultiOp::Check { path: "/a".into(), version: 3 }]));
+    }
+
+    #[test]
+    fn unknown_opcodes_decode_as_unimplemented() {
+        let mut bytes = Vec::new();
+        header(&mut bytes, 3, 999);
+        assert_eq!(decode_request(&bytes).unwrap().1, Request::Unimplemented(999));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for length in 0..64 {
+            let bytes: Vec<u8> = (0..length).map(|i| (i * 37 + 11) as u8).collect();
+            let _ = decode_request(&bytes);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! A client connection: the handshake (or a four-letter word), then a reader that
+//! frames and dispatches requests and a writer that flushes the connection's output.
+//! Whatever a client sends, the worst outcome is its own connection closing.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver};
+use glommio::net::TcpStream;
+
+use super::connection_state::{Connection, Phase, OUTPUT_BYTES_HIGH_WATER, QUEUED_REQUESTS_MAX};
+use super::core_state::{CoreState, Dispatch};
+use super::four_letter;
+use super::leader::Leader;
+use super::messages::ToLeader;
+use super::shared::Shared;
+use crate::proto::connect::ConnectRequest;
+use crate::proto::request::{decode_request, Request};
+use crate::proto::response::{encode_reply, ReplyBody};
+use crate::proto::{four_letter as words, frame, ErrorCode};
+
+/// The way from a core to the ordering point: a direct call on core 0, a bounded
+/// channel from the other cores.
+pub enum LeaderLink {
+    Local(Rc<RefCell<Leader>>),
+    Remote(glommio::channels::shared_channel::ConnectedSender<ToLeader>),
+}
+
+impl LeaderLink {
+    /// Hands a message to the ordering point; false if it is gone (shutdown).
+    pub async fn send(&self, message: ToLeader) -> bool {
+        match self {
+            LeaderLink::Local(leader) => {
+                leader.borrow_mut().handle(message);
+                true
+            }
+            LeaderLink::Remote(sender) => sender.send(message).await.is_ok(),
+        }
+    }
+}
+
+/// What every connection task of a core shares.
+pub struct CoreContext {
+    pub core: usize,
+    pub state: Rc<RefCell<CoreState>>,
+    pub leader: LeaderLink,
+    pub shared: std::sync::Arc<Shared>,
+}
+
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Bytes read from the socket and not yet consumed as frames.
+struct Input {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Input {
+    fn available(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+
+    fn consume(&mut self, count: usize) {
+        self.start += count;
+        assert!(self.start <= self.bytes.len());
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads until at least `count` bytes are available; false on end of stream.
+    async fn fill<R: futures_lite::AsyncRead + Unpin>(&mut self, reader: &mut R, count: usize) -> bool {
+        while self.available().len() < count {
+            if self.start > 0 {
+                self.bytes.drain(..self.start);
+                self.start = 0;
+            }
+            let old_length = self.bytes.len();
+            let want = (count - old_length).max(READ_CHUNK_BYTES);
+            self.bytes.resize(old_length + want, 0);
+            match reader.read(&mut self.bytes[old_length..]).await {
+                Ok(0) | Err(_) => {
+                    self.bytes.truncate(old_length);
+                    return false;
+                }
+                Ok(read) => self.bytes.truncate(old_length + read),
+            }
+        }
+        true
+    }
+}
+
+pub async fn serve(stream: TcpStream, context: Rc<CoreContext>) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    if !context.shared.admit(peer.ip()) {
+        tracing::warn!(%peer, max = context.shared.config.max_client_connections, "too many connections from this address; closing");
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let (mut reader, writer) = futures_lite::io::split(stream);
+    let mut input = Input { bytes: Vec::with_capacity(READ_CHUNK_BYTES), start: 0 };
+    handshake_and_serve(&mut reader, writer, &mut input, fd, peer, &context).await;
+    context.shared.release(peer.ip());
+}
+
+async fn handshake_and_serve<R, W>(
+    reader: &mut R,
+    mut writer: W,
+    input: &mut Input,
+    fd: i32,
+    peer: std::net::SocketAddr,
+    context: &Rc<CoreContext>,
+) where
+    R: futures_lite::AsyncRead + Unpin,
+    W: futures_lite::AsyncWrite + Unpin + 'static,
+{
+    if !input.fill(reader, 4).await {
+        return;
+    }
+    let prefix: [u8; 4] = input.available()[..4].try_into().expect("four bytes");
+    if let Some(command) = words::parse(prefix) {
+        let text = four_letter::answer(command, &context.shared);
+        let _ = writer.write_all(text.as_bytes()).await;
+        let _ = writer.flush().await;
+        return;
+    }
+    let max_bytes = context.shared.config.jute_max_buffer_bytes;
+    let Some(frame_bytes) = next_frame(reader, input, max_bytes, peer).await else { return };
+    let connect = match ConnectRequest::decode(&frame_bytes) {
+        Ok(connect) => connect,
+        Err(error) => {
+            tracing::warn!(%peer, %error, "malformed connect request; closing");
+            return;
+        }
+    };
+    let committed_zxid = context.shared.committed_zxid();
+    if connect.last_zxid_seen > committed_zxid {
+        // A client must never see older state than it has seen (ZooKeeperServer
+        // .processConnectRequest refuses the same way, and the client tries another server).
+        tracing::info!(
+            %peer,
+            "refusing session request: client has seen zxid 0x{:x}, our last zxid is 0x{:x}",
+            connect.last_zxid_seen,
+            committed_zxid
+        );
+        return;
+    }
+    let (writer_wake, writer_woken) = local_channel::new_bounded(1);
+    let (reader_wake, reader_woken) = local_channel::new_bounded(1);
+    let timeout_ms = context.shared.config.negotiate_timeout_ms(connect.timeout_ms);
+    let connection = {
+        let mut state = context.state.borrow_mut();
+        let id = state.next_connection_id();
+        let connection = Rc::new(RefCell::new(Connection {
+            id,
+            peer,
+            phase: Phase::Connecting,
+            session_id: 0,
+            timeout_ms,
+            read_only_byte: connect.read_only,
+            queue: VecDeque::new(),
+            output: Vec::new(),
+            writer_wake,
+            reader_wake,
+            received: 0,
+            sent: 0,
+            last_zxid: 0,
+            identities: vec![("ip".to_owned(), peer.ip().to_string())],
+        }));
+        state.connections.insert(id, connection.clone());
+        state.counters().connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        connection
+    };
+    let id = connection.borrow().id;
+    let writer_task = glommio::spawn_local(write_loop(connection.clone(), writer_woken, writer, fd));
+    let sent = context
+        .leader
+        .send(ToLeader::Connect {
+            core: context.core,
+            connection: id,
+            session_id: connect.session_id,
+            password: connect.password.clone(),
+            timeout_ms,
+        })
+        .await;
+    if sent {
+        read_loop(reader, input, &connection, &reader_woken, context, max_bytes).await;
+    }
+    connection.borrow_mut().close();
+    context.state.borrow_mut().remove_connection(id);
+    // The writer flushes what is queued, then shuts the socket down.
+    writer_task.await;
+}
+
+/// Reads the next frame, enforcing jute.maxbuffer. `None` closes the connection.
+async fn next_frame<R: futures_lite::AsyncRead + Unpin>(
+    reader: &mut R,
+    input: &mut Input,
+    max_bytes: usize,
+    peer: std::net::SocketAddr,
+) -> Option<Vec<u8>> {
+    if !input.fill(reader, 4).await {
+        return None;
+    }
+    let prefix: [u8; 4] = input.available()[..4].try_into().expect("four bytes");
+    let length = match frame::frame_length(prefix, max_bytes) {
+        Ok(length) => length,
+        Err(error) => {
+            tracing::warn!(%peer, %error, "closing connection");
+            return None;
+        }
+    };
+    if !input.fill(reader, 4 + length).await {
+        return None;
+    }
+    let bytes = input.available()[4..4 + length].to_vec();
+    input.consume(4 + length);
+    Some(bytes)
+}
+
+async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
+    reader: &mut R,
+    input: &mut Input,
+    connection: &Rc<RefCell<Connection>>,
+    reader_woken: &LocalReceiver<()>,
+    context: &Rc<CoreContext>,
+    max_bytes: usize,
+) {
+    let peer = connection.borrow().peer;
+    loop {
+        // Wait for the handshake, and pause while the client is not reading its replies.
+        loop {
+            let (phase, output_bytes, queued) = {
+                let conn = connection.borrow();
+                (conn.phase, conn.output.len(), conn.queue.len())
+            };
+            match phase {
+                Phase::Closing => return,
+                Phase::Connecting => {}
+                Phase::Connected if output_bytes < OUTPUT_BYTES_HIGH_WATER && queued < QUEUED_REQUESTS_MAX => break,
+                Phase::Connected => {}
+            }
+            if reader_woken.recv().await.is_none() {
+                return;
+            }
+        }
+        let Some(frame_bytes) = next_frame(reader, input, max_bytes, peer).await else { return };
+        let (header, request) = match decode_request(&frame_bytes) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "malformed request; closing connection");
+                return;
+            }
+        };
+        if connection.borrow().phase != Phase::Connected {
+            return;
+        }
+        if let Request::Unimplemented(opcode) = request {
+            // ZooKeeper answers an opcode it does not serve with Unimplemented and closes
+            // the session's connection (UnimplementedRequestProcessor).
+            tracing::warn!(%peer, opcode, "unimplemented opcode; closing connection");
+            let mut conn = connection.borrow_mut();
+            let zxid = context.state.borrow().tree.last_zxid();
+            encode_reply(&mut conn.output, header.xid, zxid, ErrorCode::Unimplemented, &ReplyBody::Empty);
+            conn.close();
+            return;
+        }
+        let is_sync = matches!(request, Request::Sync { .. });
+        let leader_message = if request.is_write() || is_sync {
+            Some(request.clone())
+        } else {
+            None
+        };
+        let dispatch = context.state.borrow_mut().dispatch(connection, header.xid, request);
+        if dispatch == Dispatch::ToLeader {
+            let request = leader_message.expect("writes and syncs go to the leader");
+            let (session_id, id) = {
+                let conn = connection.borrow();
+                (conn.session_id, conn.id)
+            };
+            let message = if is_sync {
+                ToLeader::Sync { core: context.core, connection: id, xid: header.xid }
+            } else {
+                ToLeader::Write { session_id, xid: header.xid, request }
+            };
+            if !context.leader.send(message).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Flushes the connection's output whenever there is some; after the connection starts
+/// closing, flushes what is left and shuts the socket so the reader stops too.
+async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
+    connection: Rc<RefCell<Connection>>,
+    woken: LocalReceiver<()>,
+    mut writer: W,
+    fd: i32,
+) {
+    let mut spare: Vec<u8> = Vec::new();
+    loop {
+        let pending = {
+            let mut conn = connection.borrow_mut();
+            if conn.output.is_empty() {
+                if conn.phase == Phase::Closing {
+                    break;
+                }
+                None
+            } else {
+                Some(std::mem::replace(&mut conn.output, std::mem::take(&mut spare)))
+            }
+        };
+        match pending {
+            None => {
+                if woken.recv().await.is_none() {
+                    break;
+                }
+            }
+            Some(mut bytes) => {
+                let written = writer.write_all(&bytes).await;
+                let flushed = writer.flush().await;
+                if written.is_err() || flushed.is_err() {
+                    connection.borrow_mut().close();
+                    break;
+                }
+                bytes.clear();
+                if bytes.capacity() > OUTPUT_BYTES_HIGH_WATER {
+                    bytes = Vec::new();
+                }
+                spare = bytes;
+                connection.borrow().wake_reader();
+            }
+        }
+    }
+    // SAFETY: the socket is open while `writer`, one of its halves, is alive; shutting it
+    // down ends the reader's pending read so both tasks finish.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+    drop(writer);
+}

@@ -1,0 +1,97 @@
+//! What a core keeps for each client connection: its session, the requests waiting for
+//! their turn, and the bytes waiting to be written.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use glommio::channels::local_channel::LocalSender;
+
+use crate::proto::request::Request;
+use crate::session::replies::WriteKind;
+use crate::session::ConnectionId;
+
+/// A connection's output is capped: a client that stops reading while its replies and
+/// events pile up is disconnected instead of growing the server without bound.
+pub const OUTPUT_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Above this the connection stops reading requests until the output drains.
+pub const OUTPUT_BYTES_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Requests a connection may have in flight before it stops reading.
+pub const QUEUED_REQUESTS_MAX: usize = 10_000;
+
+/// A request waiting for its turn. Per-session order: a read queued behind a write is
+/// served only after that write is applied (ZooKeeper's CommitProcessor rule).
+#[derive(Debug)]
+pub enum Queued {
+    Write { xid: i32, kind: WriteKind, received: Instant },
+    Close { xid: i32, received: Instant },
+    Sync { xid: i32, path: String, received: Instant },
+    Read { xid: i32, request: Request, received: Instant },
+}
+
+impl Queued {
+    /// Whether the request waits for the ordering point (as opposed to the queue ahead).
+    pub fn is_ordered(&self) -> bool {
+        !matches!(self, Queued::Read { .. })
+    }
+
+    pub fn xid(&self) -> i32 {
+        match self {
+            Queued::Write { xid, .. } | Queued::Close { xid, .. } | Queued::Sync { xid, .. } | Queued::Read { xid, .. } => {
+                *xid
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the ordering point to open or re-attach the session.
+    Connecting,
+    Connected,
+    /// Flushing the last bytes, then the socket closes.
+    Closing,
+}
+
+pub struct Connection {
+    pub id: ConnectionId,
+    pub peer: SocketAddr,
+    pub phase: Phase,
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    /// Whether the client sent the readOnly byte in its ConnectRequest.
+    pub read_only_byte: Option<bool>,
+    pub queue: VecDeque<Queued>,
+    pub output: Vec<u8>,
+    /// Wakes the connection's writer task.
+    pub writer_wake: LocalSender<()>,
+    /// Wakes the reader when the handshake completes or the output drains.
+    pub reader_wake: LocalSender<()>,
+    pub received: u64,
+    pub sent: u64,
+    pub last_zxid: i64,
+    pub identities: Vec<(String, String)>,
+}
+
+impl Connection {
+    /// Asks the writer to flush. A full wake-up channel means a wake-up is already
+    /// pending, which is all we need.
+    pub fn wake_writer(&self) {
+        let _ = self.writer_wake.try_send(());
+    }
+
+    pub fn wake_reader(&self) {
+        let _ = self.reader_wake.try_send(());
+    }
+
+    /// Starts closing: the writer flushes what is queued and shuts the socket.
+    pub fn close(&mut self) {
+        self.phase = Phase::Closing;
+        self.wake_writer();
+        self.wake_reader();
+    }
+
+    pub fn is_over_output_limit(&self) -> bool {
+        self.output.len() > OUTPUT_BYTES_MAX
+    }
+}

@@ -1,0 +1,385 @@
+//! One core's state: its copy of the tree, the watches and connections of the sessions
+//! it owns, and the application of the committed stream. Single-threaded: only the
+//! core's own tasks touch it, never across an await.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::connection_state::{Connection, Phase, Queued};
+use super::messages::{CommittedBatch, Control};
+use super::shared::{ConnectionSummary, Shared};
+use crate::log::record::Records;
+use crate::proto::connect::ConnectResponse;
+use crate::proto::request::Request;
+use crate::proto::response::{encode_notification, encode_reply, ReplyBody};
+use crate::proto::watch_event::{EventType, WatcherEvent, STATE_SYNC_CONNECTED};
+use crate::proto::{frame, jute::Writer, ErrorCode};
+use crate::session::reads::{execute_read, Reader};
+use crate::session::replies::write_reply;
+use crate::session::{ConnectionId, WatchRegistry};
+use crate::tree::{DataTree, Outcome, Trigger};
+use crate::txn::ArchivedTxnOp;
+
+pub type ConnectionRef = Rc<RefCell<Connection>>;
+
+pub struct CoreState {
+    pub core: usize,
+    pub shared: Arc<Shared>,
+    pub tree: DataTree,
+    pub watches: WatchRegistry,
+    pub connections: HashMap<ConnectionId, ConnectionRef>,
+    /// The connection each session of this core is attached to.
+    pub sessions: HashMap<i64, ConnectionId>,
+    /// Sessions with activity since the last touch sent to the ordering point.
+    pub touched: HashSet<i64>,
+    next_connection: u64,
+    triggers: Vec<Trigger>,
+}
+
+/// What the reader must do after handing a request to its core.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Answered or queued locally.
+    Done,
+    /// Send it to the ordering point.
+    ToLeader,
+}
+
+impl CoreState {
+    pub fn new(core: usize, shared: Arc<Shared>) -> CoreState {
+        CoreState {
+            core,
+            shared,
+            tree: DataTree::new(),
+            watches: WatchRegistry::default(),
+            connections: HashMap::new(),
+            sessions: HashMap::new(),
+            touched: HashSet::new(),
+            next_connection: 1,
+            triggers: Vec::new(),
+        }
+    }
+
+    /// Connection ids carry the core in their top bits so they are unique server-wide.
+    pub fn next_connection_id(&mut self) -> ConnectionId {
+        let id = ((self.core as u64) << 48) | self.next_connection;
+        self.next_connection += 1;
+        id
+    }
+
+    pub fn counters(&self) -> &super::shared::CoreCounters {
+        &self.shared.counters[self.core]
+    }
+
+    /// Takes a request from a connected session. Reads run at once unless the session
+    /// has requests ahead of them; writes, syncs and closes go to the ordering point.
+    pub fn dispatch(&mut self, connection: &ConnectionRef, xid: i32, request: Request) -> Dispatch {
+        let received = Instant::now();
+        let mut conn = connection.borrow_mut();
+        debug_assert_eq!(conn.phase, Phase::Connected);
+        conn.received += 1;
+        self.touched.insert(conn.session_id);
+        self.counters().packets_received.fetch_add(1, Ordering::Relaxed);
+        self.counters().outstanding_requests.fetch_add(1, Ordering::Relaxed);
+        let queued = match request {
+            Request::CloseSession => Queued::Close { xid, received },
+            Request::Sync { path } => Queued::Sync { xid, path, received },
+            request if request.is_write() => {
+                let kind = write_kind(&request);
+                conn.queue.push_back(Queued::Write { xid, kind, received });
+                return Dispatch::ToLeader;
+            }
+            request => {
+                if conn.queue.is_empty() {
+                    self.serve_read(&mut conn, xid, &request, received);
+                    return Dispatch::Done;
+                }
+                conn.queue.push_back(Queued::Read { xid, request, received });
+                return Dispatch::Done;
+            }
+        };
+        conn.queue.push_back(queued);
+        Dispatch::ToLeader
+    }
+
+    fn serve_read(&mut self, conn: &mut Connection, xid: i32, request: &Request, received: Instant) {
+        let mut fired: Vec<(EventType, String)> = Vec::new();
+        let reader = Reader { session_id: conn.session_id, connection: conn.id, identities: &conn.identities };
+        let (code, body) = execute_read(&self.tree, &mut self.watches, &reader, request, &mut |event, path| {
+            fired.push((event, path.to_owned()))
+        });
+        for (event, path) in fired {
+            push_event(conn, event, &path);
+        }
+        self.reply(conn, xid, code, &body, received);
+    }
+
+    fn reply(&self, conn: &mut Connection, xid: i32, code: ErrorCode, body: &ReplyBody, received: Instant) {
+        let zxid = self.tree.last_zxid();
+        encode_reply(&mut conn.output, xid, zxid, code, body);
+        conn.sent += 1;
+        conn.last_zxid = zxid;
+        let counters = self.counters();
+        counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+        counters.outstanding_requests.fetch_sub(1, Ordering::Relaxed);
+        self.shared.record_latency(self.core, received.elapsed().as_micros() as u64);
+        conn.wake_writer();
+        if conn.is_over_output_limit() {
+            tracing::warn!(session = format_args!("{:#x}", conn.session_id), "output over limit; closing connection");
+            conn.close();
+        }
+    }
+
+    /// Serves the reads at the front of the queue, up to the next ordered request.
+    fn drain_reads(&mut self, conn: &mut Connection) {
+        while matches!(conn.queue.front(), Some(Queued::Read { .. })) {
+            let Some(Queued::Read { xid, request, received }) = conn.queue.pop_front() else { unreachable!() };
+            self.serve_read(conn, xid, &request, received);
+        }
+        if conn.output.len() < super::connection_state::OUTPUT_BYTES_HIGH_WATER {
+            conn.wake_reader();
+        }
+    }
+
+    /// Applies one batch of the committed stream, then its control messages.
+    pub fn apply_batch(&mut self, batch: &CommittedBatch) -> i64 {
+        for record in Records::new(&batch.records) {
+            let (zxid, txn) = record.expect("records from the ordering point are intact");
+            debug_assert!(zxid > self.tree.last_zxid());
+            let mut triggers = std::mem::take(&mut self.triggers);
+            triggers.clear();
+            let outcome = self.tree.apply(txn, &mut triggers);
+            for trigger in &triggers {
+                self.fire(trigger);
+            }
+            self.triggers = triggers;
+            let session_id = txn.session_id.to_native();
+            let is_close = matches!(txn.op, ArchivedTxnOp::CloseSession { .. });
+            self.complete_write(session_id, txn.cxid.to_native(), outcome, is_close);
+        }
+        for control in &batch.controls {
+            self.apply_control(control);
+        }
+        self.publish_counters();
+        self.tree.last_zxid()
+    }
+
+    fn fire(&mut self, trigger: &Trigger) {
+        let connections = &self.connections;
+        self.watches.fire(trigger, |connection, event, path| {
+            if let Some(conn) = connections.get(&connection) {
+                push_event(&mut conn.borrow_mut(), event, path);
+            }
+        });
+    }
+
+    /// Answers the write a committed transaction came from, if its session is here.
+    fn complete_write(&mut self, session_id: i64, cxid: i32, outcome: Outcome, is_close: bool) {
+        let Some(connection) = self.sessions.get(&session_id).and_then(|id| self.connections.get(id)).cloned() else {
+            return;
+        };
+        let mut conn = connection.borrow_mut();
+        if matches!(outcome, Outcome::SessionCreated) {
+            return;
+        }
+        let front_matches = conn.queue.front().is_some_and(|queued| queued.is_ordered() && queued.xid() == cxid);
+        if is_close && !front_matches {
+            // The session expired (or was closed elsewhere) while this connection held it.
+            tracing::info!(session = format_args!("{session_id:#x}"), "session expired; closing its connection");
+            self.sessions.remove(&session_id);
+            conn.close();
+            return;
+        }
+        if !front_matches {
+            tracing::error!(
+                session = format_args!("{session_id:#x}"),
+                cxid,
+                "committed write does not match the session's next request; closing"
+            );
+            conn.close();
+            return;
+        }
+        match conn.queue.pop_front().expect("front matched") {
+            Queued::Write { xid, kind, received } => {
+                let (code, body) = write_reply(&kind, outcome);
+                self.reply(&mut conn, xid, code, &body, received);
+            }
+            Queued::Close { xid, received } => {
+                self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Empty, received);
+                self.sessions.remove(&session_id);
+                conn.close();
+                return;
+            }
+            other => unreachable!("ordered front {other:?} answered by a txn"),
+        }
+        self.drain_reads(&mut conn);
+    }
+
+    fn apply_control(&mut self, control: &Control) {
+        match control {
+            Control::Connected { connection, session } => {
+                let Some(conn_ref) = self.connections.get(connection).cloned() else { return };
+                let mut conn = conn_ref.borrow_mut();
+                match session {
+                    Some((session_id, password)) => {
+                        // A re-attach on this core replaces the session's old connection.
+                        if let Some(previous) = self.sessions.get(session_id).copied() {
+                            if previous != conn.id {
+                                if let Some(old) = self.connections.get(&previous) {
+                                    old.borrow_mut().close();
+                                }
+                            }
+                        }
+                        conn.session_id = *session_id;
+                        conn.phase = Phase::Connected;
+                        self.sessions.insert(*session_id, conn.id);
+                        self.touched.insert(*session_id);
+                        let response = ConnectResponse {
+                            protocol_version: 0,
+                            timeout_ms: conn.timeout_ms,
+                            session_id: *session_id,
+                            password: *password,
+                            read_only: conn.read_only_byte.map(|_| false),
+                        };
+                        write_connect_response(&mut conn.output, &response);
+                        tracing::debug!(session = format_args!("{session_id:#x}"), peer = %conn.peer, "session established");
+                    }
+                    None => {
+                        let response = ConnectResponse::invalid(conn.read_only_byte);
+                        write_connect_response(&mut conn.output, &response);
+                        tracing::info!(peer = %conn.peer, "re-attach refused: session expired or wrong password");
+                        conn.close();
+                    }
+                }
+                conn.wake_writer();
+                conn.wake_reader();
+            }
+            Control::Synced { connection, xid } => {
+                let Some(conn_ref) = self.connections.get(connection).cloned() else { return };
+                let mut conn = conn_ref.borrow_mut();
+                let front_matches = matches!(conn.queue.front(), Some(Queued::Sync { xid: front, .. }) if front == xid);
+                if !front_matches {
+                    tracing::error!(xid, "sync completion does not match the session's next request");
+                    conn.close();
+                    return;
+                }
+                let Some(Queued::Sync { xid, path, received }) = conn.queue.pop_front() else { unreachable!() };
+                self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received);
+                self.drain_reads(&mut conn);
+            }
+            Control::SessionMoved { session_id, keep } => {
+                let Some(current) = self.sessions.get(session_id).copied() else { return };
+                if Some(current) == *keep {
+                    return;
+                }
+                if let Some(conn) = self.connections.get(&current) {
+                    tracing::info!(session = format_args!("{session_id:#x}"), "session moved to another connection");
+                    conn.borrow_mut().close();
+                }
+                self.sessions.remove(session_id);
+            }
+        }
+    }
+
+    /// Forgets a connection whose socket closed.
+    pub fn remove_connection(&mut self, connection: ConnectionId) {
+        let Some(conn) = self.connections.remove(&connection) else { return };
+        let conn = conn.borrow();
+        if self.sessions.get(&conn.session_id) == Some(&connection) {
+            self.sessions.remove(&conn.session_id);
+        }
+        let unanswered = conn.queue.len() as u64;
+        self.counters().outstanding_requests.fetch_sub(unanswered, Ordering::Relaxed);
+        self.watches.remove_connection(connection);
+        self.counters().connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Publishes the numbers the four-letter words report.
+    pub fn publish_counters(&self) {
+        let counters = self.counters();
+        let (watch_connections, watch_paths, watch_count) = self.watches.summary();
+        counters.watch_connections.store(watch_connections as u64, Ordering::Relaxed);
+        counters.watch_paths.store(watch_paths as u64, Ordering::Relaxed);
+        counters.watch_count.store(watch_count as u64, Ordering::Relaxed);
+        counters.node_count.store(self.tree.node_count() as u64, Ordering::Relaxed);
+        counters.ephemeral_count.store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
+    }
+
+    /// Publishes the connection list and watch listing (`cons`, `stat`, `wchc`).
+    pub fn publish_listings(&self) {
+        let summaries: Vec<ConnectionSummary> = self
+            .connections
+            .values()
+            .map(|conn| {
+                let conn = conn.borrow();
+                ConnectionSummary {
+                    peer: conn.peer,
+                    session_id: conn.session_id,
+                    timeout_ms: conn.timeout_ms,
+                    received: conn.received,
+                    sent: conn.sent,
+                    queued: conn.queue.len() as u64,
+                    last_zxid: conn.last_zxid,
+                }
+            })
+            .collect();
+        *self.shared.connection_summaries[self.core].lock().expect("not poisoned") = summaries;
+        let mut listing = String::new();
+        for (connection, paths) in self.watches.by_connection() {
+            let Some(conn) = self.connections.get(&connection) else { continue };
+            listing.push_str(&format!("0x{:x}\n", conn.borrow().session_id));
+            for path in paths {
+                listing.push_str(&format!("\t{path}\n"));
+            }
+        }
+        *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
+        let counters = self.counters();
+        counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
+    }
+}
+
+fn write_kind(request: &Request) -> crate::session::replies::WriteKind {
+    use crate::proto::opcode;
+    use crate::proto::request::MultiOp;
+    use crate::session::replies::WriteKind;
+    match request {
+        Request::Create(create) => WriteKind::Single(create.opcode),
+        Request::Delete { .. } => WriteKind::Single(opcode::DELETE),
+        Request::SetData { .. } => WriteKind::Single(opcode::SET_DATA),
+        Request::Check { .. } => WriteKind::Single(opcode::CHECK),
+        Request::Multi(ops) => WriteKind::Multi(
+            ops.iter()
+                .map(|op| match op {
+                    MultiOp::Create(create) => create.opcode,
+                    MultiOp::Delete { .. } => opcode::DELETE,
+                    MultiOp::SetData { .. } => opcode::SET_DATA,
+                    MultiOp::Check { .. } => opcode::CHECK,
+                })
+                .collect(),
+        ),
+        other => unreachable!("not a write: {other:?}"),
+    }
+}
+
+fn push_event(conn: &mut Connection, event: EventType, path: &str) {
+    if conn.phase == Phase::Closing {
+        return;
+    }
+    let event = WatcherEvent { event_type: event, state: STATE_SYNC_CONNECTED, path: path.to_owned() };
+    encode_notification(&mut conn.output, &event);
+    conn.wake_writer();
+    if conn.is_over_output_limit() {
+        tracing::warn!(session = format_args!("{:#x}", conn.session_id), "output over limit; closing connection");
+        conn.close();
+    }
+}
+
+pub fn write_connect_response(output: &mut Vec<u8>, response: &ConnectResponse) {
+    let start = frame::begin(output);
+    response.encode(&mut Writer::new(output));
+    frame::end(output, start);
+}

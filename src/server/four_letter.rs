@@ -1,0 +1,233 @@
+//! Four-letter word answers, in ZooKeeper 3.8's text formats
+//! (`server/command/*Command.java`), so existing monitoring scripts parse them.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use super::shared::Shared;
+use crate::proto::four_letter::is_allowed;
+
+/// The version string clients and scripts see: the ZooKeeper release whose protocol we
+/// speak, then ours. Kazoo and others parse the leading `major.minor.patch`.
+pub const VERSION: &str = concat!("3.8.4-ringkeeper-", env!("CARGO_PKG_VERSION"));
+const BUILT_ON: &str = "built on 1970-01-01 00:00 UTC";
+
+/// The text answer to a four-letter word.
+pub fn answer(command: &str, shared: &Shared) -> String {
+    if !is_allowed(&shared.config.four_letter_whitelist, command) {
+        return format!("{command} is not executed because it is not in the whitelist.\n");
+    }
+    match command {
+        "ruok" => "imok".to_owned(),
+        "isro" => "rw".to_owned(),
+        "srvr" => server_stats(shared, false),
+        "stat" => server_stats(shared, true),
+        "mntr" => monitor(shared),
+        "conf" => configuration(shared),
+        "cons" => connections(shared),
+        "envi" => environment(shared),
+        "wchs" => watch_summary(shared),
+        "wchc" => watch_by_connection(shared),
+        "dirs" => directories(shared),
+        "crst" => {
+            reset_latency(shared);
+            "Connection stats reset.\n".to_owned()
+        }
+        "srst" => {
+            reset_latency(shared);
+            "Server stats reset.\n".to_owned()
+        }
+        _ => format!("{command} is not supported by this server.\n"),
+    }
+}
+
+fn reset_latency(shared: &Shared) {
+    for counter in &shared.counters {
+        counter.latency_total_us.store(0, Ordering::Relaxed);
+        counter.latency_count.store(0, Ordering::Relaxed);
+        counter.latency_max_us.store(0, Ordering::Relaxed);
+        counter.latency_min_us.store(u64::MAX, Ordering::Relaxed);
+    }
+}
+
+/// (min, avg, max) request latency in milliseconds, as ZooKeeper reports it.
+fn latency_ms(shared: &Shared) -> (u64, f64, u64) {
+    let count = shared.sum(|c| &c.latency_count);
+    let total_us = shared.sum(|c| &c.latency_total_us);
+    let max_us = shared.counters.iter().map(|c| c.latency_max_us.load(Ordering::Relaxed)).max().unwrap_or(0);
+    let min_us = shared.counters.iter().map(|c| c.latency_min_us.load(Ordering::Relaxed)).min().unwrap_or(0);
+    if count == 0 {
+        return (0, 0.0, 0);
+    }
+    (min_us / 1000, total_us as f64 / count as f64 / 1000.0, max_us / 1000)
+}
+
+fn node_count(shared: &Shared) -> u64 {
+    shared.counters[0].node_count.load(Ordering::Relaxed)
+}
+
+fn server_stats(shared: &Shared, with_clients: bool) -> String {
+    let mut text = format!("Zookeeper version: {VERSION}, {BUILT_ON}\n");
+    if with_clients {
+        text.push_str("Clients:\n");
+        text.push_str(&connection_lines(shared, false));
+        text.push('\n');
+    }
+    let (min, avg, max) = latency_ms(shared);
+    let _ = writeln!(text, "Latency min/avg/max: {min}/{avg:.4}/{max}");
+    let _ = writeln!(text, "Received: {}", shared.sum(|c| &c.packets_received));
+    let _ = writeln!(text, "Sent: {}", shared.sum(|c| &c.packets_sent));
+    let _ = writeln!(text, "Connections: {}", shared.sum(|c| &c.connections));
+    let _ = writeln!(text, "Outstanding: {}", shared.sum(|c| &c.outstanding_requests));
+    let _ = writeln!(text, "Zxid: 0x{:x}", shared.committed_zxid());
+    let _ = writeln!(text, "Mode: standalone");
+    let _ = writeln!(text, "Node count: {}", node_count(shared));
+    text
+}
+
+fn connection_lines(shared: &Shared, detailed: bool) -> String {
+    let mut text = String::new();
+    for summaries in &shared.connection_summaries {
+        for summary in summaries.lock().expect("not poisoned").iter() {
+            let _ = write!(
+                text,
+                " /{}[1](queued={},recved={},sent={}",
+                summary.peer, summary.queued, summary.received, summary.sent
+            );
+            if detailed {
+                let _ = write!(
+                    text,
+                    ",sid=0x{:x},lop=NA,est=0,to={},lzxid=0x{:x}",
+                    summary.session_id, summary.timeout_ms, summary.last_zxid
+                );
+            }
+            text.push_str(")\n");
+        }
+    }
+    text
+}
+
+fn connections(shared: &Shared) -> String {
+    let mut text = connection_lines(shared, true);
+    text.push('\n');
+    text
+}
+
+fn monitor(shared: &Shared) -> String {
+    let (min, avg, max) = latency_ms(shared);
+    let open_fds = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
+    let max_fds = open_file_limit();
+    let counters = &shared.counters[0];
+    let lines: Vec<(&str, String)> = vec![
+        ("zk_version", format!("{VERSION}, {BUILT_ON}")),
+        ("zk_server_state", "standalone".into()),
+        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_max_latency", max.to_string()),
+        ("zk_min_latency", min.to_string()),
+        ("zk_packets_received", shared.sum(|c| &c.packets_received).to_string()),
+        ("zk_packets_sent", shared.sum(|c| &c.packets_sent).to_string()),
+        ("zk_num_alive_connections", shared.sum(|c| &c.connections).to_string()),
+        ("zk_outstanding_requests", shared.sum(|c| &c.outstanding_requests).to_string()),
+        ("zk_znode_count", node_count(shared).to_string()),
+        ("zk_watch_count", shared.sum(|c| &c.watch_count).to_string()),
+        ("zk_ephemerals_count", counters.ephemeral_count.load(Ordering::Relaxed).to_string()),
+        ("zk_approximate_data_size", counters.data_size_bytes.load(Ordering::Relaxed).to_string()),
+        ("zk_open_file_descriptor_count", open_fds.to_string()),
+        ("zk_max_file_descriptor_count", max_fds.to_string()),
+        ("zk_global_sessions", shared.session_count.load(Ordering::Relaxed).to_string()),
+        ("zk_local_sessions", "0".into()),
+        ("zk_uptime", shared.started.elapsed().as_millis().to_string()),
+        ("zk_last_proposal_size", "-1".into()),
+        ("zk_max_proposal_size", "-1".into()),
+        ("zk_min_proposal_size", "-1".into()),
+    ];
+    let mut text = String::new();
+    for (key, value) in lines {
+        let _ = writeln!(text, "{key}\t{value}");
+    }
+    text
+}
+
+fn open_file_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if result == 0 {
+        limit.rlim_cur
+    } else {
+        0
+    }
+}
+
+fn configuration(shared: &Shared) -> String {
+    let config = &shared.config;
+    let mut text = String::new();
+    let _ = writeln!(text, "clientPort={}", config.client_port);
+    let _ = writeln!(text, "secureClientPort=-1");
+    let _ = writeln!(text, "dataDir={}", config.data_dir.display());
+    let _ = writeln!(text, "dataDirSize={}", directory_size(&config.data_dir));
+    let _ = writeln!(text, "dataLogDir={}", config.log_dir().display());
+    let _ = writeln!(text, "dataLogSize={}", directory_size(config.log_dir()));
+    let _ = writeln!(text, "tickTime={}", config.tick_time_ms);
+    let _ = writeln!(text, "maxClientCnxns={}", config.max_client_connections);
+    let _ = writeln!(text, "minSessionTimeout={}", config.min_session_timeout_ms());
+    let _ = writeln!(text, "maxSessionTimeout={}", config.max_session_timeout_ms());
+    let _ = writeln!(text, "clientPortListenBacklog=-1");
+    let _ = writeln!(text, "serverId=0");
+    text
+}
+
+fn environment(shared: &Shared) -> String {
+    let mut text = String::from("Environment:\n");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let cwd = std::env::current_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
+    let entries = [
+        ("zookeeper.version", format!("{VERSION}, {BUILT_ON}")),
+        ("host.name", host.trim().to_owned()),
+        ("ringkeeper.cores", shared.cores.to_string()),
+        ("os.name", std::env::consts::OS.to_owned()),
+        ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("user.dir", cwd),
+    ];
+    for (key, value) in entries {
+        let _ = writeln!(text, "{key}={value}");
+    }
+    text
+}
+
+fn watch_summary(shared: &Shared) -> String {
+    format!(
+        "{} connections watching {} paths\nTotal watches:{}\n",
+        shared.sum(|c| &c.watch_connections),
+        shared.sum(|c| &c.watch_paths),
+        shared.sum(|c| &c.watch_count)
+    )
+}
+
+fn watch_by_connection(shared: &Shared) -> String {
+    let mut text = String::new();
+    for listing in &shared.watch_listing {
+        text.push_str(&listing.lock().expect("not poisoned"));
+    }
+    text
+}
+
+fn directories(shared: &Shared) -> String {
+    format!(
+        "datadir_size: {}\nlogdir_size: {}\n",
+        directory_size(&shared.config.data_dir),
+        directory_size(shared.config.log_dir())
+    )
+}
+
+fn directory_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => directory_size(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

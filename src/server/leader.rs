@@ -1,0 +1,219 @@
+//! The ordering point, on core 0: it validates every write against the tree plus the
+//! writes ordered before it, gives it the next zxid, frames it into the current batch,
+//! and publishes batches to every core. It also keeps the global session table and
+//! expires sessions. In a standalone server a transaction commits when its batch is
+//! published; the ensemble's broadcaster will commit on a quorum of durable acks instead.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use glommio::channels::local_channel::LocalSender;
+use rkyv::util::AlignedVec;
+
+use super::core_state::CoreState;
+use super::messages::{Control, ToLeader};
+use super::shared::Shared;
+use crate::consensus::zxid::ZxidCounter;
+use crate::log::{record, MemoryLog};
+use crate::proto::request::Request;
+use crate::proto::ErrorCode;
+use crate::session::SessionTable;
+use crate::tree::{prepare, PendingChanges};
+use crate::txn::{Txn, TxnOp};
+
+/// A batch is published at the latest when it holds this many bytes; the ordering point
+/// then waits for the publisher before taking more requests.
+pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// How much of the most recent log the in-memory log keeps.
+const MEMORY_LOG_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+pub struct Leader {
+    shared: Arc<Shared>,
+    /// Core 0's state: its tree is the base that pending changes are layered on.
+    core0: Rc<RefCell<CoreState>>,
+    pending: PendingChanges,
+    zxids: ZxidCounter,
+    sessions: SessionTable,
+    log: MemoryLog,
+    batch: AlignedVec<16>,
+    batch_records: u64,
+    batch_last_zxid: i64,
+    controls: Vec<Vec<Control>>,
+    publisher_wake: LocalSender<()>,
+}
+
+/// A batch ready to publish: the records every core applies and each core's controls.
+pub struct Published {
+    pub records: Arc<AlignedVec<16>>,
+    pub controls: Vec<Vec<Control>>,
+    pub last_zxid: i64,
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
+}
+
+impl Leader {
+    pub fn new(shared: Arc<Shared>, core0: Rc<RefCell<CoreState>>, publisher_wake: LocalSender<()>) -> Leader {
+        let cores = shared.cores;
+        let tick_ms = shared.config.tick_time_ms as u64;
+        let now_ms = wall_clock_ms() as u64;
+        Leader {
+            shared,
+            core0,
+            pending: PendingChanges::default(),
+            zxids: ZxidCounter::new(0, 0),
+            sessions: SessionTable::new(0, now_ms, tick_ms),
+            log: MemoryLog::new(MEMORY_LOG_BYTES_MAX),
+            batch: AlignedVec::new(),
+            batch_records: 0,
+            batch_last_zxid: 0,
+            controls: (0..cores).map(|_| Vec::new()).collect(),
+            publisher_wake,
+        }
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        self.shared.started.elapsed().as_millis() as u64
+    }
+
+    pub fn is_batch_full(&self) -> bool {
+        self.batch.len() >= BATCH_BYTES_MAX
+    }
+
+    pub fn handle(&mut self, message: ToLeader) {
+        match message {
+            ToLeader::Connect { core, connection, session_id, password, timeout_ms } => {
+                self.connect(core, connection, session_id, &password, timeout_ms)
+            }
+            ToLeader::Write { session_id, xid, request } => self.write(session_id, xid, &request),
+            ToLeader::Sync { core, connection, xid } => {
+                self.controls[core].push(Control::Synced { connection, xid });
+                self.wake_publisher();
+            }
+            ToLeader::Touch { sessions } => {
+                let now_ms = self.monotonic_ms();
+                for session_id in sessions {
+                    self.sessions.touch(session_id, now_ms);
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, core: usize, connection: u64, session_id: i64, password: &[u8], timeout_ms: i32) {
+        let now_ms = self.monotonic_ms();
+        if session_id == 0 {
+            let (session_id, password) = self.sessions.create(timeout_ms, core, now_ms);
+            self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
+            self.order(session_id, 0, TxnOp::CreateSession { timeout_ms });
+            self.controls[core].push(Control::Connected { connection, session: Some((session_id, password)) });
+            tracing::debug!(session = format_args!("{session_id:#x}"), timeout_ms, "session created");
+        } else {
+            let session = match self.sessions.reattach(session_id, password, core, now_ms) {
+                Some(_previous_core) => {
+                    for (other_core, controls) in self.controls.iter_mut().enumerate() {
+                        if other_core != core {
+                            controls.push(Control::SessionMoved { session_id, keep: None });
+                        }
+                    }
+                    let password = self.sessions.get(session_id).expect("just re-attached").password;
+                    Some((session_id, password))
+                }
+                None => None,
+            };
+            self.controls[core].push(Control::Connected { connection, session });
+        }
+        self.wake_publisher();
+    }
+
+    fn write(&mut self, session_id: i64, xid: i32, request: &Request) {
+        let known = self.sessions.get(session_id).is_some_and(|entry| !entry.closing);
+        if !known {
+            // The session expired or closed while this request was on its way; it still
+            // takes its place in the order so the session's replies stay in order.
+            self.order(session_id, xid, TxnOp::Error { code: ErrorCode::SessionExpired.code() });
+            return;
+        }
+        if matches!(request, Request::CloseSession) {
+            self.close_session(session_id, xid);
+            return;
+        }
+        let zxid = self.zxids.next();
+        let op = {
+            let core0 = self.core0.borrow();
+            prepare(&core0.tree, &mut self.pending, session_id, zxid, request)
+        };
+        self.append(Txn { session_id, cxid: xid, zxid, time_ms: wall_clock_ms(), op });
+    }
+
+    fn close_session(&mut self, session_id: i64, xid: i32) {
+        let began = self.sessions.begin_close(session_id);
+        assert!(began, "closing a session that is not open");
+        let zxid = self.zxids.next();
+        let op = {
+            let core0 = self.core0.borrow();
+            prepare(&core0.tree, &mut self.pending, session_id, zxid, &Request::CloseSession)
+        };
+        self.append(Txn { session_id, cxid: xid, zxid, time_ms: wall_clock_ms(), op });
+        self.sessions.remove(session_id);
+        self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Closes every session whose timeout passed without a touch.
+    pub fn expire_sessions(&mut self) {
+        let now_ms = self.monotonic_ms();
+        for session_id in self.sessions.expired(now_ms) {
+            let timeout_ms = self.sessions.get(session_id).map_or(0, |entry| entry.timeout_ms);
+            tracing::info!(session = format_args!("{session_id:#x}"), timeout_ms, "expiring session, timeout exceeded");
+            self.close_session(session_id, 0);
+        }
+    }
+
+    fn order(&mut self, session_id: i64, xid: i32, op: TxnOp) {
+        let zxid = self.zxids.next();
+        self.append(Txn { session_id, cxid: xid, zxid, time_ms: wall_clock_ms(), op });
+    }
+
+    fn append(&mut self, txn: Txn) {
+        assert!(txn.zxid > self.batch_last_zxid, "zxids are appended in order");
+        record::append(&mut self.batch, &txn);
+        self.batch_records += 1;
+        self.batch_last_zxid = txn.zxid;
+        self.wake_publisher();
+    }
+
+    fn wake_publisher(&self) {
+        let _ = self.publisher_wake.try_send(());
+    }
+
+    /// Takes the current batch for publication, if there is anything to publish.
+    pub fn take_batch(&mut self) -> Option<Published> {
+        if self.batch.is_empty() && self.controls.iter().all(Vec::is_empty) {
+            return None;
+        }
+        let records = Arc::new(std::mem::take(&mut self.batch));
+        if self.batch_records > 0 {
+            self.log.append(records.clone(), self.batch_records);
+        }
+        self.batch_records = 0;
+        let controls = self.controls.iter_mut().map(std::mem::take).collect();
+        Some(Published { records, controls, last_zxid: self.batch_last_zxid })
+    }
+
+    /// Core 0 applied everything up to `zxid`: its tree now holds those changes.
+    pub fn applied_through(&mut self, zxid: i64) {
+        self.pending.applied_through(zxid);
+        self.shared.committed_zxid.fetch_max(zxid, Ordering::AcqRel);
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.zxids.last()
+    }
+
+    pub fn log_records(&self) -> u64 {
+        self.log.appended_records()
+    }
+}

@@ -1,0 +1,51 @@
+//! Messages between cores. Every core has one bounded channel to the ordering point on
+//! core 0 and receives one ordered stream back: batches of committed records followed
+//! by the control messages that must be seen after them.
+
+use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
+
+use crate::proto::connect::PASSWORD_SIZE_BYTES;
+use crate::proto::request::Request;
+use crate::session::ConnectionId;
+
+/// From a session's core to the ordering point.
+#[derive(Debug)]
+pub enum ToLeader {
+    /// A new session (`session_id == 0`) or a re-attach.
+    Connect {
+        core: usize,
+        connection: ConnectionId,
+        session_id: i64,
+        password: Vec<u8>,
+        timeout_ms: i32,
+    },
+    /// A write request, in the session's order.
+    Write { session_id: i64, xid: i32, request: Request },
+    /// A sync: answered once everything ordered before it is applied on the core.
+    Sync { core: usize, connection: ConnectionId, xid: i32 },
+    /// Sessions with activity since the last touch.
+    Touch { sessions: Vec<i64> },
+}
+
+/// What the ordering point tells one core after a batch of records.
+#[derive(Debug)]
+pub enum Control {
+    /// The answer to `ToLeader::Connect`: the negotiated session, or `None` if the
+    /// session is unknown or the password is wrong.
+    Connected { connection: ConnectionId, session: Option<(i64, [u8; PASSWORD_SIZE_BYTES])> },
+    /// Everything ordered before the sync is applied on this core.
+    Synced { connection: ConnectionId, xid: i32 },
+    /// The session now lives on another connection: close the one here, except
+    /// `keep` (the connection that re-attached, if it is on this core).
+    SessionMoved { session_id: i64, keep: Option<ConnectionId> },
+}
+
+/// One step of the committed stream to a core.
+#[derive(Debug)]
+pub struct CommittedBatch {
+    /// Framed records (see `log::record`), shared by every core.
+    pub records: Arc<AlignedVec<16>>,
+    pub controls: Vec<Control>,
+}

@@ -1,0 +1,118 @@
+//! State every core can read: configuration, the last committed zxid, and counters for
+//! the four-letter words. Written with relaxed atomics: the numbers are for monitoring,
+//! except `committed_zxid`, which only grows.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::config::Config;
+
+/// One core's counters.
+#[derive(Debug, Default)]
+pub struct CoreCounters {
+    pub connections: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub outstanding_requests: AtomicU64,
+    pub watch_connections: AtomicU64,
+    pub watch_paths: AtomicU64,
+    pub watch_count: AtomicU64,
+    pub node_count: AtomicU64,
+    pub ephemeral_count: AtomicU64,
+    pub data_size_bytes: AtomicU64,
+    pub latency_total_us: AtomicU64,
+    pub latency_count: AtomicU64,
+    pub latency_max_us: AtomicU64,
+    pub latency_min_us: AtomicU64,
+}
+
+/// A connection as `cons` and `stat` list it.
+#[derive(Debug, Clone)]
+pub struct ConnectionSummary {
+    pub peer: std::net::SocketAddr,
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    pub received: u64,
+    pub sent: u64,
+    pub queued: u64,
+    pub last_zxid: i64,
+}
+
+pub struct Shared {
+    pub config: Config,
+    pub cores: usize,
+    pub started: Instant,
+    pub committed_zxid: AtomicI64,
+    pub session_count: AtomicU64,
+    pub counters: Vec<CoreCounters>,
+    /// Connections per client address, for maxClientCnxns.
+    pub connections_by_address: Mutex<HashMap<IpAddr, u32>>,
+    /// Per core, refreshed by the core: the connections it serves.
+    pub connection_summaries: Vec<Mutex<Vec<ConnectionSummary>>>,
+    /// Per core, refreshed by the core: `wchc` lines.
+    pub watch_listing: Vec<Mutex<String>>,
+    pub requests_total: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: Config, cores: usize) -> Shared {
+        assert!(cores > 0);
+        let counters: Vec<CoreCounters> = (0..cores).map(|_| CoreCounters::default()).collect();
+        for counter in &counters {
+            counter.latency_min_us.store(u64::MAX, Ordering::Relaxed);
+        }
+        Shared {
+            config,
+            cores,
+            started: Instant::now(),
+            committed_zxid: AtomicI64::new(0),
+            session_count: AtomicU64::new(0),
+            counters,
+            connections_by_address: Mutex::new(HashMap::new()),
+            connection_summaries: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
+            watch_listing: (0..cores).map(|_| Mutex::new(String::new())).collect(),
+            requests_total: AtomicU64::new(0),
+        }
+    }
+
+    pub fn committed_zxid(&self) -> i64 {
+        self.committed_zxid.load(Ordering::Acquire)
+    }
+
+    pub fn sum(&self, field: impl Fn(&CoreCounters) -> &AtomicU64) -> u64 {
+        self.counters.iter().map(|counter| field(counter).load(Ordering::Relaxed)).sum()
+    }
+
+    /// Takes a connection slot for `address`; false when maxClientCnxns is reached.
+    pub fn admit(&self, address: IpAddr) -> bool {
+        let limit = self.config.max_client_connections;
+        let mut by_address = self.connections_by_address.lock().expect("not poisoned");
+        let count = by_address.entry(address).or_insert(0);
+        if limit != 0 && *count >= limit {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    pub fn release(&self, address: IpAddr) {
+        let mut by_address = self.connections_by_address.lock().expect("not poisoned");
+        if let Some(count) = by_address.get_mut(&address) {
+            *count -= 1;
+            if *count == 0 {
+                by_address.remove(&address);
+            }
+        }
+    }
+
+    pub fn record_latency(&self, core: usize, latency_us: u64) {
+        let counter = &self.counters[core];
+        counter.latency_total_us.fetch_add(latency_us, Ordering::Relaxed);
+        counter.latency_count.fetch_add(1, Ordering::Relaxed);
+        counter.latency_max_us.fetch_max(latency_us, Ordering::Relaxed);
+        counter.latency_min_us.fetch_min(latency_us, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,10 @@
+//! Sessions: the global session table kept by the ordering point, each core's watch
+//! registry, and the request execution that runs on the session's core.
+
+pub mod reads;
+pub mod replies;
+pub mod table;
+pub mod watches;
+
+pub use table::SessionTable;
+pub use watches::{ConnectionId, WatchRegistry};

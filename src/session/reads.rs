@@ -1,0 +1,172 @@
+//! Reads, served on the session's own core from its copy of the tree
+//! (ZooKeeper's FinalRequestProcessor). A watch is registered in the same step as the
+//! read, so no change can slip between the two.
+
+use super::watches::{ConnectionId, WatchRegistry};
+use crate::proto::acl::PERM_READ;
+use crate::proto::request::{ReadOp, Request, SetWatches};
+use crate::proto::response::{OpResult, ReplyBody};
+use crate::proto::watch_event::EventType;
+use crate::proto::ErrorCode;
+use crate::tree::DataTree;
+
+/// Who is reading: the session and its connection on this core.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    pub session_id: i64,
+    pub connection: ConnectionId,
+    /// (scheme, id) pairs the connection is authenticated as, for whoAmI.
+    pub identities: &'a [(String, String)],
+}
+
+/// Serves a read and returns the reply's error code and body. Events that setWatches
+/// fires at once are passed to `fire`.
+pub fn execute_read(
+    tree: &DataTree,
+    watches: &mut WatchRegistry,
+    reader: &Reader<'_>,
+    request: &Request,
+    fire: &mut dyn FnMut(EventType, &str),
+) -> (ErrorCode, ReplyBody) {
+    let result = match request {
+        Request::Ping => Ok(ReplyBody::Empty),
+        Request::Exists { path, watch } => exists(tree, watches, reader, path, *watch),
+        Request::GetData { path, watch } => get_data(tree, watches, reader, path, *watch),
+        Request::GetChildren { path, watch, with_stat } => {
+            get_children(tree, watches, reader, path, *watch, *with_stat)
+        }
+        Request::MultiRead(ops) => Ok(ReplyBody::Multi(ops.iter().map(|op| multi_read_op(tree, op)).collect())),
+        Request::SetWatches(set) => {
+            set_watches(tree, watches, reader.connection, set, fire);
+            Ok(ReplyBody::Empty)
+        }
+        Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(tree, reader.session_id, prefix))),
+        Request::GetAllChildrenNumber { path } => tree
+            .descendant_count(path)
+            .map(|count| ReplyBody::Number(count as i32))
+            .ok_or(ErrorCode::NoNode),
+        Request::WhoAmI => Ok(ReplyBody::ClientInfo(reader.identities.to_vec())),
+        other => unreachable!("not a read: {other:?}"),
+    };
+    match result {
+        Ok(body) => (ErrorCode::Ok, body),
+        Err(code) => (code, ReplyBody::Empty),
+    }
+}
+
+/// Whether the node's ACL lets anyone read. Authentication arrives with the ACL issue;
+/// until then only world-readable nodes can be read.
+fn readable(tree: &DataTree, node: &crate::tree::Znode) -> bool {
+    tree.acl(node).iter().any(|entry| entry.perms & PERM_READ != 0 && entry.scheme == "world")
+}
+
+/// exists registers a data watch even when the node is missing, so the client hears of
+/// its creation (`DataTree.statNode`). A NUL in the path is BadArguments.
+fn exists(
+    tree: &DataTree,
+    watches: &mut WatchRegistry,
+    reader: &Reader<'_>,
+    path: &str,
+    watch: bool,
+) -> Result<ReplyBody, ErrorCode> {
+    if path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
+    if watch {
+        watches.add_data_watch(path, reader.connection);
+    }
+    tree.node(path).map(|node| ReplyBody::Stat(node.stat())).ok_or(ErrorCode::NoNode)
+}
+
+fn get_data(
+    tree: &DataTree,
+    watches: &mut WatchRegistry,
+    reader: &Reader<'_>,
+    path: &str,
+    watch: bool,
+) -> Result<ReplyBody, ErrorCode> {
+    let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
+    if !readable(tree, node) {
+        return Err(ErrorCode::NoAuth);
+    }
+    if watch {
+        watches.add_data_watch(path, reader.connection);
+    }
+    Ok(ReplyBody::DataStat(node.data.to_vec(), node.stat()))
+}
+
+fn get_children(
+    tree: &DataTree,
+    watches: &mut WatchRegistry,
+    reader: &Reader<'_>,
+    path: &str,
+    watch: bool,
+    with_stat: bool,
+) -> Result<ReplyBody, ErrorCode> {
+    let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
+    if !readable(tree, node) {
+        return Err(ErrorCode::NoAuth);
+    }
+    if watch {
+        watches.add_child_watch(path, reader.connection);
+    }
+    // ZooKeeper documents the order of children as unspecified.
+    let children: Vec<String> = node.children.iter().map(|name| name.to_string()).collect();
+    Ok(if with_stat { ReplyBody::ChildrenStat(children, node.stat()) } else { ReplyBody::Children(children) })
+}
+
+fn multi_read_op(tree: &DataTree, op: &ReadOp) -> OpResult {
+    let path = match op {
+        ReadOp::GetChildren { path } | ReadOp::GetData { path } => path,
+    };
+    let Some(node) = tree.node(path) else { return OpResult::Error { code: ErrorCode::NoNode } };
+    if !readable(tree, node) {
+        return OpResult::Error { code: ErrorCode::NoAuth };
+    }
+    match op {
+        ReadOp::GetChildren { .. } => {
+            OpResult::GetChildren { children: node.children.iter().map(|name| name.to_string()).collect() }
+        }
+        ReadOp::GetData { .. } => OpResult::GetData { data: node.data.to_vec(), stat: node.stat() },
+    }
+}
+
+/// getEphemerals: the session's ephemerals whose path starts with the prefix; an empty
+/// prefix or `/` means all (`FinalRequestProcessor`, case getEphemerals).
+fn ephemerals(tree: &DataTree, session_id: i64, prefix: &str) -> Vec<String> {
+    let prefix = prefix.trim();
+    let all = prefix.is_empty() || prefix == "/";
+    tree.ephemerals_of(session_id).filter(|path| all || path.starts_with(prefix)).map(str::to_owned).collect()
+}
+
+/// Re-registers watches after a reconnect, firing at once those whose condition changed
+/// after `relative_zxid`, the last zxid the client saw (`DataTree.setWatches`).
+fn set_watches(
+    tree: &DataTree,
+    watches: &mut WatchRegistry,
+    connection: ConnectionId,
+    set: &SetWatches,
+    fire: &mut dyn FnMut(EventType, &str),
+) {
+    let relative_zxid = set.relative_zxid;
+    for path in &set.data {
+        match tree.node(path) {
+            None => fire(EventType::NodeDeleted, path),
+            Some(node) if node.mzxid > relative_zxid => fire(EventType::NodeDataChanged, path),
+            Some(_) => watches.add_data_watch(path, connection),
+        }
+    }
+    for path in &set.exist {
+        match tree.node(path) {
+            Some(_) => fire(EventType::NodeCreated, path),
+            None => watches.add_data_watch(path, connection),
+        }
+    }
+    for path in &set.child {
+        match tree.node(path) {
+            None => fire(EventType::NodeDeleted, path),
+            Some(node) if node.pzxid > relative_zxid => fire(EventType::NodeChildrenChanged, path),
+            Some(_) => watches.add_child_watch(path, connection),
+        }
+    }
+}

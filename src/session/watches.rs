@@ -1,0 +1,140 @@
+//! One core's registry of standard (one-shot) watches: data watches (set by getData and
+//! exists) and child watches (set by getChildren), by path, for the connections this
+//! core owns. Firing follows `DataTree` and `WatchManager`: a create fires data watches
+//! with NodeCreated and the parent's child watches; a delete fires NodeDeleted on both
+//! the node's data and child watches (each watcher once) and the parent's child watches;
+//! a setData fires data watches.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::proto::watch_event::EventType;
+use crate::tree::Trigger;
+
+/// A connection's identity on its core.
+pub type ConnectionId = u64;
+
+#[derive(Debug, Default)]
+pub struct WatchRegistry {
+    data: HashMap<Box<str>, HashSet<ConnectionId>>,
+    child: HashMap<Box<str>, HashSet<ConnectionId>>,
+    /// Reverse index for dropping a connection's watches: (is_child, path).
+    by_connection: HashMap<ConnectionId, HashSet<(bool, Box<str>)>>,
+}
+
+impl WatchRegistry {
+    pub fn add_data_watch(&mut self, path: &str, connection: ConnectionId) {
+        self.data.entry(path.into()).or_default().insert(connection);
+        self.by_connection.entry(connection).or_default().insert((false, path.into()));
+    }
+
+    pub fn add_child_watch(&mut self, path: &str, connection: ConnectionId) {
+        self.child.entry(path.into()).or_default().insert(connection);
+        self.by_connection.entry(connection).or_default().insert((true, path.into()));
+    }
+
+    /// Forgets every watch of a closed connection.
+    pub fn remove_connection(&mut self, connection: ConnectionId) {
+        let Some(entries) = self.by_connection.remove(&connection) else { return };
+        for (is_child, path) in entries {
+            let table = if is_child { &mut self.child } else { &mut self.data };
+            if let Some(watchers) = table.get_mut(&path) {
+                watchers.remove(&connection);
+                if watchers.is_empty() {
+                    table.remove(&path);
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, is_child: bool, path: &str) -> HashSet<ConnectionId> {
+        let table = if is_child { &mut self.child } else { &mut self.data };
+        let watchers = table.remove(path).unwrap_or_default();
+        for connection in &watchers {
+            if let Some(entries) = self.by_connection.get_mut(connection) {
+                entries.remove(&(is_child, Box::from(path)));
+            }
+        }
+        watchers
+    }
+
+    /// Fires the watches a change triggers, removing them, and calls `deliver` for each
+    /// (connection, event type, path), in a deterministic order.
+    pub fn fire(&mut self, trigger: &Trigger, mut deliver: impl FnMut(ConnectionId, EventType, &str)) {
+        let mut send = |watchers: HashSet<ConnectionId>, event: EventType, path: &str| {
+            let mut watchers: Vec<_> = watchers.into_iter().collect();
+            watchers.sort_unstable();
+            for connection in watchers {
+                deliver(connection, event, path);
+            }
+        };
+        match trigger {
+            Trigger::Created(path) => send(self.take(false, path), EventType::NodeCreated, path),
+            Trigger::DataChanged(path) => send(self.take(false, path), EventType::NodeDataChanged, path),
+            Trigger::ChildrenChanged(path) => send(self.take(true, path), EventType::NodeChildrenChanged, path),
+            Trigger::Deleted(path) => {
+                let mut watchers = self.take(false, path);
+                watchers.extend(self.take(true, path));
+                send(watchers, EventType::NodeDeleted, path);
+            }
+        }
+    }
+
+    /// (connections with watches, watched paths, total watches), as `wchs` reports them.
+    pub fn summary(&self) -> (usize, usize, usize) {
+        let paths: HashSet<&Box<str>> = self.data.keys().chain(self.child.keys()).collect();
+        let total = self.data.values().map(HashSet::len).sum::<usize>() + self.child.values().map(HashSet::len).sum::<usize>();
+        (self.by_connection.values().filter(|e| !e.is_empty()).count(), paths.len(), total)
+    }
+
+    /// Paths watched by each connection, for `wchc`.
+    pub fn by_connection(&self) -> impl Iterator<Item = (ConnectionId, Vec<&str>)> {
+        self.by_connection.iter().map(|(connection, entries)| {
+            let mut paths: Vec<&str> = entries.iter().map(|(_, path)| &**path).collect();
+            paths.sort_unstable();
+            paths.dedup();
+            (*connection, paths)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fired(registry: &mut WatchRegistry, trigger: Trigger) -> Vec<(ConnectionId, EventType)> {
+        let mut events = Vec::new();
+        registry.fire(&trigger, |connection, event, _| events.push((connection, event)));
+        events
+    }
+
+    #[test]
+    fn a_watch_fires_once() {
+        let mut registry = WatchRegistry::default();
+        registry.add_data_watch("/a", 1);
+        assert_eq!(fired(&mut registry, Trigger::DataChanged("/a".into())), vec![(1, EventType::NodeDataChanged)]);
+        assert!(fired(&mut registry, Trigger::DataChanged("/a".into())).is_empty());
+        assert_eq!(registry.summary(), (0, 0, 0));
+    }
+
+    #[test]
+    fn delete_fires_data_and_child_watches_once_per_connection() {
+        let mut registry = WatchRegistry::default();
+        registry.add_data_watch("/a", 1);
+        registry.add_child_watch("/a", 1);
+        registry.add_child_watch("/a", 2);
+        assert_eq!(
+            fired(&mut registry, Trigger::Deleted("/a".into())),
+            vec![(1, EventType::NodeDeleted), (2, EventType::NodeDeleted)]
+        );
+    }
+
+    #[test]
+    fn a_closed_connection_loses_its_watches() {
+        let mut registry = WatchRegistry::default();
+        registry.add_data_watch("/a", 1);
+        registry.add_child_watch("/b", 1);
+        registry.remove_connection(1);
+        assert_eq!(registry.summary(), (0, 0, 0));
+        assert!(fired(&mut registry, Trigger::Created("/a".into())).is_empty());
+    }
+}

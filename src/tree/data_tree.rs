@@ -1,0 +1,356 @@
+//! The data tree: every znode by path, the ephemerals of every session, and the last
+//! applied zxid. `apply` is deterministic: the same transactions in the same order give
+//! the same tree on every core and every server.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::acl_table::AclTable;
+use super::path::{join, parent_and_name};
+use super::znode::Znode;
+use crate::proto::acl::Acl;
+use crate::proto::{ErrorCode, Stat};
+use crate::txn::{ArchivedCreateTxn, ArchivedSubTxn, ArchivedTxn, ArchivedTxnOp};
+
+/// A change that may fire watches, in the order the tree made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Created(String),
+    Deleted(String),
+    DataChanged(String),
+    ChildrenChanged(String),
+}
+
+/// What applying a transaction did, for the reply to the session that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    SessionCreated,
+    SessionClosed,
+    Created { path: String, stat: Stat },
+    Deleted,
+    DataSet { stat: Stat },
+    Checked,
+    Multi(Vec<Outcome>),
+    Error(ErrorCode),
+}
+
+pub const ROOT: &str = "/";
+pub const ZOOKEEPER: &str = "/zookeeper";
+pub const QUOTA: &str = "/zookeeper/quota";
+pub const CONFIG: &str = "/zookeeper/config";
+
+pub struct DataTree {
+    nodes: HashMap<Box<str>, Znode>,
+    ephemerals: HashMap<i64, BTreeSet<Box<str>>>,
+    acls: AclTable,
+    last_zxid: i64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A tree holding what ZooKeeper's holds at birth: `/`, `/zookeeper`,
+    /// `/zookeeper/quota` and `/zookeeper/config`, all with zeroed metadata. The config
+    /// node is world-readable only, and its aversion is -1 because ZooKeeper sets its ACL
+    /// with version -1 (`DataTree.addConfigNode`).
+    pub fn new() -> DataTree {
+        let mut tree =
+            DataTree { nodes: HashMap::new(), ephemerals: HashMap::new(), acls: AclTable::default(), last_zxid: 0 };
+        let open = tree.acls.intern(vec![Acl::open_unsafe()]);
+        let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
+        tree.nodes.insert(ROOT.into(), Znode { acl_id: open, ..Znode::default() });
+        for path in [ZOOKEEPER, QUOTA, CONFIG] {
+            let (parent, name) = parent_and_name(path).expect("system nodes have parents");
+            tree.nodes.get_mut(parent).expect("parent created first").children.insert(name.into());
+            tree.nodes.insert(path.into(), Znode { acl_id: open, ..Znode::default() });
+        }
+        let config = tree.nodes.get_mut(CONFIG).expect("just created");
+        config.acl_id = read_only;
+        config.aversion = -1;
+        tree
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn node(&self, path: &str) -> Option<&Znode> {
+        self.nodes.get(path)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn acl(&self, node: &Znode) -> &[Acl] {
+        self.acls.get(node.acl_id)
+    }
+
+    /// The ephemerals a session owns, in path order.
+    pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &str> {
+        self.ephemerals.get(&session_id).into_iter().flat_map(|paths| paths.iter().map(|path| &**path))
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    pub fn approximate_data_size(&self) -> usize {
+        self.nodes.iter().map(|(path, node)| path.len() + node.data.len()).sum()
+    }
+
+    /// The number of nodes below `path` (`DataTree.getAllChildrenNumber`); for the root,
+    /// every node but the root.
+    pub fn descendant_count(&self, path: &str) -> Option<usize> {
+        let node = self.nodes.get(path)?;
+        if path == ROOT {
+            return Some(self.nodes.len() - 1);
+        }
+        let mut count = 0;
+        let mut stack: Vec<String> = node.children.iter().map(|name| join(path, name)).collect();
+        while let Some(child_path) = stack.pop() {
+            count += 1;
+            if let Some(child) = self.nodes.get(child_path.as_str()) {
+                stack.extend(child.children.iter().map(|name| join(&child_path, name)));
+            }
+        }
+        Some(count)
+    }
+
+    /// Applies one committed transaction, appending the changes that fire watches.
+    pub fn apply(&mut self, txn: &ArchivedTxn, triggers: &mut Vec<Trigger>) -> Outcome {
+        let zxid = txn.zxid.to_native();
+        let time_ms = txn.time_ms.to_native();
+        let session_id = txn.session_id.to_native();
+        assert!(zxid > self.last_zxid, "txn zxid {zxid:#x} not after last applied {:#x}", self.last_zxid);
+        let outcome = match &txn.op {
+            ArchivedTxnOp::CreateSession { .. } => Outcome::SessionCreated,
+            ArchivedTxnOp::CloseSession { ephemerals } => {
+                for path in ephemerals.iter() {
+                    // A node the session owned may already be gone; ZooKeeper logs and
+                    // carries on (`DataTree.deleteNodes`).
+                    let _ = self.delete_node(path.as_str(), zxid, triggers);
+                }
+                self.ephemerals.remove(&session_id);
+                Outcome::SessionClosed
+            }
+            ArchivedTxnOp::Create(create) => self.create_node(create, zxid, time_ms, triggers),
+            ArchivedTxnOp::Delete { path } => match self.delete_node(path.as_str(), zxid, triggers) {
+                Ok(()) => Outcome::Deleted,
+                Err(code) => Outcome::Error(code),
+            },
+            ArchivedTxnOp::SetData { path, data, version } => {
+                self.set_data(path.as_str(), data.as_slice(), version.to_native(), zxid, time_ms, triggers)
+            }
+            ArchivedTxnOp::Check { .. } => Outcome::Checked,
+            ArchivedTxnOp::Multi { ops } => Outcome::Multi(
+                ops.iter().map(|op| self.apply_sub(op, zxid, time_ms, triggers)).collect(),
+            ),
+            ArchivedTxnOp::Error { code } => Outcome::Error(ErrorCode::from_code(code.to_native())),
+        };
+        self.last_zxid = zxid;
+        outcome
+    }
+
+    fn apply_sub(&mut self, op: &ArchivedSubTxn, zxid: i64, time_ms: i64, triggers: &mut Vec<Trigger>) -> Outcome {
+        match op {
+            ArchivedSubTxn::Create(create) => self.create_node(create, zxid, time_ms, triggers),
+            ArchivedSubTxn::Delete { path } => match self.delete_node(path.as_str(), zxid, triggers) {
+                Ok(()) => Outcome::Deleted,
+                Err(code) => Outcome::Error(code),
+            },
+            ArchivedSubTxn::SetData { path, data, version } => {
+                self.set_data(path.as_str(), data.as_slice(), version.to_native(), zxid, time_ms, triggers)
+            }
+            ArchivedSubTxn::Check { .. } => Outcome::Checked,
+            ArchivedSubTxn::Error { code } => Outcome::Error(ErrorCode::from_code(code.to_native())),
+        }
+    }
+
+    /// `DataTree.createNode`: the parent's cversion takes the value the ordering point
+    /// computed, and its pzxid moves to this zxid.
+    fn create_node(
+        &mut self,
+        create: &ArchivedCreateTxn,
+        zxid: i64,
+        time_ms: i64,
+        triggers: &mut Vec<Trigger>,
+    ) -> Outcome {
+        let path = create.path.as_str();
+        let Some((parent_path, name)) = parent_and_name(path) else {
+            return Outcome::Error(ErrorCode::NodeExists);
+        };
+        if self.nodes.contains_key(path) {
+            debug_assert!(false, "validated create of existing node {path}");
+            return Outcome::Error(ErrorCode::NodeExists);
+        }
+        let acl: Vec<Acl> = create
+            .acl
+            .iter()
+            .map(|entry| Acl { perms: entry.perms.to_native(), scheme: entry.scheme.to_string(), id: entry.id.to_string() })
+            .collect();
+        let acl_id = self.acls.intern(acl);
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
+            debug_assert!(false, "validated create under missing parent {parent_path}");
+            return Outcome::Error(ErrorCode::NoNode);
+        };
+        let parent_cversion = create.parent_cversion.to_native();
+        if parent_cversion > parent.cversion {
+            parent.cversion = parent_cversion;
+            parent.pzxid = zxid;
+        }
+        parent.children.insert(name.into());
+        let ephemeral_owner = create.ephemeral_owner.to_native();
+        let node = Znode {
+            data: create.data.as_slice().into(),
+            acl_id,
+            czxid: zxid,
+            mzxid: zxid,
+            ctime_ms: time_ms,
+            mtime_ms: time_ms,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner,
+            pzxid: zxid,
+            children: Default::default(),
+        };
+        let stat = node.stat();
+        self.nodes.insert(path.into(), node);
+        if ephemeral_owner != 0 && !is_special_owner(ephemeral_owner) {
+            self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
+        }
+        triggers.push(Trigger::Created(path.to_owned()));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+        Outcome::Created { path: path.to_owned(), stat }
+    }
+
+    /// `DataTree.deleteNode`: the parent's pzxid moves forward; its cversion does not.
+    fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> Result<(), ErrorCode> {
+        let (parent_path, name) = parent_and_name(path).ok_or(ErrorCode::BadArguments)?;
+        let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        debug_assert!(node.children.is_empty(), "validated delete of non-empty {path}");
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            parent.children.remove(name);
+            if zxid > parent.pzxid {
+                parent.pzxid = zxid;
+            }
+        }
+        if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
+            if let Some(paths) = self.ephemerals.get_mut(&node.ephemeral_owner) {
+                paths.remove(path);
+                if paths.is_empty() {
+                    self.ephemerals.remove(&node.ephemeral_owner);
+                }
+            }
+        }
+        triggers.push(Trigger::Deleted(path.to_owned()));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+        Ok(())
+    }
+
+    fn set_data(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        version: i32,
+        zxid: i64,
+        time_ms: i64,
+        triggers: &mut Vec<Trigger>,
+    ) -> Outcome {
+        let Some(node) = self.nodes.get_mut(path) else {
+            debug_assert!(false, "validated setData of missing {path}");
+            return Outcome::Error(ErrorCode::NoNode);
+        };
+        node.data = data.into();
+        node.mtime_ms = time_ms;
+        node.mzxid = zxid;
+        node.version = version;
+        let stat = node.stat();
+        triggers.push(Trigger::DataChanged(path.to_owned()));
+        Outcome::DataSet { stat }
+    }
+}
+
+/// Container and TTL nodes mark ephemeralOwner with the top bits set
+/// (`EphemeralType`); they belong to no session.
+pub fn is_special_owner(owner: i64) -> bool {
+    owner < 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::{AclEntry, CreateTxn, Txn, TxnOp};
+
+    fn apply(tree: &mut DataTree, zxid: i64, op: TxnOp) -> (Outcome, Vec<Trigger>) {
+        let txn = Txn { session_id: 1, cxid: 0, zxid, time_ms: 100 + zxid, op };
+        let bytes = txn.to_bytes();
+        let mut triggers = Vec::new();
+        let outcome = tree.apply(crate::txn::access(&bytes), &mut triggers);
+        (outcome, triggers)
+    }
+
+    fn create(path: &str, parent_cversion: i32, owner: i64) -> TxnOp {
+        TxnOp::Create(CreateTxn {
+            path: path.into(),
+            data: b"d".to_vec(),
+            acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
+            ephemeral_owner: owner,
+            parent_cversion,
+        })
+    }
+
+    #[test]
+    fn a_new_tree_holds_the_zookeeper_system_nodes() {
+        let tree = DataTree::new();
+        assert_eq!(tree.node(ROOT).unwrap().stat().num_children, 1);
+        let mut children: Vec<_> = tree.node(ZOOKEEPER).unwrap().children.iter().cloned().collect();
+        children.sort();
+        assert_eq!(children, vec!["config".into(), "quota".into()] as Vec<Box<str>>);
+        assert_eq!(tree.descendant_count(ROOT), Some(3));
+    }
+
+    #[test]
+    fn create_sets_stat_and_moves_parent_cversion_and_pzxid() {
+        let mut tree = DataTree::new();
+        let (outcome, triggers) = apply(&mut tree, 5, create("/a", 1, 0));
+        let Outcome::Created { stat, .. } = outcome else { panic!("{outcome:?}") };
+        assert_eq!((stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.data_length), (5, 5, 5, 105, 1));
+        let root = tree.node(ROOT).unwrap();
+        assert_eq!((root.cversion, root.pzxid), (1, 5));
+        assert_eq!(triggers, vec![Trigger::Created("/a".into()), Trigger::ChildrenChanged("/".into())]);
+    }
+
+    #[test]
+    fn delete_moves_parent_pzxid_but_not_cversion() {
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, create("/a", 1, 0));
+        let (outcome, _) = apply(&mut tree, 2, TxnOp::Delete { path: "/a".into() });
+        assert_eq!(outcome, Outcome::Deleted);
+        let root = tree.node(ROOT).unwrap();
+        assert_eq!((root.cversion, root.pzxid, root.children.len()), (1, 2, 1));
+    }
+
+    #[test]
+    fn closing_a_session_deletes_its_ephemerals() {
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, create("/e", 1, 9));
+        assert_eq!(tree.ephemerals_of(9).collect::<Vec<_>>(), vec!["/e"]);
+        apply(&mut tree, 2, TxnOp::CloseSession { ephemerals: vec!["/e".into()] });
+        assert!(tree.node("/e").is_none());
+        assert_eq!(tree.ephemerals_of(9).count(), 0);
+    }
+
+    #[test]
+    fn set_data_takes_the_version_from_the_txn() {
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, create("/a", 1, 0));
+        let (outcome, _) = apply(&mut tree, 2, TxnOp::SetData { path: "/a".into(), data: b"xyz".to_vec(), version: 1 });
+        let Outcome::DataSet { stat } = outcome else { panic!() };
+        assert_eq!((stat.version, stat.mzxid, stat.czxid, stat.data_length), (1, 2, 1, 3));
+    }
+}

@@ -1,0 +1,112 @@
+//! The transaction record: one rkyv type that is at once the log record, the replication
+//! payload and the input to `tree::DataTree::apply`. The ordering point produces it once;
+//! every core (and, later, every follower) reads the archived bytes in place.
+//!
+//! A failed write is a transaction too (`Error`), as in ZooKeeper, whose
+//! PrepRequestProcessor turns a failed request into an ErrorTxn that takes a zxid: this
+//! keeps one total order for replies and makes per-session FIFO hold for failures.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// One ACL entry as logged.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct AclEntry {
+    pub perms: i32,
+    pub scheme: String,
+    pub id: String,
+}
+
+/// A node creation. `parent_cversion` is the parent's child version after the create,
+/// computed at the ordering point so that every server applies the same value.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CreateTxn {
+    pub path: String,
+    pub data: Vec<u8>,
+    pub acl: Vec<AclEntry>,
+    pub ephemeral_owner: i64,
+    pub parent_cversion: i32,
+}
+
+/// One step of a multi. A failed multi carries only `Error` steps: OK (0) for the steps
+/// before the failure, the failure's code, and RuntimeInconsistency after it
+/// (`DataTree.processTxn`, case multi).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum SubTxn {
+    Create(CreateTxn),
+    Delete { path: String },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    Check { path: String },
+    Error { code: i32 },
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    CreateSession { timeout_ms: i32 },
+    /// Closes (or expires) a session; `ephemerals` are the nodes it owned, deleted in the
+    /// same transaction.
+    CloseSession { ephemerals: Vec<String> },
+    Create(CreateTxn),
+    Delete { path: String },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    Check { path: String },
+    Multi { ops: Vec<SubTxn> },
+    Error { code: i32 },
+}
+
+/// A transaction: the session and request it came from, its zxid and its time.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    pub session_id: i64,
+    pub cxid: i32,
+    pub zxid: i64,
+    pub time_ms: i64,
+    pub op: TxnOp,
+}
+
+impl Txn {
+    /// Serializes the transaction to rkyv bytes.
+    pub fn to_bytes(&self) -> rkyv::util::AlignedVec {
+        rkyv::to_bytes::<rkyv::rancor::Error>(self).expect("serializing a txn into memory cannot fail")
+    }
+}
+
+/// Reads a transaction in place. The bytes must have passed their checksum (the log
+/// verifies it) and come from `Txn::to_bytes`; they are still validated in debug builds.
+pub fn access(bytes: &[u8]) -> &ArchivedTxn {
+    debug_assert!(rkyv::access::<ArchivedTxn, rkyv::rancor::Error>(bytes).is_ok());
+    // SAFETY: the record's crc32c matched the bytes the leader serialized with
+    // `Txn::to_bytes`, and the slice is 16-byte aligned (the log frames guarantee it).
+    unsafe { rkyv::access_unchecked::<ArchivedTxn>(bytes) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_txn_reads_back_in_place() {
+        let txn = Txn {
+            session_id: 7,
+            cxid: 3,
+            zxid: 0x1_0000_0005,
+            time_ms: 1234,
+            op: TxnOp::Multi {
+                ops: vec![
+                    SubTxn::Create(CreateTxn {
+                        path: "/a".into(),
+                        data: b"x".to_vec(),
+                        acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
+                        ephemeral_owner: 0,
+                        parent_cversion: 1,
+                    }),
+                    SubTxn::Error { code: -101 },
+                ],
+            },
+        };
+        let bytes = txn.to_bytes();
+        let archived = access(&bytes);
+        assert_eq!(archived.zxid.to_native(), txn.zxid);
+        let back: Txn = rkyv::deserialize::<Txn, rkyv::rancor::Error>(archived).unwrap();
+        assert_eq!(back, txn);
+    }
+}
