@@ -43,6 +43,13 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // A panic on one core would leave the others serving a half-dead server: take the
+    // whole process down instead, so a supervisor restarts it from durable state.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::abort();
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),

@@ -1,0 +1,87 @@
+//! Starts a real `ringkeeper serve` on a free loopback port with its own data directory,
+//! and stops it (and removes the directory) when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    /// A server with tickTime 200 ms (sessions of 0.4 s to 4 s) and every four-letter
+    /// word allowed, plus any extra zoo.cfg lines.
+    pub fn start_with(extra_config: &str) -> Server {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("ringkeeper-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("zoo.cfg");
+        std::fs::write(&config, format!("tickTime=200\n4lw.commands.whitelist=*\n{extra_config}\n")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--client-port", &port.to_string(), "--data-dir"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ringkeeper starts");
+        let server = Server { port, dir, child };
+        server.wait_ready();
+        server
+    }
+
+    pub fn start() -> Server {
+        Server::start_with("")
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.four_letter("ruok") == "imok" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ringkeeper did not start on port {}", self.port);
+    }
+
+    /// Sends a four-letter word and returns the answer ("" if the server is not up).
+    pub fn four_letter(&self, word: &str) -> String {
+        let Ok(mut stream) = TcpStream::connect(self.address()) else { return String::new() };
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if stream.write_all(word.as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
