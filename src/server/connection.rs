@@ -286,7 +286,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             let message = if is_sync {
                 ToLeader::Sync { core: context.core, connection: id, xid: header.xid }
             } else {
-                ToLeader::Write { session_id, xid: header.xid, request }
+                ToLeader::Write { session_id, client_ip: peer.ip(), xid: header.xid, request }
             };
             if !context.leader.send(message).await {
                 return;

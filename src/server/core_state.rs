@@ -108,7 +108,12 @@ impl CoreState {
 
     fn serve_read(&mut self, conn: &mut Connection, xid: i32, request: &Request, received: Instant) {
         let mut fired: Vec<(EventType, String)> = Vec::new();
-        let reader = Reader { session_id: conn.session_id, connection: conn.id, identities: &conn.identities };
+        let reader = Reader {
+            session_id: conn.session_id,
+            connection: conn.id,
+            identities: &conn.identities,
+            ip: Some(conn.peer.ip()),
+        };
         let (code, body) = execute_read(&self.tree, &mut self.watches, &reader, request, &mut |event, path| {
             fired.push((event, path.to_owned()))
         });

@@ -21,7 +21,7 @@ use crate::log::{record, MemoryLog};
 use crate::proto::request::Request;
 use crate::proto::ErrorCode;
 use crate::session::SessionTable;
-use crate::tree::{prepare, PendingChanges};
+use crate::tree::{prepare, Caller, PendingChanges};
 use crate::txn::{Txn, TxnOp};
 
 /// A batch is published at the latest when it holds this many bytes; the ordering point
@@ -89,7 +89,9 @@ impl Leader {
             ToLeader::Connect { core, connection, session_id, password, timeout_ms } => {
                 self.connect(core, connection, session_id, &password, timeout_ms)
             }
-            ToLeader::Write { session_id, xid, request } => self.write(session_id, xid, &request),
+            ToLeader::Write { session_id, client_ip, xid, request } => {
+                self.write(Caller { session_id, ip: Some(client_ip) }, xid, &request)
+            }
             ToLeader::Sync { core, connection, xid } => {
                 self.controls[core].push(Control::Synced { connection, xid });
                 self.wake_publisher();
@@ -129,7 +131,8 @@ impl Leader {
         self.wake_publisher();
     }
 
-    fn write(&mut self, session_id: i64, xid: i32, request: &Request) {
+    fn write(&mut self, caller: Caller, xid: i32, request: &Request) {
+        let session_id = caller.session_id;
         let known = self.sessions.get(session_id).is_some_and(|entry| !entry.closing);
         if !known {
             // The session expired or closed while this request was on its way; it still
@@ -144,7 +147,7 @@ impl Leader {
         let zxid = self.zxids.next();
         let op = {
             let core0 = self.core0.borrow();
-            prepare(&core0.tree, &mut self.pending, session_id, zxid, request)
+            prepare(&core0.tree, &mut self.pending, caller, zxid, request)
         };
         self.append(Txn { session_id, cxid: xid, zxid, time_ms: wall_clock_ms(), op });
     }
@@ -155,7 +158,8 @@ impl Leader {
         let zxid = self.zxids.next();
         let op = {
             let core0 = self.core0.borrow();
-            prepare(&core0.tree, &mut self.pending, session_id, zxid, &Request::CloseSession)
+            let caller = Caller { session_id, ip: None };
+            prepare(&core0.tree, &mut self.pending, caller, zxid, &Request::CloseSession)
         };
         self.append(Txn { session_id, cxid: xid, zxid, time_ms: wall_clock_ms(), op });
         self.sessions.remove(session_id);

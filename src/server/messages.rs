@@ -22,7 +22,7 @@ pub enum ToLeader {
         timeout_ms: i32,
     },
     /// A write request, in the session's order.
-    Write { session_id: i64, xid: i32, request: Request },
+    Write { session_id: i64, client_ip: std::net::IpAddr, xid: i32, request: Request },
     /// A sync: answered once everything ordered before it is applied on the core.
     Sync { core: usize, connection: ConnectionId, xid: i32 },
     /// Sessions with activity since the last touch.

@@ -8,6 +8,7 @@ use crate::proto::request::{ReadOp, Request, SetWatches};
 use crate::proto::response::{OpResult, ReplyBody};
 use crate::proto::watch_event::EventType;
 use crate::proto::ErrorCode;
+use crate::tree::acl_check::permits;
 use crate::tree::DataTree;
 
 /// Who is reading: the session and its connection on this core.
@@ -17,6 +18,8 @@ pub struct Reader<'a> {
     pub connection: ConnectionId,
     /// (scheme, id) pairs the connection is authenticated as, for whoAmI.
     pub identities: &'a [(String, String)],
+    /// The client's address, for `ip` ACLs.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Serves a read and returns the reply's error code and body. Events that setWatches
@@ -35,16 +38,13 @@ pub fn execute_read(
         Request::GetChildren { path, watch, with_stat } => {
             get_children(tree, watches, reader, path, *watch, *with_stat)
         }
-        Request::MultiRead(ops) => Ok(ReplyBody::Multi(ops.iter().map(|op| multi_read_op(tree, op)).collect())),
+        Request::MultiRead(ops) => Ok(ReplyBody::Multi(ops.iter().map(|op| multi_read_op(tree, reader, op)).collect())),
         Request::SetWatches(set) => {
             set_watches(tree, watches, reader.connection, set, fire);
             Ok(ReplyBody::Empty)
         }
         Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(tree, reader.session_id, prefix))),
-        Request::GetAllChildrenNumber { path } => tree
-            .descendant_count(path)
-            .map(|count| ReplyBody::Number(count as i32))
-            .ok_or(ErrorCode::NoNode),
+        Request::GetAllChildrenNumber { path } => all_children_number(tree, reader, path),
         Request::WhoAmI => Ok(ReplyBody::ClientInfo(reader.identities.to_vec())),
         other => unreachable!("not a read: {other:?}"),
     };
@@ -54,10 +54,10 @@ pub fn execute_read(
     }
 }
 
-/// Whether the node's ACL lets anyone read. Authentication arrives with the ACL issue;
-/// until then only world-readable nodes can be read.
-fn readable(tree: &DataTree, node: &crate::tree::Znode) -> bool {
-    tree.acl(node).iter().any(|entry| entry.perms & PERM_READ != 0 && entry.scheme == "world")
+/// Whether the reader may read the node (world and ip ACLs; authenticated schemes arrive
+/// with the auth packet).
+fn readable(tree: &DataTree, node: &crate::tree::Znode, reader: &Reader<'_>) -> bool {
+    permits(tree.acl(node), PERM_READ, reader.ip)
 }
 
 /// exists registers a data watch even when the node is missing, so the client hears of
@@ -86,7 +86,7 @@ fn get_data(
     watch: bool,
 ) -> Result<ReplyBody, ErrorCode> {
     let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
-    if !readable(tree, node) {
+    if !readable(tree, node, reader) {
         return Err(ErrorCode::NoAuth);
     }
     if watch {
@@ -104,7 +104,7 @@ fn get_children(
     with_stat: bool,
 ) -> Result<ReplyBody, ErrorCode> {
     let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
-    if !readable(tree, node) {
+    if !readable(tree, node, reader) {
         return Err(ErrorCode::NoAuth);
     }
     if watch {
@@ -115,12 +115,21 @@ fn get_children(
     Ok(if with_stat { ReplyBody::ChildrenStat(children, node.stat()) } else { ReplyBody::Children(children) })
 }
 
-fn multi_read_op(tree: &DataTree, op: &ReadOp) -> OpResult {
+fn all_children_number(tree: &DataTree, reader: &Reader<'_>, path: &str) -> Result<ReplyBody, ErrorCode> {
+    let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
+    if !readable(tree, node, reader) {
+        return Err(ErrorCode::NoAuth);
+    }
+    let count = tree.descendant_count(path).expect("the node exists");
+    Ok(ReplyBody::Number(count as i32))
+}
+
+fn multi_read_op(tree: &DataTree, reader: &Reader<'_>, op: &ReadOp) -> OpResult {
     let path = match op {
         ReadOp::GetChildren { path } | ReadOp::GetData { path } => path,
     };
     let Some(node) = tree.node(path) else { return OpResult::Error { code: ErrorCode::NoNode } };
-    if !readable(tree, node) {
+    if !readable(tree, node, reader) {
         return OpResult::Error { code: ErrorCode::NoAuth };
     }
     match op {

@@ -1,6 +1,7 @@
 //! The data tree: znodes with ZooKeeper's Stat semantics, the validation of writes
 //! against it, and the deterministic application of transactions. Sans-IO.
 
+pub mod acl_check;
 pub mod acl_table;
 pub mod data_tree;
 pub mod path;
@@ -8,5 +9,5 @@ pub mod prepare;
 pub mod znode;
 
 pub use data_tree::{DataTree, Outcome, Trigger};
-pub use prepare::{prepare, PendingChanges};
+pub use prepare::{prepare, Caller, PendingChanges};
 pub use znode::Znode;

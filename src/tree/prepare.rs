@@ -4,6 +4,11 @@
 //! request fails with the same code.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use super::acl_check::permits;
+use crate::proto::acl::{PERM_CREATE, PERM_DELETE, PERM_READ, PERM_WRITE};
 
 use super::data_tree::{is_special_owner, DataTree, CONFIG, QUOTA, ROOT, ZOOKEEPER};
 use super::path::{parent_and_name, validate_path};
@@ -14,12 +19,13 @@ use crate::proto::ErrorCode;
 use crate::txn::{AclEntry, CreateTxn, SubTxn, TxnOp};
 
 /// What validation needs to know of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
     pub version: i32,
     pub cversion: i32,
     pub num_children: i32,
     pub ephemeral_owner: i64,
+    pub acl: Rc<[Acl]>,
 }
 
 /// Changes made by transactions that are ordered but not applied yet (ZooKeeper's
@@ -65,13 +71,14 @@ impl PendingChanges {
 
     fn record(&self, tree: &DataTree, path: &str) -> Option<NodeRecord> {
         if let Some((_, record)) = self.records.get(path) {
-            return *record;
+            return record.clone();
         }
         tree.node(path).map(|node| NodeRecord {
             version: node.version,
             cversion: node.cversion,
             num_children: node.children.len() as i32,
             ephemeral_owner: node.ephemeral_owner,
+            acl: Rc::from(tree.acl(node)),
         })
     }
 }
@@ -96,25 +103,33 @@ fn create_mode(flags: i32) -> Result<CreateMode, ErrorCode> {
 
 /// Turns a write request into a transaction. A request that fails validation becomes an
 /// error transaction; a multi that fails becomes a multi of error steps.
-pub fn prepare(tree: &DataTree, pending: &mut PendingChanges, session_id: i64, zxid: i64, request: &Request) -> TxnOp {
+/// Who sent a write: its session and, for `ip` ACLs, its address.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub session_id: i64,
+    pub ip: Option<IpAddr>,
+}
+
+pub fn prepare(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, zxid: i64, request: &Request) -> TxnOp {
+    let session_id = caller.session_id;
     debug_assert!(request.is_write());
     assert!(zxid > tree.last_zxid(), "preparing zxid {zxid:#x} at or before the applied {:#x}", tree.last_zxid());
     pending.zxid = zxid;
     match request {
-        Request::Multi(ops) => prepare_multi(tree, pending, session_id, ops),
+        Request::Multi(ops) => prepare_multi(tree, pending, caller, ops),
         Request::CloseSession => TxnOp::CloseSession { ephemerals: close_session(tree, pending, session_id) },
         _ => {
             let single = match request {
                 Request::Create(create) => {
-                    prepare_create(tree, pending, session_id, create).map(TxnOp::Create)
+                    prepare_create(tree, pending, caller, create).map(TxnOp::Create)
                 }
                 Request::Delete { path, version } => {
-                    prepare_delete(tree, pending, path, *version).map(|path| TxnOp::Delete { path })
+                    prepare_delete(tree, pending, caller, path, *version).map(|path| TxnOp::Delete { path })
                 }
-                Request::SetData { path, data, version } => prepare_set_data(tree, pending, path, *version)
+                Request::SetData { path, data, version } => prepare_set_data(tree, pending, caller, path, *version)
                     .map(|version| TxnOp::SetData { path: path.clone(), data: data.clone(), version }),
                 Request::Check { path, version } => {
-                    prepare_check(tree, pending, path, *version).map(|()| TxnOp::Check { path: path.clone() })
+                    prepare_check(tree, pending, caller, path, *version).map(|()| TxnOp::Check { path: path.clone() })
                 }
                 _ => unreachable!("not a write: {request:?}"),
             };
@@ -148,7 +163,7 @@ fn close_session(tree: &DataTree, pending: &mut PendingChanges, session_id: i64)
     paths
 }
 
-fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, session_id: i64, ops: &[MultiOp]) -> TxnOp {
+fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, ops: &[MultiOp]) -> TxnOp {
     // A multi is all or nothing: its steps see each other's changes, and a failure rolls
     // back the changes of the steps before it.
     let saved = pending.clone();
@@ -156,14 +171,14 @@ fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, session_id: i64,
     let mut failure: Option<(usize, ErrorCode)> = None;
     for (index, op) in ops.iter().enumerate() {
         let step = match op {
-            MultiOp::Create(create) => prepare_create(tree, pending, session_id, create).map(SubTxn::Create),
+            MultiOp::Create(create) => prepare_create(tree, pending, caller, create).map(SubTxn::Create),
             MultiOp::Delete { path, version } => {
-                prepare_delete(tree, pending, path, *version).map(|path| SubTxn::Delete { path })
+                prepare_delete(tree, pending, caller, path, *version).map(|path| SubTxn::Delete { path })
             }
-            MultiOp::SetData { path, data, version } => prepare_set_data(tree, pending, path, *version)
+            MultiOp::SetData { path, data, version } => prepare_set_data(tree, pending, caller, path, *version)
                 .map(|version| SubTxn::SetData { path: path.clone(), data: data.clone(), version }),
             MultiOp::Check { path, version } => {
-                prepare_check(tree, pending, path, *version).map(|()| SubTxn::Check { path: path.clone() })
+                prepare_check(tree, pending, caller, path, *version).map(|()| SubTxn::Check { path: path.clone() })
             }
         };
         match step {
@@ -224,7 +239,7 @@ fn is_valid_ip_id(id: &str) -> bool {
 fn prepare_create(
     tree: &DataTree,
     pending: &mut PendingChanges,
-    session_id: i64,
+    caller: Caller,
     create: &CreateRequest,
 ) -> Result<CreateTxn, ErrorCode> {
     if create.opcode != opcode::CREATE && create.opcode != opcode::CREATE2 {
@@ -236,6 +251,7 @@ fn prepare_create(
     let slash = create.path.rfind('/').ok_or(ErrorCode::BadArguments)?;
     let parent_path = if slash == 0 { ROOT } else { &create.path[..slash] };
     let mut parent = pending.record(tree, parent_path).ok_or(ErrorCode::NoNode)?;
+    check_permission(&parent, PERM_CREATE, caller)?;
     let mut path = create.path.clone();
     if mode.sequential {
         // The counter is the parent's cversion, zero-padded to ten digits
@@ -253,8 +269,9 @@ fn prepare_create(
     parent.cversion = parent_cversion;
     parent.num_children += 1;
     pending.set(parent_path, Some(parent));
-    let ephemeral_owner = if mode.ephemeral { session_id } else { 0 };
-    pending.set(&path, Some(NodeRecord { version: 0, cversion: 0, num_children: 0, ephemeral_owner }));
+    let ephemeral_owner = if mode.ephemeral { caller.session_id } else { 0 };
+    let acl: Rc<[Acl]> = Rc::from(create.acl.as_slice());
+    pending.set(&path, Some(NodeRecord { version: 0, cversion: 0, num_children: 0, ephemeral_owner, acl }));
     Ok(CreateTxn {
         path,
         data: create.data.clone(),
@@ -271,13 +288,20 @@ fn prepare_create(
 /// ZooKeeper does not run the full path check on a delete: it refuses a path with no
 /// slash, a NUL or one of the system nodes, and otherwise looks the path up
 /// (`PrepRequestProcessor.getParentPathAndValidate`).
-fn prepare_delete(tree: &DataTree, pending: &mut PendingChanges, path: &str, version: i32) -> Result<String, ErrorCode> {
+fn prepare_delete(
+    tree: &DataTree,
+    pending: &mut PendingChanges,
+    caller: Caller,
+    path: &str,
+    version: i32,
+) -> Result<String, ErrorCode> {
     let slash = path.rfind('/').ok_or(ErrorCode::BadArguments)?;
     if path.contains('\0') || [ROOT, ZOOKEEPER, QUOTA, CONFIG].contains(&path) {
         return Err(ErrorCode::BadArguments);
     }
     let parent_path = if slash == 0 { ROOT } else { &path[..slash] };
     let mut parent = pending.record(tree, parent_path).ok_or(ErrorCode::NoNode)?;
+    check_permission(&parent, PERM_DELETE, caller)?;
     let node = pending.record(tree, path).ok_or(ErrorCode::NoNode)?;
     check_version(node.version, version)?;
     if node.num_children > 0 {
@@ -289,19 +313,42 @@ fn prepare_delete(tree: &DataTree, pending: &mut PendingChanges, path: &str, ver
     Ok(path.to_owned())
 }
 
-fn prepare_set_data(tree: &DataTree, pending: &mut PendingChanges, path: &str, version: i32) -> Result<i32, ErrorCode> {
+fn prepare_set_data(
+    tree: &DataTree,
+    pending: &mut PendingChanges,
+    caller: Caller,
+    path: &str,
+    version: i32,
+) -> Result<i32, ErrorCode> {
     validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
     let mut node = pending.record(tree, path).ok_or(ErrorCode::NoNode)?;
+    check_permission(&node, PERM_WRITE, caller)?;
     check_version(node.version, version)?;
     node.version = node.version.wrapping_add(1);
+    let version = node.version;
     pending.set(path, Some(node));
-    Ok(node.version)
+    Ok(version)
 }
 
-fn prepare_check(tree: &DataTree, pending: &PendingChanges, path: &str, version: i32) -> Result<(), ErrorCode> {
+fn prepare_check(
+    tree: &DataTree,
+    pending: &PendingChanges,
+    caller: Caller,
+    path: &str,
+    version: i32,
+) -> Result<(), ErrorCode> {
     validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
     let node = pending.record(tree, path).ok_or(ErrorCode::NoNode)?;
+    check_permission(&node, PERM_READ, caller)?;
     check_version(node.version, version)
+}
+
+fn check_permission(node: &NodeRecord, permission: i32, caller: Caller) -> Result<(), ErrorCode> {
+    if permits(&node.acl, permission, caller.ip) {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
 }
 
 /// -1 matches any version (`PrepRequestProcessor.checkAndIncVersion`).
@@ -310,4 +357,107 @@ fn check_version(current: i32, expected: i32) -> Result<(), ErrorCode> {
         return Err(ErrorCode::BadVersion);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::request::CreateRequest;
+
+    const CALLER: Caller = Caller { session_id: 5, ip: None };
+
+    fn create(path: &str, flags: i32) -> Request {
+        Request::Create(CreateRequest {
+            opcode: opcode::CREATE,
+            path: path.into(),
+            data: vec![],
+            acl: vec![Acl::open_unsafe()],
+            flags,
+            ttl_ms: -1,
+        })
+    }
+
+    fn error(op: &TxnOp) -> Option<ErrorCode> {
+        match op {
+            TxnOp::Error { code } => Some(ErrorCode::from_code(*code)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn pipelined_writes_validate_against_changes_not_yet_applied() {
+        // PrepRequestProcessor consults outstanding changes: a create ordered but not
+        // applied makes a second create of the same path fail, and sequence numbers advance.
+        let tree = DataTree::new();
+        let mut pending = PendingChanges::default();
+        assert!(error(&prepare(&tree, &mut pending, CALLER, 1, &create("/a", 0))).is_none());
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/a", 0))), Some(ErrorCode::NodeExists));
+        let TxnOp::Create(first) = prepare(&tree, &mut pending, CALLER, 3, &create("/a/s-", 2)) else { panic!() };
+        let TxnOp::Create(second) = prepare(&tree, &mut pending, CALLER, 4, &create("/a/s-", 2)) else { panic!() };
+        assert_eq!(first.path, "/a/s-0000000000");
+        assert_eq!(second.path, "/a/s-0000000001");
+        let delete = Request::Delete { path: "/a".into(), version: -1 };
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 5, &delete)), Some(ErrorCode::NotEmpty));
+        pending.applied_through(4);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn errors_come_in_zookeepers_order() {
+        let tree = DataTree::new();
+        let mut pending = PendingChanges::default();
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 1, &create("a", 0))), Some(ErrorCode::BadArguments));
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/x/y", 0))), Some(ErrorCode::NoNode));
+        assert!(error(&prepare(&tree, &mut pending, CALLER, 3, &create("/e", 1))).is_none());
+        assert_eq!(
+            error(&prepare(&tree, &mut pending, CALLER, 4, &create("/e/c", 0))),
+            Some(ErrorCode::NoChildrenForEphemerals)
+        );
+        let set = Request::SetData { path: "/e".into(), data: vec![], version: 3 };
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 5, &set)), Some(ErrorCode::BadVersion));
+        let set_config = Request::SetData { path: "/zookeeper/config".into(), data: vec![], version: -1 };
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 6, &set_config)), Some(ErrorCode::NoAuth));
+        let delete_system = Request::Delete { path: "/zookeeper".into(), version: -1 };
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 7, &delete_system)), Some(ErrorCode::BadArguments));
+    }
+
+    #[test]
+    fn a_failed_multi_reports_ok_before_and_runtime_inconsistency_after_and_rolls_back() {
+        let tree = DataTree::new();
+        let mut pending = PendingChanges::default();
+        let multi = Request::Multi(vec![
+            MultiOp::Create(CreateRequest {
+                opcode: opcode::CREATE,
+                path: "/m".into(),
+                data: vec![],
+                acl: vec![Acl::open_unsafe()],
+                flags: 0,
+                ttl_ms: -1,
+            }),
+            MultiOp::Check { path: "/nope".into(), version: -1 },
+            MultiOp::Delete { path: "/m".into(), version: -1 },
+        ]);
+        let TxnOp::Multi { ops } = prepare(&tree, &mut pending, CALLER, 1, &multi) else { panic!() };
+        let codes: Vec<i32> = ops
+            .iter()
+            .map(|op| match op {
+                SubTxn::Error { code } => *code,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(codes, vec![0, ErrorCode::NoNode.code(), ErrorCode::RuntimeInconsistency.code()]);
+        assert!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/m", 0))).is_none());
+    }
+
+    #[test]
+    fn closing_a_session_lists_its_ephemerals_including_pending_ones() {
+        let tree = DataTree::new();
+        let mut pending = PendingChanges::default();
+        prepare(&tree, &mut pending, CALLER, 1, &create("/b", 1));
+        prepare(&tree, &mut pending, CALLER, 2, &create("/a", 1));
+        let TxnOp::CloseSession { ephemerals } = prepare(&tree, &mut pending, CALLER, 3, &Request::CloseSession) else {
+            panic!()
+        };
+        assert_eq!(ephemerals, vec!["/a".to_owned(), "/b".to_owned()]);
+    }
 }

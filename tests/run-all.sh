@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every Ringkeeper test suite on a fresh machine, installing what the suites need:
+# Debian's `zookeeper` package (Apache ZooKeeper 3.8, the reference server and its Java
+# CLI) and the Python packages of tests/interop/requirements.txt (kazoo, pytest).
+#
+#   tests/run-all.sh            everything
+#   tests/run-all.sh --quick    Rust tests only (no installs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[[ "${1:-}" == "--quick" ]] && quick=1
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --check
+
+step "build"
+cargo build --locked
+
+step "unit, property and integration tests (zookeeper-client)"
+cargo test --locked
+
+if [[ $quick == 1 ]]; then
+    exit 0
+fi
+
+step "installing test dependencies"
+if ! dpkg -s zookeeper >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
+fi
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    -r tests/interop/requirements.txt
+
+binary="$PWD/target/debug/ringkeeper"
+
+step "interop: kazoo recipes, the Java CLI, four-letter words, bad input"
+RINGKEEPER_BIN="$binary" timeout 900 python3 -m pytest tests/interop -q -p no:cacheprovider
+
+step "differential: Ringkeeper against Apache ZooKeeper 3.8, 20 seeds"
+timeout 1200 python3 tests/differential/run.py --ringkeeper "$binary" --seeds 20 --ops 3000
+
+step "all suites passed"
