@@ -204,3 +204,11 @@ fn mntr_reports_in_tab_separated_key_value_lines() {
     }
     assert!(text.contains("zk_server_state\tstandalone"));
 }
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = Server::start();
+    let (_session, _, _) = handshake(&server);
+    let status = server.terminate().expect("the server exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+}

@@ -223,6 +223,18 @@ async fn next_frame<R: futures_lite::AsyncRead + Unpin>(
     Some(bytes)
 }
 
+/// globalOutstandingLimit: while the server as a whole has this many requests in flight,
+/// connections stop reading new ones (ZooKeeper's RequestThrottler does the same).
+async fn wait_below_outstanding_limit(shared: &Shared) {
+    let limit = shared.config.global_outstanding_limit as u64;
+    if limit == 0 {
+        return;
+    }
+    while shared.sum(|counters| &counters.outstanding_requests) >= limit {
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
     reader: &mut R,
     input: &mut Input,
@@ -249,6 +261,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 return;
             }
         }
+        wait_below_outstanding_limit(&context.shared).await;
         let Some(frame_bytes) = next_frame(reader, input, max_bytes, peer).await else { return };
         let (header, request) = match decode_request(&frame_bytes) {
             Ok(decoded) => decoded,
