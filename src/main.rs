@@ -10,7 +10,11 @@ use ringkeeper::config::Config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ringkeeper", version, about = "A ZooKeeper-protocol coordination service")]
+#[command(
+    name = "ringkeeper",
+    version,
+    about = "A ZooKeeper-protocol coordination service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,11 +56,21 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),
+        Command::Serve {
+            config,
+            client_port,
+            data_dir,
+            cores,
+        } => serve(config, client_port, data_dir, cores),
     }
 }
 
-fn serve(config_path: Option<PathBuf>, client_port: Option<u16>, data_dir: Option<PathBuf>, cores: Option<usize>) -> ExitCode {
+fn serve(
+    config_path: Option<PathBuf>,
+    client_port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    cores: Option<usize>,
+) -> ExitCode {
     let mut config = match &config_path {
         None => Config::default(),
         Some(path) => {
@@ -87,7 +101,11 @@ fn serve(config_path: Option<PathBuf>, client_port: Option<u16>, data_dir: Optio
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }
-    let cores = cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let cores = cores.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     if cores == 0 {
         eprintln!("ringkeeper: --cores must be at least 1");
         return ExitCode::from(2);

@@ -82,7 +82,10 @@ impl ErrorCode {
             QuotaExceeded,
             Throttled,
         ];
-        ALL.iter().copied().find(|error| error.code() == code).unwrap_or(SystemError)
+        ALL.iter()
+            .copied()
+            .find(|error| error.code() == code)
+            .unwrap_or(SystemError)
     }
 }
 

@@ -39,9 +39,19 @@ pub struct SetWatches {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 /// One operation of a multiRead.
@@ -56,20 +66,46 @@ pub enum Request {
     Ping,
     CloseSession,
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Vec<u8>, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
     /// getChildren (`with_stat` false) and getChildren2 (true).
-    GetChildren { path: String, watch: bool, with_stat: bool },
-    Sync { path: String },
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    Sync {
+        path: String,
+    },
     /// A check outside a multi: ZooKeeper answers it as a write.
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<MultiOp>),
     MultiRead(Vec<ReadOp>),
     SetWatches(SetWatches),
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
     WhoAmI,
     /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
     Unimplemented(i32),
@@ -93,7 +129,10 @@ impl Request {
 /// Decodes a request frame (after the handshake).
 pub fn decode_request(bytes: &[u8]) -> Result<(RequestHeader, Request), DecodeError> {
     let mut reader = Reader::new(bytes);
-    let header = RequestHeader { xid: reader.read_i32()?, opcode: reader.read_i32()? };
+    let header = RequestHeader {
+        xid: reader.read_i32()?,
+        opcode: reader.read_i32()?,
+    };
     let request = decode_body(header.opcode, &mut reader)?;
     Ok((header, request))
 }
@@ -105,9 +144,18 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
             Request::Create(decode_create(op, reader)?)
         }
-        opcode::DELETE => Request::Delete { path: reader.read_string()?, version: reader.read_i32()? },
-        opcode::EXISTS => Request::Exists { path: reader.read_string()?, watch: reader.read_bool()? },
-        opcode::GET_DATA => Request::GetData { path: reader.read_string()?, watch: reader.read_bool()? },
+        opcode::DELETE => Request::Delete {
+            path: reader.read_string()?,
+            version: reader.read_i32()?,
+        },
+        opcode::EXISTS => Request::Exists {
+            path: reader.read_string()?,
+            watch: reader.read_bool()?,
+        },
+        opcode::GET_DATA => Request::GetData {
+            path: reader.read_string()?,
+            watch: reader.read_bool()?,
+        },
         opcode::SET_DATA => Request::SetData {
             path: reader.read_string()?,
             data: reader.read_bytes()?.to_vec(),
@@ -118,8 +166,13 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
             watch: reader.read_bool()?,
             with_stat: op == opcode::GET_CHILDREN2,
         },
-        opcode::SYNC => Request::Sync { path: reader.read_string()? },
-        opcode::CHECK => Request::Check { path: reader.read_string()?, version: reader.read_i32()? },
+        opcode::SYNC => Request::Sync {
+            path: reader.read_string()?,
+        },
+        opcode::CHECK => Request::Check {
+            path: reader.read_string()?,
+            version: reader.read_i32()?,
+        },
         opcode::MULTI => Request::Multi(decode_multi(reader)?),
         opcode::MULTI_READ => Request::MultiRead(decode_multi_read(reader)?),
         opcode::SET_WATCHES | opcode::SET_WATCHES2 => {
@@ -136,8 +189,12 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
             }
             Request::SetWatches(watches)
         }
-        opcode::GET_EPHEMERALS => Request::GetEphemerals { prefix: reader.read_string()? },
-        opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: reader.read_string()? },
+        opcode::GET_EPHEMERALS => Request::GetEphemerals {
+            prefix: reader.read_string()?,
+        },
+        opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
+            path: reader.read_string()?,
+        },
         opcode::WHO_AM_I => Request::WhoAmI,
         other => Request::Unimplemented(other),
     })
@@ -148,8 +205,19 @@ fn decode_create(op: i32, reader: &mut Reader<'_>) -> Result<CreateRequest, Deco
     let data = reader.read_bytes()?.to_vec();
     let acl = decode_acl_vec(reader)?;
     let flags = reader.read_i32()?;
-    let ttl_ms = if op == opcode::CREATE_TTL { reader.read_i64()? } else { -1 };
-    Ok(CreateRequest { opcode: op, path, data, acl, flags, ttl_ms })
+    let ttl_ms = if op == opcode::CREATE_TTL {
+        reader.read_i64()?
+    } else {
+        -1
+    };
+    Ok(CreateRequest {
+        opcode: op,
+        path,
+        data,
+        acl,
+        flags,
+        ttl_ms,
+    })
 }
 
 /// A multi is a sequence of (MultiHeader, op) pairs ended by a header with done set
@@ -168,13 +236,19 @@ fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<MultiOp>, DecodeError> {
             opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
                 MultiOp::Create(decode_create(op, reader)?)
             }
-            opcode::DELETE => MultiOp::Delete { path: reader.read_string()?, version: reader.read_i32()? },
+            opcode::DELETE => MultiOp::Delete {
+                path: reader.read_string()?,
+                version: reader.read_i32()?,
+            },
             opcode::SET_DATA => MultiOp::SetData {
                 path: reader.read_string()?,
                 data: reader.read_bytes()?.to_vec(),
                 version: reader.read_i32()?,
             },
-            opcode::CHECK => MultiOp::Check { path: reader.read_string()?, version: reader.read_i32()? },
+            opcode::CHECK => MultiOp::Check {
+                path: reader.read_string()?,
+                version: reader.read_i32()?,
+            },
             other => return Err(DecodeError::BadCount(other)),
         });
     }
@@ -221,8 +295,16 @@ mod tests {
         Acl::open_unsafe().encode(&mut writer);
         writer.write_i32(3);
         let (header, request) = decode_request(&bytes).unwrap();
-        assert_eq!(header, RequestHeader { xid: 1, opcode: opcode::CREATE2 });
-        let Request::Create(create) = request else { panic!("not a create") };
+        assert_eq!(
+            header,
+            RequestHeader {
+                xid: 1,
+                opcode: opcode::CREATE2
+            }
+        );
+        let Request::Create(create) = request else {
+            panic!("not a create")
+        };
         assert_eq!(create.path, "/a");
         assert_eq!(create.data, b"x");
         assert_eq!(create.acl, vec![Acl::open_unsafe()]);
@@ -243,14 +325,23 @@ mod tests {
         writer.write_bool(true);
         writer.write_i32(-1);
         let (_, request) = decode_request(&bytes).unwrap();
-        assert_eq!(request, Request::Multi(vec![MultiOp::Check { path: "/a".into(), version: 3 }]));
+        assert_eq!(
+            request,
+            Request::Multi(vec![MultiOp::Check {
+                path: "/a".into(),
+                version: 3
+            }])
+        );
     }
 
     #[test]
     fn unknown_opcodes_decode_as_unimplemented() {
         let mut bytes = Vec::new();
         header(&mut bytes, 3, 999);
-        assert_eq!(decode_request(&bytes).unwrap().1, Request::Unimplemented(999));
+        assert_eq!(
+            decode_request(&bytes).unwrap().1,
+            Request::Unimplemented(999)
+        );
     }
 
     #[test]

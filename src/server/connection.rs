@@ -73,7 +73,11 @@ impl Input {
     }
 
     /// Reads until at least `count` bytes are available; false on end of stream.
-    async fn fill<R: futures_lite::AsyncRead + Unpin>(&mut self, reader: &mut R, count: usize) -> bool {
+    async fn fill<R: futures_lite::AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        count: usize,
+    ) -> bool {
         while self.available().len() < count {
             if self.start > 0 {
                 self.bytes.drain(..self.start);
@@ -103,7 +107,10 @@ pub async fn serve(stream: TcpStream, context: Rc<CoreContext>) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let (mut reader, writer) = futures_lite::io::split(stream);
-    let mut input = Input { bytes: Vec::with_capacity(READ_CHUNK_BYTES), start: 0 };
+    let mut input = Input {
+        bytes: Vec::with_capacity(READ_CHUNK_BYTES),
+        start: 0,
+    };
     handshake_and_serve(&mut reader, writer, &mut input, fd, peer, &context).await;
     context.shared.release(peer.ip());
 }
@@ -130,7 +137,9 @@ async fn handshake_and_serve<R, W>(
         return;
     }
     let max_bytes = context.shared.config.jute_max_buffer_bytes;
-    let Some(frame_bytes) = next_frame(reader, input, max_bytes, peer).await else { return };
+    let Some(frame_bytes) = next_frame(reader, input, max_bytes, peer).await else {
+        return;
+    };
     let connect = match ConnectRequest::decode(&frame_bytes) {
         Ok(connect) => connect,
         Err(error) => {
@@ -152,7 +161,10 @@ async fn handshake_and_serve<R, W>(
     }
     let (writer_wake, writer_woken) = local_channel::new_bounded(1);
     let (reader_wake, reader_woken) = local_channel::new_bounded(1);
-    let timeout_ms = context.shared.config.negotiate_timeout_ms(connect.timeout_ms);
+    let timeout_ms = context
+        .shared
+        .config
+        .negotiate_timeout_ms(connect.timeout_ms);
     let connection = {
         let mut state = context.state.borrow_mut();
         let id = state.next_connection_id();
@@ -173,11 +185,15 @@ async fn handshake_and_serve<R, W>(
             identities: vec![("ip".to_owned(), peer.ip().to_string())],
         }));
         state.connections.insert(id, connection.clone());
-        state.counters().connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .counters()
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         connection
     };
     let id = connection.borrow().id;
-    let writer_task = glommio::spawn_local(write_loop(connection.clone(), writer_woken, writer, fd));
+    let writer_task =
+        glommio::spawn_local(write_loop(connection.clone(), writer_woken, writer, fd));
     let sent = context
         .leader
         .send(ToLeader::Connect {
@@ -189,7 +205,15 @@ async fn handshake_and_serve<R, W>(
         })
         .await;
     if sent {
-        read_loop(reader, input, &connection, &reader_woken, context, max_bytes).await;
+        read_loop(
+            reader,
+            input,
+            &connection,
+            &reader_woken,
+            context,
+            max_bytes,
+        )
+        .await;
     }
     connection.borrow_mut().close();
     context.state.borrow_mut().remove_connection(id);
@@ -254,7 +278,11 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             match phase {
                 Phase::Closing => return,
                 Phase::Connecting => {}
-                Phase::Connected if output_bytes < OUTPUT_BYTES_HIGH_WATER && queued < QUEUED_REQUESTS_MAX => break,
+                Phase::Connected
+                    if output_bytes < OUTPUT_BYTES_HIGH_WATER && queued < QUEUED_REQUESTS_MAX =>
+                {
+                    break
+                }
                 Phase::Connected => {}
             }
             if reader_woken.recv().await.is_none() {
@@ -262,7 +290,9 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             }
         }
         wait_below_outstanding_limit(&context.shared).await;
-        let Some(frame_bytes) = next_frame(reader, input, max_bytes, peer).await else { return };
+        let Some(frame_bytes) = next_frame(reader, input, max_bytes, peer).await else {
+            return;
+        };
         let (header, request) = match decode_request(&frame_bytes) {
             Ok(decoded) => decoded,
             Err(error) => {
@@ -279,7 +309,13 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             tracing::warn!(%peer, opcode, "unimplemented opcode; closing connection");
             let mut conn = connection.borrow_mut();
             let zxid = context.state.borrow().tree.last_zxid();
-            encode_reply(&mut conn.output, header.xid, zxid, ErrorCode::Unimplemented, &ReplyBody::Empty);
+            encode_reply(
+                &mut conn.output,
+                header.xid,
+                zxid,
+                ErrorCode::Unimplemented,
+                &ReplyBody::Empty,
+            );
             conn.close();
             return;
         }
@@ -289,7 +325,10 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
         } else {
             None
         };
-        let dispatch = context.state.borrow_mut().dispatch(connection, header.xid, request);
+        let dispatch = context
+            .state
+            .borrow_mut()
+            .dispatch(connection, header.xid, request);
         if dispatch == Dispatch::ToLeader {
             let request = leader_message.expect("writes and syncs go to the leader");
             let (session_id, id) = {
@@ -297,9 +336,18 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 (conn.session_id, conn.id)
             };
             let message = if is_sync {
-                ToLeader::Sync { core: context.core, connection: id, xid: header.xid }
+                ToLeader::Sync {
+                    core: context.core,
+                    connection: id,
+                    xid: header.xid,
+                }
             } else {
-                ToLeader::Write { session_id, client_ip: peer.ip(), xid: header.xid, request }
+                ToLeader::Write {
+                    session_id,
+                    client_ip: peer.ip(),
+                    xid: header.xid,
+                    request,
+                }
             };
             if !context.leader.send(message).await {
                 return;
@@ -326,7 +374,10 @@ async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
                 }
                 None
             } else {
-                Some(std::mem::replace(&mut conn.output, std::mem::take(&mut spare)))
+                Some(std::mem::replace(
+                    &mut conn.output,
+                    std::mem::take(&mut spare),
+                ))
             }
         };
         match pending {

@@ -23,10 +23,25 @@ pub const QUEUED_REQUESTS_MAX: usize = 10_000;
 /// served only after that write is applied (ZooKeeper's CommitProcessor rule).
 #[derive(Debug)]
 pub enum Queued {
-    Write { xid: i32, kind: WriteKind, received: Instant },
-    Close { xid: i32, received: Instant },
-    Sync { xid: i32, path: String, received: Instant },
-    Read { xid: i32, request: Request, received: Instant },
+    Write {
+        xid: i32,
+        kind: WriteKind,
+        received: Instant,
+    },
+    Close {
+        xid: i32,
+        received: Instant,
+    },
+    Sync {
+        xid: i32,
+        path: String,
+        received: Instant,
+    },
+    Read {
+        xid: i32,
+        request: Request,
+        received: Instant,
+    },
 }
 
 impl Queued {
@@ -37,9 +52,10 @@ impl Queued {
 
     pub fn xid(&self) -> i32 {
         match self {
-            Queued::Write { xid, .. } | Queued::Close { xid, .. } | Queued::Sync { xid, .. } | Queued::Read { xid, .. } => {
-                *xid
-            }
+            Queued::Write { xid, .. }
+            | Queued::Close { xid, .. }
+            | Queued::Sync { xid, .. }
+            | Queued::Read { xid, .. } => *xid,
         }
     }
 }

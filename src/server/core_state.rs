@@ -83,14 +83,26 @@ impl CoreState {
         debug_assert_eq!(conn.phase, Phase::Connected);
         conn.received += 1;
         self.touched.insert(conn.session_id);
-        self.counters().packets_received.fetch_add(1, Ordering::Relaxed);
-        self.counters().outstanding_requests.fetch_add(1, Ordering::Relaxed);
+        self.counters()
+            .packets_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.counters()
+            .outstanding_requests
+            .fetch_add(1, Ordering::Relaxed);
         let queued = match request {
             Request::CloseSession => Queued::Close { xid, received },
-            Request::Sync { path } => Queued::Sync { xid, path, received },
+            Request::Sync { path } => Queued::Sync {
+                xid,
+                path,
+                received,
+            },
             request if request.is_write() => {
                 let kind = write_kind(&request);
-                conn.queue.push_back(Queued::Write { xid, kind, received });
+                conn.queue.push_back(Queued::Write {
+                    xid,
+                    kind,
+                    received,
+                });
                 return Dispatch::ToLeader;
             }
             request => {
@@ -98,7 +110,11 @@ impl CoreState {
                     self.serve_read(&mut conn, xid, &request, received);
                     return Dispatch::Done;
                 }
-                conn.queue.push_back(Queued::Read { xid, request, received });
+                conn.queue.push_back(Queued::Read {
+                    xid,
+                    request,
+                    received,
+                });
                 return Dispatch::Done;
             }
         };
@@ -106,7 +122,13 @@ impl CoreState {
         Dispatch::ToLeader
     }
 
-    fn serve_read(&mut self, conn: &mut Connection, xid: i32, request: &Request, received: Instant) {
+    fn serve_read(
+        &mut self,
+        conn: &mut Connection,
+        xid: i32,
+        request: &Request,
+        received: Instant,
+    ) {
         let mut fired: Vec<(EventType, String)> = Vec::new();
         let reader = Reader {
             session_id: conn.session_id,
@@ -114,27 +136,44 @@ impl CoreState {
             identities: &conn.identities,
             ip: Some(conn.peer.ip()),
         };
-        let (code, body) = execute_read(&self.tree, &mut self.watches, &reader, request, &mut |event, path| {
-            fired.push((event, path.to_owned()))
-        });
+        let (code, body) = execute_read(
+            &self.tree,
+            &mut self.watches,
+            &reader,
+            request,
+            &mut |event, path| fired.push((event, path.to_owned())),
+        );
         for (event, path) in fired {
             push_event(conn, event, &path);
         }
         self.reply(conn, xid, code, &body, received);
     }
 
-    fn reply(&self, conn: &mut Connection, xid: i32, code: ErrorCode, body: &ReplyBody, received: Instant) {
+    fn reply(
+        &self,
+        conn: &mut Connection,
+        xid: i32,
+        code: ErrorCode,
+        body: &ReplyBody,
+        received: Instant,
+    ) {
         let zxid = self.tree.last_zxid();
         encode_reply(&mut conn.output, xid, zxid, code, body);
         conn.sent += 1;
         conn.last_zxid = zxid;
         let counters = self.counters();
         counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-        counters.outstanding_requests.fetch_sub(1, Ordering::Relaxed);
-        self.shared.record_latency(self.core, received.elapsed().as_micros() as u64);
+        counters
+            .outstanding_requests
+            .fetch_sub(1, Ordering::Relaxed);
+        self.shared
+            .record_latency(self.core, received.elapsed().as_micros() as u64);
         conn.wake_writer();
         if conn.is_over_output_limit() {
-            tracing::warn!(session = format_args!("{:#x}", conn.session_id), "output over limit; closing connection");
+            tracing::warn!(
+                session = format_args!("{:#x}", conn.session_id),
+                "output over limit; closing connection"
+            );
             conn.close();
         }
     }
@@ -142,7 +181,14 @@ impl CoreState {
     /// Serves the reads at the front of the queue, up to the next ordered request.
     fn drain_reads(&mut self, conn: &mut Connection) {
         while matches!(conn.queue.front(), Some(Queued::Read { .. })) {
-            let Some(Queued::Read { xid, request, received }) = conn.queue.pop_front() else { unreachable!() };
+            let Some(Queued::Read {
+                xid,
+                request,
+                received,
+            }) = conn.queue.pop_front()
+            else {
+                unreachable!()
+            };
             self.serve_read(conn, xid, &request, received);
         }
         if conn.output.len() < super::connection_state::OUTPUT_BYTES_HIGH_WATER {
@@ -184,17 +230,28 @@ impl CoreState {
 
     /// Answers the write a committed transaction came from, if its session is here.
     fn complete_write(&mut self, session_id: i64, cxid: i32, outcome: Outcome, is_close: bool) {
-        let Some(connection) = self.sessions.get(&session_id).and_then(|id| self.connections.get(id)).cloned() else {
+        let Some(connection) = self
+            .sessions
+            .get(&session_id)
+            .and_then(|id| self.connections.get(id))
+            .cloned()
+        else {
             return;
         };
         let mut conn = connection.borrow_mut();
         if matches!(outcome, Outcome::SessionCreated) {
             return;
         }
-        let front_matches = conn.queue.front().is_some_and(|queued| queued.is_ordered() && queued.xid() == cxid);
+        let front_matches = conn
+            .queue
+            .front()
+            .is_some_and(|queued| queued.is_ordered() && queued.xid() == cxid);
         if is_close && !front_matches {
             // The session expired (or was closed elsewhere) while this connection held it.
-            tracing::info!(session = format_args!("{session_id:#x}"), "session expired; closing its connection");
+            tracing::info!(
+                session = format_args!("{session_id:#x}"),
+                "session expired; closing its connection"
+            );
             self.sessions.remove(&session_id);
             conn.close();
             return;
@@ -209,7 +266,11 @@ impl CoreState {
             return;
         }
         match conn.queue.pop_front().expect("front matched") {
-            Queued::Write { xid, kind, received } => {
+            Queued::Write {
+                xid,
+                kind,
+                received,
+            } => {
                 let (code, body) = write_reply(&kind, outcome);
                 self.reply(&mut conn, xid, code, &body, received);
             }
@@ -226,8 +287,13 @@ impl CoreState {
 
     fn apply_control(&mut self, control: &Control) {
         match control {
-            Control::Connected { connection, session } => {
-                let Some(conn_ref) = self.connections.get(connection).cloned() else { return };
+            Control::Connected {
+                connection,
+                session,
+            } => {
+                let Some(conn_ref) = self.connections.get(connection).cloned() else {
+                    return;
+                };
                 let mut conn = conn_ref.borrow_mut();
                 match session {
                     Some((session_id, password)) => {
@@ -264,25 +330,48 @@ impl CoreState {
                 conn.wake_reader();
             }
             Control::Synced { connection, xid } => {
-                let Some(conn_ref) = self.connections.get(connection).cloned() else { return };
+                let Some(conn_ref) = self.connections.get(connection).cloned() else {
+                    return;
+                };
                 let mut conn = conn_ref.borrow_mut();
                 let front_matches = matches!(conn.queue.front(), Some(Queued::Sync { xid: front, .. }) if front == xid);
                 if !front_matches {
-                    tracing::error!(xid, "sync completion does not match the session's next request");
+                    tracing::error!(
+                        xid,
+                        "sync completion does not match the session's next request"
+                    );
                     conn.close();
                     return;
                 }
-                let Some(Queued::Sync { xid, path, received }) = conn.queue.pop_front() else { unreachable!() };
-                self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received);
+                let Some(Queued::Sync {
+                    xid,
+                    path,
+                    received,
+                }) = conn.queue.pop_front()
+                else {
+                    unreachable!()
+                };
+                self.reply(
+                    &mut conn,
+                    xid,
+                    ErrorCode::Ok,
+                    &ReplyBody::Path(path),
+                    received,
+                );
                 self.drain_reads(&mut conn);
             }
             Control::SessionMoved { session_id, keep } => {
-                let Some(current) = self.sessions.get(session_id).copied() else { return };
+                let Some(current) = self.sessions.get(session_id).copied() else {
+                    return;
+                };
                 if Some(current) == *keep {
                     return;
                 }
                 if let Some(conn) = self.connections.get(&current) {
-                    tracing::info!(session = format_args!("{session_id:#x}"), "session moved to another connection");
+                    tracing::info!(
+                        session = format_args!("{session_id:#x}"),
+                        "session moved to another connection"
+                    );
                     conn.borrow_mut().close();
                 }
                 self.sessions.remove(session_id);
@@ -292,13 +381,17 @@ impl CoreState {
 
     /// Forgets a connection whose socket closed.
     pub fn remove_connection(&mut self, connection: ConnectionId) {
-        let Some(conn) = self.connections.remove(&connection) else { return };
+        let Some(conn) = self.connections.remove(&connection) else {
+            return;
+        };
         let conn = conn.borrow();
         if self.sessions.get(&conn.session_id) == Some(&connection) {
             self.sessions.remove(&conn.session_id);
         }
         let unanswered = conn.queue.len() as u64;
-        self.counters().outstanding_requests.fetch_sub(unanswered, Ordering::Relaxed);
+        self.counters()
+            .outstanding_requests
+            .fetch_sub(unanswered, Ordering::Relaxed);
         self.watches.remove_connection(connection);
         self.counters().connections.fetch_sub(1, Ordering::Relaxed);
     }
@@ -307,11 +400,21 @@ impl CoreState {
     pub fn publish_counters(&self) {
         let counters = self.counters();
         let (watch_connections, watch_paths, watch_count) = self.watches.summary();
-        counters.watch_connections.store(watch_connections as u64, Ordering::Relaxed);
-        counters.watch_paths.store(watch_paths as u64, Ordering::Relaxed);
-        counters.watch_count.store(watch_count as u64, Ordering::Relaxed);
-        counters.node_count.store(self.tree.node_count() as u64, Ordering::Relaxed);
-        counters.ephemeral_count.store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
+        counters
+            .watch_connections
+            .store(watch_connections as u64, Ordering::Relaxed);
+        counters
+            .watch_paths
+            .store(watch_paths as u64, Ordering::Relaxed);
+        counters
+            .watch_count
+            .store(watch_count as u64, Ordering::Relaxed);
+        counters
+            .node_count
+            .store(self.tree.node_count() as u64, Ordering::Relaxed);
+        counters
+            .ephemeral_count
+            .store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
     }
 
     /// Publishes the connection list and watch listing (`cons`, `stat`, `wchc`).
@@ -332,18 +435,26 @@ impl CoreState {
                 }
             })
             .collect();
-        *self.shared.connection_summaries[self.core].lock().expect("not poisoned") = summaries;
+        *self.shared.connection_summaries[self.core]
+            .lock()
+            .expect("not poisoned") = summaries;
         let mut listing = String::new();
         for (connection, paths) in self.watches.by_connection() {
-            let Some(conn) = self.connections.get(&connection) else { continue };
+            let Some(conn) = self.connections.get(&connection) else {
+                continue;
+            };
             listing.push_str(&format!("0x{:x}\n", conn.borrow().session_id));
             for path in paths {
                 listing.push_str(&format!("\t{path}\n"));
             }
         }
-        *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
+        *self.shared.watch_listing[self.core]
+            .lock()
+            .expect("not poisoned") = listing;
         let counters = self.counters();
-        counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
+        counters
+            .data_size_bytes
+            .store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
     }
 }
 
@@ -374,11 +485,18 @@ fn push_event(conn: &mut Connection, event: EventType, path: &str) {
     if conn.phase == Phase::Closing {
         return;
     }
-    let event = WatcherEvent { event_type: event, state: STATE_SYNC_CONNECTED, path: path.to_owned() };
+    let event = WatcherEvent {
+        event_type: event,
+        state: STATE_SYNC_CONNECTED,
+        path: path.to_owned(),
+    };
     encode_notification(&mut conn.output, &event);
     conn.wake_writer();
     if conn.is_over_output_limit() {
-        tracing::warn!(session = format_args!("{:#x}", conn.session_id), "output over limit; closing connection");
+        tracing::warn!(
+            session = format_args!("{:#x}", conn.session_id),
+            "output over limit; closing connection"
+        );
         conn.close();
     }
 }

@@ -22,9 +22,18 @@ pub enum ToLeader {
         timeout_ms: i32,
     },
     /// A write request, in the session's order.
-    Write { session_id: i64, client_ip: std::net::IpAddr, xid: i32, request: Request },
+    Write {
+        session_id: i64,
+        client_ip: std::net::IpAddr,
+        xid: i32,
+        request: Request,
+    },
     /// A sync: answered once everything ordered before it is applied on the core.
-    Sync { core: usize, connection: ConnectionId, xid: i32 },
+    Sync {
+        core: usize,
+        connection: ConnectionId,
+        xid: i32,
+    },
     /// Sessions with activity since the last touch.
     Touch { sessions: Vec<i64> },
 }
@@ -34,12 +43,18 @@ pub enum ToLeader {
 pub enum Control {
     /// The answer to `ToLeader::Connect`: the negotiated session, or `None` if the
     /// session is unknown or the password is wrong.
-    Connected { connection: ConnectionId, session: Option<(i64, [u8; PASSWORD_SIZE_BYTES])> },
+    Connected {
+        connection: ConnectionId,
+        session: Option<(i64, [u8; PASSWORD_SIZE_BYTES])>,
+    },
     /// Everything ordered before the sync is applied on this core.
     Synced { connection: ConnectionId, xid: i32 },
     /// The session now lives on another connection: close the one here, except
     /// `keep` (the connection that re-attached, if it is on this core).
-    SessionMoved { session_id: i64, keep: Option<ConnectionId> },
+    SessionMoved {
+        session_id: i64,
+        keep: Option<ConnectionId>,
+    },
 }
 
 /// One step of the committed stream to a core.

@@ -35,15 +35,25 @@ pub fn execute_read(
         Request::Ping => Ok(ReplyBody::Empty),
         Request::Exists { path, watch } => exists(tree, watches, reader, path, *watch),
         Request::GetData { path, watch } => get_data(tree, watches, reader, path, *watch),
-        Request::GetChildren { path, watch, with_stat } => {
-            get_children(tree, watches, reader, path, *watch, *with_stat)
-        }
-        Request::MultiRead(ops) => Ok(ReplyBody::Multi(ops.iter().map(|op| multi_read_op(tree, reader, op)).collect())),
+        Request::GetChildren {
+            path,
+            watch,
+            with_stat,
+        } => get_children(tree, watches, reader, path, *watch, *with_stat),
+        Request::MultiRead(ops) => Ok(ReplyBody::Multi(
+            ops.iter()
+                .map(|op| multi_read_op(tree, reader, op))
+                .collect(),
+        )),
         Request::SetWatches(set) => {
             set_watches(tree, watches, reader.connection, set, fire);
             Ok(ReplyBody::Empty)
         }
-        Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(tree, reader.session_id, prefix))),
+        Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(
+            tree,
+            reader.session_id,
+            prefix,
+        ))),
         Request::GetAllChildrenNumber { path } => all_children_number(tree, reader, path),
         Request::WhoAmI => Ok(ReplyBody::ClientInfo(reader.identities.to_vec())),
         other => unreachable!("not a read: {other:?}"),
@@ -75,7 +85,9 @@ fn exists(
     if watch {
         watches.add_data_watch(path, reader.connection);
     }
-    tree.node(path).map(|node| ReplyBody::Stat(node.stat())).ok_or(ErrorCode::NoNode)
+    tree.node(path)
+        .map(|node| ReplyBody::Stat(node.stat()))
+        .ok_or(ErrorCode::NoNode)
 }
 
 fn get_data(
@@ -112,10 +124,18 @@ fn get_children(
     }
     // ZooKeeper documents the order of children as unspecified.
     let children: Vec<String> = node.children.iter().map(|name| name.to_string()).collect();
-    Ok(if with_stat { ReplyBody::ChildrenStat(children, node.stat()) } else { ReplyBody::Children(children) })
+    Ok(if with_stat {
+        ReplyBody::ChildrenStat(children, node.stat())
+    } else {
+        ReplyBody::Children(children)
+    })
 }
 
-fn all_children_number(tree: &DataTree, reader: &Reader<'_>, path: &str) -> Result<ReplyBody, ErrorCode> {
+fn all_children_number(
+    tree: &DataTree,
+    reader: &Reader<'_>,
+    path: &str,
+) -> Result<ReplyBody, ErrorCode> {
     let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
     if !readable(tree, node, reader) {
         return Err(ErrorCode::NoAuth);
@@ -128,15 +148,24 @@ fn multi_read_op(tree: &DataTree, reader: &Reader<'_>, op: &ReadOp) -> OpResult 
     let path = match op {
         ReadOp::GetChildren { path } | ReadOp::GetData { path } => path,
     };
-    let Some(node) = tree.node(path) else { return OpResult::Error { code: ErrorCode::NoNode } };
+    let Some(node) = tree.node(path) else {
+        return OpResult::Error {
+            code: ErrorCode::NoNode,
+        };
+    };
     if !readable(tree, node, reader) {
-        return OpResult::Error { code: ErrorCode::NoAuth };
+        return OpResult::Error {
+            code: ErrorCode::NoAuth,
+        };
     }
     match op {
-        ReadOp::GetChildren { .. } => {
-            OpResult::GetChildren { children: node.children.iter().map(|name| name.to_string()).collect() }
-        }
-        ReadOp::GetData { .. } => OpResult::GetData { data: node.data.to_vec(), stat: node.stat() },
+        ReadOp::GetChildren { .. } => OpResult::GetChildren {
+            children: node.children.iter().map(|name| name.to_string()).collect(),
+        },
+        ReadOp::GetData { .. } => OpResult::GetData {
+            data: node.data.to_vec(),
+            stat: node.stat(),
+        },
     }
 }
 
@@ -145,7 +174,10 @@ fn multi_read_op(tree: &DataTree, reader: &Reader<'_>, op: &ReadOp) -> OpResult 
 fn ephemerals(tree: &DataTree, session_id: i64, prefix: &str) -> Vec<String> {
     let prefix = prefix.trim();
     let all = prefix.is_empty() || prefix == "/";
-    tree.ephemerals_of(session_id).filter(|path| all || path.starts_with(prefix)).map(str::to_owned).collect()
+    tree.ephemerals_of(session_id)
+        .filter(|path| all || path.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Re-registers watches after a reconnect, firing at once those whose condition changed

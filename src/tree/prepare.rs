@@ -56,11 +56,18 @@ impl PendingChanges {
                 break;
             }
             let (change_zxid, path) = self.order.pop_front().expect("front exists");
-            if self.records.get(&path).is_some_and(|(latest, _)| *latest <= change_zxid) {
+            if self
+                .records
+                .get(&path)
+                .is_some_and(|(latest, _)| *latest <= change_zxid)
+            {
                 self.records.remove(&path);
             }
         }
-        debug_assert!(self.records.values().all(|(change_zxid, _)| *change_zxid > zxid));
+        debug_assert!(self
+            .records
+            .values()
+            .all(|(change_zxid, _)| *change_zxid > zxid));
     }
 
     fn set(&mut self, path: &str, record: Option<NodeRecord>) {
@@ -92,10 +99,22 @@ struct CreateMode {
 
 fn create_mode(flags: i32) -> Result<CreateMode, ErrorCode> {
     match flags {
-        0 => Ok(CreateMode { ephemeral: false, sequential: false }),
-        1 => Ok(CreateMode { ephemeral: true, sequential: false }),
-        2 => Ok(CreateMode { ephemeral: false, sequential: true }),
-        3 => Ok(CreateMode { ephemeral: true, sequential: true }),
+        0 => Ok(CreateMode {
+            ephemeral: false,
+            sequential: false,
+        }),
+        1 => Ok(CreateMode {
+            ephemeral: true,
+            sequential: false,
+        }),
+        2 => Ok(CreateMode {
+            ephemeral: false,
+            sequential: true,
+        }),
+        3 => Ok(CreateMode {
+            ephemeral: true,
+            sequential: true,
+        }),
         // Container (4) and TTL (5, 6) nodes are not served yet.
         _ => Err(ErrorCode::BadArguments),
     }
@@ -110,26 +129,49 @@ pub struct Caller {
     pub ip: Option<IpAddr>,
 }
 
-pub fn prepare(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, zxid: i64, request: &Request) -> TxnOp {
+pub fn prepare(
+    tree: &DataTree,
+    pending: &mut PendingChanges,
+    caller: Caller,
+    zxid: i64,
+    request: &Request,
+) -> TxnOp {
     let session_id = caller.session_id;
     debug_assert!(request.is_write());
-    assert!(zxid > tree.last_zxid(), "preparing zxid {zxid:#x} at or before the applied {:#x}", tree.last_zxid());
+    assert!(
+        zxid > tree.last_zxid(),
+        "preparing zxid {zxid:#x} at or before the applied {:#x}",
+        tree.last_zxid()
+    );
     pending.zxid = zxid;
     match request {
         Request::Multi(ops) => prepare_multi(tree, pending, caller, ops),
-        Request::CloseSession => TxnOp::CloseSession { ephemerals: close_session(tree, pending, session_id) },
+        Request::CloseSession => TxnOp::CloseSession {
+            ephemerals: close_session(tree, pending, session_id),
+        },
         _ => {
             let single = match request {
                 Request::Create(create) => {
                     prepare_create(tree, pending, caller, create).map(TxnOp::Create)
                 }
                 Request::Delete { path, version } => {
-                    prepare_delete(tree, pending, caller, path, *version).map(|path| TxnOp::Delete { path })
+                    prepare_delete(tree, pending, caller, path, *version)
+                        .map(|path| TxnOp::Delete { path })
                 }
-                Request::SetData { path, data, version } => prepare_set_data(tree, pending, caller, path, *version)
-                    .map(|version| TxnOp::SetData { path: path.clone(), data: data.clone(), version }),
+                Request::SetData {
+                    path,
+                    data,
+                    version,
+                } => prepare_set_data(tree, pending, caller, path, *version).map(|version| {
+                    TxnOp::SetData {
+                        path: path.clone(),
+                        data: data.clone(),
+                        version,
+                    }
+                }),
                 Request::Check { path, version } => {
-                    prepare_check(tree, pending, caller, path, *version).map(|()| TxnOp::Check { path: path.clone() })
+                    prepare_check(tree, pending, caller, path, *version)
+                        .map(|()| TxnOp::Check { path: path.clone() })
                 }
                 _ => unreachable!("not a write: {request:?}"),
             };
@@ -163,7 +205,12 @@ fn close_session(tree: &DataTree, pending: &mut PendingChanges, session_id: i64)
     paths
 }
 
-fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, ops: &[MultiOp]) -> TxnOp {
+fn prepare_multi(
+    tree: &DataTree,
+    pending: &mut PendingChanges,
+    caller: Caller,
+    ops: &[MultiOp],
+) -> TxnOp {
     // A multi is all or nothing: its steps see each other's changes, and a failure rolls
     // back the changes of the steps before it.
     let saved = pending.clone();
@@ -171,14 +218,27 @@ fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, 
     let mut failure: Option<(usize, ErrorCode)> = None;
     for (index, op) in ops.iter().enumerate() {
         let step = match op {
-            MultiOp::Create(create) => prepare_create(tree, pending, caller, create).map(SubTxn::Create),
-            MultiOp::Delete { path, version } => {
-                prepare_delete(tree, pending, caller, path, *version).map(|path| SubTxn::Delete { path })
+            MultiOp::Create(create) => {
+                prepare_create(tree, pending, caller, create).map(SubTxn::Create)
             }
-            MultiOp::SetData { path, data, version } => prepare_set_data(tree, pending, caller, path, *version)
-                .map(|version| SubTxn::SetData { path: path.clone(), data: data.clone(), version }),
+            MultiOp::Delete { path, version } => {
+                prepare_delete(tree, pending, caller, path, *version)
+                    .map(|path| SubTxn::Delete { path })
+            }
+            MultiOp::SetData {
+                path,
+                data,
+                version,
+            } => prepare_set_data(tree, pending, caller, path, *version).map(|version| {
+                SubTxn::SetData {
+                    path: path.clone(),
+                    data: data.clone(),
+                    version,
+                }
+            }),
             MultiOp::Check { path, version } => {
-                prepare_check(tree, pending, caller, path, *version).map(|()| SubTxn::Check { path: path.clone() })
+                prepare_check(tree, pending, caller, path, *version)
+                    .map(|()| SubTxn::Check { path: path.clone() })
             }
         };
         match step {
@@ -231,7 +291,9 @@ fn is_valid_ip_id(id: &str) -> bool {
         Some((address, bits)) => (address, Some(bits)),
         None => (id, None),
     };
-    let Ok(ip) = address.parse::<std::net::IpAddr>() else { return false };
+    let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+        return false;
+    };
     let max_bits = if ip.is_ipv4() { 32 } else { 128 };
     bits.is_none_or(|bits| bits.parse::<u32>().is_ok_and(|bits| bits <= max_bits))
 }
@@ -249,7 +311,11 @@ fn prepare_create(
     validate_path(&create.path, mode.sequential).map_err(|_| ErrorCode::BadArguments)?;
     validate_acl(&create.acl)?;
     let slash = create.path.rfind('/').ok_or(ErrorCode::BadArguments)?;
-    let parent_path = if slash == 0 { ROOT } else { &create.path[..slash] };
+    let parent_path = if slash == 0 {
+        ROOT
+    } else {
+        &create.path[..slash]
+    };
     let mut parent = pending.record(tree, parent_path).ok_or(ErrorCode::NoNode)?;
     check_permission(&parent, PERM_CREATE, caller)?;
     let mut path = create.path.clone();
@@ -271,14 +337,27 @@ fn prepare_create(
     pending.set(parent_path, Some(parent));
     let ephemeral_owner = if mode.ephemeral { caller.session_id } else { 0 };
     let acl: Rc<[Acl]> = Rc::from(create.acl.as_slice());
-    pending.set(&path, Some(NodeRecord { version: 0, cversion: 0, num_children: 0, ephemeral_owner, acl }));
+    pending.set(
+        &path,
+        Some(NodeRecord {
+            version: 0,
+            cversion: 0,
+            num_children: 0,
+            ephemeral_owner,
+            acl,
+        }),
+    );
     Ok(CreateTxn {
         path,
         data: create.data.clone(),
         acl: create
             .acl
             .iter()
-            .map(|entry| AclEntry { perms: entry.perms, scheme: entry.scheme.clone(), id: entry.id.clone() })
+            .map(|entry| AclEntry {
+                perms: entry.perms,
+                scheme: entry.scheme.clone(),
+                id: entry.id.clone(),
+            })
             .collect(),
         ephemeral_owner,
         parent_cversion,
@@ -364,7 +443,10 @@ mod tests {
     use super::*;
     use crate::proto::request::CreateRequest;
 
-    const CALLER: Caller = Caller { session_id: 5, ip: None };
+    const CALLER: Caller = Caller {
+        session_id: 5,
+        ip: None,
+    };
 
     fn create(path: &str, flags: i32) -> Request {
         Request::Create(CreateRequest {
@@ -391,13 +473,28 @@ mod tests {
         let tree = DataTree::new();
         let mut pending = PendingChanges::default();
         assert!(error(&prepare(&tree, &mut pending, CALLER, 1, &create("/a", 0))).is_none());
-        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/a", 0))), Some(ErrorCode::NodeExists));
-        let TxnOp::Create(first) = prepare(&tree, &mut pending, CALLER, 3, &create("/a/s-", 2)) else { panic!() };
-        let TxnOp::Create(second) = prepare(&tree, &mut pending, CALLER, 4, &create("/a/s-", 2)) else { panic!() };
+        assert_eq!(
+            error(&prepare(&tree, &mut pending, CALLER, 2, &create("/a", 0))),
+            Some(ErrorCode::NodeExists)
+        );
+        let TxnOp::Create(first) = prepare(&tree, &mut pending, CALLER, 3, &create("/a/s-", 2))
+        else {
+            panic!()
+        };
+        let TxnOp::Create(second) = prepare(&tree, &mut pending, CALLER, 4, &create("/a/s-", 2))
+        else {
+            panic!()
+        };
         assert_eq!(first.path, "/a/s-0000000000");
         assert_eq!(second.path, "/a/s-0000000001");
-        let delete = Request::Delete { path: "/a".into(), version: -1 };
-        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 5, &delete)), Some(ErrorCode::NotEmpty));
+        let delete = Request::Delete {
+            path: "/a".into(),
+            version: -1,
+        };
+        assert_eq!(
+            error(&prepare(&tree, &mut pending, CALLER, 5, &delete)),
+            Some(ErrorCode::NotEmpty)
+        );
         pending.applied_through(4);
         assert!(pending.is_empty());
     }
@@ -406,19 +503,45 @@ mod tests {
     fn errors_come_in_zookeepers_order() {
         let tree = DataTree::new();
         let mut pending = PendingChanges::default();
-        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 1, &create("a", 0))), Some(ErrorCode::BadArguments));
-        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/x/y", 0))), Some(ErrorCode::NoNode));
+        assert_eq!(
+            error(&prepare(&tree, &mut pending, CALLER, 1, &create("a", 0))),
+            Some(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            error(&prepare(&tree, &mut pending, CALLER, 2, &create("/x/y", 0))),
+            Some(ErrorCode::NoNode)
+        );
         assert!(error(&prepare(&tree, &mut pending, CALLER, 3, &create("/e", 1))).is_none());
         assert_eq!(
             error(&prepare(&tree, &mut pending, CALLER, 4, &create("/e/c", 0))),
             Some(ErrorCode::NoChildrenForEphemerals)
         );
-        let set = Request::SetData { path: "/e".into(), data: vec![], version: 3 };
-        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 5, &set)), Some(ErrorCode::BadVersion));
-        let set_config = Request::SetData { path: "/zookeeper/config".into(), data: vec![], version: -1 };
-        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 6, &set_config)), Some(ErrorCode::NoAuth));
-        let delete_system = Request::Delete { path: "/zookeeper".into(), version: -1 };
-        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 7, &delete_system)), Some(ErrorCode::BadArguments));
+        let set = Request::SetData {
+            path: "/e".into(),
+            data: vec![],
+            version: 3,
+        };
+        assert_eq!(
+            error(&prepare(&tree, &mut pending, CALLER, 5, &set)),
+            Some(ErrorCode::BadVersion)
+        );
+        let set_config = Request::SetData {
+            path: "/zookeeper/config".into(),
+            data: vec![],
+            version: -1,
+        };
+        assert_eq!(
+            error(&prepare(&tree, &mut pending, CALLER, 6, &set_config)),
+            Some(ErrorCode::NoAuth)
+        );
+        let delete_system = Request::Delete {
+            path: "/zookeeper".into(),
+            version: -1,
+        };
+        assert_eq!(
+            error(&prepare(&tree, &mut pending, CALLER, 7, &delete_system)),
+            Some(ErrorCode::BadArguments)
+        );
     }
 
     #[test]
@@ -434,10 +557,18 @@ mod tests {
                 flags: 0,
                 ttl_ms: -1,
             }),
-            MultiOp::Check { path: "/nope".into(), version: -1 },
-            MultiOp::Delete { path: "/m".into(), version: -1 },
+            MultiOp::Check {
+                path: "/nope".into(),
+                version: -1,
+            },
+            MultiOp::Delete {
+                path: "/m".into(),
+                version: -1,
+            },
         ]);
-        let TxnOp::Multi { ops } = prepare(&tree, &mut pending, CALLER, 1, &multi) else { panic!() };
+        let TxnOp::Multi { ops } = prepare(&tree, &mut pending, CALLER, 1, &multi) else {
+            panic!()
+        };
         let codes: Vec<i32> = ops
             .iter()
             .map(|op| match op {
@@ -445,7 +576,14 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(codes, vec![0, ErrorCode::NoNode.code(), ErrorCode::RuntimeInconsistency.code()]);
+        assert_eq!(
+            codes,
+            vec![
+                0,
+                ErrorCode::NoNode.code(),
+                ErrorCode::RuntimeInconsistency.code()
+            ]
+        );
         assert!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/m", 0))).is_none());
     }
 
@@ -455,7 +593,9 @@ mod tests {
         let mut pending = PendingChanges::default();
         prepare(&tree, &mut pending, CALLER, 1, &create("/b", 1));
         prepare(&tree, &mut pending, CALLER, 2, &create("/a", 1));
-        let TxnOp::CloseSession { ephemerals } = prepare(&tree, &mut pending, CALLER, 3, &Request::CloseSession) else {
+        let TxnOp::CloseSession { ephemerals } =
+            prepare(&tree, &mut pending, CALLER, 3, &Request::CloseSession)
+        else {
             panic!()
         };
         assert_eq!(ephemerals, vec!["/a".to_owned(), "/b".to_owned()]);

@@ -33,24 +33,50 @@ pub struct CreateTxn {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum SubTxn {
     Create(CreateTxn),
-    Delete { path: String },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String },
-    Error { code: i32 },
+    Delete {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+    },
+    Error {
+        code: i32,
+    },
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     /// Closes (or expires) a session; `ephemerals` are the nodes it owned, deleted in the
     /// same transaction.
-    CloseSession { ephemerals: Vec<String> },
+    CloseSession {
+        ephemerals: Vec<String>,
+    },
     Create(CreateTxn),
-    Delete { path: String },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String },
-    Multi { ops: Vec<SubTxn> },
-    Error { code: i32 },
+    Delete {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+    },
+    Multi {
+        ops: Vec<SubTxn>,
+    },
+    Error {
+        code: i32,
+    },
 }
 
 /// A transaction: the session and request it came from, its zxid and its time.
@@ -66,7 +92,8 @@ pub struct Txn {
 impl Txn {
     /// Serializes the transaction to rkyv bytes.
     pub fn to_bytes(&self) -> rkyv::util::AlignedVec {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self).expect("serializing a txn into memory cannot fail")
+        rkyv::to_bytes::<rkyv::rancor::Error>(self)
+            .expect("serializing a txn into memory cannot fail")
     }
 }
 
@@ -95,7 +122,11 @@ mod tests {
                     SubTxn::Create(CreateTxn {
                         path: "/a".into(),
                         data: b"x".to_vec(),
-                        acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
+                        acl: vec![AclEntry {
+                            perms: 31,
+                            scheme: "world".into(),
+                            id: "anyone".into(),
+                        }],
                         ephemeral_owner: 0,
                         parent_cversion: 1,
                     }),

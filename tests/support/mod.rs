@@ -21,7 +21,11 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -29,10 +33,15 @@ impl Server {
     /// word allowed, plus any extra zoo.cfg lines.
     pub fn start_with(extra_config: &str) -> Server {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("ringkeeper-test-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ringkeeper-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("zoo.cfg");
-        std::fs::write(&config, format!("tickTime=200\n4lw.commands.whitelist=*\n{extra_config}\n")).unwrap();
+        std::fs::write(
+            &config,
+            format!("tickTime=200\n4lw.commands.whitelist=*\n{extra_config}\n"),
+        )
+        .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
             .args(["serve", "--config"])
             .arg(&config)
@@ -68,8 +77,12 @@ impl Server {
 
     /// Sends a four-letter word and returns the answer ("" if the server is not up).
     pub fn four_letter(&self, word: &str) -> String {
-        let Ok(mut stream) = TcpStream::connect(self.address()) else { return String::new() };
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let Ok(mut stream) = TcpStream::connect(self.address()) else {
+            return String::new();
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         if stream.write_all(word.as_bytes()).is_err() {
             return String::new();
         }
