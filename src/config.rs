@@ -96,25 +96,18 @@ impl Config {
                 });
             };
             let (key, value) = (key.trim(), value.trim());
-            let error = |message: String| ConfigError {
-                line: line_number,
-                key: key.to_owned(),
-                message,
-            };
+            let error = |message: String| ConfigError { line: line_number, key: key.to_owned(), message };
             let number = |value: &str| -> Result<u64, ConfigError> {
-                value
-                    .parse::<u64>()
-                    .map_err(|_| error(format!("'{value}' is not a non-negative integer")))
+                value.parse::<u64>().map_err(|_| error(format!("'{value}' is not a non-negative integer")))
             };
             match key {
                 "clientPort" => {
-                    config.client_port = u16::try_from(number(value)?)
-                        .map_err(|_| error(format!("'{value}' is not a port")))?
+                    config.client_port =
+                        u16::try_from(number(value)?).map_err(|_| error(format!("'{value}' is not a port")))?
                 }
                 "clientPortAddress" => {
-                    config.client_port_address = value
-                        .parse()
-                        .map_err(|_| error(format!("'{value}' is not an IP address")))?
+                    config.client_port_address =
+                        value.parse().map_err(|_| error(format!("'{value}' is not an IP address")))?
                 }
                 "dataDir" => config.data_dir = PathBuf::from(value),
                 "dataLogDir" => config.data_log_dir = Some(PathBuf::from(value)),
@@ -125,28 +118,19 @@ impl Config {
                     }
                     config.tick_time_ms = tick as u32;
                 }
-                "minSessionTimeout" => {
-                    config.min_session_timeout_ms = Some(to_u32(number(value)?, &error)?)
-                }
-                "maxSessionTimeout" => {
-                    config.max_session_timeout_ms = Some(to_u32(number(value)?, &error)?)
-                }
+                "minSessionTimeout" => config.min_session_timeout_ms = Some(to_u32(number(value)?, &error)?),
+                "maxSessionTimeout" => config.max_session_timeout_ms = Some(to_u32(number(value)?, &error)?),
                 "maxClientCnxns" => config.max_client_connections = to_u32(number(value)?, &error)?,
                 "jute.maxbuffer" => {
-                    let bytes = parse_jute_max_buffer(value)
-                        .ok_or_else(|| error(format!("'{value}' is not a size")))?;
+                    let bytes =
+                        parse_jute_max_buffer(value).ok_or_else(|| error(format!("'{value}' is not a size")))?;
                     config.jute_max_buffer_bytes = bytes;
                 }
                 "4lw.commands.whitelist" => {
-                    config.four_letter_whitelist = value
-                        .split(',')
-                        .map(|word| word.trim().to_owned())
-                        .filter(|w| !w.is_empty())
-                        .collect();
+                    config.four_letter_whitelist =
+                        value.split(',').map(|word| word.trim().to_owned()).filter(|w| !w.is_empty()).collect();
                 }
-                "globalOutstandingLimit" => {
-                    config.global_outstanding_limit = to_u32(number(value)?, &error)?
-                }
+                "globalOutstandingLimit" => config.global_outstanding_limit = to_u32(number(value)?, &error)?,
                 key if IGNORED_KEYS.contains(&key) || key.starts_with("server.") => {}
                 _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
             }
@@ -175,8 +159,7 @@ impl Config {
     }
 
     pub fn max_session_timeout_ms(&self) -> u32 {
-        self.max_session_timeout_ms
-            .unwrap_or(self.tick_time_ms * 20)
+        self.max_session_timeout_ms.unwrap_or(self.tick_time_ms * 20)
     }
 
     /// The session timeout a client gets for the one it asked for
@@ -199,10 +182,7 @@ fn to_u32(value: u64, error: &dyn Fn(String) -> ConfigError) -> Result<u32, Conf
 
 /// jute.maxbuffer takes decimal or 0x-prefixed hexadecimal, as Java's `Integer.decode`.
 fn parse_jute_max_buffer(value: &str) -> Option<usize> {
-    let bytes = match value
-        .strip_prefix("0x")
-        .or_else(|| value.strip_prefix("0X"))
-    {
+    let bytes = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
         Some(hex) => usize::from_str_radix(hex, 16).ok()?,
         None => value.parse().ok()?,
     };
@@ -236,10 +216,7 @@ mod tests {
 
     #[test]
     fn session_timeouts_clamp_to_two_and_twenty_ticks() {
-        let config = Config {
-            tick_time_ms: 2000,
-            ..Config::default()
-        };
+        let config = Config { tick_time_ms: 2000, ..Config::default() };
         assert_eq!(config.negotiate_timeout_ms(1000), 4000);
         assert_eq!(config.negotiate_timeout_ms(10_000), 10_000);
         assert_eq!(config.negotiate_timeout_ms(100_000), 40_000);

@@ -10,11 +10,7 @@ use ringkeeper::config::Config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "ringkeeper",
-    version,
-    about = "A ZooKeeper-protocol coordination service"
-)]
+#[command(name = "ringkeeper", version, about = "A ZooKeeper-protocol coordination service")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,9 +39,7 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     // A panic on one core would leave the others serving a half-dead server: take the
     // whole process down instead, so a supervisor restarts it from durable state.
@@ -56,12 +50,7 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve {
-            config,
-            client_port,
-            data_dir,
-            cores,
-        } => serve(config, client_port, data_dir, cores),
+        Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),
     }
 }
 
@@ -101,11 +90,7 @@ fn serve(
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }
-    let cores = cores.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let cores = cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     if cores == 0 {
         eprintln!("ringkeeper: --cores must be at least 1");
         return ExitCode::from(2);

@@ -8,9 +8,7 @@ pub struct ZxidCounter {
 
 impl ZxidCounter {
     pub fn new(epoch: u32, last_counter: u32) -> ZxidCounter {
-        ZxidCounter {
-            last: ((epoch as i64) << 32) | last_counter as i64,
-        }
+        ZxidCounter { last: ((epoch as i64) << 32) | last_counter as i64 }
     }
 
     pub fn last(&self) -> i64 {
@@ -20,10 +18,7 @@ impl ZxidCounter {
     /// The next zxid. The counter must not wrap into the next epoch: ZooKeeper forces a
     /// new election when it would, and so will the ensemble here.
     pub fn next_zxid(&mut self) -> i64 {
-        assert!(
-            self.last & 0xffff_ffff != 0xffff_ffff,
-            "zxid counter exhausted in epoch"
-        );
+        assert!(self.last & 0xffff_ffff != 0xffff_ffff, "zxid counter exhausted in epoch");
         self.last += 1;
         self.last
     }

@@ -16,12 +16,7 @@ pub struct MemoryLog {
 
 impl MemoryLog {
     pub fn new(retained_bytes_max: usize) -> MemoryLog {
-        MemoryLog {
-            batches: VecDeque::new(),
-            retained_bytes: 0,
-            retained_bytes_max,
-            appended_records: 0,
-        }
+        MemoryLog { batches: VecDeque::new(), retained_bytes: 0, retained_bytes_max, appended_records: 0 }
     }
 
     /// Appends a batch of framed records; drops the oldest batches beyond the bound.
@@ -33,9 +28,7 @@ impl MemoryLog {
             let oldest = self.batches.pop_front().expect("more than one batch");
             self.retained_bytes -= oldest.len();
         }
-        debug_assert!(
-            self.batches.iter().map(|batch| batch.len()).sum::<usize>() == self.retained_bytes
-        );
+        debug_assert!(self.batches.iter().map(|batch| batch.len()).sum::<usize>() == self.retained_bytes);
     }
 
     pub fn appended_records(&self) -> u64 {

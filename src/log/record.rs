@@ -51,10 +51,7 @@ pub struct Records<'a> {
 
 impl<'a> Records<'a> {
     pub fn new(bytes: &'a [u8]) -> Records<'a> {
-        assert!(
-            bytes.is_empty() || bytes.as_ptr() as usize % ALIGNMENT_BYTES == 0,
-            "batches are 16-byte aligned"
-        );
+        assert!(bytes.is_empty() || bytes.as_ptr() as usize % ALIGNMENT_BYTES == 0, "batches are 16-byte aligned");
         Records { bytes, offset: 0 }
     }
 }
@@ -96,18 +93,10 @@ impl<'a> Iterator for Records<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::txn::TxnOp;
+    use crate::txn::{Step, TxnOp};
 
     fn txn(zxid: i64) -> Txn {
-        Txn {
-            session_id: 1,
-            cxid: 2,
-            zxid,
-            time_ms: 3,
-            op: TxnOp::Delete {
-                path: format!("/n{zxid}"),
-            },
-        }
+        Txn { session_id: 1, cxid: 2, zxid, time_ms: 3, op: TxnOp::Single(Step::Delete { path: format!("/n{zxid}") }) }
     }
 
     #[test]
@@ -116,9 +105,7 @@ mod tests {
         for zxid in 1..=5 {
             append(&mut batch, &txn(zxid));
         }
-        let zxids: Vec<i64> = Records::new(&batch)
-            .map(|record| record.unwrap().0)
-            .collect();
+        let zxids: Vec<i64> = Records::new(&batch).map(|record| record.unwrap().0).collect();
         assert_eq!(zxids, vec![1, 2, 3, 4, 5]);
     }
 
@@ -128,10 +115,7 @@ mod tests {
         append(&mut batch, &txn(1));
         let last = batch.len() - 20;
         batch[last] ^= 1;
-        assert!(matches!(
-            Records::new(&batch).next(),
-            Some(Err(RecordError::Checksum { offset: 0 }))
-        ));
+        assert!(matches!(Records::new(&batch).next(), Some(Err(RecordError::Checksum { offset: 0 }))));
     }
 
     #[test]

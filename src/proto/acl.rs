@@ -21,20 +21,12 @@ pub struct Acl {
 impl Acl {
     /// `world:anyone` with every permission (`ZooDefs.Ids.OPEN_ACL_UNSAFE`).
     pub fn open_unsafe() -> Acl {
-        Acl {
-            perms: PERM_ALL,
-            scheme: "world".into(),
-            id: "anyone".into(),
-        }
+        Acl { perms: PERM_ALL, scheme: "world".into(), id: "anyone".into() }
     }
 
     /// `world:anyone` with read only (`ZooDefs.Ids.READ_ACL_UNSAFE`).
     pub fn read_unsafe() -> Acl {
-        Acl {
-            perms: PERM_READ,
-            scheme: "world".into(),
-            id: "anyone".into(),
-        }
+        Acl { perms: PERM_READ, scheme: "world".into(), id: "anyone".into() }
     }
 
     pub fn encode(&self, writer: &mut Writer<'_>) {
@@ -44,11 +36,7 @@ impl Acl {
     }
 
     pub fn decode(reader: &mut Reader<'_>) -> Result<Acl, DecodeError> {
-        Ok(Acl {
-            perms: reader.read_i32()?,
-            scheme: reader.read_string()?,
-            id: reader.read_string()?,
-        })
+        Ok(Acl { perms: reader.read_i32()?, scheme: reader.read_string()?, id: reader.read_string()? })
     }
 }
 

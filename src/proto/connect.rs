@@ -25,19 +25,8 @@ impl ConnectRequest {
         let timeout_ms = reader.read_i32()?;
         let session_id = reader.read_i64()?;
         let password = reader.read_bytes()?.to_vec();
-        let read_only = if reader.is_empty() {
-            None
-        } else {
-            Some(reader.read_bool()?)
-        };
-        Ok(ConnectRequest {
-            protocol_version,
-            last_zxid_seen,
-            timeout_ms,
-            session_id,
-            password,
-            read_only,
-        })
+        let read_only = if reader.is_empty() { None } else { Some(reader.read_bool()?) };
+        Ok(ConnectRequest { protocol_version, last_zxid_seen, timeout_ms, session_id, password, read_only })
     }
 
     pub fn encode(&self, buffer: &mut Vec<u8>) {

@@ -82,10 +82,7 @@ impl ErrorCode {
             QuotaExceeded,
             Throttled,
         ];
-        ALL.iter()
-            .copied()
-            .find(|error| error.code() == code)
-            .unwrap_or(SystemError)
+        ALL.iter().copied().find(|error| error.code() == code).unwrap_or(SystemError)
     }
 }
 

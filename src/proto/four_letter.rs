@@ -3,24 +3,19 @@
 
 /// The commands we answer, in the order `FourLetterCommands` lists them.
 pub const COMMANDS: [&str; 15] = [
-    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "envi", "srst", "wchs", "wchc", "wchp",
-    "dirs", "isro", "dump",
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "envi", "srst", "wchs", "wchc", "wchp", "dirs", "isro",
+    "dump",
 ];
 
 /// The command named by a connection's first four bytes, if they name one.
 pub fn parse(prefix: [u8; 4]) -> Option<&'static str> {
-    COMMANDS
-        .iter()
-        .copied()
-        .find(|command| command.as_bytes() == prefix)
+    COMMANDS.iter().copied().find(|command| command.as_bytes() == prefix)
 }
 
 /// Whether `4lw.commands.whitelist` allows `command`. ZooKeeper always allows `srvr`
 /// unless the list is set explicitly; `*` allows all.
 pub fn is_allowed(whitelist: &[String], command: &str) -> bool {
-    whitelist
-        .iter()
-        .any(|allowed| allowed == "*" || allowed == command)
+    whitelist.iter().any(|allowed| allowed == "*" || allowed == command)
 }
 
 #[cfg(test)]

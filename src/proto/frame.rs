@@ -14,10 +14,7 @@ impl std::fmt::Display for FrameError {
         match self {
             FrameError::Negative(length) => write!(f, "Len error {length}: negative frame length"),
             FrameError::TooLong { length, max_bytes } => {
-                write!(
-                    f,
-                    "Len error {length}: frame longer than jute.maxbuffer ({max_bytes})"
-                )
+                write!(f, "Len error {length}: frame longer than jute.maxbuffer ({max_bytes})")
             }
         }
     }
@@ -59,10 +56,7 @@ mod tests {
         assert_eq!(frame_length(0xfffffi32.to_be_bytes(), 0xfffff), Ok(0xfffff));
         assert!(frame_length(0x100000i32.to_be_bytes(), 0xfffff).is_err());
         assert!(frame_length(i32::MAX.to_be_bytes(), 0xfffff).is_err());
-        assert_eq!(
-            frame_length((-1i32).to_be_bytes(), 0xfffff),
-            Err(FrameError::Negative(-1))
-        );
+        assert_eq!(frame_length((-1i32).to_be_bytes(), 0xfffff), Err(FrameError::Negative(-1)));
     }
 
     #[test]

@@ -22,10 +22,7 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::Truncated { needed, remaining } => {
-                write!(
-                    f,
-                    "truncated record: needed {needed} bytes, {remaining} remain"
-                )
+                write!(f, "truncated record: needed {needed} bytes, {remaining} remain")
             }
             DecodeError::BadLength(len) => write!(f, "bad length prefix {len}"),
             DecodeError::BadUtf8 => write!(f, "string is not valid UTF-8"),
@@ -57,10 +54,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, count: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < count {
-            return Err(DecodeError::Truncated {
-                needed: count,
-                remaining: self.remaining(),
-            });
+            return Err(DecodeError::Truncated { needed: count, remaining: self.remaining() });
         }
         let slice = &self.bytes[self.position..self.position + count];
         self.position += count;
@@ -70,16 +64,12 @@ impl<'a> Reader<'a> {
 
     pub fn read_i32(&mut self) -> Result<i32, DecodeError> {
         let slice = self.take(4)?;
-        Ok(i32::from_be_bytes(
-            slice.try_into().expect("took four bytes"),
-        ))
+        Ok(i32::from_be_bytes(slice.try_into().expect("took four bytes")))
     }
 
     pub fn read_i64(&mut self) -> Result<i64, DecodeError> {
         let slice = self.take(8)?;
-        Ok(i64::from_be_bytes(
-            slice.try_into().expect("took eight bytes"),
-        ))
+        Ok(i64::from_be_bytes(slice.try_into().expect("took eight bytes")))
     }
 
     pub fn read_bool(&mut self) -> Result<bool, DecodeError> {
@@ -211,15 +201,9 @@ mod tests {
     #[test]
     fn a_length_longer_than_the_frame_is_an_error_not_a_panic() {
         let bytes = [0x7f, 0xff, 0xff, 0xff, 1, 2];
-        assert_eq!(
-            Reader::new(&bytes).read_buffer(),
-            Err(DecodeError::BadLength(i32::MAX))
-        );
+        assert_eq!(Reader::new(&bytes).read_buffer(), Err(DecodeError::BadLength(i32::MAX)));
         let bytes = [0xff, 0xff, 0xff, 0xfe];
-        assert_eq!(
-            Reader::new(&bytes).read_buffer(),
-            Err(DecodeError::BadLength(-2))
-        );
+        assert_eq!(Reader::new(&bytes).read_buffer(), Err(DecodeError::BadLength(-2)));
         let bytes = [0x7f, 0xff, 0xff, 0xff];
         assert!(Reader::new(&bytes).read_string_vec().is_err());
     }

@@ -35,23 +35,13 @@ pub struct SetWatches {
     pub persistent_recursive: Vec<String>,
 }
 
-/// One operation of a multi (write) transaction.
+/// A write operation: a request of its own, or one operation of a multi.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MultiOp {
+pub enum WriteOp {
     Create(CreateRequest),
-    Delete {
-        path: String,
-        version: i32,
-    },
-    SetData {
-        path: String,
-        data: Vec<u8>,
-        version: i32,
-    },
-    Check {
-        path: String,
-        version: i32,
-    },
+    Delete { path: String, version: i32 },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    Check { path: String, version: i32 },
 }
 
 /// One operation of a multiRead.
@@ -65,11 +55,9 @@ pub enum ReadOp {
 pub enum Request {
     Ping,
     CloseSession,
-    Create(CreateRequest),
-    Delete {
-        path: String,
-        version: i32,
-    },
+    /// create, create2, delete, setData, and check (which ZooKeeper answers as a write
+    /// even outside a multi).
+    Write(WriteOp),
     Exists {
         path: String,
         watch: bool,
@@ -77,11 +65,6 @@ pub enum Request {
     GetData {
         path: String,
         watch: bool,
-    },
-    SetData {
-        path: String,
-        data: Vec<u8>,
-        version: i32,
     },
     /// getChildren (`with_stat` false) and getChildren2 (true).
     GetChildren {
@@ -92,12 +75,7 @@ pub enum Request {
     Sync {
         path: String,
     },
-    /// A check outside a multi: ZooKeeper answers it as a write.
-    Check {
-        path: String,
-        version: i32,
-    },
-    Multi(Vec<MultiOp>),
+    Multi(Vec<WriteOp>),
     MultiRead(Vec<ReadOp>),
     SetWatches(SetWatches),
     GetEphemerals {
@@ -111,28 +89,29 @@ pub enum Request {
     Unimplemented(i32),
 }
 
+impl WriteOp {
+    /// The opcode the operation was sent with; it decides the shape of its reply.
+    pub fn opcode(&self) -> i32 {
+        match self {
+            WriteOp::Create(create) => create.opcode,
+            WriteOp::Delete { .. } => opcode::DELETE,
+            WriteOp::SetData { .. } => opcode::SET_DATA,
+            WriteOp::Check { .. } => opcode::CHECK,
+        }
+    }
+}
+
 impl Request {
     /// Whether the request changes state and so goes through the ordering point.
     pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Request::Create(_)
-                | Request::Delete { .. }
-                | Request::SetData { .. }
-                | Request::Check { .. }
-                | Request::Multi(_)
-                | Request::CloseSession
-        )
+        matches!(self, Request::Write(_) | Request::Multi(_) | Request::CloseSession)
     }
 }
 
 /// Decodes a request frame (after the handshake).
 pub fn decode_request(bytes: &[u8]) -> Result<(RequestHeader, Request), DecodeError> {
     let mut reader = Reader::new(bytes);
-    let header = RequestHeader {
-        xid: reader.read_i32()?,
-        opcode: reader.read_i32()?,
-    };
+    let header = RequestHeader { xid: reader.read_i32()?, opcode: reader.read_i32()? };
     let request = decode_body(header.opcode, &mut reader)?;
     Ok((header, request))
 }
@@ -141,38 +120,21 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
     Ok(match op {
         opcode::PING => Request::Ping,
         opcode::CLOSE_SESSION => Request::CloseSession,
-        opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
-            Request::Create(decode_create(op, reader)?)
-        }
-        opcode::DELETE => Request::Delete {
-            path: reader.read_string()?,
-            version: reader.read_i32()?,
-        },
-        opcode::EXISTS => Request::Exists {
-            path: reader.read_string()?,
-            watch: reader.read_bool()?,
-        },
-        opcode::GET_DATA => Request::GetData {
-            path: reader.read_string()?,
-            watch: reader.read_bool()?,
-        },
-        opcode::SET_DATA => Request::SetData {
-            path: reader.read_string()?,
-            data: reader.read_bytes()?.to_vec(),
-            version: reader.read_i32()?,
-        },
+        opcode::CREATE
+        | opcode::CREATE2
+        | opcode::CREATE_CONTAINER
+        | opcode::CREATE_TTL
+        | opcode::DELETE
+        | opcode::SET_DATA
+        | opcode::CHECK => Request::Write(decode_write_op(op, reader)?),
+        opcode::EXISTS => Request::Exists { path: reader.read_string()?, watch: reader.read_bool()? },
+        opcode::GET_DATA => Request::GetData { path: reader.read_string()?, watch: reader.read_bool()? },
         opcode::GET_CHILDREN | opcode::GET_CHILDREN2 => Request::GetChildren {
             path: reader.read_string()?,
             watch: reader.read_bool()?,
             with_stat: op == opcode::GET_CHILDREN2,
         },
-        opcode::SYNC => Request::Sync {
-            path: reader.read_string()?,
-        },
-        opcode::CHECK => Request::Check {
-            path: reader.read_string()?,
-            version: reader.read_i32()?,
-        },
+        opcode::SYNC => Request::Sync { path: reader.read_string()? },
         opcode::MULTI => Request::Multi(decode_multi(reader)?),
         opcode::MULTI_READ => Request::MultiRead(decode_multi_read(reader)?),
         opcode::SET_WATCHES | opcode::SET_WATCHES2 => {
@@ -189,12 +151,8 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
             }
             Request::SetWatches(watches)
         }
-        opcode::GET_EPHEMERALS => Request::GetEphemerals {
-            prefix: reader.read_string()?,
-        },
-        opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
-            path: reader.read_string()?,
-        },
+        opcode::GET_EPHEMERALS => Request::GetEphemerals { prefix: reader.read_string()? },
+        opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: reader.read_string()? },
         opcode::WHO_AM_I => Request::WhoAmI,
         other => Request::Unimplemented(other),
     })
@@ -205,25 +163,34 @@ fn decode_create(op: i32, reader: &mut Reader<'_>) -> Result<CreateRequest, Deco
     let data = reader.read_bytes()?.to_vec();
     let acl = decode_acl_vec(reader)?;
     let flags = reader.read_i32()?;
-    let ttl_ms = if op == opcode::CREATE_TTL {
-        reader.read_i64()?
-    } else {
-        -1
-    };
-    Ok(CreateRequest {
-        opcode: op,
-        path,
-        data,
-        acl,
-        flags,
-        ttl_ms,
+    let ttl_ms = if op == opcode::CREATE_TTL { reader.read_i64()? } else { -1 };
+    Ok(CreateRequest { opcode: op, path, data, acl, flags, ttl_ms })
+}
+
+/// The record of a write operation, by opcode.
+fn decode_write_op(op: i32, reader: &mut Reader<'_>) -> Result<WriteOp, DecodeError> {
+    Ok(match op {
+        opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
+            WriteOp::Create(decode_create(op, reader)?)
+        }
+        opcode::DELETE => WriteOp::Delete { path: reader.read_string()?, version: reader.read_i32()? },
+        opcode::SET_DATA => WriteOp::SetData {
+            path: reader.read_string()?,
+            data: reader.read_bytes()?.to_vec(),
+            version: reader.read_i32()?,
+        },
+        opcode::CHECK => WriteOp::Check { path: reader.read_string()?, version: reader.read_i32()? },
+        other => return Err(DecodeError::BadCount(other)),
     })
 }
 
-/// A multi is a sequence of (MultiHeader, op) pairs ended by a header with done set
-/// (`MultiOperationRecord`). The op count is bounded by the frame's length because
-/// every header takes nine bytes.
-fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<MultiOp>, DecodeError> {
+/// A multi or multiRead is a sequence of (MultiHeader, op) pairs ended by a header with
+/// done set (`MultiOperationRecord`). The op count is bounded by the frame's length
+/// because every header takes nine bytes.
+fn decode_ops<T>(
+    reader: &mut Reader<'_>,
+    mut decode_op: impl FnMut(i32, &mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
     let mut ops = Vec::new();
     loop {
         let op = reader.read_i32()?;
@@ -232,45 +199,24 @@ fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<MultiOp>, DecodeError> {
         if done {
             return Ok(ops);
         }
-        ops.push(match op {
-            opcode::CREATE | opcode::CREATE2 | opcode::CREATE_CONTAINER | opcode::CREATE_TTL => {
-                MultiOp::Create(decode_create(op, reader)?)
-            }
-            opcode::DELETE => MultiOp::Delete {
-                path: reader.read_string()?,
-                version: reader.read_i32()?,
-            },
-            opcode::SET_DATA => MultiOp::SetData {
-                path: reader.read_string()?,
-                data: reader.read_bytes()?.to_vec(),
-                version: reader.read_i32()?,
-            },
-            opcode::CHECK => MultiOp::Check {
-                path: reader.read_string()?,
-                version: reader.read_i32()?,
-            },
-            other => return Err(DecodeError::BadCount(other)),
-        });
+        ops.push(decode_op(op, reader)?);
     }
 }
 
+fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<WriteOp>, DecodeError> {
+    decode_ops(reader, decode_write_op)
+}
+
 fn decode_multi_read(reader: &mut Reader<'_>) -> Result<Vec<ReadOp>, DecodeError> {
-    let mut ops = Vec::new();
-    loop {
-        let op = reader.read_i32()?;
-        let done = reader.read_bool()?;
-        let _err = reader.read_i32()?;
-        if done {
-            return Ok(ops);
-        }
+    decode_ops(reader, |op, reader| {
         let path = reader.read_string()?;
         let _watch = reader.read_bool()?;
-        ops.push(match op {
-            opcode::GET_CHILDREN => ReadOp::GetChildren { path },
-            opcode::GET_DATA => ReadOp::GetData { path },
-            other => return Err(DecodeError::BadCount(other)),
-        });
-    }
+        match op {
+            opcode::GET_CHILDREN => Ok(ReadOp::GetChildren { path }),
+            opcode::GET_DATA => Ok(ReadOp::GetData { path }),
+            other => Err(DecodeError::BadCount(other)),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -295,16 +241,8 @@ mod tests {
         Acl::open_unsafe().encode(&mut writer);
         writer.write_i32(3);
         let (header, request) = decode_request(&bytes).unwrap();
-        assert_eq!(
-            header,
-            RequestHeader {
-                xid: 1,
-                opcode: opcode::CREATE2
-            }
-        );
-        let Request::Create(create) = request else {
-            panic!("not a create")
-        };
+        assert_eq!(header, RequestHeader { xid: 1, opcode: opcode::CREATE2 });
+        let Request::Write(WriteOp::Create(create)) = request else { panic!("not a create") };
         assert_eq!(create.path, "/a");
         assert_eq!(create.data, b"x");
         assert_eq!(create.acl, vec![Acl::open_unsafe()]);
@@ -325,23 +263,14 @@ mod tests {
         writer.write_bool(true);
         writer.write_i32(-1);
         let (_, request) = decode_request(&bytes).unwrap();
-        assert_eq!(
-            request,
-            Request::Multi(vec![MultiOp::Check {
-                path: "/a".into(),
-                version: 3
-            }])
-        );
+        assert_eq!(request, Request::Multi(vec![WriteOp::Check { path: "/a".into(), version: 3 }]));
     }
 
     #[test]
     fn unknown_opcodes_decode_as_unimplemented() {
         let mut bytes = Vec::new();
         header(&mut bytes, 3, 999);
-        assert_eq!(
-            decode_request(&bytes).unwrap().1,
-            Request::Unimplemented(999)
-        );
+        assert_eq!(decode_request(&bytes).unwrap().1, Request::Unimplemented(999));
     }
 
     #[test]

@@ -89,9 +89,7 @@ fn encode_body(writer: &mut Writer<'_>, body: &ReplyBody) {
             writer.write_bytes(data);
             stat.encode(writer);
         }
-        ReplyBody::Children(children) | ReplyBody::Strings(children) => {
-            writer.write_string_vec(children)
-        }
+        ReplyBody::Children(children) | ReplyBody::Strings(children) => writer.write_string_vec(children),
         ReplyBody::ChildrenStat(children, stat) => {
             writer.write_string_vec(children);
             stat.encode(writer);
@@ -153,13 +151,7 @@ mod tests {
     #[test]
     fn an_error_reply_is_the_header_alone() {
         let mut buffer = Vec::new();
-        encode_reply(
-            &mut buffer,
-            5,
-            0x10,
-            ErrorCode::NoNode,
-            &ReplyBody::Stat(Stat::default()),
-        );
+        encode_reply(&mut buffer, 5, 0x10, ErrorCode::NoNode, &ReplyBody::Stat(Stat::default()));
         assert_eq!(buffer.len(), 4 + 16);
         assert_eq!(&buffer[..4], &16i32.to_be_bytes());
         assert_eq!(&buffer[16..20], &(-101i32).to_be_bytes());
@@ -168,18 +160,10 @@ mod tests {
     #[test]
     fn multi_results_end_with_a_done_header() {
         let mut buffer = Vec::new();
-        let results = vec![
-            OpResult::Check,
-            OpResult::Error {
-                code: ErrorCode::BadVersion,
-            },
-        ];
+        let results = vec![OpResult::Check, OpResult::Error { code: ErrorCode::BadVersion }];
         encode_reply(&mut buffer, 1, 2, ErrorCode::Ok, &ReplyBody::Multi(results));
         let body = &buffer[20..];
         assert_eq!(body.len(), 9 + 9 + 4 + 9);
-        assert_eq!(
-            &body[body.len() - 9..],
-            &[0xff, 0xff, 0xff, 0xff, 1, 0xff, 0xff, 0xff, 0xff]
-        );
+        assert_eq!(&body[body.len() - 9..], &[0xff, 0xff, 0xff, 0xff, 1, 0xff, 0xff, 0xff, 0xff]);
     }
 }

@@ -73,11 +73,7 @@ impl Input {
     }
 
     /// Reads until at least `count` bytes are available; false on end of stream.
-    async fn fill<R: futures_lite::AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut R,
-        count: usize,
-    ) -> bool {
+    async fn fill<R: futures_lite::AsyncRead + Unpin>(&mut self, reader: &mut R, count: usize) -> bool {
         while self.available().len() < count {
             if self.start > 0 {
                 self.bytes.drain(..self.start);
@@ -107,10 +103,7 @@ pub async fn serve(stream: TcpStream, context: Rc<CoreContext>) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let (mut reader, writer) = futures_lite::io::split(stream);
-    let mut input = Input {
-        bytes: Vec::with_capacity(READ_CHUNK_BYTES),
-        start: 0,
-    };
+    let mut input = Input { bytes: Vec::with_capacity(READ_CHUNK_BYTES), start: 0 };
     handshake_and_serve(&mut reader, writer, &mut input, fd, peer, &context).await;
     context.shared.release(peer.ip());
 }
@@ -161,10 +154,7 @@ async fn handshake_and_serve<R, W>(
     }
     let (writer_wake, writer_woken) = local_channel::new_bounded(1);
     let (reader_wake, reader_woken) = local_channel::new_bounded(1);
-    let timeout_ms = context
-        .shared
-        .config
-        .negotiate_timeout_ms(connect.timeout_ms);
+    let timeout_ms = context.shared.config.negotiate_timeout_ms(connect.timeout_ms);
     let connection = {
         let mut state = context.state.borrow_mut();
         let id = state.next_connection_id();
@@ -185,15 +175,11 @@ async fn handshake_and_serve<R, W>(
             identities: vec![("ip".to_owned(), peer.ip().to_string())],
         }));
         state.connections.insert(id, connection.clone());
-        state
-            .counters()
-            .connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.counters().connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         connection
     };
     let id = connection.borrow().id;
-    let writer_task =
-        glommio::spawn_local(write_loop(connection.clone(), writer_woken, writer, fd));
+    let writer_task = glommio::spawn_local(write_loop(connection.clone(), writer_woken, writer, fd));
     let sent = context
         .leader
         .send(ToLeader::Connect {
@@ -205,15 +191,7 @@ async fn handshake_and_serve<R, W>(
         })
         .await;
     if sent {
-        read_loop(
-            reader,
-            input,
-            &connection,
-            &reader_woken,
-            context,
-            max_bytes,
-        )
-        .await;
+        read_loop(reader, input, &connection, &reader_woken, context, max_bytes).await;
     }
     connection.borrow_mut().close();
     context.state.borrow_mut().remove_connection(id);
@@ -278,11 +256,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             match phase {
                 Phase::Closing => return,
                 Phase::Connecting => {}
-                Phase::Connected
-                    if output_bytes < OUTPUT_BYTES_HIGH_WATER && queued < QUEUED_REQUESTS_MAX =>
-                {
-                    break
-                }
+                Phase::Connected if output_bytes < OUTPUT_BYTES_HIGH_WATER && queued < QUEUED_REQUESTS_MAX => break,
                 Phase::Connected => {}
             }
             if reader_woken.recv().await.is_none() {
@@ -309,26 +283,13 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             tracing::warn!(%peer, opcode, "unimplemented opcode; closing connection");
             let mut conn = connection.borrow_mut();
             let zxid = context.state.borrow().tree.last_zxid();
-            encode_reply(
-                &mut conn.output,
-                header.xid,
-                zxid,
-                ErrorCode::Unimplemented,
-                &ReplyBody::Empty,
-            );
+            encode_reply(&mut conn.output, header.xid, zxid, ErrorCode::Unimplemented, &ReplyBody::Empty);
             conn.close();
             return;
         }
         let is_sync = matches!(request, Request::Sync { .. });
-        let leader_message = if request.is_write() || is_sync {
-            Some(request.clone())
-        } else {
-            None
-        };
-        let dispatch = context
-            .state
-            .borrow_mut()
-            .dispatch(connection, header.xid, request);
+        let leader_message = if request.is_write() || is_sync { Some(request.clone()) } else { None };
+        let dispatch = context.state.borrow_mut().dispatch(connection, header.xid, request);
         if dispatch == Dispatch::ToLeader {
             let request = leader_message.expect("writes and syncs go to the leader");
             let (session_id, id) = {
@@ -336,18 +297,9 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 (conn.session_id, conn.id)
             };
             let message = if is_sync {
-                ToLeader::Sync {
-                    core: context.core,
-                    connection: id,
-                    xid: header.xid,
-                }
+                ToLeader::Sync { core: context.core, connection: id, xid: header.xid }
             } else {
-                ToLeader::Write {
-                    session_id,
-                    client_ip: peer.ip(),
-                    xid: header.xid,
-                    request,
-                }
+                ToLeader::Write { session_id, client_ip: peer.ip(), xid: header.xid, request }
             };
             if !context.leader.send(message).await {
                 return;
@@ -374,10 +326,7 @@ async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
                 }
                 None
             } else {
-                Some(std::mem::replace(
-                    &mut conn.output,
-                    std::mem::take(&mut spare),
-                ))
+                Some(std::mem::replace(&mut conn.output, std::mem::take(&mut spare)))
             }
         };
         match pending {

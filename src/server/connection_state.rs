@@ -23,25 +23,10 @@ pub const QUEUED_REQUESTS_MAX: usize = 10_000;
 /// served only after that write is applied (ZooKeeper's CommitProcessor rule).
 #[derive(Debug)]
 pub enum Queued {
-    Write {
-        xid: i32,
-        kind: WriteKind,
-        received: Instant,
-    },
-    Close {
-        xid: i32,
-        received: Instant,
-    },
-    Sync {
-        xid: i32,
-        path: String,
-        received: Instant,
-    },
-    Read {
-        xid: i32,
-        request: Request,
-        received: Instant,
-    },
+    Write { xid: i32, kind: WriteKind, received: Instant },
+    Close { xid: i32, received: Instant },
+    Sync { xid: i32, path: String, received: Instant },
+    Read { xid: i32, request: Request, received: Instant },
 }
 
 impl Queued {
@@ -107,7 +92,13 @@ impl Connection {
         self.wake_reader();
     }
 
-    pub fn is_over_output_limit(&self) -> bool {
-        self.output.len() > OUTPUT_BYTES_MAX
+    /// Called after appending to the output: wakes the writer, and disconnects a client
+    /// whose unread output passed the cap.
+    pub fn output_appended(&mut self) {
+        self.wake_writer();
+        if self.output.len() > OUTPUT_BYTES_MAX {
+            tracing::warn!(session = format_args!("{:#x}", self.session_id), "output over limit; closing connection");
+            self.close();
+        }
     }
 }

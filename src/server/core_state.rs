@@ -14,7 +14,7 @@ use super::messages::{CommittedBatch, Control};
 use super::shared::{ConnectionSummary, Shared};
 use crate::log::record::Records;
 use crate::proto::connect::ConnectResponse;
-use crate::proto::request::Request;
+use crate::proto::request::{Request, WriteOp};
 use crate::proto::response::{encode_notification, encode_reply, ReplyBody};
 use crate::proto::watch_event::{EventType, WatcherEvent, STATE_SYNC_CONNECTED};
 use crate::proto::{frame, jute::Writer, ErrorCode};
@@ -83,26 +83,14 @@ impl CoreState {
         debug_assert_eq!(conn.phase, Phase::Connected);
         conn.received += 1;
         self.touched.insert(conn.session_id);
-        self.counters()
-            .packets_received
-            .fetch_add(1, Ordering::Relaxed);
-        self.counters()
-            .outstanding_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters().packets_received.fetch_add(1, Ordering::Relaxed);
+        self.counters().outstanding_requests.fetch_add(1, Ordering::Relaxed);
         let queued = match request {
             Request::CloseSession => Queued::Close { xid, received },
-            Request::Sync { path } => Queued::Sync {
-                xid,
-                path,
-                received,
-            },
+            Request::Sync { path } => Queued::Sync { xid, path, received },
             request if request.is_write() => {
                 let kind = write_kind(&request);
-                conn.queue.push_back(Queued::Write {
-                    xid,
-                    kind,
-                    received,
-                });
+                conn.queue.push_back(Queued::Write { xid, kind, received });
                 return Dispatch::ToLeader;
             }
             request => {
@@ -110,11 +98,7 @@ impl CoreState {
                     self.serve_read(&mut conn, xid, &request, received);
                     return Dispatch::Done;
                 }
-                conn.queue.push_back(Queued::Read {
-                    xid,
-                    request,
-                    received,
-                });
+                conn.queue.push_back(Queued::Read { xid, request, received });
                 return Dispatch::Done;
             }
         };
@@ -122,13 +106,7 @@ impl CoreState {
         Dispatch::ToLeader
     }
 
-    fn serve_read(
-        &mut self,
-        conn: &mut Connection,
-        xid: i32,
-        request: &Request,
-        received: Instant,
-    ) {
+    fn serve_read(&mut self, conn: &mut Connection, xid: i32, request: &Request, received: Instant) {
         let mut fired: Vec<(EventType, String)> = Vec::new();
         let reader = Reader {
             session_id: conn.session_id,
@@ -136,59 +114,31 @@ impl CoreState {
             identities: &conn.identities,
             ip: Some(conn.peer.ip()),
         };
-        let (code, body) = execute_read(
-            &self.tree,
-            &mut self.watches,
-            &reader,
-            request,
-            &mut |event, path| fired.push((event, path.to_owned())),
-        );
+        let (code, body) = execute_read(&self.tree, &mut self.watches, &reader, request, &mut |event, path| {
+            fired.push((event, path.to_owned()))
+        });
         for (event, path) in fired {
             push_event(conn, event, &path);
         }
         self.reply(conn, xid, code, &body, received);
     }
 
-    fn reply(
-        &self,
-        conn: &mut Connection,
-        xid: i32,
-        code: ErrorCode,
-        body: &ReplyBody,
-        received: Instant,
-    ) {
+    fn reply(&self, conn: &mut Connection, xid: i32, code: ErrorCode, body: &ReplyBody, received: Instant) {
         let zxid = self.tree.last_zxid();
         encode_reply(&mut conn.output, xid, zxid, code, body);
         conn.sent += 1;
         conn.last_zxid = zxid;
         let counters = self.counters();
         counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-        counters
-            .outstanding_requests
-            .fetch_sub(1, Ordering::Relaxed);
-        self.shared
-            .record_latency(self.core, received.elapsed().as_micros() as u64);
-        conn.wake_writer();
-        if conn.is_over_output_limit() {
-            tracing::warn!(
-                session = format_args!("{:#x}", conn.session_id),
-                "output over limit; closing connection"
-            );
-            conn.close();
-        }
+        counters.outstanding_requests.fetch_sub(1, Ordering::Relaxed);
+        self.shared.record_latency(self.core, received.elapsed().as_micros() as u64);
+        conn.output_appended();
     }
 
     /// Serves the reads at the front of the queue, up to the next ordered request.
     fn drain_reads(&mut self, conn: &mut Connection) {
         while matches!(conn.queue.front(), Some(Queued::Read { .. })) {
-            let Some(Queued::Read {
-                xid,
-                request,
-                received,
-            }) = conn.queue.pop_front()
-            else {
-                unreachable!()
-            };
+            let Some(Queued::Read { xid, request, received }) = conn.queue.pop_front() else { unreachable!() };
             self.serve_read(conn, xid, &request, received);
         }
         if conn.output.len() < super::connection_state::OUTPUT_BYTES_HIGH_WATER {
@@ -230,28 +180,17 @@ impl CoreState {
 
     /// Answers the write a committed transaction came from, if its session is here.
     fn complete_write(&mut self, session_id: i64, cxid: i32, outcome: Outcome, is_close: bool) {
-        let Some(connection) = self
-            .sessions
-            .get(&session_id)
-            .and_then(|id| self.connections.get(id))
-            .cloned()
-        else {
+        let Some(connection) = self.sessions.get(&session_id).and_then(|id| self.connections.get(id)).cloned() else {
             return;
         };
         let mut conn = connection.borrow_mut();
         if matches!(outcome, Outcome::SessionCreated) {
             return;
         }
-        let front_matches = conn
-            .queue
-            .front()
-            .is_some_and(|queued| queued.is_ordered() && queued.xid() == cxid);
+        let front_matches = conn.queue.front().is_some_and(|queued| queued.is_ordered() && queued.xid() == cxid);
         if is_close && !front_matches {
             // The session expired (or was closed elsewhere) while this connection held it.
-            tracing::info!(
-                session = format_args!("{session_id:#x}"),
-                "session expired; closing its connection"
-            );
+            tracing::info!(session = format_args!("{session_id:#x}"), "session expired; closing its connection");
             self.sessions.remove(&session_id);
             conn.close();
             return;
@@ -266,11 +205,7 @@ impl CoreState {
             return;
         }
         match conn.queue.pop_front().expect("front matched") {
-            Queued::Write {
-                xid,
-                kind,
-                received,
-            } => {
+            Queued::Write { xid, kind, received } => {
                 let (code, body) = write_reply(&kind, outcome);
                 self.reply(&mut conn, xid, code, &body, received);
             }
@@ -287,10 +222,7 @@ impl CoreState {
 
     fn apply_control(&mut self, control: &Control) {
         match control {
-            Control::Connected {
-                connection,
-                session,
-            } => {
+            Control::Connected { connection, session } => {
                 let Some(conn_ref) = self.connections.get(connection).cloned() else {
                     return;
                 };
@@ -336,28 +268,12 @@ impl CoreState {
                 let mut conn = conn_ref.borrow_mut();
                 let front_matches = matches!(conn.queue.front(), Some(Queued::Sync { xid: front, .. }) if front == xid);
                 if !front_matches {
-                    tracing::error!(
-                        xid,
-                        "sync completion does not match the session's next request"
-                    );
+                    tracing::error!(xid, "sync completion does not match the session's next request");
                     conn.close();
                     return;
                 }
-                let Some(Queued::Sync {
-                    xid,
-                    path,
-                    received,
-                }) = conn.queue.pop_front()
-                else {
-                    unreachable!()
-                };
-                self.reply(
-                    &mut conn,
-                    xid,
-                    ErrorCode::Ok,
-                    &ReplyBody::Path(path),
-                    received,
-                );
+                let Some(Queued::Sync { xid, path, received }) = conn.queue.pop_front() else { unreachable!() };
+                self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received);
                 self.drain_reads(&mut conn);
             }
             Control::SessionMoved { session_id, keep } => {
@@ -368,10 +284,7 @@ impl CoreState {
                     return;
                 }
                 if let Some(conn) = self.connections.get(&current) {
-                    tracing::info!(
-                        session = format_args!("{session_id:#x}"),
-                        "session moved to another connection"
-                    );
+                    tracing::info!(session = format_args!("{session_id:#x}"), "session moved to another connection");
                     conn.borrow_mut().close();
                 }
                 self.sessions.remove(session_id);
@@ -389,9 +302,7 @@ impl CoreState {
             self.sessions.remove(&conn.session_id);
         }
         let unanswered = conn.queue.len() as u64;
-        self.counters()
-            .outstanding_requests
-            .fetch_sub(unanswered, Ordering::Relaxed);
+        self.counters().outstanding_requests.fetch_sub(unanswered, Ordering::Relaxed);
         self.watches.remove_connection(connection);
         self.counters().connections.fetch_sub(1, Ordering::Relaxed);
     }
@@ -400,21 +311,11 @@ impl CoreState {
     pub fn publish_counters(&self) {
         let counters = self.counters();
         let (watch_connections, watch_paths, watch_count) = self.watches.summary();
-        counters
-            .watch_connections
-            .store(watch_connections as u64, Ordering::Relaxed);
-        counters
-            .watch_paths
-            .store(watch_paths as u64, Ordering::Relaxed);
-        counters
-            .watch_count
-            .store(watch_count as u64, Ordering::Relaxed);
-        counters
-            .node_count
-            .store(self.tree.node_count() as u64, Ordering::Relaxed);
-        counters
-            .ephemeral_count
-            .store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
+        counters.watch_connections.store(watch_connections as u64, Ordering::Relaxed);
+        counters.watch_paths.store(watch_paths as u64, Ordering::Relaxed);
+        counters.watch_count.store(watch_count as u64, Ordering::Relaxed);
+        counters.node_count.store(self.tree.node_count() as u64, Ordering::Relaxed);
+        counters.ephemeral_count.store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
     }
 
     /// Publishes the connection list and watch listing (`cons`, `stat`, `wchc`).
@@ -435,9 +336,7 @@ impl CoreState {
                 }
             })
             .collect();
-        *self.shared.connection_summaries[self.core]
-            .lock()
-            .expect("not poisoned") = summaries;
+        *self.shared.connection_summaries[self.core].lock().expect("not poisoned") = summaries;
         let mut listing = String::new();
         for (connection, paths) in self.watches.by_connection() {
             let Some(conn) = self.connections.get(&connection) else {
@@ -448,35 +347,17 @@ impl CoreState {
                 listing.push_str(&format!("\t{path}\n"));
             }
         }
-        *self.shared.watch_listing[self.core]
-            .lock()
-            .expect("not poisoned") = listing;
+        *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
         let counters = self.counters();
-        counters
-            .data_size_bytes
-            .store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
+        counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
     }
 }
 
 fn write_kind(request: &Request) -> crate::session::replies::WriteKind {
-    use crate::proto::opcode;
-    use crate::proto::request::MultiOp;
     use crate::session::replies::WriteKind;
     match request {
-        Request::Create(create) => WriteKind::Single(create.opcode),
-        Request::Delete { .. } => WriteKind::Single(opcode::DELETE),
-        Request::SetData { .. } => WriteKind::Single(opcode::SET_DATA),
-        Request::Check { .. } => WriteKind::Single(opcode::CHECK),
-        Request::Multi(ops) => WriteKind::Multi(
-            ops.iter()
-                .map(|op| match op {
-                    MultiOp::Create(create) => create.opcode,
-                    MultiOp::Delete { .. } => opcode::DELETE,
-                    MultiOp::SetData { .. } => opcode::SET_DATA,
-                    MultiOp::Check { .. } => opcode::CHECK,
-                })
-                .collect(),
-        ),
+        Request::Write(op) => WriteKind::Single(op.opcode()),
+        Request::Multi(ops) => WriteKind::Multi(ops.iter().map(WriteOp::opcode).collect()),
         other => unreachable!("not a write: {other:?}"),
     }
 }
@@ -485,20 +366,9 @@ fn push_event(conn: &mut Connection, event: EventType, path: &str) {
     if conn.phase == Phase::Closing {
         return;
     }
-    let event = WatcherEvent {
-        event_type: event,
-        state: STATE_SYNC_CONNECTED,
-        path: path.to_owned(),
-    };
+    let event = WatcherEvent { event_type: event, state: STATE_SYNC_CONNECTED, path: path.to_owned() };
     encode_notification(&mut conn.output, &event);
-    conn.wake_writer();
-    if conn.is_over_output_limit() {
-        tracing::warn!(
-            session = format_args!("{:#x}", conn.session_id),
-            "output over limit; closing connection"
-        );
-        conn.close();
-    }
+    conn.output_appended();
 }
 
 pub fn write_connect_response(output: &mut Vec<u8>, response: &ConnectResponse) {

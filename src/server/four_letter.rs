@@ -54,26 +54,12 @@ fn reset_latency(shared: &Shared) {
 fn latency_ms(shared: &Shared) -> (u64, f64, u64) {
     let count = shared.sum(|c| &c.latency_count);
     let total_us = shared.sum(|c| &c.latency_total_us);
-    let max_us = shared
-        .counters
-        .iter()
-        .map(|c| c.latency_max_us.load(Ordering::Relaxed))
-        .max()
-        .unwrap_or(0);
-    let min_us = shared
-        .counters
-        .iter()
-        .map(|c| c.latency_min_us.load(Ordering::Relaxed))
-        .min()
-        .unwrap_or(0);
+    let max_us = shared.counters.iter().map(|c| c.latency_max_us.load(Ordering::Relaxed)).max().unwrap_or(0);
+    let min_us = shared.counters.iter().map(|c| c.latency_min_us.load(Ordering::Relaxed)).min().unwrap_or(0);
     if count == 0 {
         return (0, 0.0, 0);
     }
-    (
-        min_us / 1000,
-        total_us as f64 / count as f64 / 1000.0,
-        max_us / 1000,
-    )
+    (min_us / 1000, total_us as f64 / count as f64 / 1000.0, max_us / 1000)
 }
 
 fn node_count(shared: &Shared) -> u64 {
@@ -92,11 +78,7 @@ fn server_stats(shared: &Shared, with_clients: bool) -> String {
     let _ = writeln!(text, "Received: {}", shared.sum(|c| &c.packets_received));
     let _ = writeln!(text, "Sent: {}", shared.sum(|c| &c.packets_sent));
     let _ = writeln!(text, "Connections: {}", shared.sum(|c| &c.connections));
-    let _ = writeln!(
-        text,
-        "Outstanding: {}",
-        shared.sum(|c| &c.outstanding_requests)
-    );
+    let _ = writeln!(text, "Outstanding: {}", shared.sum(|c| &c.outstanding_requests));
     let _ = writeln!(text, "Zxid: 0x{:x}", shared.committed_zxid());
     let _ = writeln!(text, "Mode: standalone");
     let _ = writeln!(text, "Node count: {}", node_count(shared));
@@ -133,9 +115,7 @@ fn connections(shared: &Shared) -> String {
 
 fn monitor(shared: &Shared) -> String {
     let (min, avg, max) = latency_ms(shared);
-    let open_fds = std::fs::read_dir("/proc/self/fd")
-        .map(|dir| dir.count())
-        .unwrap_or(0);
+    let open_fds = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
     let max_fds = open_file_limit();
     let counters = &shared.counters[0];
     let lines: Vec<(&str, String)> = vec![
@@ -144,43 +124,19 @@ fn monitor(shared: &Shared) -> String {
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),
-        (
-            "zk_packets_received",
-            shared.sum(|c| &c.packets_received).to_string(),
-        ),
-        (
-            "zk_packets_sent",
-            shared.sum(|c| &c.packets_sent).to_string(),
-        ),
-        (
-            "zk_num_alive_connections",
-            shared.sum(|c| &c.connections).to_string(),
-        ),
-        (
-            "zk_outstanding_requests",
-            shared.sum(|c| &c.outstanding_requests).to_string(),
-        ),
+        ("zk_packets_received", shared.sum(|c| &c.packets_received).to_string()),
+        ("zk_packets_sent", shared.sum(|c| &c.packets_sent).to_string()),
+        ("zk_num_alive_connections", shared.sum(|c| &c.connections).to_string()),
+        ("zk_outstanding_requests", shared.sum(|c| &c.outstanding_requests).to_string()),
         ("zk_znode_count", node_count(shared).to_string()),
         ("zk_watch_count", shared.sum(|c| &c.watch_count).to_string()),
-        (
-            "zk_ephemerals_count",
-            counters.ephemeral_count.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "zk_approximate_data_size",
-            counters.data_size_bytes.load(Ordering::Relaxed).to_string(),
-        ),
+        ("zk_ephemerals_count", counters.ephemeral_count.load(Ordering::Relaxed).to_string()),
+        ("zk_approximate_data_size", counters.data_size_bytes.load(Ordering::Relaxed).to_string()),
         ("zk_open_file_descriptor_count", open_fds.to_string()),
         ("zk_max_file_descriptor_count", max_fds.to_string()),
-        (
-            "zk_global_sessions",
-            shared.session_count.load(Ordering::Relaxed).to_string(),
-        ),
+        ("zk_global_sessions", shared.session_count.load(Ordering::Relaxed).to_string()),
         ("zk_local_sessions", "0".into()),
-        (
-            "zk_uptime",
-            shared.started.elapsed().as_millis().to_string(),
-        ),
+        ("zk_uptime", shared.started.elapsed().as_millis().to_string()),
         ("zk_last_proposal_size", "-1".into()),
         ("zk_max_proposal_size", "-1".into()),
         ("zk_min_proposal_size", "-1".into()),
@@ -193,10 +149,7 @@ fn monitor(shared: &Shared) -> String {
 }
 
 fn open_file_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass and nothing else.
     let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     if result == 0 {
@@ -217,16 +170,8 @@ fn configuration(shared: &Shared) -> String {
     let _ = writeln!(text, "dataLogSize={}", directory_size(config.log_dir()));
     let _ = writeln!(text, "tickTime={}", config.tick_time_ms);
     let _ = writeln!(text, "maxClientCnxns={}", config.max_client_connections);
-    let _ = writeln!(
-        text,
-        "minSessionTimeout={}",
-        config.min_session_timeout_ms()
-    );
-    let _ = writeln!(
-        text,
-        "maxSessionTimeout={}",
-        config.max_session_timeout_ms()
-    );
+    let _ = writeln!(text, "minSessionTimeout={}", config.min_session_timeout_ms());
+    let _ = writeln!(text, "maxSessionTimeout={}", config.max_session_timeout_ms());
     let _ = writeln!(text, "clientPortListenBacklog=-1");
     let _ = writeln!(text, "serverId=0");
     text
@@ -235,9 +180,7 @@ fn configuration(shared: &Shared) -> String {
 fn environment(shared: &Shared) -> String {
     let mut text = String::from("Environment:\n");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let cwd = std::env::current_dir()
-        .map(|dir| dir.display().to_string())
-        .unwrap_or_default();
+    let cwd = std::env::current_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
     let entries = [
         ("zookeeper.version", format!("{VERSION}, {BUILT_ON}")),
         ("host.name", host.trim().to_owned()),

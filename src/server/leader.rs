@@ -22,7 +22,7 @@ use crate::proto::request::Request;
 use crate::proto::ErrorCode;
 use crate::session::SessionTable;
 use crate::tree::{prepare, Caller, PendingChanges};
-use crate::txn::{Txn, TxnOp};
+use crate::txn::{Step, Txn, TxnOp};
 
 /// A batch is published at the latest when it holds this many bytes; the ordering point
 /// then waits for the publisher before taking more requests.
@@ -53,18 +53,11 @@ pub struct Published {
 }
 
 fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
 }
 
 impl Leader {
-    pub fn new(
-        shared: Arc<Shared>,
-        core0: Rc<RefCell<CoreState>>,
-        publisher_wake: LocalSender<()>,
-    ) -> Leader {
+    pub fn new(shared: Arc<Shared>, core0: Rc<RefCell<CoreState>>, publisher_wake: LocalSender<()>) -> Leader {
         let cores = shared.cores;
         let tick_ms = shared.config.tick_time_ms as u64;
         let now_ms = wall_clock_ms() as u64;
@@ -93,31 +86,13 @@ impl Leader {
 
     pub fn handle(&mut self, message: ToLeader) {
         match message {
-            ToLeader::Connect {
-                core,
-                connection,
-                session_id,
-                password,
-                timeout_ms,
-            } => self.connect(core, connection, session_id, &password, timeout_ms),
-            ToLeader::Write {
-                session_id,
-                client_ip,
-                xid,
-                request,
-            } => self.write(
-                Caller {
-                    session_id,
-                    ip: Some(client_ip),
-                },
-                xid,
-                &request,
-            ),
-            ToLeader::Sync {
-                core,
-                connection,
-                xid,
-            } => {
+            ToLeader::Connect { core, connection, session_id, password, timeout_ms } => {
+                self.connect(core, connection, session_id, &password, timeout_ms)
+            }
+            ToLeader::Write { session_id, client_ip, xid, request } => {
+                self.write(Caller { session_id, ip: Some(client_ip) }, xid, &request)
+            }
+            ToLeader::Sync { core, connection, xid } => {
                 self.controls[core].push(Control::Synced { connection, xid });
                 self.wake_publisher();
             }
@@ -130,158 +105,83 @@ impl Leader {
         }
     }
 
-    fn connect(
-        &mut self,
-        core: usize,
-        connection: u64,
-        session_id: i64,
-        password: &[u8],
-        timeout_ms: i32,
-    ) {
+    fn connect(&mut self, core: usize, connection: u64, session_id: i64, password: &[u8], timeout_ms: i32) {
         let now_ms = self.monotonic_ms();
         if session_id == 0 {
             let (session_id, password) = self.sessions.create(timeout_ms, core, now_ms);
-            self.shared
-                .session_count
-                .store(self.sessions.len() as u64, Ordering::Relaxed);
+            self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
             self.order(session_id, 0, TxnOp::CreateSession { timeout_ms });
-            self.controls[core].push(Control::Connected {
-                connection,
-                session: Some((session_id, password)),
-            });
-            tracing::debug!(
-                session = format_args!("{session_id:#x}"),
-                timeout_ms,
-                "session created"
-            );
+            self.controls[core].push(Control::Connected { connection, session: Some((session_id, password)) });
+            tracing::debug!(session = format_args!("{session_id:#x}"), timeout_ms, "session created");
         } else {
             let session = match self.sessions.reattach(session_id, password, core, now_ms) {
                 Some(_previous_core) => {
                     for (other_core, controls) in self.controls.iter_mut().enumerate() {
                         if other_core != core {
-                            controls.push(Control::SessionMoved {
-                                session_id,
-                                keep: None,
-                            });
+                            controls.push(Control::SessionMoved { session_id, keep: None });
                         }
                     }
-                    let password = self
-                        .sessions
-                        .get(session_id)
-                        .expect("just re-attached")
-                        .password;
+                    let password = self.sessions.get(session_id).expect("just re-attached").password;
                     Some((session_id, password))
                 }
                 None => None,
             };
-            self.controls[core].push(Control::Connected {
-                connection,
-                session,
-            });
+            self.controls[core].push(Control::Connected { connection, session });
         }
         self.wake_publisher();
     }
 
     fn write(&mut self, caller: Caller, xid: i32, request: &Request) {
         let session_id = caller.session_id;
-        let known = self
-            .sessions
-            .get(session_id)
-            .is_some_and(|entry| !entry.closing);
+        let known = self.sessions.get(session_id).is_some_and(|entry| !entry.closing);
         if !known {
             // The session expired or closed while this request was on its way; it still
             // takes its place in the order so the session's replies stay in order.
-            self.order(
-                session_id,
-                xid,
-                TxnOp::Error {
-                    code: ErrorCode::SessionExpired.code(),
-                },
-            );
+            self.order(session_id, xid, TxnOp::Single(Step::Error { code: ErrorCode::SessionExpired.code() }));
             return;
         }
         if matches!(request, Request::CloseSession) {
             self.close_session(session_id, xid);
             return;
         }
+        self.prepare_and_append(caller, xid, request);
+    }
+
+    /// Validates a write against the tree and pending changes, and orders the result.
+    fn prepare_and_append(&mut self, caller: Caller, xid: i32, request: &Request) {
         let zxid = self.zxids.next_zxid();
         let op = {
             let core0 = self.core0.borrow();
             prepare(&core0.tree, &mut self.pending, caller, zxid, request)
         };
-        self.append(Txn {
-            session_id,
-            cxid: xid,
-            zxid,
-            time_ms: wall_clock_ms(),
-            op,
-        });
+        self.append(Txn { session_id: caller.session_id, cxid: xid, zxid, time_ms: wall_clock_ms(), op });
     }
 
     fn close_session(&mut self, session_id: i64, xid: i32) {
         let began = self.sessions.begin_close(session_id);
         assert!(began, "closing a session that is not open");
-        let zxid = self.zxids.next_zxid();
-        let op = {
-            let core0 = self.core0.borrow();
-            let caller = Caller {
-                session_id,
-                ip: None,
-            };
-            prepare(
-                &core0.tree,
-                &mut self.pending,
-                caller,
-                zxid,
-                &Request::CloseSession,
-            )
-        };
-        self.append(Txn {
-            session_id,
-            cxid: xid,
-            zxid,
-            time_ms: wall_clock_ms(),
-            op,
-        });
+        self.prepare_and_append(Caller { session_id, ip: None }, xid, &Request::CloseSession);
         self.sessions.remove(session_id);
-        self.shared
-            .session_count
-            .store(self.sessions.len() as u64, Ordering::Relaxed);
+        self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
     }
 
     /// Closes every session whose timeout passed without a touch.
     pub fn expire_sessions(&mut self) {
         let now_ms = self.monotonic_ms();
         for session_id in self.sessions.expired(now_ms) {
-            let timeout_ms = self
-                .sessions
-                .get(session_id)
-                .map_or(0, |entry| entry.timeout_ms);
-            tracing::info!(
-                session = format_args!("{session_id:#x}"),
-                timeout_ms,
-                "expiring session, timeout exceeded"
-            );
+            let timeout_ms = self.sessions.get(session_id).map_or(0, |entry| entry.timeout_ms);
+            tracing::info!(session = format_args!("{session_id:#x}"), timeout_ms, "expiring session, timeout exceeded");
             self.close_session(session_id, 0);
         }
     }
 
     fn order(&mut self, session_id: i64, xid: i32, op: TxnOp) {
         let zxid = self.zxids.next_zxid();
-        self.append(Txn {
-            session_id,
-            cxid: xid,
-            zxid,
-            time_ms: wall_clock_ms(),
-            op,
-        });
+        self.append(Txn { session_id, cxid: xid, zxid, time_ms: wall_clock_ms(), op });
     }
 
     fn append(&mut self, txn: Txn) {
-        assert!(
-            txn.zxid > self.batch_last_zxid,
-            "zxids are appended in order"
-        );
+        assert!(txn.zxid > self.batch_last_zxid, "zxids are appended in order");
         record::append(&mut self.batch, &txn);
         self.batch_records += 1;
         self.batch_last_zxid = txn.zxid;
@@ -303,11 +203,7 @@ impl Leader {
         }
         self.batch_records = 0;
         let controls = self.controls.iter_mut().map(std::mem::take).collect();
-        Some(Published {
-            records,
-            controls,
-            last_zxid: self.batch_last_zxid,
-        })
+        Some(Published { records, controls, last_zxid: self.batch_last_zxid })
     }
 
     /// Core 0 applied everything up to `zxid`: its tree now holds those changes.

@@ -14,26 +14,11 @@ use crate::session::ConnectionId;
 #[derive(Debug)]
 pub enum ToLeader {
     /// A new session (`session_id == 0`) or a re-attach.
-    Connect {
-        core: usize,
-        connection: ConnectionId,
-        session_id: i64,
-        password: Vec<u8>,
-        timeout_ms: i32,
-    },
+    Connect { core: usize, connection: ConnectionId, session_id: i64, password: Vec<u8>, timeout_ms: i32 },
     /// A write request, in the session's order.
-    Write {
-        session_id: i64,
-        client_ip: std::net::IpAddr,
-        xid: i32,
-        request: Request,
-    },
+    Write { session_id: i64, client_ip: std::net::IpAddr, xid: i32, request: Request },
     /// A sync: answered once everything ordered before it is applied on the core.
-    Sync {
-        core: usize,
-        connection: ConnectionId,
-        xid: i32,
-    },
+    Sync { core: usize, connection: ConnectionId, xid: i32 },
     /// Sessions with activity since the last touch.
     Touch { sessions: Vec<i64> },
 }
@@ -43,18 +28,12 @@ pub enum ToLeader {
 pub enum Control {
     /// The answer to `ToLeader::Connect`: the negotiated session, or `None` if the
     /// session is unknown or the password is wrong.
-    Connected {
-        connection: ConnectionId,
-        session: Option<(i64, [u8; PASSWORD_SIZE_BYTES])>,
-    },
+    Connected { connection: ConnectionId, session: Option<(i64, [u8; PASSWORD_SIZE_BYTES])> },
     /// Everything ordered before the sync is applied on this core.
     Synced { connection: ConnectionId, xid: i32 },
     /// The session now lives on another connection: close the one here, except
     /// `keep` (the connection that re-attached, if it is on this core).
-    SessionMoved {
-        session_id: i64,
-        keep: Option<ConnectionId>,
-    },
+    SessionMoved { session_id: i64, keep: Option<ConnectionId> },
 }
 
 /// One step of the committed stream to a core.

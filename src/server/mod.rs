@@ -79,32 +79,19 @@ fn block_shutdown_signals() -> libc::sigset_t {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(config: Config, cores: usize) -> Result<(), String> {
     assert!(cores > 0);
-    std::fs::create_dir_all(&config.data_dir).map_err(|error| {
-        format!(
-            "cannot create dataDir {}: {error}",
-            config.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|error| format!("cannot create dataDir {}: {error}", config.data_dir.display()))?;
     let address = SocketAddr::new(config.client_port_address, config.client_port);
     // Every core binds with SO_REUSEPORT, which would let a second server share the port
     // silently; a plain bind first fails the way operators expect if it is taken.
-    drop(
-        std::net::TcpListener::bind(address)
-            .map_err(|error| format!("cannot listen on {address}: {error}"))?,
-    );
+    drop(std::net::TcpListener::bind(address).map_err(|error| format!("cannot listen on {address}: {error}"))?);
     let signals = block_shutdown_signals();
     let shared = Arc::new(Shared::new(config, cores));
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut handles = Vec::new();
     for (core, channels) in make_channels(cores).into_iter().enumerate() {
         let shared = shared.clone();
-        let placement = if cores <= cpus {
-            Placement::Fixed(core)
-        } else {
-            Placement::Unbound
-        };
+        let placement = if cores <= cpus { Placement::Fixed(core) } else { Placement::Unbound };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
             .spawn(move || async move { core_main(core, shared, channels, address).await })
@@ -125,11 +112,7 @@ async fn core_main(core: usize, shared: Arc<Shared>, channels: CoreChannels, add
     let state = Rc::new(RefCell::new(CoreState::new(core, shared.clone())));
     let leader = if core == 0 {
         let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
-        let leader = Rc::new(RefCell::new(Leader::new(
-            shared.clone(),
-            state.clone(),
-            publisher_wake,
-        )));
+        let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), state.clone(), publisher_wake)));
         for inbox in channels.leader_inboxes {
             glommio::spawn_local(forward_to_leader(inbox, leader.clone())).detach();
         }
@@ -137,36 +120,15 @@ async fn core_main(core: usize, shared: Arc<Shared>, channels: CoreChannels, add
         for outbox in channels.committed_outboxes {
             outboxes.push(outbox.connect().await);
         }
-        glommio::spawn_local(publish(
-            leader.clone(),
-            state.clone(),
-            outboxes,
-            publisher_woken,
-        ))
-        .detach();
+        glommio::spawn_local(publish(leader.clone(), state.clone(), outboxes, publisher_woken)).detach();
         glommio::spawn_local(expire_sessions(leader.clone(), shared.config.tick_time_ms)).detach();
         LeaderLink::Local(leader)
     } else {
-        let inbox = channels
-            .committed_inbox
-            .expect("every other core has a committed stream")
-            .connect()
-            .await;
+        let inbox = channels.committed_inbox.expect("every other core has a committed stream").connect().await;
         glommio::spawn_local(apply_committed(inbox, state.clone())).detach();
-        LeaderLink::Remote(
-            channels
-                .leader_outbox
-                .expect("every other core has a leader channel")
-                .connect()
-                .await,
-        )
+        LeaderLink::Remote(channels.leader_outbox.expect("every other core has a leader channel").connect().await)
     };
-    let context = Rc::new(CoreContext {
-        core,
-        state: state.clone(),
-        leader,
-        shared: shared.clone(),
-    });
+    let context = Rc::new(CoreContext { core, state: state.clone(), leader, shared: shared.clone() });
     glommio::spawn_local(send_touches(context.clone())).detach();
     glommio::spawn_local(publish_listings(state.clone())).detach();
     let listener = match glommio::net::TcpListener::bind(address) {
@@ -211,18 +173,13 @@ async fn publish(
             let published = leader.borrow_mut().take_batch();
             let Some(published) = published else { break };
             let mut controls = published.controls.into_iter();
-            let local = CommittedBatch {
-                records: published.records.clone(),
-                controls: controls.next().unwrap_or_default(),
-            };
+            let local =
+                CommittedBatch { records: published.records.clone(), controls: controls.next().unwrap_or_default() };
             let applied_zxid = state.borrow_mut().apply_batch(&local);
             debug_assert!(published.last_zxid == 0 || applied_zxid >= published.last_zxid);
             leader.borrow_mut().applied_through(applied_zxid);
             for (outbox, controls) in outboxes.iter().zip(controls) {
-                let batch = CommittedBatch {
-                    records: published.records.clone(),
-                    controls,
-                };
+                let batch = CommittedBatch { records: published.records.clone(), controls };
                 if outbox.send(batch).await.is_err() {
                     tracing::error!("a core's committed stream is closed");
                     return;
@@ -254,8 +211,7 @@ async fn expire_sessions(leader: Rc<RefCell<Leader>>, tick_ms: u32) {
 /// Tells the ordering point which sessions were active, twice per tick, so it can
 /// expire the silent ones (as followers report session touches to ZooKeeper's leader).
 async fn send_touches(context: Rc<CoreContext>) {
-    let period =
-        Duration::from_millis((context.shared.config.tick_time_ms as u64 / 2).clamp(1, 1000));
+    let period = Duration::from_millis((context.shared.config.tick_time_ms as u64 / 2).clamp(1, 1000));
     loop {
         glommio::timer::sleep(period).await;
         let sessions: Vec<i64> = context.state.borrow_mut().touched.drain().collect();

@@ -83,10 +83,7 @@ impl Shared {
     }
 
     pub fn sum(&self, field: impl Fn(&CoreCounters) -> &AtomicU64) -> u64 {
-        self.counters
-            .iter()
-            .map(|counter| field(counter).load(Ordering::Relaxed))
-            .sum()
+        self.counters.iter().map(|counter| field(counter).load(Ordering::Relaxed)).sum()
     }
 
     /// Takes a connection slot for `address`; false when maxClientCnxns is reached.
@@ -113,15 +110,9 @@ impl Shared {
 
     pub fn record_latency(&self, core: usize, latency_us: u64) {
         let counter = &self.counters[core];
-        counter
-            .latency_total_us
-            .fetch_add(latency_us, Ordering::Relaxed);
+        counter.latency_total_us.fetch_add(latency_us, Ordering::Relaxed);
         counter.latency_count.fetch_add(1, Ordering::Relaxed);
-        counter
-            .latency_max_us
-            .fetch_max(latency_us, Ordering::Relaxed);
-        counter
-            .latency_min_us
-            .fetch_min(latency_us, Ordering::Relaxed);
+        counter.latency_max_us.fetch_max(latency_us, Ordering::Relaxed);
+        counter.latency_min_us.fetch_min(latency_us, Ordering::Relaxed);
     }
 }

@@ -9,7 +9,7 @@ use crate::proto::response::{OpResult, ReplyBody};
 use crate::proto::watch_event::EventType;
 use crate::proto::ErrorCode;
 use crate::tree::acl_check::permits;
-use crate::tree::DataTree;
+use crate::tree::{DataTree, Znode};
 
 /// Who is reading: the session and its connection on this core.
 #[derive(Debug, Clone)]
@@ -35,25 +35,15 @@ pub fn execute_read(
         Request::Ping => Ok(ReplyBody::Empty),
         Request::Exists { path, watch } => exists(tree, watches, reader, path, *watch),
         Request::GetData { path, watch } => get_data(tree, watches, reader, path, *watch),
-        Request::GetChildren {
-            path,
-            watch,
-            with_stat,
-        } => get_children(tree, watches, reader, path, *watch, *with_stat),
-        Request::MultiRead(ops) => Ok(ReplyBody::Multi(
-            ops.iter()
-                .map(|op| multi_read_op(tree, reader, op))
-                .collect(),
-        )),
+        Request::GetChildren { path, watch, with_stat } => {
+            get_children(tree, watches, reader, path, *watch, *with_stat)
+        }
+        Request::MultiRead(ops) => Ok(ReplyBody::Multi(ops.iter().map(|op| multi_read_op(tree, reader, op)).collect())),
         Request::SetWatches(set) => {
             set_watches(tree, watches, reader.connection, set, fire);
             Ok(ReplyBody::Empty)
         }
-        Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(
-            tree,
-            reader.session_id,
-            prefix,
-        ))),
+        Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(tree, reader.session_id, prefix))),
         Request::GetAllChildrenNumber { path } => all_children_number(tree, reader, path),
         Request::WhoAmI => Ok(ReplyBody::ClientInfo(reader.identities.to_vec())),
         other => unreachable!("not a read: {other:?}"),
@@ -64,10 +54,14 @@ pub fn execute_read(
     }
 }
 
-/// Whether the reader may read the node (world and ip ACLs; authenticated schemes arrive
-/// with the auth packet).
-fn readable(tree: &DataTree, node: &crate::tree::Znode, reader: &Reader<'_>) -> bool {
-    permits(tree.acl(node), PERM_READ, reader.ip)
+/// The node at `path` if the reader may read it (world and ip ACLs; authenticated
+/// schemes arrive with the auth packet): NoNode, then NoAuth, as ZooKeeper checks.
+fn readable_node<'t>(tree: &'t DataTree, reader: &Reader<'_>, path: &str) -> Result<&'t Znode, ErrorCode> {
+    let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
+    if !permits(tree.acl(node), PERM_READ, reader.ip) {
+        return Err(ErrorCode::NoAuth);
+    }
+    Ok(node)
 }
 
 /// exists registers a data watch even when the node is missing, so the client hears of
@@ -85,9 +79,7 @@ fn exists(
     if watch {
         watches.add_data_watch(path, reader.connection);
     }
-    tree.node(path)
-        .map(|node| ReplyBody::Stat(node.stat()))
-        .ok_or(ErrorCode::NoNode)
+    tree.node(path).map(|node| ReplyBody::Stat(node.stat())).ok_or(ErrorCode::NoNode)
 }
 
 fn get_data(
@@ -97,10 +89,7 @@ fn get_data(
     path: &str,
     watch: bool,
 ) -> Result<ReplyBody, ErrorCode> {
-    let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
-    if !readable(tree, node, reader) {
-        return Err(ErrorCode::NoAuth);
-    }
+    let node = readable_node(tree, reader, path)?;
     if watch {
         watches.add_data_watch(path, reader.connection);
     }
@@ -115,31 +104,17 @@ fn get_children(
     watch: bool,
     with_stat: bool,
 ) -> Result<ReplyBody, ErrorCode> {
-    let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
-    if !readable(tree, node, reader) {
-        return Err(ErrorCode::NoAuth);
-    }
+    let node = readable_node(tree, reader, path)?;
     if watch {
         watches.add_child_watch(path, reader.connection);
     }
     // ZooKeeper documents the order of children as unspecified.
     let children: Vec<String> = node.children.iter().map(|name| name.to_string()).collect();
-    Ok(if with_stat {
-        ReplyBody::ChildrenStat(children, node.stat())
-    } else {
-        ReplyBody::Children(children)
-    })
+    Ok(if with_stat { ReplyBody::ChildrenStat(children, node.stat()) } else { ReplyBody::Children(children) })
 }
 
-fn all_children_number(
-    tree: &DataTree,
-    reader: &Reader<'_>,
-    path: &str,
-) -> Result<ReplyBody, ErrorCode> {
-    let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
-    if !readable(tree, node, reader) {
-        return Err(ErrorCode::NoAuth);
-    }
+fn all_children_number(tree: &DataTree, reader: &Reader<'_>, path: &str) -> Result<ReplyBody, ErrorCode> {
+    readable_node(tree, reader, path)?;
     let count = tree.descendant_count(path).expect("the node exists");
     Ok(ReplyBody::Number(count as i32))
 }
@@ -148,24 +123,15 @@ fn multi_read_op(tree: &DataTree, reader: &Reader<'_>, op: &ReadOp) -> OpResult 
     let path = match op {
         ReadOp::GetChildren { path } | ReadOp::GetData { path } => path,
     };
-    let Some(node) = tree.node(path) else {
-        return OpResult::Error {
-            code: ErrorCode::NoNode,
-        };
+    let node = match readable_node(tree, reader, path) {
+        Ok(node) => node,
+        Err(code) => return OpResult::Error { code },
     };
-    if !readable(tree, node, reader) {
-        return OpResult::Error {
-            code: ErrorCode::NoAuth,
-        };
-    }
     match op {
-        ReadOp::GetChildren { .. } => OpResult::GetChildren {
-            children: node.children.iter().map(|name| name.to_string()).collect(),
-        },
-        ReadOp::GetData { .. } => OpResult::GetData {
-            data: node.data.to_vec(),
-            stat: node.stat(),
-        },
+        ReadOp::GetChildren { .. } => {
+            OpResult::GetChildren { children: node.children.iter().map(|name| name.to_string()).collect() }
+        }
+        ReadOp::GetData { .. } => OpResult::GetData { data: node.data.to_vec(), stat: node.stat() },
     }
 }
 
@@ -174,10 +140,7 @@ fn multi_read_op(tree: &DataTree, reader: &Reader<'_>, op: &ReadOp) -> OpResult 
 fn ephemerals(tree: &DataTree, session_id: i64, prefix: &str) -> Vec<String> {
     let prefix = prefix.trim();
     let all = prefix.is_empty() || prefix == "/";
-    tree.ephemerals_of(session_id)
-        .filter(|path| all || path.starts_with(prefix))
-        .map(str::to_owned)
-        .collect()
+    tree.ephemerals_of(session_id).filter(|path| all || path.starts_with(prefix)).map(str::to_owned).collect()
 }
 
 /// Re-registers watches after a reconnect, firing at once those whose condition changed

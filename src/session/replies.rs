@@ -27,34 +27,21 @@ pub fn write_reply(kind: &WriteKind, outcome: Outcome) -> (ErrorCode, ReplyBody)
         }
         (_, Outcome::DataSet { stat }) => (ErrorCode::Ok, ReplyBody::Stat(stat)),
         (WriteKind::Multi(ops), Outcome::Multi(outcomes)) => {
-            assert_eq!(
-                ops.len(),
-                outcomes.len(),
-                "a multi's outcome has one result per operation"
-            );
-            let results = ops
-                .iter()
-                .zip(outcomes)
-                .map(|(op, outcome)| multi_result(*op, outcome))
-                .collect();
+            assert_eq!(ops.len(), outcomes.len(), "a multi's outcome has one result per operation");
+            let results = ops.iter().zip(outcomes).map(|(op, outcome)| multi_result(*op, outcome)).collect();
             // A failed multi still answers Ok in the header; the results carry the errors.
             (ErrorCode::Ok, ReplyBody::Multi(results))
         }
-        (
-            _,
-            Outcome::Deleted | Outcome::Checked | Outcome::SessionClosed | Outcome::SessionCreated,
-        ) => (ErrorCode::Ok, ReplyBody::Empty),
+        (_, Outcome::Deleted | Outcome::Checked | Outcome::SessionClosed | Outcome::SessionCreated) => {
+            (ErrorCode::Ok, ReplyBody::Empty)
+        }
         (kind, outcome) => unreachable!("outcome {outcome:?} does not answer {kind:?}"),
     }
 }
 
 fn multi_result(op: i32, outcome: Outcome) -> OpResult {
     match outcome {
-        Outcome::Created { path, stat } => OpResult::Create {
-            opcode: op,
-            path,
-            stat,
-        },
+        Outcome::Created { path, stat } => OpResult::Create { opcode: op, path, stat },
         Outcome::Deleted => OpResult::Delete,
         Outcome::DataSet { stat } => OpResult::SetData { stat },
         Outcome::Checked => OpResult::Check,

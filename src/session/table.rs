@@ -71,18 +71,10 @@ impl SessionTable {
     }
 
     /// Opens a session and returns its id and password.
-    pub fn create(
-        &mut self,
-        timeout_ms: i32,
-        owner_core: usize,
-        now_ms: u64,
-    ) -> (i64, [u8; PASSWORD_SIZE_BYTES]) {
+    pub fn create(&mut self, timeout_ms: i32, owner_core: usize, now_ms: u64) -> (i64, [u8; PASSWORD_SIZE_BYTES]) {
         let session_id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        assert!(
-            !self.sessions.contains_key(&session_id),
-            "session id {session_id:#x} reused"
-        );
+        assert!(!self.sessions.contains_key(&session_id), "session id {session_id:#x} reused");
         let password = self.password_for(session_id);
         let entry = SessionEntry {
             timeout_ms,
@@ -97,13 +89,7 @@ impl SessionTable {
 
     /// Re-attaches a session to a new connection if the password matches. Returns the
     /// previous owning core.
-    pub fn reattach(
-        &mut self,
-        session_id: i64,
-        password: &[u8],
-        owner_core: usize,
-        now_ms: u64,
-    ) -> Option<usize> {
+    pub fn reattach(&mut self, session_id: i64, password: &[u8], owner_core: usize, now_ms: u64) -> Option<usize> {
         let deadline_base = now_ms;
         let entry = self.sessions.get(&session_id)?;
         if entry.closing || entry.password.as_slice() != password {

@@ -24,21 +24,12 @@ pub struct WatchRegistry {
 impl WatchRegistry {
     pub fn add_data_watch(&mut self, path: &str, connection: ConnectionId) {
         self.data.entry(path.into()).or_default().insert(connection);
-        self.by_connection
-            .entry(connection)
-            .or_default()
-            .insert((false, path.into()));
+        self.by_connection.entry(connection).or_default().insert((false, path.into()));
     }
 
     pub fn add_child_watch(&mut self, path: &str, connection: ConnectionId) {
-        self.child
-            .entry(path.into())
-            .or_default()
-            .insert(connection);
-        self.by_connection
-            .entry(connection)
-            .or_default()
-            .insert((true, path.into()));
+        self.child.entry(path.into()).or_default().insert(connection);
+        self.by_connection.entry(connection).or_default().insert((true, path.into()));
     }
 
     /// Forgets every watch of a closed connection.
@@ -47,11 +38,7 @@ impl WatchRegistry {
             return;
         };
         for (is_child, path) in entries {
-            let table = if is_child {
-                &mut self.child
-            } else {
-                &mut self.data
-            };
+            let table = if is_child { &mut self.child } else { &mut self.data };
             if let Some(watchers) = table.get_mut(&path) {
                 watchers.remove(&connection);
                 if watchers.is_empty() {
@@ -62,11 +49,7 @@ impl WatchRegistry {
     }
 
     fn take(&mut self, is_child: bool, path: &str) -> HashSet<ConnectionId> {
-        let table = if is_child {
-            &mut self.child
-        } else {
-            &mut self.data
-        };
+        let table = if is_child { &mut self.child } else { &mut self.data };
         let watchers = table.remove(path).unwrap_or_default();
         for connection in &watchers {
             if let Some(entries) = self.by_connection.get_mut(connection) {
@@ -78,11 +61,7 @@ impl WatchRegistry {
 
     /// Fires the watches a change triggers, removing them, and calls `deliver` for each
     /// (connection, event type, path), in a deterministic order.
-    pub fn fire(
-        &mut self,
-        trigger: &Trigger,
-        mut deliver: impl FnMut(ConnectionId, EventType, &str),
-    ) {
+    pub fn fire(&mut self, trigger: &Trigger, mut deliver: impl FnMut(ConnectionId, EventType, &str)) {
         let mut send = |watchers: HashSet<ConnectionId>, event: EventType, path: &str| {
             let mut watchers: Vec<_> = watchers.into_iter().collect();
             watchers.sort_unstable();
@@ -92,12 +71,8 @@ impl WatchRegistry {
         };
         match trigger {
             Trigger::Created(path) => send(self.take(false, path), EventType::NodeCreated, path),
-            Trigger::DataChanged(path) => {
-                send(self.take(false, path), EventType::NodeDataChanged, path)
-            }
-            Trigger::ChildrenChanged(path) => {
-                send(self.take(true, path), EventType::NodeChildrenChanged, path)
-            }
+            Trigger::DataChanged(path) => send(self.take(false, path), EventType::NodeDataChanged, path),
+            Trigger::ChildrenChanged(path) => send(self.take(true, path), EventType::NodeChildrenChanged, path),
             Trigger::Deleted(path) => {
                 let mut watchers = self.take(false, path);
                 watchers.extend(self.take(true, path));
@@ -109,16 +84,9 @@ impl WatchRegistry {
     /// (connections with watches, watched paths, total watches), as `wchs` reports them.
     pub fn summary(&self) -> (usize, usize, usize) {
         let paths: HashSet<&Box<str>> = self.data.keys().chain(self.child.keys()).collect();
-        let total = self.data.values().map(HashSet::len).sum::<usize>()
-            + self.child.values().map(HashSet::len).sum::<usize>();
-        (
-            self.by_connection
-                .values()
-                .filter(|e| !e.is_empty())
-                .count(),
-            paths.len(),
-            total,
-        )
+        let total =
+            self.data.values().map(HashSet::len).sum::<usize>() + self.child.values().map(HashSet::len).sum::<usize>();
+        (self.by_connection.values().filter(|e| !e.is_empty()).count(), paths.len(), total)
     }
 
     /// Paths watched by each connection, for `wchc`.
@@ -138,9 +106,7 @@ mod tests {
 
     fn fired(registry: &mut WatchRegistry, trigger: Trigger) -> Vec<(ConnectionId, EventType)> {
         let mut events = Vec::new();
-        registry.fire(&trigger, |connection, event, _| {
-            events.push((connection, event))
-        });
+        registry.fire(&trigger, |connection, event, _| events.push((connection, event)));
         events
     }
 
@@ -148,10 +114,7 @@ mod tests {
     fn a_watch_fires_once() {
         let mut registry = WatchRegistry::default();
         registry.add_data_watch("/a", 1);
-        assert_eq!(
-            fired(&mut registry, Trigger::DataChanged("/a".into())),
-            vec![(1, EventType::NodeDataChanged)]
-        );
+        assert_eq!(fired(&mut registry, Trigger::DataChanged("/a".into())), vec![(1, EventType::NodeDataChanged)]);
         assert!(fired(&mut registry, Trigger::DataChanged("/a".into())).is_empty());
         assert_eq!(registry.summary(), (0, 0, 0));
     }

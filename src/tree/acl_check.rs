@@ -12,13 +12,11 @@ pub fn permits(acl: &[Acl], permission: i32, client_ip: Option<IpAddr>) -> bool 
     if acl.is_empty() {
         return true;
     }
-    acl.iter()
-        .filter(|entry| entry.perms & permission != 0)
-        .any(|entry| match entry.scheme.as_str() {
-            "world" => entry.id == "anyone",
-            "ip" => client_ip.is_some_and(|ip| ip_matches(&entry.id, ip)),
-            _ => false,
-        })
+    acl.iter().filter(|entry| entry.perms & permission != 0).any(|entry| match entry.scheme.as_str() {
+        "world" => entry.id == "anyone",
+        "ip" => client_ip.is_some_and(|ip| ip_matches(&entry.id, ip)),
+        _ => false,
+    })
 }
 
 /// `IPAuthenticationProvider.matches`: an address, or address/bits.
@@ -33,20 +31,12 @@ fn ip_matches(id: &str, client: IpAddr) -> bool {
     match (address, client) {
         (IpAddr::V4(acl), IpAddr::V4(client)) => {
             let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
             u32::from(acl) & mask == u32::from(client) & mask
         }
         (IpAddr::V6(acl), IpAddr::V6(client)) => {
             let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
             u128::from(acl) & mask == u128::from(client) & mask
         }
         _ => false,
@@ -59,11 +49,7 @@ mod tests {
     use crate::proto::acl::{PERM_READ, PERM_WRITE};
 
     fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-        Acl {
-            perms,
-            scheme: scheme.into(),
-            id: id.into(),
-        }
+        Acl { perms, scheme: scheme.into(), id: id.into() }
     }
 
     #[test]
@@ -76,25 +62,13 @@ mod tests {
     #[test]
     fn ip_acls_match_the_client_address_and_masks() {
         let local = [acl(PERM_READ, "ip", "127.0.0.0/8")];
-        assert!(permits(
-            &local,
-            PERM_READ,
-            Some("127.0.0.1".parse().unwrap())
-        ));
-        assert!(!permits(
-            &local,
-            PERM_READ,
-            Some("10.0.0.1".parse().unwrap())
-        ));
+        assert!(permits(&local, PERM_READ, Some("127.0.0.1".parse().unwrap())));
+        assert!(!permits(&local, PERM_READ, Some("10.0.0.1".parse().unwrap())));
         assert!(!permits(&local, PERM_READ, None));
     }
 
     #[test]
     fn digest_acls_need_authentication() {
-        assert!(!permits(
-            &[acl(PERM_READ, "digest", "u:hash")],
-            PERM_READ,
-            Some("127.0.0.1".parse().unwrap())
-        ));
+        assert!(!permits(&[acl(PERM_READ, "digest", "u:hash")], PERM_READ, Some("127.0.0.1".parse().unwrap())));
     }
 }

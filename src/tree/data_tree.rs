@@ -9,7 +9,7 @@ use super::path::{join, parent_and_name};
 use super::znode::Znode;
 use crate::proto::acl::Acl;
 use crate::proto::{ErrorCode, Stat};
-use crate::txn::{ArchivedCreateTxn, ArchivedSubTxn, ArchivedTxn, ArchivedTxnOp};
+use crate::txn::{ArchivedCreateTxn, ArchivedStep, ArchivedTxn, ArchivedTxnOp};
 
 /// A change that may fire watches, in the order the tree made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,35 +57,15 @@ impl DataTree {
     /// node is world-readable only, and its aversion is -1 because ZooKeeper sets its ACL
     /// with version -1 (`DataTree.addConfigNode`).
     pub fn new() -> DataTree {
-        let mut tree = DataTree {
-            nodes: HashMap::new(),
-            ephemerals: HashMap::new(),
-            acls: AclTable::default(),
-            last_zxid: 0,
-        };
+        let mut tree =
+            DataTree { nodes: HashMap::new(), ephemerals: HashMap::new(), acls: AclTable::default(), last_zxid: 0 };
         let open = tree.acls.intern(vec![Acl::open_unsafe()]);
         let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
-        tree.nodes.insert(
-            ROOT.into(),
-            Znode {
-                acl_id: open,
-                ..Znode::default()
-            },
-        );
+        tree.nodes.insert(ROOT.into(), Znode { acl_id: open, ..Znode::default() });
         for path in [ZOOKEEPER, QUOTA, CONFIG] {
             let (parent, name) = parent_and_name(path).expect("system nodes have parents");
-            tree.nodes
-                .get_mut(parent)
-                .expect("parent created first")
-                .children
-                .insert(name.into());
-            tree.nodes.insert(
-                path.into(),
-                Znode {
-                    acl_id: open,
-                    ..Znode::default()
-                },
-            );
+            tree.nodes.get_mut(parent).expect("parent created first").children.insert(name.into());
+            tree.nodes.insert(path.into(), Znode { acl_id: open, ..Znode::default() });
         }
         let config = tree.nodes.get_mut(CONFIG).expect("just created");
         config.acl_id = read_only;
@@ -111,10 +91,7 @@ impl DataTree {
 
     /// The ephemerals a session owns, in path order.
     pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &str> {
-        self.ephemerals
-            .get(&session_id)
-            .into_iter()
-            .flat_map(|paths| paths.iter().map(|path| &**path))
+        self.ephemerals.get(&session_id).into_iter().flat_map(|paths| paths.iter().map(|path| &**path))
     }
 
     pub fn ephemeral_count(&self) -> usize {
@@ -122,10 +99,7 @@ impl DataTree {
     }
 
     pub fn approximate_data_size(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|(path, node)| path.len() + node.data.len())
-            .sum()
+        self.nodes.iter().map(|(path, node)| path.len() + node.data.len()).sum()
     }
 
     /// The number of nodes below `path` (`DataTree.getAllChildrenNumber`); for the root,
@@ -151,11 +125,7 @@ impl DataTree {
         let zxid = txn.zxid.to_native();
         let time_ms = txn.time_ms.to_native();
         let session_id = txn.session_id.to_native();
-        assert!(
-            zxid > self.last_zxid,
-            "txn zxid {zxid:#x} not after last applied {:#x}",
-            self.last_zxid
-        );
+        assert!(zxid > self.last_zxid, "txn zxid {zxid:#x} not after last applied {:#x}", self.last_zxid);
         let outcome = match &txn.op {
             ArchivedTxnOp::CreateSession { .. } => Outcome::SessionCreated,
             ArchivedTxnOp::CloseSession { ephemerals } => {
@@ -167,67 +137,27 @@ impl DataTree {
                 self.ephemerals.remove(&session_id);
                 Outcome::SessionClosed
             }
-            ArchivedTxnOp::Create(create) => self.create_node(create, zxid, time_ms, triggers),
-            ArchivedTxnOp::Delete { path } => match self.delete_node(path.as_str(), zxid, triggers)
-            {
-                Ok(()) => Outcome::Deleted,
-                Err(code) => Outcome::Error(code),
-            },
-            ArchivedTxnOp::SetData {
-                path,
-                data,
-                version,
-            } => self.set_data(
-                path.as_str(),
-                data.as_slice(),
-                version.to_native(),
-                zxid,
-                time_ms,
-                triggers,
-            ),
-            ArchivedTxnOp::Check { .. } => Outcome::Checked,
-            ArchivedTxnOp::Multi { ops } => Outcome::Multi(
-                ops.iter()
-                    .map(|op| self.apply_sub(op, zxid, time_ms, triggers))
-                    .collect(),
-            ),
-            ArchivedTxnOp::Error { code } => Outcome::Error(ErrorCode::from_code(code.to_native())),
+            ArchivedTxnOp::Single(step) => self.apply_step(step, zxid, time_ms, triggers),
+            ArchivedTxnOp::Multi { ops } => {
+                Outcome::Multi(ops.iter().map(|op| self.apply_step(op, zxid, time_ms, triggers)).collect())
+            }
         };
         self.last_zxid = zxid;
         outcome
     }
 
-    fn apply_sub(
-        &mut self,
-        op: &ArchivedSubTxn,
-        zxid: i64,
-        time_ms: i64,
-        triggers: &mut Vec<Trigger>,
-    ) -> Outcome {
-        match op {
-            ArchivedSubTxn::Create(create) => self.create_node(create, zxid, time_ms, triggers),
-            ArchivedSubTxn::Delete { path } => {
-                match self.delete_node(path.as_str(), zxid, triggers) {
-                    Ok(()) => Outcome::Deleted,
-                    Err(code) => Outcome::Error(code),
-                }
+    fn apply_step(&mut self, step: &ArchivedStep, zxid: i64, time_ms: i64, triggers: &mut Vec<Trigger>) -> Outcome {
+        match step {
+            ArchivedStep::Create(create) => self.create_node(create, zxid, time_ms, triggers),
+            ArchivedStep::Delete { path } => match self.delete_node(path.as_str(), zxid, triggers) {
+                Ok(()) => Outcome::Deleted,
+                Err(code) => Outcome::Error(code),
+            },
+            ArchivedStep::SetData { path, data, version } => {
+                self.set_data(path.as_str(), data.as_slice(), version.to_native(), zxid, time_ms, triggers)
             }
-            ArchivedSubTxn::SetData {
-                path,
-                data,
-                version,
-            } => self.set_data(
-                path.as_str(),
-                data.as_slice(),
-                version.to_native(),
-                zxid,
-                time_ms,
-                triggers,
-            ),
-            ArchivedSubTxn::Check { .. } => Outcome::Checked,
-            ArchivedSubTxn::Error { code } => {
-                Outcome::Error(ErrorCode::from_code(code.to_native()))
-            }
+            ArchivedStep::Check { .. } => Outcome::Checked,
+            ArchivedStep::Error { code } => Outcome::Error(ErrorCode::from_code(code.to_native())),
         }
     }
 
@@ -286,32 +216,18 @@ impl DataTree {
         let stat = node.stat();
         self.nodes.insert(path.into(), node);
         if ephemeral_owner != 0 && !is_special_owner(ephemeral_owner) {
-            self.ephemerals
-                .entry(ephemeral_owner)
-                .or_default()
-                .insert(path.into());
+            self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
         }
         triggers.push(Trigger::Created(path.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
-        Outcome::Created {
-            path: path.to_owned(),
-            stat,
-        }
+        Outcome::Created { path: path.to_owned(), stat }
     }
 
     /// `DataTree.deleteNode`: the parent's pzxid moves forward; its cversion does not.
-    fn delete_node(
-        &mut self,
-        path: &str,
-        zxid: i64,
-        triggers: &mut Vec<Trigger>,
-    ) -> Result<(), ErrorCode> {
+    fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> Result<(), ErrorCode> {
         let (parent_path, name) = parent_and_name(path).ok_or(ErrorCode::BadArguments)?;
         let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
-        debug_assert!(
-            node.children.is_empty(),
-            "validated delete of non-empty {path}"
-        );
+        debug_assert!(node.children.is_empty(), "validated delete of non-empty {path}");
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             parent.children.remove(name);
             if zxid > parent.pzxid {
@@ -363,16 +279,10 @@ pub fn is_special_owner(owner: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::txn::{AclEntry, CreateTxn, Txn, TxnOp};
+    use crate::txn::{AclEntry, CreateTxn, Step, Txn, TxnOp};
 
     fn apply(tree: &mut DataTree, zxid: i64, op: TxnOp) -> (Outcome, Vec<Trigger>) {
-        let txn = Txn {
-            session_id: 1,
-            cxid: 0,
-            zxid,
-            time_ms: 100 + zxid,
-            op,
-        };
+        let txn = Txn { session_id: 1, cxid: 0, zxid, time_ms: 100 + zxid, op };
         let bytes = txn.to_bytes();
         let mut triggers = Vec::new();
         let outcome = tree.apply(crate::txn::access(&bytes), &mut triggers);
@@ -380,35 +290,22 @@ mod tests {
     }
 
     fn create(path: &str, parent_cversion: i32, owner: i64) -> TxnOp {
-        TxnOp::Create(CreateTxn {
+        TxnOp::Single(Step::Create(CreateTxn {
             path: path.into(),
             data: b"d".to_vec(),
-            acl: vec![AclEntry {
-                perms: 31,
-                scheme: "world".into(),
-                id: "anyone".into(),
-            }],
+            acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
             ephemeral_owner: owner,
             parent_cversion,
-        })
+        }))
     }
 
     #[test]
     fn a_new_tree_holds_the_zookeeper_system_nodes() {
         let tree = DataTree::new();
         assert_eq!(tree.node(ROOT).unwrap().stat().num_children, 1);
-        let mut children: Vec<_> = tree
-            .node(ZOOKEEPER)
-            .unwrap()
-            .children
-            .iter()
-            .cloned()
-            .collect();
+        let mut children: Vec<_> = tree.node(ZOOKEEPER).unwrap().children.iter().cloned().collect();
         children.sort();
-        assert_eq!(
-            children,
-            vec!["config".into(), "quota".into()] as Vec<Box<str>>
-        );
+        assert_eq!(children, vec!["config".into(), "quota".into()] as Vec<Box<str>>);
         assert_eq!(tree.descendant_count(ROOT), Some(3));
     }
 
@@ -416,35 +313,18 @@ mod tests {
     fn create_sets_stat_and_moves_parent_cversion_and_pzxid() {
         let mut tree = DataTree::new();
         let (outcome, triggers) = apply(&mut tree, 5, create("/a", 1, 0));
-        let Outcome::Created { stat, .. } = outcome else {
-            panic!("{outcome:?}")
-        };
-        assert_eq!(
-            (
-                stat.czxid,
-                stat.mzxid,
-                stat.pzxid,
-                stat.ctime,
-                stat.data_length
-            ),
-            (5, 5, 5, 105, 1)
-        );
+        let Outcome::Created { stat, .. } = outcome else { panic!("{outcome:?}") };
+        assert_eq!((stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.data_length), (5, 5, 5, 105, 1));
         let root = tree.node(ROOT).unwrap();
         assert_eq!((root.cversion, root.pzxid), (1, 5));
-        assert_eq!(
-            triggers,
-            vec![
-                Trigger::Created("/a".into()),
-                Trigger::ChildrenChanged("/".into())
-            ]
-        );
+        assert_eq!(triggers, vec![Trigger::Created("/a".into()), Trigger::ChildrenChanged("/".into())]);
     }
 
     #[test]
     fn delete_moves_parent_pzxid_but_not_cversion() {
         let mut tree = DataTree::new();
         apply(&mut tree, 1, create("/a", 1, 0));
-        let (outcome, _) = apply(&mut tree, 2, TxnOp::Delete { path: "/a".into() });
+        let (outcome, _) = apply(&mut tree, 2, TxnOp::Single(Step::Delete { path: "/a".into() }));
         assert_eq!(outcome, Outcome::Deleted);
         let root = tree.node(ROOT).unwrap();
         assert_eq!((root.cversion, root.pzxid, root.children.len()), (1, 2, 1));
@@ -455,13 +335,7 @@ mod tests {
         let mut tree = DataTree::new();
         apply(&mut tree, 1, create("/e", 1, 9));
         assert_eq!(tree.ephemerals_of(9).collect::<Vec<_>>(), vec!["/e"]);
-        apply(
-            &mut tree,
-            2,
-            TxnOp::CloseSession {
-                ephemerals: vec!["/e".into()],
-            },
-        );
+        apply(&mut tree, 2, TxnOp::CloseSession { ephemerals: vec!["/e".into()] });
         assert!(tree.node("/e").is_none());
         assert_eq!(tree.ephemerals_of(9).count(), 0);
     }
@@ -470,21 +344,9 @@ mod tests {
     fn set_data_takes_the_version_from_the_txn() {
         let mut tree = DataTree::new();
         apply(&mut tree, 1, create("/a", 1, 0));
-        let (outcome, _) = apply(
-            &mut tree,
-            2,
-            TxnOp::SetData {
-                path: "/a".into(),
-                data: b"xyz".to_vec(),
-                version: 1,
-            },
-        );
-        let Outcome::DataSet { stat } = outcome else {
-            panic!()
-        };
-        assert_eq!(
-            (stat.version, stat.mzxid, stat.czxid, stat.data_length),
-            (1, 2, 1, 3)
-        );
+        let (outcome, _) =
+            apply(&mut tree, 2, TxnOp::Single(Step::SetData { path: "/a".into(), data: b"xyz".to_vec(), version: 1 }));
+        let Outcome::DataSet { stat } = outcome else { panic!() };
+        assert_eq!((stat.version, stat.mzxid, stat.czxid, stat.data_length), (1, 2, 1, 3));
     }
 }

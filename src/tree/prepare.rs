@@ -14,9 +14,9 @@ use super::data_tree::{is_special_owner, DataTree, CONFIG, QUOTA, ROOT, ZOOKEEPE
 use super::path::{parent_and_name, validate_path};
 use crate::proto::acl::Acl;
 use crate::proto::opcode;
-use crate::proto::request::{CreateRequest, MultiOp, Request};
+use crate::proto::request::{CreateRequest, Request, WriteOp};
 use crate::proto::ErrorCode;
-use crate::txn::{AclEntry, CreateTxn, SubTxn, TxnOp};
+use crate::txn::{AclEntry, CreateTxn, Step, TxnOp};
 
 /// What validation needs to know of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,18 +56,11 @@ impl PendingChanges {
                 break;
             }
             let (change_zxid, path) = self.order.pop_front().expect("front exists");
-            if self
-                .records
-                .get(&path)
-                .is_some_and(|(latest, _)| *latest <= change_zxid)
-            {
+            if self.records.get(&path).is_some_and(|(latest, _)| *latest <= change_zxid) {
                 self.records.remove(&path);
             }
         }
-        debug_assert!(self
-            .records
-            .values()
-            .all(|(change_zxid, _)| *change_zxid > zxid));
+        debug_assert!(self.records.values().all(|(change_zxid, _)| *change_zxid > zxid));
     }
 
     fn set(&mut self, path: &str, record: Option<NodeRecord>) {
@@ -99,22 +92,10 @@ struct CreateMode {
 
 fn create_mode(flags: i32) -> Result<CreateMode, ErrorCode> {
     match flags {
-        0 => Ok(CreateMode {
-            ephemeral: false,
-            sequential: false,
-        }),
-        1 => Ok(CreateMode {
-            ephemeral: true,
-            sequential: false,
-        }),
-        2 => Ok(CreateMode {
-            ephemeral: false,
-            sequential: true,
-        }),
-        3 => Ok(CreateMode {
-            ephemeral: true,
-            sequential: true,
-        }),
+        0 => Ok(CreateMode { ephemeral: false, sequential: false }),
+        1 => Ok(CreateMode { ephemeral: true, sequential: false }),
+        2 => Ok(CreateMode { ephemeral: false, sequential: true }),
+        3 => Ok(CreateMode { ephemeral: true, sequential: true }),
         // Container (4) and TTL (5, 6) nodes are not served yet.
         _ => Err(ErrorCode::BadArguments),
     }
@@ -129,53 +110,36 @@ pub struct Caller {
     pub ip: Option<IpAddr>,
 }
 
-pub fn prepare(
-    tree: &DataTree,
-    pending: &mut PendingChanges,
-    caller: Caller,
-    zxid: i64,
-    request: &Request,
-) -> TxnOp {
+pub fn prepare(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, zxid: i64, request: &Request) -> TxnOp {
     let session_id = caller.session_id;
     debug_assert!(request.is_write());
-    assert!(
-        zxid > tree.last_zxid(),
-        "preparing zxid {zxid:#x} at or before the applied {:#x}",
-        tree.last_zxid()
-    );
+    assert!(zxid > tree.last_zxid(), "preparing zxid {zxid:#x} at or before the applied {:#x}", tree.last_zxid());
     pending.zxid = zxid;
     match request {
         Request::Multi(ops) => prepare_multi(tree, pending, caller, ops),
-        Request::CloseSession => TxnOp::CloseSession {
-            ephemerals: close_session(tree, pending, session_id),
-        },
-        _ => {
-            let single = match request {
-                Request::Create(create) => {
-                    prepare_create(tree, pending, caller, create).map(TxnOp::Create)
-                }
-                Request::Delete { path, version } => {
-                    prepare_delete(tree, pending, caller, path, *version)
-                        .map(|path| TxnOp::Delete { path })
-                }
-                Request::SetData {
-                    path,
-                    data,
-                    version,
-                } => prepare_set_data(tree, pending, caller, path, *version).map(|version| {
-                    TxnOp::SetData {
-                        path: path.clone(),
-                        data: data.clone(),
-                        version,
-                    }
-                }),
-                Request::Check { path, version } => {
-                    prepare_check(tree, pending, caller, path, *version)
-                        .map(|()| TxnOp::Check { path: path.clone() })
-                }
-                _ => unreachable!("not a write: {request:?}"),
-            };
-            single.unwrap_or_else(|code| TxnOp::Error { code: code.code() })
+        Request::CloseSession => TxnOp::CloseSession { ephemerals: close_session(tree, pending, session_id) },
+        Request::Write(op) => TxnOp::Single(
+            prepare_step(tree, pending, caller, op).unwrap_or_else(|code| Step::Error { code: code.code() }),
+        ),
+        _ => unreachable!("not a write: {request:?}"),
+    }
+}
+
+fn prepare_step(
+    tree: &DataTree,
+    pending: &mut PendingChanges,
+    caller: Caller,
+    op: &WriteOp,
+) -> Result<Step, ErrorCode> {
+    match op {
+        WriteOp::Create(create) => prepare_create(tree, pending, caller, create).map(Step::Create),
+        WriteOp::Delete { path, version } => {
+            prepare_delete(tree, pending, caller, path, *version).map(|path| Step::Delete { path })
+        }
+        WriteOp::SetData { path, data, version } => prepare_set_data(tree, pending, caller, path, *version)
+            .map(|version| Step::SetData { path: path.clone(), data: data.clone(), version }),
+        WriteOp::Check { path, version } => {
+            prepare_check(tree, pending, caller, path, *version).map(|()| Step::Check { path: path.clone() })
         }
     }
 }
@@ -183,11 +147,8 @@ pub fn prepare(
 /// The paths a closing session's ephemerals will have, pending creates and deletes
 /// included, sorted so every server deletes them in the same order.
 fn close_session(tree: &DataTree, pending: &mut PendingChanges, session_id: i64) -> Vec<String> {
-    let mut paths: Vec<String> = tree
-        .ephemerals_of(session_id)
-        .filter(|path| pending.record(tree, path).is_some())
-        .map(str::to_owned)
-        .collect();
+    let mut paths: Vec<String> =
+        tree.ephemerals_of(session_id).filter(|path| pending.record(tree, path).is_some()).map(str::to_owned).collect();
     for (path, (_, record)) in &pending.records {
         if matches!(record, Some(r) if r.ephemeral_owner == session_id) && !paths.contains(path) {
             paths.push(path.clone());
@@ -205,43 +166,14 @@ fn close_session(tree: &DataTree, pending: &mut PendingChanges, session_id: i64)
     paths
 }
 
-fn prepare_multi(
-    tree: &DataTree,
-    pending: &mut PendingChanges,
-    caller: Caller,
-    ops: &[MultiOp],
-) -> TxnOp {
+fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, ops: &[WriteOp]) -> TxnOp {
     // A multi is all or nothing: its steps see each other's changes, and a failure rolls
     // back the changes of the steps before it.
     let saved = pending.clone();
     let mut steps = Vec::with_capacity(ops.len());
     let mut failure: Option<(usize, ErrorCode)> = None;
     for (index, op) in ops.iter().enumerate() {
-        let step = match op {
-            MultiOp::Create(create) => {
-                prepare_create(tree, pending, caller, create).map(SubTxn::Create)
-            }
-            MultiOp::Delete { path, version } => {
-                prepare_delete(tree, pending, caller, path, *version)
-                    .map(|path| SubTxn::Delete { path })
-            }
-            MultiOp::SetData {
-                path,
-                data,
-                version,
-            } => prepare_set_data(tree, pending, caller, path, *version).map(|version| {
-                SubTxn::SetData {
-                    path: path.clone(),
-                    data: data.clone(),
-                    version,
-                }
-            }),
-            MultiOp::Check { path, version } => {
-                prepare_check(tree, pending, caller, path, *version)
-                    .map(|()| SubTxn::Check { path: path.clone() })
-            }
-        };
-        match step {
+        match prepare_step(tree, pending, caller, op) {
             Ok(step) => steps.push(step),
             Err(code) => {
                 failure = Some((index, code));
@@ -260,7 +192,7 @@ fn prepare_multi(
                 std::cmp::Ordering::Equal => code,
                 std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
             };
-            SubTxn::Error { code: code.code() }
+            Step::Error { code: code.code() }
         })
         .collect();
     TxnOp::Multi { ops }
@@ -311,11 +243,7 @@ fn prepare_create(
     validate_path(&create.path, mode.sequential).map_err(|_| ErrorCode::BadArguments)?;
     validate_acl(&create.acl)?;
     let slash = create.path.rfind('/').ok_or(ErrorCode::BadArguments)?;
-    let parent_path = if slash == 0 {
-        ROOT
-    } else {
-        &create.path[..slash]
-    };
+    let parent_path = if slash == 0 { ROOT } else { &create.path[..slash] };
     let mut parent = pending.record(tree, parent_path).ok_or(ErrorCode::NoNode)?;
     check_permission(&parent, PERM_CREATE, caller)?;
     let mut path = create.path.clone();
@@ -337,27 +265,14 @@ fn prepare_create(
     pending.set(parent_path, Some(parent));
     let ephemeral_owner = if mode.ephemeral { caller.session_id } else { 0 };
     let acl: Rc<[Acl]> = Rc::from(create.acl.as_slice());
-    pending.set(
-        &path,
-        Some(NodeRecord {
-            version: 0,
-            cversion: 0,
-            num_children: 0,
-            ephemeral_owner,
-            acl,
-        }),
-    );
+    pending.set(&path, Some(NodeRecord { version: 0, cversion: 0, num_children: 0, ephemeral_owner, acl }));
     Ok(CreateTxn {
         path,
         data: create.data.clone(),
         acl: create
             .acl
             .iter()
-            .map(|entry| AclEntry {
-                perms: entry.perms,
-                scheme: entry.scheme.clone(),
-                id: entry.id.clone(),
-            })
+            .map(|entry| AclEntry { perms: entry.perms, scheme: entry.scheme.clone(), id: entry.id.clone() })
             .collect(),
         ephemeral_owner,
         parent_cversion,
@@ -443,25 +358,22 @@ mod tests {
     use super::*;
     use crate::proto::request::CreateRequest;
 
-    const CALLER: Caller = Caller {
-        session_id: 5,
-        ip: None,
-    };
+    const CALLER: Caller = Caller { session_id: 5, ip: None };
 
     fn create(path: &str, flags: i32) -> Request {
-        Request::Create(CreateRequest {
+        Request::Write(WriteOp::Create(CreateRequest {
             opcode: opcode::CREATE,
             path: path.into(),
             data: vec![],
             acl: vec![Acl::open_unsafe()],
             flags,
             ttl_ms: -1,
-        })
+        }))
     }
 
     fn error(op: &TxnOp) -> Option<ErrorCode> {
         match op {
-            TxnOp::Error { code } => Some(ErrorCode::from_code(*code)),
+            TxnOp::Single(Step::Error { code }) => Some(ErrorCode::from_code(*code)),
             _ => None,
         }
     }
@@ -473,28 +385,17 @@ mod tests {
         let tree = DataTree::new();
         let mut pending = PendingChanges::default();
         assert!(error(&prepare(&tree, &mut pending, CALLER, 1, &create("/a", 0))).is_none());
-        assert_eq!(
-            error(&prepare(&tree, &mut pending, CALLER, 2, &create("/a", 0))),
-            Some(ErrorCode::NodeExists)
-        );
-        let TxnOp::Create(first) = prepare(&tree, &mut pending, CALLER, 3, &create("/a/s-", 2))
-        else {
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/a", 0))), Some(ErrorCode::NodeExists));
+        let TxnOp::Single(Step::Create(first)) = prepare(&tree, &mut pending, CALLER, 3, &create("/a/s-", 2)) else {
             panic!()
         };
-        let TxnOp::Create(second) = prepare(&tree, &mut pending, CALLER, 4, &create("/a/s-", 2))
-        else {
+        let TxnOp::Single(Step::Create(second)) = prepare(&tree, &mut pending, CALLER, 4, &create("/a/s-", 2)) else {
             panic!()
         };
         assert_eq!(first.path, "/a/s-0000000000");
         assert_eq!(second.path, "/a/s-0000000001");
-        let delete = Request::Delete {
-            path: "/a".into(),
-            version: -1,
-        };
-        assert_eq!(
-            error(&prepare(&tree, &mut pending, CALLER, 5, &delete)),
-            Some(ErrorCode::NotEmpty)
-        );
+        let delete = Request::Write(WriteOp::Delete { path: "/a".into(), version: -1 });
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 5, &delete)), Some(ErrorCode::NotEmpty));
         pending.applied_through(4);
         assert!(pending.is_empty());
     }
@@ -503,45 +404,20 @@ mod tests {
     fn errors_come_in_zookeepers_order() {
         let tree = DataTree::new();
         let mut pending = PendingChanges::default();
-        assert_eq!(
-            error(&prepare(&tree, &mut pending, CALLER, 1, &create("a", 0))),
-            Some(ErrorCode::BadArguments)
-        );
-        assert_eq!(
-            error(&prepare(&tree, &mut pending, CALLER, 2, &create("/x/y", 0))),
-            Some(ErrorCode::NoNode)
-        );
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 1, &create("a", 0))), Some(ErrorCode::BadArguments));
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/x/y", 0))), Some(ErrorCode::NoNode));
         assert!(error(&prepare(&tree, &mut pending, CALLER, 3, &create("/e", 1))).is_none());
         assert_eq!(
             error(&prepare(&tree, &mut pending, CALLER, 4, &create("/e/c", 0))),
             Some(ErrorCode::NoChildrenForEphemerals)
         );
-        let set = Request::SetData {
-            path: "/e".into(),
-            data: vec![],
-            version: 3,
-        };
-        assert_eq!(
-            error(&prepare(&tree, &mut pending, CALLER, 5, &set)),
-            Some(ErrorCode::BadVersion)
-        );
-        let set_config = Request::SetData {
-            path: "/zookeeper/config".into(),
-            data: vec![],
-            version: -1,
-        };
-        assert_eq!(
-            error(&prepare(&tree, &mut pending, CALLER, 6, &set_config)),
-            Some(ErrorCode::NoAuth)
-        );
-        let delete_system = Request::Delete {
-            path: "/zookeeper".into(),
-            version: -1,
-        };
-        assert_eq!(
-            error(&prepare(&tree, &mut pending, CALLER, 7, &delete_system)),
-            Some(ErrorCode::BadArguments)
-        );
+        let set = Request::Write(WriteOp::SetData { path: "/e".into(), data: vec![], version: 3 });
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 5, &set)), Some(ErrorCode::BadVersion));
+        let set_config =
+            Request::Write(WriteOp::SetData { path: "/zookeeper/config".into(), data: vec![], version: -1 });
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 6, &set_config)), Some(ErrorCode::NoAuth));
+        let delete_system = Request::Write(WriteOp::Delete { path: "/zookeeper".into(), version: -1 });
+        assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 7, &delete_system)), Some(ErrorCode::BadArguments));
     }
 
     #[test]
@@ -549,7 +425,7 @@ mod tests {
         let tree = DataTree::new();
         let mut pending = PendingChanges::default();
         let multi = Request::Multi(vec![
-            MultiOp::Create(CreateRequest {
+            WriteOp::Create(CreateRequest {
                 opcode: opcode::CREATE,
                 path: "/m".into(),
                 data: vec![],
@@ -557,33 +433,18 @@ mod tests {
                 flags: 0,
                 ttl_ms: -1,
             }),
-            MultiOp::Check {
-                path: "/nope".into(),
-                version: -1,
-            },
-            MultiOp::Delete {
-                path: "/m".into(),
-                version: -1,
-            },
+            WriteOp::Check { path: "/nope".into(), version: -1 },
+            WriteOp::Delete { path: "/m".into(), version: -1 },
         ]);
-        let TxnOp::Multi { ops } = prepare(&tree, &mut pending, CALLER, 1, &multi) else {
-            panic!()
-        };
+        let TxnOp::Multi { ops } = prepare(&tree, &mut pending, CALLER, 1, &multi) else { panic!() };
         let codes: Vec<i32> = ops
             .iter()
             .map(|op| match op {
-                SubTxn::Error { code } => *code,
+                Step::Error { code } => *code,
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(
-            codes,
-            vec![
-                0,
-                ErrorCode::NoNode.code(),
-                ErrorCode::RuntimeInconsistency.code()
-            ]
-        );
+        assert_eq!(codes, vec![0, ErrorCode::NoNode.code(), ErrorCode::RuntimeInconsistency.code()]);
         assert!(error(&prepare(&tree, &mut pending, CALLER, 2, &create("/m", 0))).is_none());
     }
 
@@ -593,9 +454,7 @@ mod tests {
         let mut pending = PendingChanges::default();
         prepare(&tree, &mut pending, CALLER, 1, &create("/b", 1));
         prepare(&tree, &mut pending, CALLER, 2, &create("/a", 1));
-        let TxnOp::CloseSession { ephemerals } =
-            prepare(&tree, &mut pending, CALLER, 3, &Request::CloseSession)
-        else {
+        let TxnOp::CloseSession { ephemerals } = prepare(&tree, &mut pending, CALLER, 3, &Request::CloseSession) else {
             panic!()
         };
         assert_eq!(ephemerals, vec!["/a".to_owned(), "/b".to_owned()]);

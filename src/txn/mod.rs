@@ -27,26 +27,16 @@ pub struct CreateTxn {
     pub parent_cversion: i32,
 }
 
-/// One step of a multi. A failed multi carries only `Error` steps: OK (0) for the steps
-/// before the failure, the failure's code, and RuntimeInconsistency after it
-/// (`DataTree.processTxn`, case multi).
+/// One change to the tree: a write of its own or one step of a multi. A failed multi
+/// carries only `Error` steps: OK (0) for the steps before the failure, the failure's
+/// code, and RuntimeInconsistency after it (`DataTree.processTxn`, case multi).
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum SubTxn {
+pub enum Step {
     Create(CreateTxn),
-    Delete {
-        path: String,
-    },
-    SetData {
-        path: String,
-        data: Vec<u8>,
-        version: i32,
-    },
-    Check {
-        path: String,
-    },
-    Error {
-        code: i32,
-    },
+    Delete { path: String },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    Check { path: String },
+    Error { code: i32 },
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -59,23 +49,10 @@ pub enum TxnOp {
     CloseSession {
         ephemerals: Vec<String>,
     },
-    Create(CreateTxn),
-    Delete {
-        path: String,
-    },
-    SetData {
-        path: String,
-        data: Vec<u8>,
-        version: i32,
-    },
-    Check {
-        path: String,
-    },
+    /// A single write; a failed one is an `Error` step.
+    Single(Step),
     Multi {
-        ops: Vec<SubTxn>,
-    },
-    Error {
-        code: i32,
+        ops: Vec<Step>,
     },
 }
 
@@ -92,8 +69,7 @@ pub struct Txn {
 impl Txn {
     /// Serializes the transaction to rkyv bytes.
     pub fn to_bytes(&self) -> rkyv::util::AlignedVec {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self)
-            .expect("serializing a txn into memory cannot fail")
+        rkyv::to_bytes::<rkyv::rancor::Error>(self).expect("serializing a txn into memory cannot fail")
     }
 }
 
@@ -119,18 +95,14 @@ mod tests {
             time_ms: 1234,
             op: TxnOp::Multi {
                 ops: vec![
-                    SubTxn::Create(CreateTxn {
+                    Step::Create(CreateTxn {
                         path: "/a".into(),
                         data: b"x".to_vec(),
-                        acl: vec![AclEntry {
-                            perms: 31,
-                            scheme: "world".into(),
-                            id: "anyone".into(),
-                        }],
+                        acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
                         ephemeral_owner: 0,
                         parent_cversion: 1,
                     }),
-                    SubTxn::Error { code: -101 },
+                    Step::Error { code: -101 },
                 ],
             },
         };
