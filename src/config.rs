@@ -24,6 +24,11 @@ pub struct Config {
     /// `globalOutstandingLimit`: requests in flight across all sessions before reading
     /// pauses.
     pub global_outstanding_limit: u32,
+    /// `forceSync`: fdatasync the log before acknowledging writes. Off trades durability
+    /// for speed, as in ZooKeeper.
+    pub force_sync: bool,
+    /// `preAllocSize` (given in KiB, as ZooKeeper): the size of each log segment.
+    pub segment_size_bytes: u64,
 }
 
 impl Default for Config {
@@ -40,6 +45,8 @@ impl Default for Config {
             jute_max_buffer_bytes: 0xfffff,
             four_letter_whitelist: vec!["srvr".to_owned()],
             global_outstanding_limit: 1000,
+            force_sync: true,
+            segment_size_bytes: crate::log::segment::SEGMENT_SIZE_BYTES_DEFAULT,
         }
     }
 }
@@ -62,7 +69,7 @@ impl std::error::Error for ConfigError {}
 
 /// Keys ZooKeeper knows that we accept and ignore, because they concern features that
 /// either do not apply to a standalone server or have no equivalent here.
-const IGNORED_KEYS: [&str; 12] = [
+const IGNORED_KEYS: [&str; 10] = [
     "initLimit",
     "syncLimit",
     "admin.enableServer",
@@ -72,8 +79,6 @@ const IGNORED_KEYS: [&str; 12] = [
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
     "snapCount",
-    "preAllocSize",
-    "forceSync",
     "metricsProvider.className",
 ];
 
@@ -131,6 +136,20 @@ impl Config {
                         value.split(',').map(|word| word.trim().to_owned()).filter(|w| !w.is_empty()).collect();
                 }
                 "globalOutstandingLimit" => config.global_outstanding_limit = to_u32(number(value)?, &error)?,
+                "forceSync" => {
+                    config.force_sync = match value {
+                        "yes" => true,
+                        "no" => false,
+                        _ => return Err(error(format!("'{value}' must be yes or no"))),
+                    }
+                }
+                "preAllocSize" => {
+                    let kib = number(value)?;
+                    if !(1..=4 * 1024 * 1024).contains(&kib) {
+                        return Err(error(format!("'{value}' KiB must be between 1 and 4194304")));
+                    }
+                    config.segment_size_bytes = kib * 1024;
+                }
                 key if IGNORED_KEYS.contains(&key) || key.starts_with("server.") => {}
                 _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
             }
@@ -170,9 +189,10 @@ impl Config {
         (requested_ms as i64).clamp(min, max) as i32
     }
 
-    /// Where the transaction log goes: dataLogDir if set, else dataDir.
-    pub fn log_dir(&self) -> &std::path::Path {
-        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    /// The directory holding dataLogDir's or dataDir's files, laid out as ZooKeeper's:
+    /// `version-2` below the configured directory.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir).join("version-2")
     }
 }
 

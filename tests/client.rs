@@ -28,15 +28,9 @@ fn ephemeral() -> zk::CreateOptions<'static> {
 }
 
 fn run<F: std::future::Future<Output = ()>>(test: F) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        tokio::time::timeout(TEST_TIMEOUT, test)
-            .await
-            .expect("test finishes in time");
+        tokio::time::timeout(TEST_TIMEOUT, test).await.expect("test finishes in time");
     });
 }
 
@@ -51,15 +45,7 @@ fn create_get_set_delete_follow_stat_semantics() {
         let (created, _) = client.create("/app", b"v0", &persistent()).await.unwrap();
         assert_eq!(created.czxid, created.mzxid);
         assert_eq!(created.czxid, created.pzxid);
-        assert_eq!(
-            (
-                created.version,
-                created.cversion,
-                created.data_length,
-                created.num_children
-            ),
-            (0, 0, 2, 0)
-        );
+        assert_eq!((created.version, created.cversion, created.data_length, created.num_children), (0, 0, 2, 0));
 
         let updated = client.set_data("/app", b"value-1", Some(0)).await.unwrap();
         assert_eq!(updated.version, 1);
@@ -67,40 +53,16 @@ fn create_get_set_delete_follow_stat_semantics() {
         assert_eq!(updated.czxid, created.czxid);
         assert_eq!(updated.data_length, 7);
 
-        let (child, _) = client
-            .create("/app/child", b"", &persistent())
-            .await
-            .unwrap();
+        let (child, _) = client.create("/app/child", b"", &persistent()).await.unwrap();
         let (data, parent) = client.get_data("/app").await.unwrap();
         assert_eq!(data, b"value-1");
-        assert_eq!(
-            (parent.cversion, parent.num_children, parent.pzxid),
-            (1, 1, child.czxid)
-        );
+        assert_eq!((parent.cversion, parent.num_children, parent.pzxid), (1, 1, child.czxid));
 
-        assert_eq!(
-            client.set_data("/app", b"x", Some(0)).await.unwrap_err(),
-            zk::Error::BadVersion
-        );
-        assert_eq!(
-            client.delete("/app", None).await.unwrap_err(),
-            zk::Error::NotEmpty
-        );
-        assert_eq!(
-            client.create("/app", b"", &persistent()).await.unwrap_err(),
-            zk::Error::NodeExists
-        );
-        assert_eq!(
-            client.get_data("/missing").await.unwrap_err(),
-            zk::Error::NoNode
-        );
-        assert_eq!(
-            client
-                .create("/missing/child", b"", &persistent())
-                .await
-                .unwrap_err(),
-            zk::Error::NoNode
-        );
+        assert_eq!(client.set_data("/app", b"x", Some(0)).await.unwrap_err(), zk::Error::BadVersion);
+        assert_eq!(client.delete("/app", None).await.unwrap_err(), zk::Error::NotEmpty);
+        assert_eq!(client.create("/app", b"", &persistent()).await.unwrap_err(), zk::Error::NodeExists);
+        assert_eq!(client.get_data("/missing").await.unwrap_err(), zk::Error::NoNode);
+        assert_eq!(client.create("/missing/child", b"", &persistent()).await.unwrap_err(), zk::Error::NoNode);
 
         client.delete("/app/child", Some(0)).await.unwrap();
         client.delete("/app", None).await.unwrap();
@@ -141,10 +103,7 @@ fn ephemerals_belong_to_their_session_and_cannot_have_children() {
         assert_eq!(stat.ephemeral_owner, owner.session_id().0);
         assert_eq!(owner.list_ephemerals("/").await.unwrap(), vec!["/lease"]);
         assert_eq!(
-            owner
-                .create("/lease/child", b"", &persistent())
-                .await
-                .unwrap_err(),
+            owner.create("/lease/child", b"", &persistent()).await.unwrap_err(),
             zk::Error::NoChildrenForEphemerals
         );
         let (_, _, deleted) = observer.get_and_watch_data("/lease").await.unwrap();
@@ -174,14 +133,8 @@ fn an_expired_session_loses_its_ephemerals_and_cannot_reattach() {
         // The session stays open (detached) until its timeout passes without pings.
         let event = deleted.changed().await;
         assert_eq!(event.event_type, zk::EventType::NodeDeleted);
-        let reattach = zk::Client::connector()
-            .with_session(session)
-            .connect(&server.address())
-            .await;
-        assert!(
-            matches!(reattach, Err(zk::Error::SessionExpired)),
-            "got {reattach:?}"
-        );
+        let reattach = zk::Client::connector().with_session(session).connect(&server.address()).await;
+        assert!(matches!(reattach, Err(zk::Error::SessionExpired)), "got {reattach:?}");
     });
 }
 
@@ -191,18 +144,10 @@ fn a_session_reattaches_with_its_password_and_keeps_its_ephemerals() {
     // its session. (A wrong password is covered by the raw protocol tests.)
     let server = Server::start();
     run(async {
-        let first = zk::Client::connector()
-            .with_detached()
-            .connect(&server.address())
-            .await
-            .unwrap();
+        let first = zk::Client::connector().with_detached().connect(&server.address()).await.unwrap();
         first.create("/mine", b"", &ephemeral()).await.unwrap();
         let session = first.into_session();
-        let again = zk::Client::connector()
-            .with_session(session)
-            .connect(&server.address())
-            .await
-            .unwrap();
+        let again = zk::Client::connector().with_session(session).connect(&server.address()).await.unwrap();
         assert_eq!(again.list_ephemerals("/").await.unwrap(), vec!["/mine"]);
     });
 }
@@ -217,24 +162,15 @@ fn watches_are_one_shot_and_fire_before_later_reads_see_the_change() {
         let reader = connect(&server).await;
         let (_, created) = reader.check_and_watch_stat("/w").await.unwrap();
         writer.create("/w", b"1", &persistent()).await.unwrap();
-        assert_eq!(
-            created.changed().await.event_type,
-            zk::EventType::NodeCreated
-        );
+        assert_eq!(created.changed().await.event_type, zk::EventType::NodeCreated);
 
         let (_, _, changed) = reader.get_and_watch_data("/w").await.unwrap();
         let (_, _, children) = reader.get_and_watch_children("/w").await.unwrap();
         writer.set_data("/w", b"2", None).await.unwrap();
         writer.create("/w/c", b"", &persistent()).await.unwrap();
         let event = changed.changed().await;
-        assert_eq!(
-            (event.event_type, event.path.as_str()),
-            (zk::EventType::NodeDataChanged, "/w")
-        );
-        assert_eq!(
-            children.changed().await.event_type,
-            zk::EventType::NodeChildrenChanged
-        );
+        assert_eq!((event.event_type, event.path.as_str()), (zk::EventType::NodeDataChanged, "/w"));
+        assert_eq!(children.changed().await.event_type, zk::EventType::NodeChildrenChanged);
         assert_eq!(reader.get_data("/w").await.unwrap().0, b"2");
         let info = server.four_letter("wchs");
         assert!(info.contains("Total watches:0"), "{info}");
@@ -253,13 +189,7 @@ fn multi_is_all_or_nothing() {
         failing.add_check_version("/m", 7).unwrap();
         let error = failing.commit().await.unwrap_err();
         assert!(
-            matches!(
-                error,
-                zk::MultiWriteError::OperationFailed {
-                    index: 1,
-                    source: zk::Error::BadVersion
-                }
-            ),
+            matches!(error, zk::MultiWriteError::OperationFailed { index: 1, source: zk::Error::BadVersion }),
             "{error:?}"
         );
         assert_eq!(client.check_stat("/m/a").await.unwrap(), None);
@@ -286,10 +216,7 @@ fn sessions_on_different_cores_see_each_others_writes_after_sync() {
             clients.push(connect(&server).await);
         }
         for (index, client) in clients.iter().enumerate() {
-            client
-                .create(&format!("/n{index}"), b"", &persistent())
-                .await
-                .unwrap();
+            client.create(&format!("/n{index}"), b"", &persistent()).await.unwrap();
         }
         for client in &clients {
             client.sync("/").await.unwrap();

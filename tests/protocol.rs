@@ -12,9 +12,7 @@ use support::Server;
 
 fn open(server: &Server) -> TcpStream {
     let stream = TcpStream::connect(server.address()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     stream
 }
 
@@ -25,12 +23,7 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 /// ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd[, readOnly].
-fn connect_request(
-    last_zxid_seen: i64,
-    session_id: i64,
-    password: &[u8],
-    read_only: Option<bool>,
-) -> Vec<u8> {
+fn connect_request(last_zxid_seen: i64, session_id: i64, password: &[u8], read_only: Option<bool>) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&0i32.to_be_bytes());
     body.extend_from_slice(&last_zxid_seen.to_be_bytes());
@@ -61,9 +54,7 @@ fn is_closed(stream: &mut TcpStream) -> bool {
 /// Opens a session; returns the stream, session id and password.
 fn handshake(server: &Server) -> (TcpStream, i64, Vec<u8>) {
     let mut stream = open(server);
-    stream
-        .write_all(&connect_request(0, 0, &[0; 16], Some(false)))
-        .unwrap();
+    stream.write_all(&connect_request(0, 0, &[0; 16], Some(false))).unwrap();
     let response = read_frame(&mut stream).expect("connect response");
     assert_eq!(response.len(), 4 + 4 + 8 + 4 + 16 + 1);
     let session_id = i64::from_be_bytes(response[8..16].try_into().unwrap());
@@ -84,9 +75,7 @@ fn get_data_request(xid: i32, path: &str) -> Vec<u8> {
 /// The server still answers a fresh session correctly.
 fn assert_serving(server: &Server) {
     let (mut stream, _, _) = handshake(server);
-    stream
-        .write_all(&get_data_request(1, "/zookeeper"))
-        .unwrap();
+    stream.write_all(&get_data_request(1, "/zookeeper")).unwrap();
     let reply = read_frame(&mut stream).expect("reply");
     assert_eq!(i32::from_be_bytes(reply[0..4].try_into().unwrap()), 1);
     assert_eq!(i32::from_be_bytes(reply[12..16].try_into().unwrap()), 0);
@@ -97,16 +86,11 @@ fn connect_response_carries_the_read_only_byte_only_if_the_request_did() {
     // ZooKeeperServer.finishSessionInit writes readOnly only for clients that sent it.
     let server = Server::start();
     let mut stream = open(&server);
-    stream
-        .write_all(&connect_request(0, 0, &[0; 16], None))
-        .unwrap();
+    stream.write_all(&connect_request(0, 0, &[0; 16], None)).unwrap();
     let response = read_frame(&mut stream).unwrap();
     assert_eq!(response.len(), 4 + 4 + 8 + 4 + 16);
     let timeout_ms = i32::from_be_bytes(response[4..8].try_into().unwrap());
-    assert_eq!(
-        timeout_ms, 4000,
-        "10 s clamps to maxSessionTimeout = 20 ticks of 200 ms"
-    );
+    assert_eq!(timeout_ms, 4000, "10 s clamps to maxSessionTimeout = 20 ticks of 200 ms");
 }
 
 #[test]
@@ -152,9 +136,7 @@ fn a_client_ahead_of_the_server_is_refused() {
     // closes the connection without a session.
     let server = Server::start();
     let mut stream = open(&server);
-    stream
-        .write_all(&connect_request(0x7_0000_0000, 0, &[0; 16], Some(false)))
-        .unwrap();
+    stream.write_all(&connect_request(0x7_0000_0000, 0, &[0; 16], Some(false))).unwrap();
     assert!(is_closed(&mut stream));
     assert_serving(&server);
 }
@@ -165,9 +147,7 @@ fn reattach_with_a_wrong_password_is_answered_as_expired_and_closed() {
     let (_first, session_id, mut password) = handshake(&server);
     password[0] ^= 0xff;
     let mut stream = open(&server);
-    stream
-        .write_all(&connect_request(0, session_id, &password, Some(false)))
-        .unwrap();
+    stream.write_all(&connect_request(0, session_id, &password, Some(false))).unwrap();
     let response = read_frame(&mut stream).unwrap();
     assert_eq!(&response[4..8], &0i32.to_be_bytes(), "timeout 0");
     assert_eq!(&response[8..16], &0i64.to_be_bytes(), "session id 0");
@@ -194,8 +174,7 @@ fn a_client_that_never_reads_does_not_stop_the_others() {
     // not read its replies instead of buffering without limit.
     let server = Server::start();
     let (mut hog, _, _) = handshake(&server);
-    hog.set_write_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    hog.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
     let request = get_data_request(1, "/zookeeper/config");
     let mut written = 0usize;
     for _ in 0..2_000_000 {
@@ -204,10 +183,7 @@ fn a_client_that_never_reads_does_not_stop_the_others() {
             Err(_) => break,
         }
     }
-    assert!(
-        written < 2_000_000 * request.len(),
-        "the server pushed back"
-    );
+    assert!(written < 2_000_000 * request.len(), "the server pushed back");
     assert_serving(&server);
 }
 
@@ -216,28 +192,15 @@ fn four_letter_words_obey_the_whitelist() {
     let server = Server::start_with("4lw.commands.whitelist=srvr,ruok");
     assert_eq!(server.four_letter("ruok"), "imok");
     assert!(server.four_letter("srvr").contains("Mode: standalone"));
-    assert_eq!(
-        server.four_letter("mntr"),
-        "mntr is not executed because it is not in the whitelist.\n"
-    );
+    assert_eq!(server.four_letter("mntr"), "mntr is not executed because it is not in the whitelist.\n");
 }
 
 #[test]
 fn mntr_reports_in_tab_separated_key_value_lines() {
     let server = Server::start();
     let text = server.four_letter("mntr");
-    for key in [
-        "zk_version",
-        "zk_server_state",
-        "zk_znode_count",
-        "zk_num_alive_connections",
-        "zk_watch_count",
-    ] {
-        assert!(
-            text.lines()
-                .any(|line| line.starts_with(&format!("{key}\t"))),
-            "{key} in {text}"
-        );
+    for key in ["zk_version", "zk_server_state", "zk_znode_count", "zk_num_alive_connections", "zk_watch_count"] {
+        assert!(text.lines().any(|line| line.starts_with(&format!("{key}\t"))), "{key} in {text}");
     }
     assert!(text.contains("zk_server_state\tstandalone"));
 }

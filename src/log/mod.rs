@@ -1,7 +1,9 @@
-//! The transaction log: record framing (sans-IO) and, until the durable segment log
-//! lands, a bounded in-memory log of committed batches.
+//! The transaction log: record framing and segment files (sans-IO), recovery of the
+//! segments found on disk, and a bounded in-memory view of recent batches.
 
 pub mod memory_log;
 pub mod record;
+pub mod recovery;
+pub mod segment;
 
 pub use memory_log::MemoryLog;

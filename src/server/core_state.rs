@@ -146,6 +146,16 @@ impl CoreState {
         }
     }
 
+    /// Replays the recovered log into this core's tree before it serves anyone.
+    pub fn replay(&mut self, log: &crate::log::recovery::RecoveredLog) {
+        let mut triggers = Vec::new();
+        for (_, txn) in log.records() {
+            triggers.clear();
+            self.tree.apply(txn, &mut triggers);
+        }
+        self.publish_counters();
+    }
+
     /// Applies one batch of the committed stream, then its control messages.
     pub fn apply_batch(&mut self, batch: &CommittedBatch) -> i64 {
         for record in Records::new(&batch.records) {

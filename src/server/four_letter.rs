@@ -138,6 +138,8 @@ fn monitor(shared: &Shared) -> String {
         ("zk_local_sessions", "0".into()),
         ("zk_uptime", shared.started.elapsed().as_millis().to_string()),
         ("zk_last_proposal_size", "-1".into()),
+        ("ringkeeper_log_fsync_count", shared.log_fsyncs.load(Ordering::Relaxed).to_string()),
+        ("ringkeeper_log_state", log_state(shared)),
         ("zk_max_proposal_size", "-1".into()),
         ("zk_min_proposal_size", "-1".into()),
     ];
@@ -146,6 +148,15 @@ fn monitor(shared: &Shared) -> String {
         let _ = writeln!(text, "{key}\t{value}");
     }
     text
+}
+
+/// "ok", or "failed: <why>" once the log stopped (writes are no longer acknowledged).
+fn log_state(shared: &Shared) -> String {
+    if shared.log_failed.load(Ordering::Acquire) {
+        format!("failed: {}", shared.log_failure.lock().expect("not poisoned"))
+    } else {
+        "ok".to_owned()
+    }
 }
 
 fn open_file_limit() -> u64 {
@@ -164,10 +175,10 @@ fn configuration(shared: &Shared) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "clientPort={}", config.client_port);
     let _ = writeln!(text, "secureClientPort=-1");
-    let _ = writeln!(text, "dataDir={}", config.data_dir.display());
+    let _ = writeln!(text, "dataDir={}", config.data_dir.join("version-2").display());
     let _ = writeln!(text, "dataDirSize={}", directory_size(&config.data_dir));
     let _ = writeln!(text, "dataLogDir={}", config.log_dir().display());
-    let _ = writeln!(text, "dataLogSize={}", directory_size(config.log_dir()));
+    let _ = writeln!(text, "dataLogSize={}", directory_size(&config.log_dir()));
     let _ = writeln!(text, "tickTime={}", config.tick_time_ms);
     let _ = writeln!(text, "maxClientCnxns={}", config.max_client_connections);
     let _ = writeln!(text, "minSessionTimeout={}", config.min_session_timeout_ms());
@@ -216,7 +227,7 @@ fn directories(shared: &Shared) -> String {
     format!(
         "datadir_size: {}\nlogdir_size: {}\n",
         directory_size(&shared.config.data_dir),
-        directory_size(shared.config.log_dir())
+        directory_size(&shared.config.log_dir())
     )
 }
 

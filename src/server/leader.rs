@@ -16,13 +16,14 @@ use rkyv::util::AlignedVec;
 use super::core_state::CoreState;
 use super::messages::{Control, ToLeader};
 use super::shared::Shared;
-use crate::consensus::zxid::ZxidCounter;
+use crate::consensus::zxid::{epoch, ZxidCounter};
+use crate::log::recovery::RecoveredLog;
 use crate::log::{record, MemoryLog};
 use crate::proto::request::Request;
 use crate::proto::ErrorCode;
 use crate::session::SessionTable;
 use crate::tree::{prepare, Caller, PendingChanges};
-use crate::txn::{Step, Txn, TxnOp};
+use crate::txn::{ArchivedTxnOp, Step, Txn, TxnOp};
 
 /// A batch is published at the latest when it holds this many bytes; the ordering point
 /// then waits for the publisher before taking more requests.
@@ -40,6 +41,7 @@ pub struct Leader {
     log: MemoryLog,
     batch: AlignedVec<16>,
     batch_records: u64,
+    batch_first_zxid: i64,
     batch_last_zxid: i64,
     controls: Vec<Vec<Control>>,
     publisher_wake: LocalSender<()>,
@@ -48,6 +50,8 @@ pub struct Leader {
 /// A batch ready to publish: the records every core applies and each core's controls.
 pub struct Published {
     pub records: Arc<AlignedVec<16>>,
+    /// The zxid of the first record, when there are records.
+    pub first_zxid: i64,
     pub controls: Vec<Vec<Control>>,
     pub last_zxid: i64,
 }
@@ -70,6 +74,7 @@ impl Leader {
             log: MemoryLog::new(MEMORY_LOG_BYTES_MAX),
             batch: AlignedVec::new(),
             batch_records: 0,
+            batch_first_zxid: 0,
             batch_last_zxid: 0,
             controls: (0..cores).map(|_| Vec::new()).collect(),
             publisher_wake,
@@ -84,7 +89,38 @@ impl Leader {
         self.batch.len() >= BATCH_BYTES_MAX
     }
 
+    /// Rebuilds the ordering point's state from the recovered log: the zxid counter and
+    /// the sessions that were open.
+    pub fn restore(&mut self, log: &RecoveredLog) {
+        let now_ms = self.monotonic_ms();
+        for (_, txn) in log.records() {
+            let session_id = txn.session_id.to_native();
+            match &txn.op {
+                ArchivedTxnOp::CreateSession { timeout_ms, password } => {
+                    self.sessions.restore(session_id, timeout_ms.to_native(), *password, now_ms)
+                }
+                ArchivedTxnOp::CloseSession { .. } => self.sessions.remove(session_id),
+                _ => {}
+            }
+        }
+        let last_zxid = log.last_zxid();
+        self.zxids = ZxidCounter::new(epoch(last_zxid), last_zxid as u32);
+        self.batch_last_zxid = last_zxid;
+        self.shared.committed_zxid.store(last_zxid, Ordering::Release);
+        self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            records = log.record_count(),
+            last_zxid = format_args!("{last_zxid:#x}"),
+            sessions = self.sessions.len(),
+            "recovered the log"
+        );
+    }
+
     pub fn handle(&mut self, message: ToLeader) {
+        if self.shared.log_failed.load(Ordering::Acquire) && !matches!(message, ToLeader::Touch { .. }) {
+            // The log stopped: nothing more can be made durable, so nothing more is ordered.
+            return;
+        }
         match message {
             ToLeader::Connect { core, connection, session_id, password, timeout_ms } => {
                 self.connect(core, connection, session_id, &password, timeout_ms)
@@ -110,7 +146,7 @@ impl Leader {
         if session_id == 0 {
             let (session_id, password) = self.sessions.create(timeout_ms, core, now_ms);
             self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
-            self.order(session_id, 0, TxnOp::CreateSession { timeout_ms });
+            self.order(session_id, 0, TxnOp::CreateSession { timeout_ms, password });
             self.controls[core].push(Control::Connected { connection, session: Some((session_id, password)) });
             tracing::debug!(session = format_args!("{session_id:#x}"), timeout_ms, "session created");
         } else {
@@ -167,6 +203,9 @@ impl Leader {
 
     /// Closes every session whose timeout passed without a touch.
     pub fn expire_sessions(&mut self) {
+        if self.shared.log_failed.load(Ordering::Acquire) {
+            return;
+        }
         let now_ms = self.monotonic_ms();
         for session_id in self.sessions.expired(now_ms) {
             let timeout_ms = self.sessions.get(session_id).map_or(0, |entry| entry.timeout_ms);
@@ -182,6 +221,9 @@ impl Leader {
 
     fn append(&mut self, txn: Txn) {
         assert!(txn.zxid > self.batch_last_zxid, "zxids are appended in order");
+        if self.batch.is_empty() {
+            self.batch_first_zxid = txn.zxid;
+        }
         record::append(&mut self.batch, &txn);
         self.batch_records += 1;
         self.batch_last_zxid = txn.zxid;
@@ -203,7 +245,7 @@ impl Leader {
         }
         self.batch_records = 0;
         let controls = self.controls.iter_mut().map(std::mem::take).collect();
-        Some(Published { records, controls, last_zxid: self.batch_last_zxid })
+        Some(Published { records, first_zxid: self.batch_first_zxid, controls, last_zxid: self.batch_last_zxid })
     }
 
     /// Core 0 applied everything up to `zxid`: its tree now holds those changes.

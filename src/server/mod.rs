@@ -7,6 +7,7 @@ pub mod connection_state;
 pub mod core_state;
 pub mod four_letter;
 pub mod leader;
+pub mod log_writer;
 pub mod messages;
 pub mod shared;
 
@@ -21,9 +22,11 @@ use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, S
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
+use crate::log::recovery::RecoveredLog;
 use connection::{CoreContext, LeaderLink};
 use core_state::CoreState;
 use leader::Leader;
+use log_writer::LogWriter;
 use messages::{CommittedBatch, ToLeader};
 use shared::Shared;
 
@@ -62,6 +65,116 @@ fn make_channels(cores: usize) -> Vec<CoreChannels> {
     channels
 }
 
+/// Holds an exclusive lock on the data directory for the life of the process, so two
+/// servers never write the same log.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("ringkeeper.lock");
+    let file = std::fs::File::create(&path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !locked {
+        return Err(format!("{} is in use by another server", dir.display()));
+    }
+    Ok(file)
+}
+
+/// Every core binds with SO_REUSEPORT, which would let a second server of the same user
+/// share the port silently, so refuse to start while something answers there. A server
+/// killed a moment ago can leave its listener answering briefly while the kernel tears
+/// down its io_uring, so wait a little before deciding.
+fn wait_until_port_is_free(address: SocketAddr) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("cannot listen on {address}: another server is listening there"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A listening socket with SO_REUSEADDR (a restart need not wait for TIME_WAIT) and
+/// SO_REUSEPORT (every core accepts on the same port).
+fn bind_listener(address: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let domain = if address.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket(2) returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a socket we just created and own; OwnedFd closes it on error.
+    let socket = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: setsockopt with a pointer to a live c_int and its size.
+        let result = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if result != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let listener = std::net::TcpListener::from(socket);
+    // std has no bind-without-create; bind through libc with the address std encodes.
+    bind_raw(fd, address)?;
+    // SAFETY: listen(2) on our socket.
+    if unsafe { libc::listen(fd, 1024) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is a listening TCP socket we hand over to glommio.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) })
+}
+
+fn bind_raw(fd: i32, address: SocketAddr) -> std::io::Result<()> {
+    let result = match address {
+        SocketAddr::V4(v4) => {
+            let raw = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: bind with a pointer to a live sockaddr_in and its size.
+            unsafe {
+                libc::bind(
+                    fd,
+                    &raw as *const libc::sockaddr_in as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        SocketAddr::V6(v6) => {
+            let raw = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: bind with a pointer to a live sockaddr_in6 and its size.
+            unsafe {
+                libc::bind(
+                    fd,
+                    &raw as *const libc::sockaddr_in6 as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+    };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Blocks SIGINT and SIGTERM in this thread (and the threads it spawns), so that the
 /// main thread can wait for them with sigwait.
 fn block_shutdown_signals() -> libc::sigset_t {
@@ -82,23 +195,32 @@ pub fn run(config: Config, cores: usize) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|error| format!("cannot create dataDir {}: {error}", config.data_dir.display()))?;
     let address = SocketAddr::new(config.client_port_address, config.client_port);
-    // Every core binds with SO_REUSEPORT, which would let a second server share the port
-    // silently; a plain bind first fails the way operators expect if it is taken.
-    drop(std::net::TcpListener::bind(address).map_err(|error| format!("cannot listen on {address}: {error}"))?);
+    let _data_dir_lock = lock_data_dir(&config.data_dir)?;
+    wait_until_port_is_free(address)?;
+    let log_dir = config.log_dir();
+    std::fs::create_dir_all(&log_dir).map_err(|error| format!("cannot create {}: {error}", log_dir.display()))?;
+    if !config.force_sync {
+        tracing::warn!("forceSync=no: writes are acknowledged before they are on disk and can be lost on a crash");
+    }
+    let recovered = Arc::new(crate::log::recovery::recover(&log_dir).map_err(|error| error.to_string())?);
     let signals = block_shutdown_signals();
     let shared = Arc::new(Shared::new(config, cores));
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut handles = Vec::new();
     for (core, channels) in make_channels(cores).into_iter().enumerate() {
         let shared = shared.clone();
+        let recovered = recovered.clone();
         let placement = if cores <= cpus { Placement::Fixed(core) } else { Placement::Unbound };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
-            .spawn(move || async move { core_main(core, shared, channels, address).await })
+            .spawn(move || async move { core_main(core, shared, channels, address, recovered).await })
             .map_err(|error| format!("cannot start executor for core {core}: {error}"))?;
         handles.push(handle);
     }
+    drop(recovered);
     tracing::info!(%address, cores, "ringkeeper serving");
+    // The lock is held until the process exits.
+    let _keep_locked = &_data_dir_lock;
     let mut signal: libc::c_int = 0;
     // SAFETY: waits on the signal set blocked above.
     unsafe { libc::sigwait(&signals, &mut signal) };
@@ -108,11 +230,30 @@ pub fn run(config: Config, cores: usize) -> Result<(), String> {
     std::process::exit(0);
 }
 
-async fn core_main(core: usize, shared: Arc<Shared>, channels: CoreChannels, address: SocketAddr) {
+async fn core_main(
+    core: usize,
+    shared: Arc<Shared>,
+    channels: CoreChannels,
+    address: SocketAddr,
+    recovered: Arc<RecoveredLog>,
+) {
     let state = Rc::new(RefCell::new(CoreState::new(core, shared.clone())));
+    state.borrow_mut().replay(&recovered);
     let leader = if core == 0 {
         let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
         let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), state.clone(), publisher_wake)));
+        leader.borrow_mut().restore(&recovered);
+        let config = &shared.config;
+        let log_writer =
+            match LogWriter::open(&config.log_dir(), recovered.tail(), config.segment_size_bytes, config.force_sync)
+                .await
+            {
+                Ok(writer) => writer,
+                Err(error) => {
+                    tracing::error!(%error, "cannot open the transaction log");
+                    std::process::exit(1);
+                }
+            };
         for inbox in channels.leader_inboxes {
             glommio::spawn_local(forward_to_leader(inbox, leader.clone())).detach();
         }
@@ -120,7 +261,7 @@ async fn core_main(core: usize, shared: Arc<Shared>, channels: CoreChannels, add
         for outbox in channels.committed_outboxes {
             outboxes.push(outbox.connect().await);
         }
-        glommio::spawn_local(publish(leader.clone(), state.clone(), outboxes, publisher_woken)).detach();
+        glommio::spawn_local(publish(leader.clone(), state.clone(), outboxes, publisher_woken, log_writer)).detach();
         glommio::spawn_local(expire_sessions(leader.clone(), shared.config.tick_time_ms)).detach();
         LeaderLink::Local(leader)
     } else {
@@ -128,10 +269,11 @@ async fn core_main(core: usize, shared: Arc<Shared>, channels: CoreChannels, add
         glommio::spawn_local(apply_committed(inbox, state.clone())).detach();
         LeaderLink::Remote(channels.leader_outbox.expect("every other core has a leader channel").connect().await)
     };
+    drop(recovered);
     let context = Rc::new(CoreContext { core, state: state.clone(), leader, shared: shared.clone() });
     glommio::spawn_local(send_touches(context.clone())).detach();
     glommio::spawn_local(publish_listings(state.clone())).detach();
-    let listener = match glommio::net::TcpListener::bind(address) {
+    let listener = match bind_listener(address) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(core, %error, "cannot listen on {address}");
@@ -160,18 +302,32 @@ async fn forward_to_leader(inbox: SharedReceiver<ToLeader>, leader: Rc<RefCell<L
     }
 }
 
-/// Core 0: publishes each batch the ordering point made: applies it here, then sends it
-/// to every other core, in order. A slow core slows the publisher (bounded channels).
+/// Core 0: publishes each batch the ordering point made: makes it durable in the log
+/// (group commit: the batch holds everything that arrived during the previous fdatasync),
+/// applies it here, then sends it to every other core, in order. A slow core slows the
+/// publisher (bounded channels). If the log fails, publishing stops for good: no write is
+/// acknowledged that is not on disk.
 async fn publish(
     leader: Rc<RefCell<Leader>>,
     state: Rc<RefCell<CoreState>>,
     outboxes: Vec<ConnectedSender<CommittedBatch>>,
     woken: LocalReceiver<()>,
+    mut log_writer: LogWriter,
 ) {
+    let shared = state.borrow().shared.clone();
     while woken.recv().await.is_some() {
         loop {
             let published = leader.borrow_mut().take_batch();
             let Some(published) = published else { break };
+            if !published.records.is_empty() {
+                if let Err(error) = log_writer.append(&published.records, published.first_zxid).await {
+                    tracing::error!(%error, "the transaction log failed; no further write will be acknowledged, reads go on");
+                    *shared.log_failure.lock().expect("not poisoned") = error.to_string();
+                    shared.log_failed.store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
+                shared.log_fsyncs.store(log_writer.fsync_count, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut controls = published.controls.into_iter();
             let local =
                 CommittedBatch { records: published.records.clone(), controls: controls.next().unwrap_or_default() };

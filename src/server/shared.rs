@@ -55,6 +55,10 @@ pub struct Shared {
     /// Per core, refreshed by the core: `wchc` lines.
     pub watch_listing: Vec<Mutex<String>>,
     pub requests_total: AtomicU64,
+    /// Set when a log write or fdatasync failed: no write is acknowledged after it.
+    pub log_failed: std::sync::atomic::AtomicBool,
+    pub log_failure: Mutex<String>,
+    pub log_fsyncs: AtomicU64,
 }
 
 impl Shared {
@@ -75,6 +79,9 @@ impl Shared {
             connection_summaries: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
             watch_listing: (0..cores).map(|_| Mutex::new(String::new())).collect(),
             requests_total: AtomicU64::new(0),
+            log_failed: std::sync::atomic::AtomicBool::new(false),
+            log_failure: Mutex::new(String::new()),
+            log_fsyncs: AtomicU64::new(0),
         }
     }
 

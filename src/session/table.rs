@@ -87,6 +87,22 @@ impl SessionTable {
         (session_id, password)
     }
 
+    /// Restores a session found in the log after a restart. It gets a whole timeout from
+    /// now to reconnect, as ZooKeeper gives sessions loaded from disk.
+    pub fn restore(&mut self, session_id: i64, timeout_ms: i32, password: [u8; PASSWORD_SIZE_BYTES], now_ms: u64) {
+        let entry = SessionEntry {
+            timeout_ms,
+            password,
+            expires_at_ms: self.deadline(now_ms, timeout_ms),
+            owner_core: 0,
+            closing: false,
+        };
+        self.sessions.insert(session_id, entry);
+        if session_id >= self.next_id {
+            self.next_id = session_id.wrapping_add(1);
+        }
+    }
+
     /// Re-attaches a session to a new connection if the password matches. Returns the
     /// previous owning core.
     pub fn reattach(&mut self, session_id: i64, password: &[u8], owner_core: usize, now_ms: u64) -> Option<usize> {

@@ -41,8 +41,10 @@ pub enum Step {
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
+    /// Opens a session. The password is logged so a session survives a restart.
     CreateSession {
         timeout_ms: i32,
+        password: [u8; 16],
     },
     /// Closes (or expires) a session; `ephemerals` are the nodes it owned, deleted in the
     /// same transaction.

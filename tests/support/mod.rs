@@ -20,12 +20,26 @@ pub struct Server {
     child: Child,
 }
 
+fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+        .args(["serve", "--config"])
+        .arg(dir.join("zoo.cfg"))
+        .args(["--client-port", &port.to_string(), "--data-dir"])
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join(format!(
+                "server-{}.log",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            )))
+            .unwrap(),
+        )
+        .spawn()
+        .expect("ringkeeper starts")
+}
+
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Server {
@@ -33,27 +47,23 @@ impl Server {
     /// word allowed, plus any extra zoo.cfg lines.
     pub fn start_with(extra_config: &str) -> Server {
         let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("ringkeeper-test-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ringkeeper-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("zoo.cfg");
-        std::fs::write(
-            &config,
-            format!("tickTime=200\n4lw.commands.whitelist=*\n{extra_config}\n"),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .args(["--client-port", &port.to_string(), "--data-dir"])
-            .arg(dir.join("data"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ringkeeper starts");
+        std::fs::write(&config, format!("tickTime=200\n4lw.commands.whitelist=*\n{extra_config}\n")).unwrap();
+        let child = spawn(&dir, port);
         let server = Server { port, dir, child };
         server.wait_ready();
         server
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and starts it again
+    /// on the same port and data.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.dir, self.port);
+        self.wait_ready();
     }
 
     pub fn start() -> Server {
@@ -80,9 +90,7 @@ impl Server {
         let Ok(mut stream) = TcpStream::connect(self.address()) else {
             return String::new();
         };
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         if stream.write_all(word.as_bytes()).is_err() {
             return String::new();
         }
@@ -114,6 +122,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            eprintln!("server logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

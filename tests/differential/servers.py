@@ -1,0 +1,250 @@
+"""Start a reference Apache ZooKeeper 3.8 (Debian's `zookeeper` package) or a Ringkeeper
+binary on 127.0.0.1, in a fresh temporary directory, for the duration of a `with` block.
+
+    with start_zookeeper(port) as zk:        # zk.port, zk.dir, zk.proc, zk.log_path
+        ...
+    with start_ringkeeper("target/debug/ringkeeper", port) as rk:
+        ...
+
+ZooKeeper runs in the foreground as
+    java -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
+         org.apache.zookeeper.server.ZooKeeperServerMain <tmp>/zoo.cfg
+(zookeeper.jar's manifest Class-Path names the other jars in /usr/share/java; slf4j-simple
+sends its log to stderr, which goes to <tmp>/server.log). Nothing under /etc is read.
+
+ZooKeeper is ready when `srvr` reports a Mode (its `ruok` says imok too early, see
+_wait_ready); Ringkeeper when it answers `ruok` with `imok`, or once a TCP connection has
+been accepted (if it does not answer ruok). On exit the process
+group is sent SIGTERM, then SIGKILL, and the directory is removed. Every wait is bounded.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ZK_JARS = ["/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"]
+ZK_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+HOST = "127.0.0.1"
+
+BASE_CONFIG = {
+    "tickTime": "2000",
+    "4lw.commands.whitelist": "*",
+    "admin.enableServer": "false",
+}
+
+
+class Server:
+    def __init__(self, kind, port, directory, proc, log_path, cfg_path):
+        self.kind, self.port, self.dir, self.proc = kind, port, directory, proc
+        self.log_path, self.cfg_path = log_path, cfg_path
+        self.host = HOST
+
+    @property
+    def address(self):
+        return "%s:%d" % (HOST, self.port)
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+            return "\n".join(lines[-n:])
+        except OSError:
+            return ""
+
+
+def free_port():
+    """A currently unused TCP port on 127.0.0.1 (there is a small race before use)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def write_cfg(path, settings):
+    with open(path, "w") as f:
+        for k, v in settings.items():
+            f.write("%s=%s\n" % (k, v))
+
+
+def ruok(port, timeout=1.0):
+    """Returns the server's answer to ruok (b'' if none), or None if no connection."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(b"ruok")
+            out = b""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and len(out) < 4:
+                try:
+                    chunk = s.recv(16)
+                except (socket.timeout, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            return out
+    except OSError:
+        return None
+
+
+def srvr(port, timeout=1.0):
+    """The server's answer to srvr (b'' if none), or None if no connection."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(b"srvr")
+            out = b""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    chunk = s.recv(4096)
+                except (socket.timeout, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            return out
+    except OSError:
+        return None
+
+
+def _wait_ready(server, deadline_s, require_serving):
+    """require_serving (ZooKeeper): wait until srvr reports a Mode. ZooKeeper answers
+    ruok with imok as soon as its port is bound, before it accepts sessions (a connect
+    then fails with "ZooKeeperServer not running"); srvr says "This ZooKeeper instance
+    is not currently serving requests" until it does. Otherwise (Ringkeeper): ready on
+    ruok -> imok, or once a TCP connection has been accepted for over a second."""
+    deadline = time.monotonic() + deadline_s
+    accepted_since = None
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError("%s exited with %s during start-up; log tail:\n%s" % (
+                server.kind, server.proc.returncode, server.log_tail()))
+        if require_serving:
+            out = srvr(server.port)
+            if out and b"Mode:" in out:
+                return
+        else:
+            answer = ruok(server.port)
+            if answer == b"imok":
+                return
+            if answer is not None:
+                accepted_since = accepted_since or time.monotonic()
+                if time.monotonic() - accepted_since > 1.0:
+                    return
+        time.sleep(0.1)
+    raise RuntimeError("%s on port %d not ready within %.0fs; log tail:\n%s" % (
+        server.kind, server.port, deadline_s, server.log_tail()))
+
+
+def _stop(proc, grace=5.0):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=grace)
+    else:
+        # The leader is gone; make sure nothing else of its group is left.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@contextlib.contextmanager
+def _run(kind, argv, directory, port, log_path, cfg_path, ready_timeout, require_imok,
+         keep_dir=False):
+    log = open(log_path, "wb")
+    proc = None
+    try:
+        proc = subprocess.Popen(argv, cwd=directory, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        server = Server(kind, port, directory, proc, log_path, cfg_path)
+        _wait_ready(server, ready_timeout, require_imok)
+        yield server
+    finally:
+        if proc is not None:
+            _stop(proc)
+        log.close()
+        if not keep_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def start_zookeeper(port, extra_config=None, ready_timeout=60.0, java="java",
+                    heap="512m", keep_dir=False):
+    """Context manager: a standalone ZooKeeper 3.8 on 127.0.0.1:port with a fresh dataDir.
+    extra_config: dict of zoo.cfg keys to add or override (value None removes a key)."""
+    for jar in ZK_JARS:
+        if not os.path.exists(jar):
+            raise RuntimeError("%s is missing: apt-get install -y zookeeper" % jar)
+    directory = tempfile.mkdtemp(prefix="zk-ref-")
+    data_dir = os.path.join(directory, "data")
+    os.mkdir(data_dir)
+    settings = dict(BASE_CONFIG)
+    settings.update({"dataDir": data_dir, "clientPort": str(port),
+                     "clientPortAddress": HOST})
+    for k, v in (extra_config or {}).items():
+        if v is None:
+            settings.pop(k, None)
+        else:
+            settings[k] = str(v)
+    wl = settings.get("4lw.commands.whitelist", "")
+    if wl.strip() != "*" and "srvr" not in [w.strip() for w in wl.split(",")]:
+        raise ValueError("the readiness check needs srvr in 4lw.commands.whitelist")
+    cfg_path = os.path.join(directory, "zoo.cfg")
+    write_cfg(cfg_path, settings)
+    argv = [java, "-Xmx" + heap, "-XX:+UseSerialGC",
+            "-Dzookeeper.jmx.log4j.disable=true",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp", ":".join(ZK_JARS), ZK_MAIN, cfg_path]
+    return _run("zookeeper", argv, directory, port, os.path.join(directory, "server.log"),
+                cfg_path, ready_timeout, True, keep_dir)
+
+
+def start_ringkeeper(binary, port, extra_config=None, extra_args=(), ready_timeout=60.0,
+                     keep_dir=False):
+    """Context manager: `<binary> serve --client-port PORT --data-dir DIR --config CFG`,
+    CFG being a zoo.cfg with tickTime=2000 and 4lw.commands.whitelist=*."""
+    binary = os.path.abspath(binary)
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError("ringkeeper binary %s is not executable" % binary)
+    directory = tempfile.mkdtemp(prefix="rk-test-")
+    data_dir = os.path.join(directory, "data")
+    os.mkdir(data_dir)
+    settings = dict(BASE_CONFIG)
+    settings.update({"dataDir": data_dir, "clientPort": str(port),
+                     "clientPortAddress": HOST})
+    for k, v in (extra_config or {}).items():
+        if v is None:
+            settings.pop(k, None)
+        else:
+            settings[k] = str(v)
+    cfg_path = os.path.join(directory, "zoo.cfg")
+    write_cfg(cfg_path, settings)
+    argv = [binary, "serve", "--client-port", str(port), "--data-dir", data_dir,
+            "--config", cfg_path] + list(extra_args)
+    return _run("ringkeeper", argv, directory, port, os.path.join(directory, "server.log"),
+                cfg_path, ready_timeout, False, keep_dir)
+
+
+if __name__ == "__main__":
+    # Smoke test: python3 tests/differential/servers.py [ringkeeper-binary]
+    import sys
+
+    p = free_port()
+    with start_zookeeper(p) as zk:
+        print("zookeeper up on", zk.address, "ruok ->", ruok(zk.port))
+    if len(sys.argv) > 1:
+        p = free_port()
+        with start_ringkeeper(sys.argv[1], p) as rk:
+            print("ringkeeper up on", rk.address, "ruok ->", ruok(rk.port))

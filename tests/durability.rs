@@ -1,0 +1,140 @@
+//! Crash tests: every write the server acknowledged survives kill -9. Writers pipeline
+//! creates and setData on their own keys through real clients and record each
+//! acknowledgement; the server is killed at a random moment, restarted, and every
+//! acknowledged write must be there with its data and version.
+//!
+//! `RINGKEEPER_CRASH_CYCLES` sets the number of kill -9 cycles (default 50).
+
+mod support;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::Server;
+use zookeeper_client as zk;
+
+/// A write in flight: resolves to the version the server acknowledged.
+type PendingVersion<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<i32, zk::Error>> + Send + 'a>>;
+
+/// What a writer was told: path -> (data, version).
+type Acknowledged = Arc<Mutex<HashMap<String, (Vec<u8>, i32)>>>;
+
+const WRITERS: usize = 4;
+const WINDOW: usize = 16;
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+/// Writes until the server dies: creates new keys and overwrites earlier ones, up to
+/// WINDOW requests in flight.
+async fn write_until_failure(address: String, writer: usize, cycle: usize, acknowledged: Acknowledged) {
+    let Ok(client) = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(4))
+        .with_connection_timeout(Duration::from_secs(2))
+        .connect(&address)
+        .await
+    else {
+        return;
+    };
+    let mut in_flight: VecDeque<(String, Vec<u8>, PendingVersion<'_>)> = VecDeque::new();
+    for n in 0.. {
+        let (path, data) = if n % 3 == 2 {
+            (format!("/crash/c{cycle}w{writer}k{}", n - 2), format!("over-{n}").into_bytes())
+        } else {
+            (format!("/crash/c{cycle}w{writer}k{n}"), format!("new-{n}").into_bytes())
+        };
+        let future: std::pin::Pin<Box<dyn std::future::Future<Output = Result<i32, zk::Error>> + Send>> = if n % 3 == 2
+        {
+            let request = client.set_data(&path, &data, None);
+            Box::pin(async move { request.await.map(|stat| stat.version) })
+        } else {
+            // The client borrows the path until the reply; the test leaks it (a few MB).
+            let leaked: &'static str = Box::leak(path.clone().into_boxed_str());
+            let request = client.create(leaked, &data, &persistent());
+            Box::pin(async move { request.await.map(|(stat, _)| stat.version) })
+        };
+        in_flight.push_back((path, data, future));
+        if in_flight.len() >= WINDOW {
+            let (path, data, future) = in_flight.pop_front().unwrap();
+            match future.await {
+                Ok(version) => {
+                    acknowledged.lock().unwrap().insert(path, (data, version));
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Checks the acknowledged writes whose path contains `filter`, reading with a window
+/// of requests in flight.
+async fn verify(address: &str, acknowledged: &Acknowledged, filter: &str) -> usize {
+    let client = zk::Client::connector().connect(address).await.expect("connects after restart");
+    let expected: Vec<(String, (Vec<u8>, i32))> = acknowledged
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.contains(filter))
+        .map(|(path, value)| (path.clone(), value.clone()))
+        .collect();
+    for chunk in expected.chunks(64) {
+        let reads: Vec<_> = chunk.iter().map(|(path, _)| client.get_data(path)).collect();
+        for ((path, (data, version)), read) in chunk.iter().zip(reads) {
+            let (found_data, stat) =
+                read.await.unwrap_or_else(|error| panic!("acknowledged write to {path} lost after kill -9: {error}"));
+            assert!(stat.version >= *version, "{path}: version {} went back from {version}", stat.version);
+            if stat.version == *version {
+                assert_eq!(&found_data, data, "{path}: data of acknowledged version {version} lost");
+            }
+        }
+    }
+    expected.len()
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_minus_nine() {
+    let cycles: usize = std::env::var("RINGKEEPER_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let mut server = Server::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let acknowledged: Acknowledged = Arc::default();
+    runtime.block_on(async {
+        let client = zk::Client::connector().connect(&server.address()).await.unwrap();
+        client.create("/crash", b"", &persistent()).await.unwrap();
+    });
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    for cycle in 0..cycles {
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| runtime.spawn(write_until_failure(server.address(), writer, cycle, acknowledged.clone())))
+            .collect();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let run_ms = 50 + seed % 250;
+        std::thread::sleep(Duration::from_millis(run_ms));
+        server.crash_and_restart();
+        runtime.block_on(async {
+            for writer in writers {
+                let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+            }
+        });
+        let checked = runtime
+            .block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(60),
+                    verify(&server.address(), &acknowledged, &format!("/c{cycle}w")),
+                )
+                .await
+            })
+            .expect("verification finishes in time");
+        assert!(cycle > 0 || checked > 0, "the first cycle acknowledged some writes");
+    }
+    // One last kill -9, then every write acknowledged in every cycle.
+    server.crash_and_restart();
+    let total = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(120), verify(&server.address(), &acknowledged, "/crash/")).await
+    });
+    let total = total.expect("final verification finishes in time");
+    eprintln!("{cycles} kill -9 cycles, {total} acknowledged writes (each cycle's checked after its crash, all after the last), 0 lost");
+}
