@@ -34,6 +34,23 @@ enum Command {
         #[arg(long, value_name = "N")]
         cores: Option<usize>,
     },
+    /// Inspect transaction log segments.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// List the transactions of a log segment (like ZooKeeper's TxnLogToolkit).
+    Dump {
+        /// A segment file, e.g. ringkeeper-data/version-2/log.1
+        path: PathBuf,
+        /// One JSON object per transaction.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +68,29 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),
+        Command::Log { command: LogCommand::Dump { path, json } } => dump_log(&path, json),
+    }
+}
+
+fn dump_log(path: &std::path::Path, json: bool) -> ExitCode {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            eprintln!("ringkeeper: cannot read {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(&bytes);
+    match ringkeeper::log::dump::dump(&aligned, json) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ringkeeper: {}: {error}", path.display());
+            ExitCode::FAILURE
+        }
     }
 }
 

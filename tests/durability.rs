@@ -138,3 +138,126 @@ fn acknowledged_writes_survive_kill_minus_nine() {
     let total = total.expect("final verification finishes in time");
     eprintln!("{cycles} kill -9 cycles, {total} acknowledged writes (each cycle's checked after its crash, all after the last), 0 lost");
 }
+
+/// Writes `count` nodes /f/n0.. and returns the server.
+fn server_with_nodes(count: usize) -> Server {
+    let server = Server::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = zk::Client::connector().connect(&server.address()).await.unwrap();
+        client.create("/f", b"", &persistent()).await.unwrap();
+        for n in 0..count {
+            client.create(&format!("/f/n{n}"), format!("v{n}").as_bytes(), &persistent()).await.unwrap();
+        }
+    });
+    server
+}
+
+fn children_of_f(server: &Server) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = zk::Client::connector().connect(&server.address()).await.unwrap();
+        client.list_children("/f").await.unwrap().len()
+    })
+}
+
+/// The offset just past the last record (the first zero frame header) of a segment.
+fn log_end(bytes: &[u8]) -> usize {
+    let mut offset = 16;
+    loop {
+        let length = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+        if length == 0 {
+            return offset;
+        }
+        offset += (16 + length).div_ceil(16) * 16;
+    }
+}
+
+/// The offset of the last record of a segment.
+fn last_record(bytes: &[u8]) -> usize {
+    let mut offset = 16;
+    let mut last = 16;
+    loop {
+        let length = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+        if length == 0 {
+            return last;
+        }
+        last = offset;
+        offset += (16 + length).div_ceil(16) * 16;
+    }
+}
+
+#[test]
+fn a_record_torn_by_a_crash_is_cut_off_and_the_rest_recovered() {
+    // A write interrupted mid-record was never acknowledged: recovery drops it and keeps
+    // everything before it.
+    let mut server = server_with_nodes(20);
+    server.kill();
+    let segment = server.log_segments().pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let last = last_record(&bytes);
+    let end = log_end(&bytes);
+    // Zero the second half of the last record, as a write that stopped halfway leaves it.
+    let middle = last + (end - last) / 2;
+    bytes[middle..end].fill(0);
+    std::fs::write(&segment, &bytes).unwrap();
+    server.start_again();
+    assert_eq!(children_of_f(&server), 19);
+}
+
+#[test]
+fn a_flipped_bit_in_the_last_record_is_a_torn_tail() {
+    let mut server = server_with_nodes(20);
+    server.kill();
+    let segment = server.log_segments().pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let last = last_record(&bytes);
+    bytes[last + 20] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    server.start_again();
+    assert_eq!(children_of_f(&server), 19);
+}
+
+#[test]
+fn a_flipped_bit_before_the_tail_refuses_to_start_and_names_file_and_offset() {
+    // Corruption in the middle of the log is never silently dropped.
+    let mut server = server_with_nodes(20);
+    server.kill();
+    let segment = server.log_segments().pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[16 + 24] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+    let (status, stderr) = server.run_to_exit();
+    assert!(!status.success());
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    assert!(stderr.contains(name) && stderr.contains("corrupt at offset 16"), "{stderr}");
+}
+
+#[test]
+fn sessions_survive_a_restart_until_they_expire() {
+    // "Sessions and their ephemerals survive a restart until they expire."
+    let mut server = Server::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let session = runtime.block_on(async {
+        let client = zk::Client::connector()
+            .with_session_timeout(Duration::from_millis(3000))
+            .with_detached()
+            .connect(&server.address())
+            .await
+            .unwrap();
+        client.create("/held", b"", &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())).await.unwrap();
+        client.into_session()
+    });
+    server.crash_and_restart();
+    runtime.block_on(async {
+        let client = zk::Client::connector().with_session(session).connect(&server.address()).await.unwrap();
+        assert_eq!(client.list_ephemerals("/").await.unwrap(), vec!["/held"]);
+        drop(client);
+        let observer = zk::Client::connector().connect(&server.address()).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while observer.check_stat("/held").await.unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the ephemeral goes with its closed session");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}

@@ -1,6 +1,7 @@
 //! The transaction log: record framing and segment files (sans-IO), recovery of the
 //! segments found on disk, and a bounded in-memory view of recent batches.
 
+pub mod dump;
 pub mod memory_log;
 pub mod record;
 pub mod recovery;

@@ -64,18 +64,39 @@ def test_ephemeral(zk, make_client, root):
     assert other.exists(path) is None
 
 
-def test_sequence_numbers_follow_parent_cversion(zk, root):
+def test_sequence_numbers_count_child_creations(zk, root):
+    """The suffix is the number of children ever created under the parent (ZooKeeper
+    keeps that count internally), not Stat.cversion: cversion also counts deletes.
+    ZooKeeper 3.8 reports cversion as 2 * creates - numChildren, so the next suffix is
+    always (cversion + numChildren) / 2."""
     first = zk.create(f"{root}/s-", b"", sequence=True)
     assert first == f"{root}/s-0000000000"
     zk.create(f"{root}/plain", b"")
     zk.delete(f"{root}/plain")
-    # cversion is now 3 (create, create, delete): the counter is the parent's cversion.
-    assert zk.exists(root).cversion == 3
-    assert zk.create(f"{root}/s-", b"", sequence=True) == f"{root}/s-0000000003"
+    st = zk.exists(root)
+    assert (st.cversion, st.numChildren) == (3, 1)  # create, create, delete
+    assert zk.create(f"{root}/s-", b"", sequence=True) == f"{root}/s-0000000002"
+    for name in ("q1", "q2"):
+        zk.create(f"{root}/{name}", b"")
+        zk.delete(f"{root}/{name}")
+    st = zk.exists(root)
+    assert (st.cversion, st.numChildren) == (8, 2)
     eseq = zk.create(f"{root}/e-", b"", sequence=True, ephemeral=True)
-    assert eseq == f"{root}/e-0000000004"
+    assert eseq == f"{root}/e-0000000005" == f"{root}/e-%010d" % ((st.cversion + st.numChildren) // 2)
     assert zk.exists(eseq).ephemeralOwner == zk.client_id[0]
-    assert sorted(zk.get_children(root)) == ["e-0000000004", "s-0000000000", "s-0000000003"]
+    assert sorted(zk.get_children(root)) == ["e-0000000005", "s-0000000000", "s-0000000002"]
+    # Deleting a sequential child does not reuse or rewind the counter.
+    zk.delete(f"{root}/s-0000000000")
+    assert zk.create(f"{root}/s-", b"", sequence=True) == f"{root}/s-0000000006"
+    # Creates inside a multi count too, deletes inside it do not.
+    t = zk.transaction()
+    t.create(f"{root}/m", b"")
+    t.delete(f"{root}/m")
+    t.commit()
+    assert zk.create(f"{root}/s-", b"", sequence=True) == f"{root}/s-0000000008"
+    # An empty prefix: the name is the ten digits alone.
+    zk.create(f"{root}/d", b"")
+    assert zk.create(f"{root}/d/", b"", sequence=True) == f"{root}/d/0000000000"
 
 
 def test_get_set_versions(zk, root):

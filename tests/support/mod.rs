@@ -66,6 +66,42 @@ impl Server {
         self.wait_ready();
     }
 
+    /// Stops the server with SIGKILL and leaves it stopped (see `start_again`).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the killed server again on the same port and data.
+    pub fn start_again(&mut self) {
+        self.child = spawn(&self.dir, self.port);
+        self.wait_ready();
+    }
+
+    /// Runs `ringkeeper serve` on this server's data until it exits (it must refuse to
+    /// start) and returns its status and stderr.
+    pub fn run_to_exit(&self) -> (std::process::ExitStatus, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+            .args(["serve", "--config"])
+            .arg(self.dir.join("zoo.cfg"))
+            .args(["--client-port", &self.port.to_string(), "--data-dir"])
+            .arg(self.dir.join("data"))
+            .output()
+            .expect("ringkeeper runs");
+        (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+
+    /// The log segments in the data directory, oldest first.
+    pub fn log_segments(&self) -> Vec<PathBuf> {
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(self.dir.join("data/version-2"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.file_name().unwrap().to_str().unwrap().starts_with("log."))
+            .collect();
+        segments.sort();
+        segments
+    }
+
     pub fn start() -> Server {
         Server::start_with("")
     }

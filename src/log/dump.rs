@@ -1,0 +1,143 @@
+//! Human-readable and JSON listings of a log segment, as ZooKeeper's TxnLogToolkit prints
+//! its logs. Sans-IO: takes the segment's bytes, returns text.
+
+use std::fmt::Write as _;
+
+use super::record::Records;
+use super::segment::{self, SEGMENT_HEADER_BYTES};
+use crate::txn::{ArchivedStep, ArchivedTxn, ArchivedTxnOp};
+
+/// One line per record; a final line tells where the log ends and why.
+pub fn dump(bytes: &[u8], json: bool) -> Result<String, String> {
+    let scan = segment::scan(bytes).map_err(|error| format!("not a ringkeeper log segment: {error:?}"))?;
+    let mut text = String::new();
+    for record in Records::new(&bytes[SEGMENT_HEADER_BYTES..scan.valid_end]) {
+        let (_, txn) = record.map_err(|error| format!("{error:?}"))?;
+        if json {
+            text.push_str(&json_line(txn));
+        } else {
+            text.push_str(&text_line(txn));
+        }
+        text.push('\n');
+    }
+    let end = match &scan.damage {
+        None => format!("EOF reached after {} txns.", scan.record_count),
+        Some((offset, damage)) => format!(
+            "{} txns, then {damage:?} at offset {offset}{}.",
+            scan.record_count,
+            if scan.valid_after_damage { " with valid records after it (corruption)" } else { " (torn tail)" }
+        ),
+    };
+    if !json {
+        text.push_str(&end);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// (type, paths) of a transaction, for both formats.
+fn describe(txn: &ArchivedTxn) -> (String, Vec<String>) {
+    match &txn.op {
+        ArchivedTxnOp::CreateSession { timeout_ms, .. } => (format!("createSession timeout={timeout_ms}"), vec![]),
+        ArchivedTxnOp::CloseSession { ephemerals } => {
+            ("closeSession".into(), ephemerals.iter().map(|path| path.to_string()).collect())
+        }
+        ArchivedTxnOp::Single(step) => {
+            let (kind, path) = describe_step(step);
+            (kind, path.into_iter().collect())
+        }
+        ArchivedTxnOp::Multi { ops } => {
+            let steps: Vec<(String, Option<String>)> = ops.iter().map(describe_step).collect();
+            let kinds: Vec<&str> = steps.iter().map(|(kind, _)| kind.as_str()).collect();
+            (format!("multi[{}]", kinds.join(",")), steps.into_iter().filter_map(|(_, path)| path).collect())
+        }
+    }
+}
+
+fn describe_step(step: &ArchivedStep) -> (String, Option<String>) {
+    match step {
+        ArchivedStep::Create(create) => {
+            let kind = if create.ephemeral_owner.to_native() != 0 { "create(ephemeral)" } else { "create" };
+            (format!("{kind} {}B", create.data.len()), Some(create.path.to_string()))
+        }
+        ArchivedStep::Delete { path } => ("delete".into(), Some(path.to_string())),
+        ArchivedStep::SetData { path, data, version } => {
+            (format!("setData v{} {}B", version.to_native(), data.len()), Some(path.to_string()))
+        }
+        ArchivedStep::Check { path } => ("check".into(), Some(path.to_string())),
+        ArchivedStep::Error { code } => (format!("error({})", code.to_native()), None),
+    }
+}
+
+fn text_line(txn: &ArchivedTxn) -> String {
+    let (kind, paths) = describe(txn);
+    format!(
+        "zxid 0x{:x} session 0x{:x} cxid 0x{:x} time {} {kind} {}",
+        txn.zxid.to_native(),
+        txn.session_id.to_native(),
+        txn.cxid.to_native(),
+        txn.time_ms.to_native(),
+        paths.join(" ")
+    )
+}
+
+fn json_line(txn: &ArchivedTxn) -> String {
+    let (kind, paths) = describe(txn);
+    let mut line = format!(
+        "{{\"zxid\":{},\"session\":{},\"cxid\":{},\"time_ms\":{},\"type\":{},\"paths\":[",
+        txn.zxid.to_native(),
+        txn.session_id.to_native(),
+        txn.cxid.to_native(),
+        txn.time_ms.to_native(),
+        json_string(&kind)
+    );
+    for (index, path) in paths.iter().enumerate() {
+        if index > 0 {
+            line.push(',');
+        }
+        line.push_str(&json_string(path));
+    }
+    line.push_str("]}");
+    line
+}
+
+fn json_string(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(quoted, "\\u{:04x}", c as u32);
+            }
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record::append;
+    use crate::txn::{Step, Txn, TxnOp};
+    use rkyv::util::AlignedVec;
+
+    #[test]
+    fn a_dump_lists_every_record_and_the_end() {
+        let mut bytes = AlignedVec::<16>::new();
+        bytes.extend_from_slice(&segment::header(1));
+        let op = TxnOp::Single(Step::Delete { path: "/a\"b".into() });
+        append(&mut bytes, &Txn { session_id: 2, cxid: 3, zxid: 1, time_ms: 4, op });
+        let text = dump(&bytes, false).unwrap();
+        assert!(text.starts_with("zxid 0x1 session 0x2 cxid 0x3 time 4 delete /a\"b\n"), "{text}");
+        assert!(text.ends_with("EOF reached after 1 txns.\n"));
+        let json = dump(&bytes, true).unwrap();
+        assert_eq!(
+            json,
+            "{\"zxid\":1,\"session\":2,\"cxid\":3,\"time_ms\":4,\"type\":\"delete\",\"paths\":[\"/a\\\"b\"]}\n"
+        );
+    }
+}
