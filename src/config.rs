@@ -29,6 +29,13 @@ pub struct Config {
     pub force_sync: bool,
     /// `preAllocSize` (given in KiB, as ZooKeeper): the size of each log segment.
     pub segment_size_bytes: u64,
+    /// `snapCount`: about this many transactions between snapshots (each server takes
+    /// its next one after a random count between half and all of it, as ZooKeeper).
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount`: snapshots kept by purge (at least 3).
+    pub snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours; 0 disables purging.
+    pub purge_interval_hours: u64,
 }
 
 impl Default for Config {
@@ -47,6 +54,9 @@ impl Default for Config {
             global_outstanding_limit: 1000,
             force_sync: true,
             segment_size_bytes: crate::log::segment::SEGMENT_SIZE_BYTES_DEFAULT,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
         }
     }
 }
@@ -69,16 +79,13 @@ impl std::error::Error for ConfigError {}
 
 /// Keys ZooKeeper knows that we accept and ignore, because they concern features that
 /// either do not apply to a standalone server or have no equivalent here.
-const IGNORED_KEYS: [&str; 10] = [
+const IGNORED_KEYS: [&str; 7] = [
     "initLimit",
     "syncLimit",
     "admin.enableServer",
     "admin.serverPort",
     "standaloneEnabled",
     "reconfigEnabled",
-    "autopurge.snapRetainCount",
-    "autopurge.purgeInterval",
-    "snapCount",
     "metricsProvider.className",
 ];
 
@@ -143,6 +150,18 @@ impl Config {
                         _ => return Err(error(format!("'{value}' must be yes or no"))),
                     }
                 }
+                "snapCount" => {
+                    let count = number(value)?;
+                    if count < 2 {
+                        return Err(error(format!("'{value}' must be at least 2")));
+                    }
+                    config.snap_count = count;
+                }
+                "autopurge.snapRetainCount" => {
+                    // ZooKeeper raises values below 3 to 3.
+                    config.snap_retain_count = (number(value)? as usize).max(3);
+                }
+                "autopurge.purgeInterval" => config.purge_interval_hours = number(value)?,
                 "preAllocSize" => {
                     let kib = number(value)?;
                     if !(1..=4 * 1024 * 1024).contains(&kib) {

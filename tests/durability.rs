@@ -261,3 +261,48 @@ fn sessions_survive_a_restart_until_they_expire() {
         }
     });
 }
+
+fn files_named(server: &Server, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(server.dir.join("data/version-2"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn snapshots_and_purge_keep_the_data_and_bound_the_files() {
+    // Snapshots every ~snapCount transactions; autopurge keeps snapRetainCount snapshots
+    // and the log needed after the oldest; a restart loads the newest valid snapshot and
+    // replays the rest, and still does when the newest snapshot is gone.
+    let mut server = Server::start_with("snapCount=100\nautopurge.purgeInterval=1\npreAllocSize=16");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = zk::Client::connector().connect(&server.address()).await.unwrap();
+        client.create("/s", b"", &persistent()).await.unwrap();
+        for n in 0..1500 {
+            client.create(&format!("/s/n{n}"), &[7; 100], &persistent()).await.unwrap();
+        }
+        client.set_data("/s/n0", b"last", None).await.unwrap();
+    });
+    let snapshots = files_named(&server, "snapshot.");
+    assert!((1..=3).contains(&snapshots.len()), "{snapshots:?}");
+    let segments = files_named(&server, "log.");
+    assert!(segments.len() < 10, "purge removed old segments: {segments:?}");
+    let check = |server: &Server| {
+        runtime.block_on(async {
+            let client = zk::Client::connector().connect(&server.address()).await.unwrap();
+            assert_eq!(client.list_children("/s").await.unwrap().len(), 1500);
+            assert_eq!(client.get_data("/s/n0").await.unwrap().0, b"last");
+            assert_eq!(client.get_data("/s/n1499").await.unwrap().0, vec![7; 100]);
+        })
+    };
+    server.crash_and_restart();
+    check(&server);
+    server.kill();
+    std::fs::remove_file(files_named(&server, "snapshot.").pop().unwrap()).unwrap();
+    server.start_again();
+    check(&server);
+}

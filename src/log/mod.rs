@@ -6,5 +6,6 @@ pub mod memory_log;
 pub mod record;
 pub mod recovery;
 pub mod segment;
+pub mod snapshot_file;
 
 pub use memory_log::MemoryLog;

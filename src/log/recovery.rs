@@ -46,6 +46,11 @@ impl RecoveredLog {
         })
     }
 
+    /// The records after `zxid` (those a snapshot at `zxid` does not hold).
+    pub fn records_after(&self, zxid: i64) -> impl Iterator<Item = (i64, &ArchivedTxn)> {
+        self.records().filter(move |(record_zxid, _)| *record_zxid > zxid)
+    }
+
     /// The last segment and where appending resumes in it.
     pub fn tail(&self) -> Option<(&Path, u64)> {
         self.segments.last().map(|segment| (segment.path.as_path(), segment.valid_end as u64))

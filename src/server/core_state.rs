@@ -146,10 +146,18 @@ impl CoreState {
         }
     }
 
-    /// Replays the recovered log into this core's tree before it serves anyone.
-    pub fn replay(&mut self, log: &crate::log::recovery::RecoveredLog) {
+    /// Loads the snapshot (if any) and replays the log after it into this core's tree,
+    /// before the core serves anyone.
+    pub fn recover(
+        &mut self,
+        snapshot: Option<&crate::log::snapshot_file::LoadedSnapshot>,
+        log: &crate::log::recovery::RecoveredLog,
+    ) {
+        if let Some(snapshot) = snapshot {
+            self.tree = snapshot.tree();
+        }
         let mut triggers = Vec::new();
-        for (_, txn) in log.records() {
+        for (_, txn) in log.records_after(self.tree.last_zxid()) {
             triggers.clear();
             self.tree.apply(txn, &mut triggers);
         }
@@ -298,6 +306,37 @@ impl CoreState {
                     conn.borrow_mut().close();
                 }
                 self.sessions.remove(session_id);
+            }
+            Control::TakeSnapshot => self.take_snapshot(),
+        }
+    }
+
+    /// Writes a snapshot of this core's tree, which is consistent at its last zxid, and
+    /// purges what the retained snapshots make unnecessary. Only this core's sessions wait
+    /// meanwhile; the ordering point and the log go on.
+    fn take_snapshot(&mut self) {
+        let config = &self.shared.config;
+        let dir = config.log_dir();
+        let started = Instant::now();
+        match crate::log::snapshot_file::write(&dir, &self.tree) {
+            Ok((path, size_bytes)) => tracing::info!(
+                path = %path.display(),
+                size_bytes,
+                nodes = self.tree.node_count(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "snapshot written"
+            ),
+            Err(error) => {
+                // The log still holds everything: a missing snapshot costs restart time only.
+                tracing::error!(%error, "snapshot failed");
+                return;
+            }
+        }
+        if config.purge_interval_hours > 0 {
+            match crate::log::snapshot_file::purge(&dir, config.snap_retain_count) {
+                Ok(removed) if removed > 0 => tracing::info!(removed, "purged old snapshots and log segments"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "purge failed"),
             }
         }
     }

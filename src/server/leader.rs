@@ -17,13 +17,12 @@ use super::core_state::CoreState;
 use super::messages::{Control, ToLeader};
 use super::shared::Shared;
 use crate::consensus::zxid::{epoch, ZxidCounter};
-use crate::log::recovery::RecoveredLog;
 use crate::log::{record, MemoryLog};
 use crate::proto::request::Request;
 use crate::proto::ErrorCode;
 use crate::session::SessionTable;
 use crate::tree::{prepare, Caller, PendingChanges};
-use crate::txn::{ArchivedTxnOp, Step, Txn, TxnOp};
+use crate::txn::{Step, Txn, TxnOp};
 
 /// A batch is published at the latest when it holds this many bytes; the ordering point
 /// then waits for the publisher before taking more requests.
@@ -45,6 +44,10 @@ pub struct Leader {
     batch_last_zxid: i64,
     controls: Vec<Vec<Control>>,
     publisher_wake: LocalSender<()>,
+    /// Transactions ordered since the last snapshot request, and the count that triggers
+    /// the next one.
+    since_snapshot: u64,
+    next_snapshot_at: u64,
 }
 
 /// A batch ready to publish: the records every core applies and each core's controls.
@@ -65,7 +68,7 @@ impl Leader {
         let cores = shared.cores;
         let tick_ms = shared.config.tick_time_ms as u64;
         let now_ms = wall_clock_ms() as u64;
-        Leader {
+        let mut leader = Leader {
             shared,
             core0,
             pending: PendingChanges::default(),
@@ -78,7 +81,11 @@ impl Leader {
             batch_last_zxid: 0,
             controls: (0..cores).map(|_| Vec::new()).collect(),
             publisher_wake,
-        }
+            since_snapshot: 0,
+            next_snapshot_at: 0,
+        };
+        leader.next_snapshot_at = leader.snapshot_threshold();
+        leader
     }
 
     fn monotonic_ms(&self) -> u64 {
@@ -89,31 +96,23 @@ impl Leader {
         self.batch.len() >= BATCH_BYTES_MAX
     }
 
-    /// Rebuilds the ordering point's state from the recovered log: the zxid counter and
-    /// the sessions that were open.
-    pub fn restore(&mut self, log: &RecoveredLog) {
+    /// Rebuilds the ordering point's state after recovery: the zxid counter continues
+    /// from core 0's tree, and the sessions it holds are open again, each with a whole
+    /// timeout to reconnect.
+    pub fn restore(&mut self) {
         let now_ms = self.monotonic_ms();
-        for (_, txn) in log.records() {
-            let session_id = txn.session_id.to_native();
-            match &txn.op {
-                ArchivedTxnOp::CreateSession { timeout_ms, password } => {
-                    self.sessions.restore(session_id, timeout_ms.to_native(), *password, now_ms)
-                }
-                ArchivedTxnOp::CloseSession { .. } => self.sessions.remove(session_id),
-                _ => {}
-            }
+        let (last_zxid, sessions) = {
+            let core0 = self.core0.borrow();
+            (core0.tree.last_zxid(), core0.tree.sessions().clone())
+        };
+        for (session_id, (timeout_ms, password)) in sessions {
+            self.sessions.restore(session_id, timeout_ms, password, now_ms);
         }
-        let last_zxid = log.last_zxid();
         self.zxids = ZxidCounter::new(epoch(last_zxid), last_zxid as u32);
         self.batch_last_zxid = last_zxid;
         self.shared.committed_zxid.store(last_zxid, Ordering::Release);
         self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
-        tracing::info!(
-            records = log.record_count(),
-            last_zxid = format_args!("{last_zxid:#x}"),
-            sessions = self.sessions.len(),
-            "recovered the log"
-        );
+        tracing::info!(last_zxid = format_args!("{last_zxid:#x}"), sessions = self.sessions.len(), "recovered");
     }
 
     pub fn handle(&mut self, message: ToLeader) {
@@ -226,8 +225,25 @@ impl Leader {
         }
         record::append(&mut self.batch, &txn);
         self.batch_records += 1;
+        self.since_snapshot += 1;
+        if self.since_snapshot >= self.next_snapshot_at {
+            // The snapshot is taken on the last core, after it applies this batch.
+            let core = self.controls.len() - 1;
+            self.controls[core].push(Control::TakeSnapshot);
+            self.since_snapshot = 0;
+            self.next_snapshot_at = self.snapshot_threshold();
+        }
         self.batch_last_zxid = txn.zxid;
         self.wake_publisher();
+    }
+
+    /// Between half and all of snapCount, at random, so servers of an ensemble do not all
+    /// snapshot at once (ZooKeeper's SyncRequestProcessor does the same).
+    fn snapshot_threshold(&self) -> u64 {
+        let snap_count = self.shared.config.snap_count.max(2);
+        let random = std::collections::hash_map::RandomState::new();
+        let jitter = std::hash::BuildHasher::hash_one(&random, self.zxids.last()) % (snap_count / 2).max(1);
+        snap_count / 2 + jitter
     }
 
     fn wake_publisher(&self) {

@@ -23,6 +23,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
 use crate::log::recovery::RecoveredLog;
+use crate::log::snapshot_file::LoadedSnapshot;
 use connection::{CoreContext, LeaderLink};
 use core_state::CoreState;
 use leader::Leader;
@@ -63,6 +64,20 @@ fn make_channels(cores: usize) -> Vec<CoreChannels> {
         channels[core].committed_inbox = Some(core_inbox);
     }
     channels
+}
+
+/// The log must continue where the snapshot ends: a gap would lose transactions.
+fn check_log_follows_snapshot(snapshot: Option<&LoadedSnapshot>, log: &RecoveredLog) -> Result<(), String> {
+    let Some(snapshot) = snapshot else { return Ok(()) };
+    tracing::info!(path = %snapshot.path.display(), zxid = format_args!("{:#x}", snapshot.zxid), "loading snapshot");
+    match log.records_after(snapshot.zxid).next() {
+        Some((first, _)) if first != snapshot.zxid + 1 && crate::consensus::zxid::epoch(first) == crate::consensus::zxid::epoch(snapshot.zxid) => Err(format!(
+            "the log resumes at zxid {first:#x} but the snapshot {} ends at {:#x}: transactions are missing; refusing to start",
+            snapshot.path.display(),
+            snapshot.zxid
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Holds an exclusive lock on the data directory for the life of the process, so two
@@ -203,6 +218,10 @@ pub fn run(config: Config, cores: usize) -> Result<(), String> {
         tracing::warn!("forceSync=no: writes are acknowledged before they are on disk and can be lost on a crash");
     }
     let recovered = Arc::new(crate::log::recovery::recover(&log_dir).map_err(|error| error.to_string())?);
+    let snapshot = crate::log::snapshot_file::newest_valid(&log_dir)
+        .map_err(|error| format!("cannot read snapshots in {}: {error}", log_dir.display()))?;
+    check_log_follows_snapshot(snapshot.as_ref(), &recovered)?;
+    let snapshot = Arc::new(snapshot);
     let signals = block_shutdown_signals();
     let shared = Arc::new(Shared::new(config, cores));
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -210,14 +229,16 @@ pub fn run(config: Config, cores: usize) -> Result<(), String> {
     for (core, channels) in make_channels(cores).into_iter().enumerate() {
         let shared = shared.clone();
         let recovered = recovered.clone();
+        let snapshot = snapshot.clone();
         let placement = if cores <= cpus { Placement::Fixed(core) } else { Placement::Unbound };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
-            .spawn(move || async move { core_main(core, shared, channels, address, recovered).await })
+            .spawn(move || async move { core_main(core, shared, channels, address, recovered, snapshot).await })
             .map_err(|error| format!("cannot start executor for core {core}: {error}"))?;
         handles.push(handle);
     }
     drop(recovered);
+    drop(snapshot);
     tracing::info!(%address, cores, "ringkeeper serving");
     // The lock is held until the process exits.
     let _keep_locked = &_data_dir_lock;
@@ -236,13 +257,15 @@ async fn core_main(
     channels: CoreChannels,
     address: SocketAddr,
     recovered: Arc<RecoveredLog>,
+    snapshot: Arc<Option<LoadedSnapshot>>,
 ) {
     let state = Rc::new(RefCell::new(CoreState::new(core, shared.clone())));
-    state.borrow_mut().replay(&recovered);
+    state.borrow_mut().recover(snapshot.as_ref().as_ref(), &recovered);
+    drop(snapshot);
     let leader = if core == 0 {
         let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
         let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), state.clone(), publisher_wake)));
-        leader.borrow_mut().restore(&recovered);
+        leader.borrow_mut().restore();
         let config = &shared.config;
         let log_writer =
             match LogWriter::open(&config.log_dir(), recovered.tail(), config.segment_size_bytes, config.force_sync)

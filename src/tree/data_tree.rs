@@ -43,6 +43,9 @@ pub struct DataTree {
     ephemerals: HashMap<i64, BTreeSet<Box<str>>>,
     acls: AclTable,
     last_zxid: i64,
+    /// Open sessions (timeout, password), as the log recorded them: snapshots carry them
+    /// so sessions survive a restart after old logs are purged.
+    sessions: HashMap<i64, (i32, [u8; 16])>,
 }
 
 impl Default for DataTree {
@@ -57,8 +60,13 @@ impl DataTree {
     /// node is world-readable only, and its aversion is -1 because ZooKeeper sets its ACL
     /// with version -1 (`DataTree.addConfigNode`).
     pub fn new() -> DataTree {
-        let mut tree =
-            DataTree { nodes: HashMap::new(), ephemerals: HashMap::new(), acls: AclTable::default(), last_zxid: 0 };
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            acls: AclTable::default(),
+            last_zxid: 0,
+            sessions: HashMap::new(),
+        };
         let open = tree.acls.intern(vec![Acl::open_unsafe()]);
         let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
         tree.nodes.insert(ROOT.into(), Znode { acl_id: open, ..Znode::default() });
@@ -75,6 +83,47 @@ impl DataTree {
 
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
+    }
+
+    /// Open sessions: id -> (timeout, password).
+    pub fn sessions(&self) -> &HashMap<i64, (i32, [u8; 16])> {
+        &self.sessions
+    }
+
+    /// Every node by path, for snapshots.
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &Znode)> {
+        self.nodes.iter().map(|(path, node)| (&**path, node))
+    }
+
+    /// Builds a tree from parts (a loaded snapshot). Children and ephemerals are derived.
+    pub fn from_parts(
+        nodes: impl Iterator<Item = (String, Znode, Vec<Acl>)>,
+        sessions: HashMap<i64, (i32, [u8; 16])>,
+        last_zxid: i64,
+    ) -> DataTree {
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            acls: AclTable::default(),
+            last_zxid,
+            sessions,
+        };
+        for (path, mut node, acl) in nodes {
+            node.acl_id = tree.acls.intern(acl);
+            node.children.clear();
+            if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
+                tree.ephemerals.entry(node.ephemeral_owner).or_default().insert(path.as_str().into());
+            }
+            tree.nodes.insert(path.into(), node);
+        }
+        let paths: Vec<Box<str>> = tree.nodes.keys().cloned().collect();
+        for path in paths {
+            if let Some((parent, name)) = parent_and_name(&path) {
+                let parent = tree.nodes.get_mut(parent).expect("a snapshot holds every parent");
+                parent.children.insert(name.into());
+            }
+        }
+        tree
     }
 
     pub fn node(&self, path: &str) -> Option<&Znode> {
@@ -127,7 +176,10 @@ impl DataTree {
         let session_id = txn.session_id.to_native();
         assert!(zxid > self.last_zxid, "txn zxid {zxid:#x} not after last applied {:#x}", self.last_zxid);
         let outcome = match &txn.op {
-            ArchivedTxnOp::CreateSession { .. } => Outcome::SessionCreated,
+            ArchivedTxnOp::CreateSession { timeout_ms, password } => {
+                self.sessions.insert(session_id, (timeout_ms.to_native(), *password));
+                Outcome::SessionCreated
+            }
             ArchivedTxnOp::CloseSession { ephemerals } => {
                 for path in ephemerals.iter() {
                     // A node the session owned may already be gone; ZooKeeper logs and
@@ -135,6 +187,7 @@ impl DataTree {
                     let _ = self.delete_node(path.as_str(), zxid, triggers);
                 }
                 self.ephemerals.remove(&session_id);
+                self.sessions.remove(&session_id);
                 Outcome::SessionClosed
             }
             ArchivedTxnOp::Single(step) => self.apply_step(step, zxid, time_ms, triggers),

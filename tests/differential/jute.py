@@ -551,6 +551,7 @@ class ZKConn:
         self._xid = 0
         self._reader = None
         self.closed = False
+        self.send_error = None
         self.session_id = 0
         self.passwd = b"\x00" * 16
         self.negotiated_timeout = None
@@ -582,9 +583,15 @@ class ZKConn:
         return self._recv_exact(n, deadline)
 
     def send_raw(self, data):
+        """Write bytes. A failed write is not raised (the server may legitimately have
+        closed the connection); it is kept in send_error, and the reader's 'closed'
+        marker tells the rest."""
         with self._send_lock:
             self.sent.append(bytes(data))
-            self.sock.sendall(data)
+            try:
+                self.sock.sendall(data)
+            except OSError as e:
+                self.send_error = e
 
     def send_frame(self, payload):
         self.send_raw(struct.pack(">i", len(payload)) + payload)
@@ -680,6 +687,8 @@ class ZKConn:
                     if m.kind == "closed":
                         raise ConnectionClosed("connection closed while waiting")
                     i += 1
+                if self.closed:
+                    raise ConnectionClosed("connection already closed")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError("no matching message within %.1fs" % (

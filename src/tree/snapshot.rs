@@ -1,0 +1,221 @@
+//! Snapshot images: the whole tree and its sessions at one zxid, as one rkyv archive.
+//! Sans-IO: builds the archive from a tree and a tree from an archive read in place.
+//!
+//! A snapshot file is `[magic 8][zxid i64 LE][length u64 LE][crc32c u32 LE][pad 4][rkyv]`,
+//! 32 bytes of header, so the archive starts 16-byte aligned in a mapped file.
+
+use std::collections::HashMap;
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use super::{DataTree, Znode};
+use crate::proto::acl::Acl;
+use crate::txn::AclEntry;
+
+pub const MAGIC: [u8; 8] = *b"RKSNAP\0\x01";
+pub const HEADER_BYTES: usize = 32;
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNode {
+    pub path: String,
+    pub data: Vec<u8>,
+    pub acl: Vec<AclEntry>,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime_ms: i64,
+    pub mtime_ms: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSession {
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    pub password: [u8; 16],
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotImage {
+    pub zxid: i64,
+    pub nodes: Vec<SnapshotNode>,
+    pub sessions: Vec<SnapshotSession>,
+}
+
+/// Serializes the tree into a snapshot file's bytes (header included).
+pub fn encode(tree: &DataTree) -> Vec<u8> {
+    let mut nodes: Vec<SnapshotNode> = tree
+        .nodes()
+        .map(|(path, node)| SnapshotNode {
+            path: path.to_owned(),
+            data: node.data.to_vec(),
+            acl: tree
+                .acl(node)
+                .iter()
+                .map(|entry| AclEntry { perms: entry.perms, scheme: entry.scheme.clone(), id: entry.id.clone() })
+                .collect(),
+            czxid: node.czxid,
+            mzxid: node.mzxid,
+            ctime_ms: node.ctime_ms,
+            mtime_ms: node.mtime_ms,
+            version: node.version,
+            cversion: node.cversion,
+            aversion: node.aversion,
+            ephemeral_owner: node.ephemeral_owner,
+            pzxid: node.pzxid,
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut sessions: Vec<SnapshotSession> = tree
+        .sessions()
+        .iter()
+        .map(|(&session_id, &(timeout_ms, password))| SnapshotSession { session_id, timeout_ms, password })
+        .collect();
+    sessions.sort_by_key(|session| session.session_id);
+    let image = SnapshotImage { zxid: tree.last_zxid(), nodes, sessions };
+    let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&image).expect("serializing into memory cannot fail");
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + archive.len());
+    bytes.extend_from_slice(&MAGIC);
+    bytes.extend_from_slice(&image.zxid.to_le_bytes());
+    bytes.extend_from_slice(&(archive.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32c::crc32c(&archive).to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    debug_assert_eq!(bytes.len(), HEADER_BYTES);
+    bytes.extend_from_slice(&archive);
+    bytes
+}
+
+/// Why a snapshot file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotError {
+    BadHeader,
+    Truncated,
+    Checksum,
+}
+
+/// Checks a snapshot file's bytes (16-byte aligned) and returns its archive, read in place.
+pub fn access(bytes: &[u8]) -> Result<&ArchivedSnapshotImage, SnapshotError> {
+    if bytes.len() < HEADER_BYTES || bytes[..8] != MAGIC {
+        return Err(SnapshotError::BadHeader);
+    }
+    let length = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) as usize;
+    let crc = u32::from_le_bytes(bytes[24..28].try_into().expect("4 bytes"));
+    let archive = bytes.get(HEADER_BYTES..HEADER_BYTES.saturating_add(length)).ok_or(SnapshotError::Truncated)?;
+    if crc32c::crc32c(archive) != crc {
+        return Err(SnapshotError::Checksum);
+    }
+    debug_assert!(rkyv::access::<ArchivedSnapshotImage, rkyv::rancor::Error>(archive).is_ok());
+    // SAFETY: the checksum matched the bytes `encode` wrote, and the archive starts at a
+    // 16-byte boundary of a mapped (page-aligned) file.
+    Ok(unsafe { rkyv::access_unchecked::<ArchivedSnapshotImage>(archive) })
+}
+
+/// Rebuilds a tree from a snapshot read in place.
+pub fn load(image: &ArchivedSnapshotImage) -> DataTree {
+    let sessions: HashMap<i64, (i32, [u8; 16])> = image
+        .sessions
+        .iter()
+        .map(|session| (session.session_id.to_native(), (session.timeout_ms.to_native(), session.password)))
+        .collect();
+    let nodes = image.nodes.iter().map(|node| {
+        let acl: Vec<Acl> = node
+            .acl
+            .iter()
+            .map(|entry| Acl {
+                perms: entry.perms.to_native(),
+                scheme: entry.scheme.to_string(),
+                id: entry.id.to_string(),
+            })
+            .collect();
+        let znode = Znode {
+            data: node.data.as_slice().into(),
+            acl_id: 0,
+            czxid: node.czxid.to_native(),
+            mzxid: node.mzxid.to_native(),
+            ctime_ms: node.ctime_ms.to_native(),
+            mtime_ms: node.mtime_ms.to_native(),
+            version: node.version.to_native(),
+            cversion: node.cversion.to_native(),
+            aversion: node.aversion.to_native(),
+            ephemeral_owner: node.ephemeral_owner.to_native(),
+            pzxid: node.pzxid.to_native(),
+            children: Default::default(),
+        };
+        (node.path.to_string(), znode, acl)
+    });
+    DataTree::from_parts(nodes, sessions, image.zxid.to_native())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::{CreateTxn, Step, Txn, TxnOp};
+    use proptest::prelude::*;
+
+    fn apply(tree: &mut DataTree, zxid: i64, op: TxnOp) {
+        let bytes = Txn { session_id: 7, cxid: 0, zxid, time_ms: zxid * 10, op }.to_bytes();
+        tree.apply(crate::txn::access(&bytes), &mut Vec::new());
+    }
+
+    fn aligned(bytes: &[u8]) -> rkyv::util::AlignedVec<16> {
+        let mut aligned = rkyv::util::AlignedVec::<16>::new();
+        aligned.extend_from_slice(bytes);
+        aligned
+    }
+
+    fn same(a: &DataTree, b: &DataTree) {
+        assert_eq!(a.last_zxid(), b.last_zxid());
+        assert_eq!(a.node_count(), b.node_count());
+        for (path, node) in a.nodes() {
+            let other = b.node(path).unwrap_or_else(|| panic!("{path} missing"));
+            assert_eq!(node.stat(), other.stat(), "{path}");
+            assert_eq!(node.data, other.data, "{path}");
+            assert_eq!(a.acl(node), b.acl(other), "{path}");
+        }
+        assert_eq!(a.sessions(), b.sessions());
+        assert_eq!(a.ephemeral_count(), b.ephemeral_count());
+    }
+
+    proptest! {
+        #[test]
+        fn a_snapshot_loads_back_into_the_same_tree(names in prop::collection::vec("[a-c]{1,2}", 1..40)) {
+            let mut tree = DataTree::new();
+            apply(&mut tree, 1, TxnOp::CreateSession { timeout_ms: 4000, password: [3; 16] });
+            let mut zxid = 1;
+            for (index, name) in names.iter().enumerate() {
+                let parent = if index % 3 == 0 { "/".to_owned() } else { format!("/{}", names[0]) };
+                let path = crate::tree::path::join(&parent, name);
+                if tree.node(&path).is_some() || tree.node(&parent).is_none() {
+                    continue;
+                }
+                zxid += 1;
+                let cversion = tree.node(&parent).unwrap().cversion + 1;
+                let owner = if index % 5 == 4 && parent == "/" { 7 } else { 0 };
+                apply(&mut tree, zxid, TxnOp::Single(Step::Create(CreateTxn {
+                    path,
+                    data: name.as_bytes().to_vec(),
+                    acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
+                    ephemeral_owner: owner,
+                    parent_cversion: cversion,
+                })));
+            }
+            let bytes = aligned(&encode(&tree));
+            let loaded = load(access(&bytes).unwrap());
+            same(&tree, &loaded);
+        }
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused() {
+        let tree = DataTree::new();
+        let mut bytes = encode(&tree);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(access(&aligned(&bytes)).unwrap_err(), SnapshotError::Checksum);
+        assert_eq!(access(&aligned(&bytes[..40])).unwrap_err(), SnapshotError::Truncated);
+        assert_eq!(access(&aligned(b"nonsense")).unwrap_err(), SnapshotError::BadHeader);
+    }
+}

@@ -1,0 +1,220 @@
+"""Four-letter words in the format that monitoring scripts parse (ZooKeeper 3.8): the
+structure and the counters that must move, not exact values."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from interop_support import TICK_MS, RawConnection, four_letter
+
+HEX = r"0x[0-9a-f]+"
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def parse_mntr(text: str) -> dict[str, str]:
+    out = {}
+    for line in lines(text):
+        key, sep, value = line.partition("\t")
+        assert sep == "\t", f"mntr line is not 'key<TAB>value': {line!r}"
+        out[key] = value
+    return out
+
+
+def parse_colon_fields(text: str) -> dict[str, str]:
+    out = {}
+    for line in lines(text):
+        key, sep, value = line.partition(": ")
+        if sep:
+            out[key] = value
+    return out
+
+
+def test_ruok(server):
+    assert four_letter(server.port, "ruok") == "imok"
+
+
+def test_isro(server):
+    assert four_letter(server.port, "isro") == "rw"
+
+
+SRVR_PATTERNS = [
+    r"Zookeeper version: .+",
+    r"Latency min/avg/max: \d+/\d+(\.\d+)?/\d+",
+    r"Received: \d+",
+    r"Sent: \d+",
+    r"Connections: \d+",
+    r"Outstanding: \d+",
+    rf"Zxid: {HEX}",
+    r"Mode: standalone",
+    r"Node count: \d+",
+]
+
+
+def test_srvr(server, zk, root):
+    last = zk.create(f"{root}/n", b"")
+    czxid = zk.exists(last).czxid
+    text = four_letter(server.port, "srvr")
+    got = lines(text)
+    assert len(got) == len(SRVR_PATTERNS), text
+    for line, pattern in zip(got, SRVR_PATTERNS):
+        assert re.fullmatch(pattern, line), f"{line!r} !~ {pattern!r}"
+    fields = parse_colon_fields(text)
+    assert int(fields["Zxid"], 16) == czxid  # the last committed zxid
+    assert int(fields["Node count"]) >= 4  # /, /zookeeper, /zookeeper/config|quota, root, n
+    assert int(fields["Connections"]) >= 1
+
+
+def test_stat_lists_clients(server):
+    with RawConnection(server.port) as raw:
+        _proto, timeout, sid = raw.handshake(timeout_ms=6000)
+        local_port = raw.sock.getsockname()[1]
+        text = four_letter(server.port, "stat")
+    got = text.splitlines()
+    assert re.fullmatch(r"Zookeeper version: .+", got[0]), text
+    assert got[1] == "Clients:", text
+    clients, rest = [], got[2:]
+    while rest and rest[0].strip():
+        clients.append(rest.pop(0))
+    for line in clients:
+        assert re.fullmatch(
+            r" /127\.0\.0\.1:\d+\[\d+\]\(queued=\d+,recved=\d+,sent=\d+\)", line
+        ), line
+    ours = [c for c in clients if c.startswith(f" /127.0.0.1:{local_port}[")]
+    assert len(ours) == 1, f"our connection (port {local_port}) not listed: {clients}"
+    assert re.match(rf" /127\.0\.0\.1:{local_port}\[1\]\(queued=0,recved=1,sent=1\)", ours[0])
+    assert rest and rest[0] == "", text
+    tail = [line for line in rest if line]
+    assert len(tail) == len(SRVR_PATTERNS) - 1, text
+    for line, pattern in zip(tail, SRVR_PATTERNS[1:]):
+        assert re.fullmatch(pattern, line), f"{line!r} !~ {pattern!r}"
+
+
+def test_cons(server):
+    with RawConnection(server.port) as raw:
+        _proto, timeout, sid = raw.handshake(timeout_ms=6000)
+        local_port = raw.sock.getsockname()[1]
+        text = four_letter(server.port, "cons")
+    assert text.endswith("\n\n"), repr(text)
+    ours = [c for c in lines(text) if c.startswith(f" /127.0.0.1:{local_port}[")]
+    assert len(ours) == 1, text
+    m = re.fullmatch(
+        rf" /127\.0\.0\.1:{local_port}\[1\]\(queued=\d+,recved=\d+,sent=\d+,sid=({HEX}),"
+        rf"lop=\w+,est=\d+,to=(\d+),lcxid={HEX},lzxid=({HEX}|0xffffffffffffffff),"
+        r"lresp=\d+,llat=\d+,minlat=\d+,avglat=\d+,maxlat=\d+\)",
+        ours[0],
+    )
+    assert m, ours[0]
+    assert int(m.group(1), 16) == sid
+    assert int(m.group(2)) == timeout == 6000
+
+
+def test_mntr(server, zk, root):
+    before = parse_mntr(four_letter(server.port, "mntr"))
+    for key in (
+        "zk_version", "zk_avg_latency", "zk_max_latency", "zk_min_latency",
+        "zk_packets_received", "zk_packets_sent", "zk_num_alive_connections",
+        "zk_outstanding_requests", "zk_server_state", "zk_znode_count", "zk_watch_count",
+        "zk_ephemerals_count", "zk_approximate_data_size", "zk_open_file_descriptor_count",
+        "zk_max_file_descriptor_count",
+    ):
+        assert key in before, f"mntr lacks {key}"
+    assert before["zk_server_state"] == "standalone"
+    for key, value in before.items():
+        if key not in ("zk_version", "zk_server_state"):
+            assert re.fullmatch(r"-?\d+(\.\d+)?", value), f"{key}={value!r} is not a number"
+    assert int(before["zk_num_alive_connections"]) >= 1
+
+    zk.create(f"{root}/a", b"12345")
+    zk.create(f"{root}/e", b"", ephemeral=True)
+    zk.get(f"{root}/a", watch=lambda ev: None)
+    after = parse_mntr(four_letter(server.port, "mntr"))
+    assert int(after["zk_znode_count"]) == int(before["zk_znode_count"]) + 2
+    assert int(after["zk_ephemerals_count"]) == int(before["zk_ephemerals_count"]) + 1
+    assert int(after["zk_watch_count"]) == int(before["zk_watch_count"]) + 1
+    assert int(after["zk_approximate_data_size"]) > int(before["zk_approximate_data_size"])
+    assert int(after["zk_packets_received"]) > int(before["zk_packets_received"])
+
+
+def test_conf(server):
+    text = four_letter(server.port, "conf")
+    conf = {}
+    for line in lines(text):
+        key, sep, value = line.partition("=")
+        assert sep, f"conf line is not key=value: {line!r}"
+        conf[key] = value
+    assert conf["clientPort"] == str(server.port)
+    assert conf["tickTime"] == str(TICK_MS)
+    assert conf["minSessionTimeout"] == str(2 * TICK_MS)
+    assert conf["maxSessionTimeout"] == str(20 * TICK_MS)
+    assert conf["serverId"] == "0"
+    assert re.fullmatch(r"\d+", conf["maxClientCnxns"])
+    assert conf["dataDir"].startswith(server.tmpdir)
+    assert conf["dataLogDir"].startswith(server.tmpdir)
+
+
+def test_envi(server):
+    text = four_letter(server.port, "envi")
+    got = lines(text)
+    assert got[0] == "Environment:", text
+    env = {}
+    for line in got[1:]:
+        key, sep, value = line.partition("=")
+        assert sep, f"envi line is not key=value: {line!r}"
+        env[key] = value
+    for key in ("zookeeper.version", "host.name", "os.name", "os.arch", "os.version",
+                "user.name", "user.dir"):
+        assert key in env, f"envi lacks {key}"
+
+
+def test_dirs(server):
+    text = four_letter(server.port, "dirs")
+    assert re.fullmatch(r"datadir_size: \d+\nlogdir_size: \d+\n", text), repr(text)
+
+
+def test_watch_commands(own_server):
+    """wchs, wchc and wchp. ZooKeeper 3.8 counts data and exists watches there, not child
+    watches (mntr's zk_watch_count counts all three)."""
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=own_server.hosts)
+    zk.start(timeout=15)
+    try:
+        zk.ensure_path("/w1")
+        zk.ensure_path("/w2")
+        assert four_letter(own_server.port, "wchs") == "0 connections watching 0 paths\nTotal watches:0\n"
+        zk.get("/w1", watch=lambda ev: None)
+        zk.get_children("/w1", watch=lambda ev: None)
+        zk.exists("/w2", watch=lambda ev: None)
+        zk.exists("/w3", watch=lambda ev: None)  # a watch on a node that does not exist
+        sid = f"0x{zk.client_id[0]:x}"
+
+        assert four_letter(own_server.port, "wchs") == "1 connections watching 3 paths\nTotal watches:3\n"
+
+        wchc = four_letter(own_server.port, "wchc")
+        assert wchc.endswith("\n\n"), repr(wchc)
+        got = wchc.rstrip("\n").split("\n")
+        assert got[0] == sid, wchc
+        assert sorted(got[1:]) == ["\t/w1", "\t/w2", "\t/w3"], wchc
+
+        wchp = four_letter(own_server.port, "wchp")
+        assert wchp.endswith("\n\n"), repr(wchp)
+        got = wchp.rstrip("\n").split("\n")
+        pairs = sorted(zip(got[0::2], got[1::2]))
+        assert pairs == [("/w1", "\t" + sid), ("/w2", "\t" + sid), ("/w3", "\t" + sid)], wchp
+
+        mntr = parse_mntr(four_letter(own_server.port, "mntr"))
+        assert mntr["zk_watch_count"] == "4"
+    finally:
+        zk.stop()
+        zk.close()
+
+
+@pytest.mark.parametrize("word", ["abcd", "RUOK", "GET "])
+def test_unknown_word_closes_connection(server, word):
+    assert four_letter(server.port, word) == ""
+    assert four_letter(server.port, "ruok") == "imok"
