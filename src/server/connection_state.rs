@@ -23,10 +23,28 @@ pub const QUEUED_REQUESTS_MAX: usize = 10_000;
 /// served only after that write is applied (ZooKeeper's CommitProcessor rule).
 #[derive(Debug)]
 pub enum Queued {
-    Write { xid: i32, kind: WriteKind, received: Instant },
-    Close { xid: i32, received: Instant },
-    Sync { xid: i32, path: String, received: Instant },
-    Read { xid: i32, request: Request, received: Instant },
+    Write {
+        xid: i32,
+        kind: WriteKind,
+        received: Instant,
+    },
+    Close {
+        xid: i32,
+        received: Instant,
+    },
+    Sync {
+        xid: i32,
+        path: String,
+        received: Instant,
+    },
+    /// A read, served once the core's tree has applied `min_zxid`: everything committed
+    /// when the read arrived.
+    Read {
+        xid: i32,
+        request: Request,
+        received: Instant,
+        min_zxid: i64,
+    },
 }
 
 impl Queued {

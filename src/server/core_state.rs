@@ -38,6 +38,8 @@ pub struct CoreState {
     pub touched: HashSet<i64>,
     next_connection: u64,
     triggers: Vec<Trigger>,
+    /// Connections whose next request is a read waiting for this core to catch up.
+    waiting_reads: HashSet<ConnectionId>,
 }
 
 /// What the reader must do after handing a request to its core.
@@ -61,6 +63,7 @@ impl CoreState {
             touched: HashSet::new(),
             next_connection: 1,
             triggers: Vec::new(),
+            waiting_reads: HashSet::new(),
         }
     }
 
@@ -94,11 +97,18 @@ impl CoreState {
                 return Dispatch::ToLeader;
             }
             request => {
-                if conn.queue.is_empty() {
+                // Read what was committed when the read arrived, as a standalone ZooKeeper
+                // would: this core's copy of the tree may trail the ordering point by a
+                // hop, and then the read waits for it.
+                let min_zxid = self.shared.committed_zxid();
+                if conn.queue.is_empty() && self.tree.last_zxid() >= min_zxid {
                     self.serve_read(&mut conn, xid, &request, received);
                     return Dispatch::Done;
                 }
-                conn.queue.push_back(Queued::Read { xid, request, received });
+                conn.queue.push_back(Queued::Read { xid, request, received, min_zxid });
+                if conn.queue.len() == 1 {
+                    self.waiting_reads.insert(conn.id);
+                }
                 return Dispatch::Done;
             }
         };
@@ -137,12 +147,28 @@ impl CoreState {
 
     /// Serves the reads at the front of the queue, up to the next ordered request.
     fn drain_reads(&mut self, conn: &mut Connection) {
-        while matches!(conn.queue.front(), Some(Queued::Read { .. })) {
-            let Some(Queued::Read { xid, request, received }) = conn.queue.pop_front() else { unreachable!() };
+        while let Some(Queued::Read { min_zxid, .. }) = conn.queue.front() {
+            if *min_zxid > self.tree.last_zxid() {
+                self.waiting_reads.insert(conn.id);
+                break;
+            }
+            let Some(Queued::Read { xid, request, received, .. }) = conn.queue.pop_front() else { unreachable!() };
             self.serve_read(conn, xid, &request, received);
         }
         if conn.output.len() < super::connection_state::OUTPUT_BYTES_HIGH_WATER {
             conn.wake_reader();
+        }
+    }
+
+    /// Serves the reads that waited for this core to catch up.
+    fn serve_waiting_reads(&mut self) {
+        if self.waiting_reads.is_empty() {
+            return;
+        }
+        for connection in std::mem::take(&mut self.waiting_reads) {
+            if let Some(conn) = self.connections.get(&connection).cloned() {
+                self.drain_reads(&mut conn.borrow_mut());
+            }
         }
     }
 
@@ -164,9 +190,15 @@ impl CoreState {
         self.publish_counters();
     }
 
-    /// Applies one batch of the committed stream, then its control messages.
+    /// Applies one batch of the committed stream, each control message at its place
+    /// among the records.
     pub fn apply_batch(&mut self, batch: &CommittedBatch) -> i64 {
+        let mut controls = batch.controls.iter().peekable();
+        let mut applied = 0u64;
         for record in Records::new(&batch.records) {
+            while let Some((_, control)) = controls.next_if(|(position, _)| *position <= applied) {
+                self.apply_control(control);
+            }
             let (zxid, txn) = record.expect("records from the ordering point are intact");
             debug_assert!(zxid > self.tree.last_zxid());
             let mut triggers = std::mem::take(&mut self.triggers);
@@ -179,10 +211,12 @@ impl CoreState {
             let session_id = txn.session_id.to_native();
             let is_close = matches!(txn.op, ArchivedTxnOp::CloseSession { .. });
             self.complete_write(session_id, txn.cxid.to_native(), outcome, is_close);
+            applied += 1;
         }
-        for control in &batch.controls {
+        for (_, control) in controls {
             self.apply_control(control);
         }
+        self.serve_waiting_reads();
         self.publish_counters();
         self.tree.last_zxid()
     }

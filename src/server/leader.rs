@@ -14,7 +14,7 @@ use glommio::channels::local_channel::LocalSender;
 use rkyv::util::AlignedVec;
 
 use super::core_state::CoreState;
-use super::messages::{Control, ToLeader};
+use super::messages::{Control, PlacedControl, ToLeader};
 use super::shared::Shared;
 use crate::consensus::zxid::{epoch, ZxidCounter};
 use crate::log::{record, MemoryLog};
@@ -42,7 +42,7 @@ pub struct Leader {
     batch_records: u64,
     batch_first_zxid: i64,
     batch_last_zxid: i64,
-    controls: Vec<Vec<Control>>,
+    controls: Vec<Vec<PlacedControl>>,
     publisher_wake: LocalSender<()>,
     /// Transactions ordered since the last snapshot request, and the count that triggers
     /// the next one.
@@ -55,7 +55,7 @@ pub struct Published {
     pub records: Arc<AlignedVec<16>>,
     /// The zxid of the first record, when there are records.
     pub first_zxid: i64,
-    pub controls: Vec<Vec<Control>>,
+    pub controls: Vec<Vec<PlacedControl>>,
     pub last_zxid: i64,
 }
 
@@ -128,7 +128,7 @@ impl Leader {
                 self.write(Caller { session_id, ip: Some(client_ip) }, xid, &request)
             }
             ToLeader::Sync { core, connection, xid } => {
-                self.controls[core].push(Control::Synced { connection, xid });
+                self.place(core, Control::Synced { connection, xid });
                 self.wake_publisher();
             }
             ToLeader::Touch { sessions } => {
@@ -146,22 +146,20 @@ impl Leader {
             let (session_id, password) = self.sessions.create(timeout_ms, core, now_ms);
             self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
             self.order(session_id, 0, TxnOp::CreateSession { timeout_ms, password });
-            self.controls[core].push(Control::Connected { connection, session: Some((session_id, password)) });
+            self.place(core, Control::Connected { connection, session: Some((session_id, password)) });
             tracing::debug!(session = format_args!("{session_id:#x}"), timeout_ms, "session created");
         } else {
             let session = match self.sessions.reattach(session_id, password, core, now_ms) {
                 Some(_previous_core) => {
-                    for (other_core, controls) in self.controls.iter_mut().enumerate() {
-                        if other_core != core {
-                            controls.push(Control::SessionMoved { session_id, keep: None });
-                        }
+                    for other_core in (0..self.controls.len()).filter(|&other| other != core) {
+                        self.place(other_core, Control::SessionMoved { session_id, keep: None });
                     }
                     let password = self.sessions.get(session_id).expect("just re-attached").password;
                     Some((session_id, password))
                 }
                 None => None,
             };
-            self.controls[core].push(Control::Connected { connection, session });
+            self.place(core, Control::Connected { connection, session });
         }
         self.wake_publisher();
     }
@@ -229,7 +227,7 @@ impl Leader {
         if self.since_snapshot >= self.next_snapshot_at {
             // The snapshot is taken on the last core, after it applies this batch.
             let core = self.controls.len() - 1;
-            self.controls[core].push(Control::TakeSnapshot);
+            self.place(core, Control::TakeSnapshot);
             self.since_snapshot = 0;
             self.next_snapshot_at = self.snapshot_threshold();
         }
@@ -244,6 +242,11 @@ impl Leader {
         let random = std::collections::hash_map::RandomState::new();
         let jitter = std::hash::BuildHasher::hash_one(&random, self.zxids.last()) % (snap_count / 2).max(1);
         snap_count / 2 + jitter
+    }
+
+    /// Queues a control for `core` at the current end of the batch.
+    fn place(&mut self, core: usize, control: Control) {
+        self.controls[core].push((self.batch_records, control));
     }
 
     fn wake_publisher(&self) {

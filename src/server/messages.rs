@@ -38,10 +38,15 @@ pub enum Control {
     TakeSnapshot,
 }
 
+/// A control message and its place in the batch: it takes effect after this many of the
+/// batch's records, exactly where it was ordered (a sync answered after the writes
+/// before it and before the writes after it).
+pub type PlacedControl = (u64, Control);
+
 /// One step of the committed stream to a core.
 #[derive(Debug)]
 pub struct CommittedBatch {
     /// Framed records (see `log::record`), shared by every core.
     pub records: Arc<AlignedVec<16>>,
-    pub controls: Vec<Control>,
+    pub controls: Vec<PlacedControl>,
 }

@@ -354,6 +354,10 @@ async fn publish(
             let mut controls = published.controls.into_iter();
             let local =
                 CommittedBatch { records: published.records.clone(), controls: controls.next().unwrap_or_default() };
+            // Committed (durable) before anyone hears of it: reads on any core wait until
+            // their core has applied this far, so no client reads older state than a
+            // write already acknowledged to anyone.
+            shared.committed_zxid.fetch_max(published.last_zxid, std::sync::atomic::Ordering::AcqRel);
             let applied_zxid = state.borrow_mut().apply_batch(&local);
             debug_assert!(published.last_zxid == 0 || applied_zxid >= published.last_zxid);
             leader.borrow_mut().applied_through(applied_zxid);

@@ -63,7 +63,8 @@ class Recorder:
                     " line, hex, length prefix included\n")
             for comment, data in entries:
                 f.write("# %s\n" % comment)
-                f.write("%s\n" % data.hex())
+                if data:
+                    f.write("%s\n" % data.hex())
         self.written.append(path)
 
     def exchange(self, name, title, conn, action, settle=0.0, extra_conns=()):
@@ -112,6 +113,7 @@ def capture_frames(out, host, port):
     b = connect_frames(rec, "connect_no_readonly", "connect handshake, ConnectRequest "
                        "without the readOnly byte (pre-3.4 client); the response has no "
                        "readOnly byte", host, port, timeout_ms=30000, with_read_only=False)
+    a.name, b.name = "a", "b"
     connect_frames(rec, "connect_timeout_clamped", "requested timeOut 1000 ms: negotiated "
                    "to minSessionTimeout = 2*tickTime = 4000", host, port, timeout_ms=1000)
     rec.exchange("create2", "create2 /fx data 'hello' persistent, world:anyone ALL",

@@ -44,7 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jute  # noqa: E402
-from jute import Op, Err, EventType  # noqa: E402
+from jute import Op, EventType  # noqa: E402
 import servers  # noqa: E402
 
 NAMES = ["a", "b", "c"]
@@ -170,11 +170,13 @@ class Normalizer:
         return (m.kind, m.xid, jute.OP_NAMES.get(m.op, m.op), self.zx(m.zxid), m.err,
                 self.body(m.body), len(m.raw), m.decode_error, m.trailing)
 
-    def connect(self, resp, index):
+    def connect(self, resp, index, new_session=True):
+        """A re-attach must return the session's known id; a new session's id is
+        registered as S<index> (an id already in use keeps its old name)."""
         if resp is None:
             return ("no ConnectResponse (connection closed)",)
         out = dict(resp)
-        if resp.get("sessionId"):
+        if resp.get("sessionId") and new_session:
             self.sids.setdefault(resp["sessionId"], "S%d" % index)
         out["sessionId"] = self.sid(resp.get("sessionId"))
         out["passwd"] = "<%s bytes>" % (None if resp["passwd"] is None else len(resp["passwd"]))
@@ -535,7 +537,8 @@ class Runner:
         sess.processed = [0, 0]
         sess.alive = True
         sess.last_used = time.monotonic()
-        n = [self.sides[s].norm.connect(resps[s], sess.index) for s in (0, 1)]
+        n = [self.sides[s].norm.connect(resps[s], sess.index, reattach is None)
+             for s in (0, 1)]
         if n[0] != n[1]:
             self.fail(sess, "ConnectResponse differs", [n[0]], [n[1]])
         self.digest.update(repr((sess.index, n[0])).encode())
@@ -604,7 +607,6 @@ class Runner:
         for _ in range(self.rng.randint(1, 6)):
             if others:
                 self.simple_op(self.rng.choice(others))
-        time.sleep(0.0)
         self.open_session(slot, reattach=sess)
         data, exist, child = sorted(sess.data_w), sorted(sess.exist_w), sorted(sess.child_w)
         for lst in (data, exist, child):
@@ -1007,9 +1009,10 @@ def main():
             failed.append(seed)
             if args.fail_fast:
                 break
-    print("%d seed(s), %d differing%s  (%.1fs)" % (
-        len(seeds), len(failed), (": " + " ".join(map(str, failed))) if failed else "",
-        time.monotonic() - t_all))
+    print("%d seed(s) in %.1fs%s" % (
+        len(seeds), time.monotonic() - t_all,
+        ("; differing seeds: " + " ".join(map(str, failed))) if failed else ""))
+    print("differential: %d passed, %d failed" % (len(seeds) - len(failed), len(failed)))
     return 1 if failed else 0
 
 

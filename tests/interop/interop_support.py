@@ -165,12 +165,31 @@ class ServerProcess:
             except OSError:
                 return False
 
+        def serving():
+            # ZooKeeper answers ruok as soon as it listens, before it serves sessions
+            # (isro then says "null"): also wait for a session handshake to succeed.
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}")
+            try:
+                with RawConnection(self.port, timeout=2.0) as raw:
+                    _proto, _timeout, sid = raw.handshake(timeout_ms=4000)
+                    if sid == 0:
+                        return False
+                    raw.send(frame(jint(1) + jint(OP_CLOSE_SESSION)))
+                    raw.recv_frame()
+                    return True
+            except (OSError, EOFError, struct.error):
+                return False
+
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if ready():
-                return
+        while not ready():
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"ruok did not answer imok on port {self.port} within {timeout}s")
             time.sleep(0.05)
-        raise AssertionError(f"ruok did not answer imok on port {self.port} within {timeout}s")
+        while not serving():
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no session handshake on port {self.port} within {timeout}s")
+            time.sleep(0.05)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -258,6 +277,7 @@ def connect_request(timeout_ms: int = 10000, session_id: int = 0, passwd: bytes 
 OP_EXISTS = 3
 OP_GET_DATA = 4
 OP_PING = 11
+OP_CLOSE_SESSION = -11
 
 
 def path_watch_request(xid: int, op: int, path: str, watch: bool = False) -> bytes:
