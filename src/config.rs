@@ -36,6 +36,13 @@ pub struct Config {
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours; 0 disables purging.
     pub purge_interval_hours: u64,
+    /// `extendedTypesEnabled` (ZooKeeper's `zookeeper.extendedTypesEnabled` property):
+    /// allows TTL nodes.
+    pub extended_types_enabled: bool,
+    /// `znode.container.checkIntervalMs`: how often containers and TTL nodes are reaped.
+    pub container_check_interval_ms: u64,
+    /// `znode.container.maxPerMinute`: the most nodes reaped per minute.
+    pub container_max_per_minute: u64,
 }
 
 impl Default for Config {
@@ -57,6 +64,9 @@ impl Default for Config {
             snap_count: 100_000,
             snap_retain_count: 3,
             purge_interval_hours: 0,
+            extended_types_enabled: false,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
         }
     }
 }
@@ -162,6 +172,17 @@ impl Config {
                     config.snap_retain_count = (number(value)? as usize).max(3);
                 }
                 "autopurge.purgeInterval" => config.purge_interval_hours = number(value)?,
+                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                    config.extended_types_enabled = match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(error(format!("'{value}' must be true or false"))),
+                    }
+                }
+                "znode.container.checkIntervalMs" => {
+                    config.container_check_interval_ms = number(value)?.max(1);
+                }
+                "znode.container.maxPerMinute" => config.container_max_per_minute = number(value)?.max(1),
                 "preAllocSize" => {
                     let kib = number(value)?;
                     if !(1..=4 * 1024 * 1024).contains(&kib) {

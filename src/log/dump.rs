@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::record::Records;
 use super::segment::{self, SEGMENT_HEADER_BYTES};
-use crate::txn::{ArchivedStep, ArchivedTxn, ArchivedTxnOp};
+use crate::txn::{data_of, ArchivedStep, ArchivedTxn, ArchivedTxnOp};
 
 /// One line per record; a final line tells where the log ends and why.
 pub fn dump(bytes: &[u8], json: bool) -> Result<String, String> {
@@ -58,12 +58,13 @@ fn describe_step(step: &ArchivedStep) -> (String, Option<String>) {
     match step {
         ArchivedStep::Create(create) => {
             let kind = if create.ephemeral_owner.to_native() != 0 { "create(ephemeral)" } else { "create" };
-            (format!("{kind} {}B", create.data.len()), Some(create.path.to_string()))
+            (format!("{kind} {}B", data_of(&create.data).map_or(0, <[u8]>::len)), Some(create.path.to_string()))
         }
         ArchivedStep::Delete { path } => ("delete".into(), Some(path.to_string())),
-        ArchivedStep::SetData { path, data, version } => {
-            (format!("setData v{} {}B", version.to_native(), data.len()), Some(path.to_string()))
-        }
+        ArchivedStep::SetData { path, data, version } => (
+            format!("setData v{} {}B", version.to_native(), data_of(data).map_or(0, <[u8]>::len)),
+            Some(path.to_string()),
+        ),
         ArchivedStep::Check { path } => ("check".into(), Some(path.to_string())),
         ArchivedStep::Error { code } => (format!("error({})", code.to_native()), None),
     }

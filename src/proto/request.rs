@@ -18,7 +18,8 @@ pub struct CreateRequest {
     /// Which create: CREATE, CREATE2, CREATE_CONTAINER or CREATE_TTL. It decides the reply.
     pub opcode: i32,
     pub path: String,
-    pub data: Vec<u8>,
+    /// None when the client sent null (length -1); reads give null back.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     pub ttl_ms: i64,
@@ -39,9 +40,23 @@ pub struct SetWatches {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+    /// deleteContainer: removes an empty container or TTL node (sent by the reaper).
+    DeleteContainer {
+        path: String,
+    },
 }
 
 /// One operation of a multiRead.
@@ -97,6 +112,7 @@ impl WriteOp {
             WriteOp::Delete { .. } => opcode::DELETE,
             WriteOp::SetData { .. } => opcode::SET_DATA,
             WriteOp::Check { .. } => opcode::CHECK,
+            WriteOp::DeleteContainer { .. } => opcode::DELETE_CONTAINER,
         }
     }
 }
@@ -126,7 +142,8 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         | opcode::CREATE_TTL
         | opcode::DELETE
         | opcode::SET_DATA
-        | opcode::CHECK => Request::Write(decode_write_op(op, reader)?),
+        | opcode::CHECK
+        | opcode::DELETE_CONTAINER => Request::Write(decode_write_op(op, reader)?),
         opcode::EXISTS => Request::Exists { path: reader.read_string()?, watch: reader.read_bool()? },
         opcode::GET_DATA => Request::GetData { path: reader.read_string()?, watch: reader.read_bool()? },
         opcode::GET_CHILDREN | opcode::GET_CHILDREN2 => Request::GetChildren {
@@ -160,7 +177,7 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
 
 fn decode_create(op: i32, reader: &mut Reader<'_>) -> Result<CreateRequest, DecodeError> {
     let path = reader.read_string()?;
-    let data = reader.read_bytes()?.to_vec();
+    let data = reader.read_buffer()?.map(<[u8]>::to_vec);
     let acl = decode_acl_vec(reader)?;
     let flags = reader.read_i32()?;
     let ttl_ms = if op == opcode::CREATE_TTL { reader.read_i64()? } else { -1 };
@@ -176,10 +193,11 @@ fn decode_write_op(op: i32, reader: &mut Reader<'_>) -> Result<WriteOp, DecodeEr
         opcode::DELETE => WriteOp::Delete { path: reader.read_string()?, version: reader.read_i32()? },
         opcode::SET_DATA => WriteOp::SetData {
             path: reader.read_string()?,
-            data: reader.read_bytes()?.to_vec(),
+            data: reader.read_buffer()?.map(<[u8]>::to_vec),
             version: reader.read_i32()?,
         },
         opcode::CHECK => WriteOp::Check { path: reader.read_string()?, version: reader.read_i32()? },
+        opcode::DELETE_CONTAINER => WriteOp::DeleteContainer { path: reader.read_string()? },
         other => return Err(DecodeError::BadCount(other)),
     })
 }
@@ -244,7 +262,7 @@ mod tests {
         assert_eq!(header, RequestHeader { xid: 1, opcode: opcode::CREATE2 });
         let Request::Write(WriteOp::Create(create)) = request else { panic!("not a create") };
         assert_eq!(create.path, "/a");
-        assert_eq!(create.data, b"x");
+        assert_eq!(create.data.as_deref(), Some(&b"x"[..]));
         assert_eq!(create.acl, vec![Acl::open_unsafe()]);
         assert_eq!(create.flags, 3);
     }

@@ -24,7 +24,7 @@ pub enum OpResult {
     },
     Check,
     GetData {
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         stat: Stat,
     },
     GetChildren {
@@ -42,7 +42,7 @@ pub enum ReplyBody {
     Stat(Stat),
     Path(String),
     PathStat(String, Stat),
-    DataStat(Vec<u8>, Stat),
+    DataStat(Option<Vec<u8>>, Stat),
     Children(Vec<String>),
     ChildrenStat(Vec<String>, Stat),
     Strings(Vec<String>),
@@ -86,7 +86,7 @@ fn encode_body(writer: &mut Writer<'_>, body: &ReplyBody) {
             stat.encode(writer);
         }
         ReplyBody::DataStat(data, stat) => {
-            writer.write_bytes(data);
+            writer.write_buffer(data.as_deref());
             stat.encode(writer);
         }
         ReplyBody::Children(children) | ReplyBody::Strings(children) => writer.write_string_vec(children),
@@ -132,7 +132,7 @@ fn encode_multi(writer: &mut Writer<'_>, results: &[OpResult]) {
             OpResult::Delete | OpResult::Check => {}
             OpResult::SetData { stat } => stat.encode(writer),
             OpResult::GetData { data, stat } => {
-                writer.write_bytes(data);
+                writer.write_buffer(data.as_deref());
                 stat.encode(writer);
             }
             OpResult::GetChildren { children } => writer.write_string_vec(children),

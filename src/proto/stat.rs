@@ -16,7 +16,7 @@ pub struct Stat {
     pub mtime: i64,
     /// Number of data changes.
     pub version: i32,
-    /// Number of child creations (ZooKeeper does not count deletes here).
+    /// Number of changes to the children (creations and deletions).
     pub cversion: i32,
     /// Number of ACL changes.
     pub aversion: i32,

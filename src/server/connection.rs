@@ -282,8 +282,8 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             // the session's connection (UnimplementedRequestProcessor).
             tracing::warn!(%peer, opcode, "unimplemented opcode; closing connection");
             let mut conn = connection.borrow_mut();
-            let zxid = context.state.borrow().tree.last_zxid();
-            encode_reply(&mut conn.output, header.xid, zxid, ErrorCode::Unimplemented, &ReplyBody::Empty);
+            // The reply carries zxid -1, as ZooKeeper's does.
+            encode_reply(&mut conn.output, header.xid, -1, ErrorCode::Unimplemented, &ReplyBody::Empty);
             conn.close();
             return;
         }

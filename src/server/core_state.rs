@@ -14,12 +14,13 @@ use super::messages::{CommittedBatch, Control};
 use super::shared::{ConnectionSummary, Shared};
 use crate::log::record::Records;
 use crate::proto::connect::ConnectResponse;
+use crate::proto::opcode;
 use crate::proto::request::{Request, WriteOp};
 use crate::proto::response::{encode_notification, encode_reply, ReplyBody};
 use crate::proto::watch_event::{EventType, WatcherEvent, STATE_SYNC_CONNECTED};
 use crate::proto::{frame, jute::Writer, ErrorCode};
 use crate::session::reads::{execute_read, Reader};
-use crate::session::replies::write_reply;
+use crate::session::replies::{write_reply, WriteKind};
 use crate::session::{ConnectionId, WatchRegistry};
 use crate::tree::{DataTree, Outcome, Trigger};
 use crate::txn::ArchivedTxnOp;
@@ -257,6 +258,11 @@ impl CoreState {
             return;
         }
         match conn.queue.pop_front().expect("front matched") {
+            Queued::Write { kind: WriteKind::Single(opcode::CHECK), .. } => {
+                // ZooKeeper orders a check sent outside a multi (it takes a zxid) but never
+                // answers it.
+                self.counters().outstanding_requests.fetch_sub(1, Ordering::Relaxed);
+            }
             Queued::Write { xid, kind, received } => {
                 let (code, body) = write_reply(&kind, outcome);
                 self.reply(&mut conn, xid, code, &body, received);
@@ -436,8 +442,7 @@ impl CoreState {
     }
 }
 
-fn write_kind(request: &Request) -> crate::session::replies::WriteKind {
-    use crate::session::replies::WriteKind;
+fn write_kind(request: &Request) -> WriteKind {
     match request {
         Request::Write(op) => WriteKind::Single(op.opcode()),
         Request::Multi(ops) => WriteKind::Multi(ops.iter().map(WriteOp::opcode).collect()),

@@ -18,7 +18,7 @@ use super::messages::{Control, PlacedControl, ToLeader};
 use super::shared::Shared;
 use crate::consensus::zxid::{epoch, ZxidCounter};
 use crate::log::{record, MemoryLog};
-use crate::proto::request::Request;
+use crate::proto::request::{Request, WriteOp};
 use crate::proto::ErrorCode;
 use crate::session::SessionTable;
 use crate::tree::{prepare, Caller, PendingChanges};
@@ -125,7 +125,8 @@ impl Leader {
                 self.connect(core, connection, session_id, &password, timeout_ms)
             }
             ToLeader::Write { session_id, client_ip, xid, request } => {
-                self.write(Caller { session_id, ip: Some(client_ip) }, xid, &request)
+                let extended_types = self.shared.config.extended_types_enabled;
+                self.write(Caller { session_id, ip: Some(client_ip), extended_types }, xid, &request)
             }
             ToLeader::Sync { core, connection, xid } => {
                 self.place(core, Control::Synced { connection, xid });
@@ -157,7 +158,16 @@ impl Leader {
                     let password = self.sessions.get(session_id).expect("just re-attached").password;
                     Some((session_id, password))
                 }
-                None => None,
+                None => {
+                    // A wrong password also ends the session's live connection, though the
+                    // session itself lives on (as ZooKeeper does).
+                    if self.sessions.get(session_id).is_some_and(|entry| !entry.closing) {
+                        for any_core in 0..self.controls.len() {
+                            self.place(any_core, Control::SessionMoved { session_id, keep: None });
+                        }
+                    }
+                    None
+                }
             };
             self.place(core, Control::Connected { connection, session });
         }
@@ -193,9 +203,22 @@ impl Leader {
     fn close_session(&mut self, session_id: i64, xid: i32) {
         let began = self.sessions.begin_close(session_id);
         assert!(began, "closing a session that is not open");
-        self.prepare_and_append(Caller { session_id, ip: None }, xid, &Request::CloseSession);
+        self.prepare_and_append(Caller { session_id, ip: None, extended_types: false }, xid, &Request::CloseSession);
         self.sessions.remove(session_id);
         self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Deletes empty containers and expired TTL nodes through ordinary transactions, so
+    /// every server agrees (ZooKeeper's ContainerManager). At most `limit` per call.
+    pub fn reap_containers(&mut self, limit: usize) {
+        if self.shared.log_failed.load(Ordering::Acquire) {
+            return;
+        }
+        let candidates = self.core0.borrow().tree.reapable(wall_clock_ms(), limit);
+        for path in candidates {
+            let caller = Caller { session_id: 0, ip: None, extended_types: false };
+            self.prepare_and_append(caller, 0, &Request::Write(WriteOp::DeleteContainer { path }));
+        }
     }
 
     /// Closes every session whose timeout passed without a touch.

@@ -286,6 +286,7 @@ async fn core_main(
         }
         glommio::spawn_local(publish(leader.clone(), state.clone(), outboxes, publisher_woken, log_writer)).detach();
         glommio::spawn_local(expire_sessions(leader.clone(), shared.config.tick_time_ms)).detach();
+        glommio::spawn_local(reap_containers(leader.clone(), shared.clone())).detach();
         LeaderLink::Local(leader)
     } else {
         let inbox = channels.committed_inbox.expect("every other core has a committed stream").connect().await;
@@ -388,6 +389,15 @@ async fn expire_sessions(leader: Rc<RefCell<Leader>>, tick_ms: u32) {
     loop {
         glommio::timer::sleep(period).await;
         leader.borrow_mut().expire_sessions();
+    }
+}
+
+async fn reap_containers(leader: Rc<RefCell<Leader>>, shared: Arc<Shared>) {
+    let interval_ms = shared.config.container_check_interval_ms;
+    let limit = (shared.config.container_max_per_minute * interval_ms / 60_000).max(1) as usize;
+    loop {
+        glommio::timer::sleep(Duration::from_millis(interval_ms)).await;
+        leader.borrow_mut().reap_containers(limit);
     }
 }
 

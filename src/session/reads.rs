@@ -54,10 +54,16 @@ pub fn execute_read(
     }
 }
 
+/// Reads do not check path syntax; ZooKeeper's tree also holds the root under the empty
+/// path, so "" reads as "/".
+fn lookup<'t>(tree: &'t DataTree, path: &str) -> Option<&'t Znode> {
+    tree.node(if path.is_empty() { "/" } else { path })
+}
+
 /// The node at `path` if the reader may read it (world and ip ACLs; authenticated
 /// schemes arrive with the auth packet): NoNode, then NoAuth, as ZooKeeper checks.
 fn readable_node<'t>(tree: &'t DataTree, reader: &Reader<'_>, path: &str) -> Result<&'t Znode, ErrorCode> {
-    let node = tree.node(path).ok_or(ErrorCode::NoNode)?;
+    let node = lookup(tree, path).ok_or(ErrorCode::NoNode)?;
     if !permits(tree.acl(node), PERM_READ, reader.ip) {
         return Err(ErrorCode::NoAuth);
     }
@@ -79,7 +85,7 @@ fn exists(
     if watch {
         watches.add_data_watch(path, reader.connection);
     }
-    tree.node(path).map(|node| ReplyBody::Stat(node.stat())).ok_or(ErrorCode::NoNode)
+    lookup(tree, path).map(|node| ReplyBody::Stat(node.stat())).ok_or(ErrorCode::NoNode)
 }
 
 fn get_data(
@@ -93,7 +99,7 @@ fn get_data(
     if watch {
         watches.add_data_watch(path, reader.connection);
     }
-    Ok(ReplyBody::DataStat(node.data.to_vec(), node.stat()))
+    Ok(ReplyBody::DataStat(node.data.as_deref().map(<[u8]>::to_vec), node.stat()))
 }
 
 fn get_children(
@@ -115,7 +121,7 @@ fn get_children(
 
 fn all_children_number(tree: &DataTree, reader: &Reader<'_>, path: &str) -> Result<ReplyBody, ErrorCode> {
     readable_node(tree, reader, path)?;
-    let count = tree.descendant_count(path).expect("the node exists");
+    let count = tree.descendant_count(if path.is_empty() { "/" } else { path }).expect("the node exists");
     Ok(ReplyBody::Number(count as i32))
 }
 
@@ -131,15 +137,18 @@ fn multi_read_op(tree: &DataTree, reader: &Reader<'_>, op: &ReadOp) -> OpResult 
         ReadOp::GetChildren { .. } => {
             OpResult::GetChildren { children: node.children.iter().map(|name| name.to_string()).collect() }
         }
-        ReadOp::GetData { .. } => OpResult::GetData { data: node.data.to_vec(), stat: node.stat() },
+        ReadOp::GetData { .. } => {
+            OpResult::GetData { data: node.data.as_deref().map(<[u8]>::to_vec), stat: node.stat() }
+        }
     }
 }
 
 /// getEphemerals: the session's ephemerals whose path starts with the prefix; an empty
 /// prefix or `/` means all (`FinalRequestProcessor`, case getEphemerals).
 fn ephemerals(tree: &DataTree, session_id: i64, prefix: &str) -> Vec<String> {
-    let prefix = prefix.trim();
-    let all = prefix.is_empty() || prefix == "/";
+    // Java's String.trim drops every character up to U+0020, not only whitespace.
+    let trimmed = prefix.trim_matches(|c: char| c <= ' ');
+    let all = trimmed.is_empty() || trimmed == "/";
     tree.ephemerals_of(session_id).filter(|path| all || path.starts_with(prefix)).map(str::to_owned).collect()
 }
 

@@ -41,6 +41,10 @@ pub fn write_reply(kind: &WriteKind, outcome: Outcome) -> (ErrorCode, ReplyBody)
 
 fn multi_result(op: i32, outcome: Outcome) -> OpResult {
     match outcome {
+        // ZooKeeper 3.8 answers create2 inside a multi like create: the path, no Stat.
+        Outcome::Created { path, stat } if op == opcode::CREATE2 => {
+            OpResult::Create { opcode: opcode::CREATE, path, stat }
+        }
         Outcome::Created { path, stat } => OpResult::Create { opcode: op, path, stat },
         Outcome::Deleted => OpResult::Delete,
         Outcome::DataSet { stat } => OpResult::SetData { stat },

@@ -9,7 +9,7 @@ use super::path::{join, parent_and_name};
 use super::znode::Znode;
 use crate::proto::acl::Acl;
 use crate::proto::{ErrorCode, Stat};
-use crate::txn::{ArchivedCreateTxn, ArchivedStep, ArchivedTxn, ArchivedTxnOp};
+use crate::txn::{data_of, ArchivedCreateTxn, ArchivedStep, ArchivedTxn, ArchivedTxnOp};
 
 /// A change that may fire watches, in the order the tree made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub struct DataTree {
     /// Open sessions (timeout, password), as the log recorded them: snapshots carry them
     /// so sessions survive a restart after old logs are purged.
     sessions: HashMap<i64, (i32, [u8; 16])>,
+    /// Container and TTL nodes, for the reaper.
+    special_nodes: BTreeSet<Box<str>>,
 }
 
 impl Default for DataTree {
@@ -66,6 +68,7 @@ impl DataTree {
             acls: AclTable::default(),
             last_zxid: 0,
             sessions: HashMap::new(),
+            special_nodes: BTreeSet::new(),
         };
         let open = tree.acls.intern(vec![Acl::open_unsafe()]);
         let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
@@ -83,6 +86,26 @@ impl DataTree {
 
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
+    }
+
+    /// Containers that had children and have none left, and TTL nodes without children
+    /// unchanged for longer than their TTL: what ZooKeeper's ContainerManager deletes.
+    pub fn reapable(&self, now_ms: i64, limit: usize) -> Vec<String> {
+        self.special_nodes
+            .iter()
+            .filter(|path| {
+                let Some(node) = self.nodes.get(&***path) else { return false };
+                if !node.children.is_empty() {
+                    return false;
+                }
+                match super::prepare::ttl_of(node.ephemeral_owner) {
+                    Some(ttl_ms) => now_ms - node.mtime_ms > ttl_ms,
+                    None => node.cversion > 0,
+                }
+            })
+            .take(limit)
+            .map(|path| path.to_string())
+            .collect()
     }
 
     /// Open sessions: id -> (timeout, password).
@@ -107,12 +130,16 @@ impl DataTree {
             acls: AclTable::default(),
             last_zxid,
             sessions,
+            special_nodes: BTreeSet::new(),
         };
         for (path, mut node, acl) in nodes {
             node.acl_id = tree.acls.intern(acl);
             node.children.clear();
             if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
                 tree.ephemerals.entry(node.ephemeral_owner).or_default().insert(path.as_str().into());
+            }
+            if is_special_owner(node.ephemeral_owner) {
+                tree.special_nodes.insert(path.as_str().into());
             }
             tree.nodes.insert(path.into(), node);
         }
@@ -148,7 +175,7 @@ impl DataTree {
     }
 
     pub fn approximate_data_size(&self) -> usize {
-        self.nodes.iter().map(|(path, node)| path.len() + node.data.len()).sum()
+        self.nodes.iter().map(|(path, node)| path.len() + node.data_len()).sum()
     }
 
     /// The number of nodes below `path` (`DataTree.getAllChildrenNumber`); for the root,
@@ -207,7 +234,7 @@ impl DataTree {
                 Err(code) => Outcome::Error(code),
             },
             ArchivedStep::SetData { path, data, version } => {
-                self.set_data(path.as_str(), data.as_slice(), version.to_native(), zxid, time_ms, triggers)
+                self.set_data(path.as_str(), data_of(data), version.to_native(), zxid, time_ms, triggers)
             }
             ArchivedStep::Check { .. } => Outcome::Checked,
             ArchivedStep::Error { code } => Outcome::Error(ErrorCode::from_code(code.to_native())),
@@ -253,7 +280,7 @@ impl DataTree {
         parent.children.insert(name.into());
         let ephemeral_owner = create.ephemeral_owner.to_native();
         let node = Znode {
-            data: create.data.as_slice().into(),
+            data: data_of(&create.data).map(Into::into),
             acl_id,
             czxid: zxid,
             mzxid: zxid,
@@ -271,6 +298,9 @@ impl DataTree {
         if ephemeral_owner != 0 && !is_special_owner(ephemeral_owner) {
             self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
         }
+        if is_special_owner(ephemeral_owner) {
+            self.special_nodes.insert(path.into());
+        }
         triggers.push(Trigger::Created(path.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
         Outcome::Created { path: path.to_owned(), stat }
@@ -286,6 +316,9 @@ impl DataTree {
             if zxid > parent.pzxid {
                 parent.pzxid = zxid;
             }
+        }
+        if is_special_owner(node.ephemeral_owner) {
+            self.special_nodes.remove(path);
         }
         if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
             if let Some(paths) = self.ephemerals.get_mut(&node.ephemeral_owner) {
@@ -303,7 +336,7 @@ impl DataTree {
     fn set_data(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         version: i32,
         zxid: i64,
         time_ms: i64,
@@ -313,7 +346,7 @@ impl DataTree {
             debug_assert!(false, "validated setData of missing {path}");
             return Outcome::Error(ErrorCode::NoNode);
         };
-        node.data = data.into();
+        node.data = data.map(Into::into);
         node.mtime_ms = time_ms;
         node.mzxid = zxid;
         node.version = version;
@@ -345,7 +378,7 @@ mod tests {
     fn create(path: &str, parent_cversion: i32, owner: i64) -> TxnOp {
         TxnOp::Single(Step::Create(CreateTxn {
             path: path.into(),
-            data: b"d".to_vec(),
+            data: Some(b"d".to_vec()),
             acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
             ephemeral_owner: owner,
             parent_cversion,
@@ -360,6 +393,43 @@ mod tests {
         children.sort();
         assert_eq!(children, vec!["config".into(), "quota".into()] as Vec<Box<str>>);
         assert_eq!(tree.descendant_count(ROOT), Some(3));
+    }
+
+    #[test]
+    fn clients_see_cversion_as_creations_plus_deletions() {
+        // DataNode.copyStat reports 2 * creations - children: a fresh root shows -1 and
+        // /zookeeper -2; a create then a delete under the root shows 0 then 1.
+        let mut tree = DataTree::new();
+        assert_eq!(tree.node(ROOT).unwrap().stat().cversion, -1);
+        assert_eq!(tree.node(ZOOKEEPER).unwrap().stat().cversion, -2);
+        apply(&mut tree, 1, create("/a", 1, 0));
+        assert_eq!(tree.node(ROOT).unwrap().stat().cversion, 0);
+        apply(&mut tree, 2, TxnOp::Single(Step::Delete { path: "/a".into() }));
+        assert_eq!(tree.node(ROOT).unwrap().stat().cversion, 1);
+    }
+
+    #[test]
+    fn empty_containers_that_had_children_and_expired_ttl_nodes_are_reapable() {
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, create("/c", 1, crate::tree::prepare::CONTAINER_OWNER));
+        assert!(tree.reapable(i64::MAX, 10).is_empty(), "a container that never had children stays");
+        apply(&mut tree, 2, create("/c/x", 1, 0));
+        assert!(tree.reapable(i64::MAX, 10).is_empty(), "a container with children stays");
+        apply(&mut tree, 3, TxnOp::Single(Step::Delete { path: "/c/x".into() }));
+        assert_eq!(tree.reapable(0, 10), vec!["/c".to_owned()]);
+        apply(&mut tree, 4, create("/t", 2, crate::tree::prepare::ttl_owner(1000)));
+        let created_ms = tree.node("/t").unwrap().mtime_ms;
+        assert_eq!(tree.reapable(created_ms + 1000, 10), vec!["/c".to_owned()]);
+        assert_eq!(tree.reapable(created_ms + 1001, 10), vec!["/c".to_owned(), "/t".to_owned()]);
+    }
+
+    #[test]
+    fn null_data_stays_null() {
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, create("/a", 1, 0));
+        apply(&mut tree, 2, TxnOp::Single(Step::SetData { path: "/a".into(), data: None, version: 1 }));
+        assert_eq!(tree.node("/a").unwrap().data, None);
+        assert_eq!(tree.node("/a").unwrap().stat().data_length, 0);
     }
 
     #[test]
@@ -397,8 +467,11 @@ mod tests {
     fn set_data_takes_the_version_from_the_txn() {
         let mut tree = DataTree::new();
         apply(&mut tree, 1, create("/a", 1, 0));
-        let (outcome, _) =
-            apply(&mut tree, 2, TxnOp::Single(Step::SetData { path: "/a".into(), data: b"xyz".to_vec(), version: 1 }));
+        let (outcome, _) = apply(
+            &mut tree,
+            2,
+            TxnOp::Single(Step::SetData { path: "/a".into(), data: Some(b"xyz".to_vec()), version: 1 }),
+        );
         let Outcome::DataSet { stat } = outcome else { panic!() };
         assert_eq!((stat.version, stat.mzxid, stat.czxid, stat.data_length), (1, 2, 1, 3));
     }

@@ -83,22 +83,67 @@ impl PendingChanges {
     }
 }
 
-/// Flags of `CreateMode`.
+/// `CreateMode` from the request's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CreateMode {
-    ephemeral: bool,
-    sequential: bool,
+enum CreateMode {
+    Persistent {
+        sequential: bool,
+    },
+    Ephemeral {
+        sequential: bool,
+    },
+    Container,
+    /// Persistent with a time to live (extended types only).
+    Ttl {
+        sequential: bool,
+    },
 }
 
-fn create_mode(flags: i32) -> Result<CreateMode, ErrorCode> {
-    match flags {
-        0 => Ok(CreateMode { ephemeral: false, sequential: false }),
-        1 => Ok(CreateMode { ephemeral: true, sequential: false }),
-        2 => Ok(CreateMode { ephemeral: false, sequential: true }),
-        3 => Ok(CreateMode { ephemeral: true, sequential: true }),
-        // Container (4) and TTL (5, 6) nodes are not served yet.
-        _ => Err(ErrorCode::BadArguments),
+impl CreateMode {
+    fn from_flags(flags: i32) -> Result<CreateMode, ErrorCode> {
+        Ok(match flags {
+            0 => CreateMode::Persistent { sequential: false },
+            1 => CreateMode::Ephemeral { sequential: false },
+            2 => CreateMode::Persistent { sequential: true },
+            3 => CreateMode::Ephemeral { sequential: true },
+            4 => CreateMode::Container,
+            5 => CreateMode::Ttl { sequential: false },
+            6 => CreateMode::Ttl { sequential: true },
+            _ => return Err(ErrorCode::BadArguments),
+        })
     }
+
+    fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::Persistent { sequential: true }
+                | CreateMode::Ephemeral { sequential: true }
+                | CreateMode::Ttl { sequential: true }
+        )
+    }
+}
+
+/// ephemeralOwner of a container node (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// TTL nodes mark ephemeralOwner with 0xFF in the top byte, extended type 0 in the next
+/// two, and the TTL in milliseconds in the low five (`EphemeralType.TTL`).
+const TTL_OWNER_MARK: i64 = 0xFF00_0000_0000_0000u64 as i64;
+pub const TTL_MAX_MS: i64 = 0x00FF_FFFF_FFFF;
+
+pub fn ttl_owner(ttl_ms: i64) -> i64 {
+    debug_assert!((1..=TTL_MAX_MS).contains(&ttl_ms));
+    TTL_OWNER_MARK | ttl_ms
+}
+
+/// The TTL of a TTL node's ephemeralOwner, if it is one.
+pub fn ttl_of(owner: i64) -> Option<i64> {
+    (owner != CONTAINER_OWNER && owner & TTL_OWNER_MARK == TTL_OWNER_MARK).then_some(owner & TTL_MAX_MS)
+}
+
+/// Whether an ephemeralOwner value marks an ordinary ephemeral (a session), as opposed to
+/// persistent (0), container or TTL.
+fn is_session_owner(owner: i64) -> bool {
+    owner != 0 && !is_special_owner(owner)
 }
 
 /// Turns a write request into a transaction. A request that fails validation becomes an
@@ -108,6 +153,8 @@ fn create_mode(flags: i32) -> Result<CreateMode, ErrorCode> {
 pub struct Caller {
     pub session_id: i64,
     pub ip: Option<IpAddr>,
+    /// Whether TTL nodes are allowed (`zookeeper.extendedTypesEnabled`).
+    pub extended_types: bool,
 }
 
 pub fn prepare(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, zxid: i64, request: &Request) -> TxnOp {
@@ -140,6 +187,9 @@ fn prepare_step(
             .map(|version| Step::SetData { path: path.clone(), data: data.clone(), version }),
         WriteOp::Check { path, version } => {
             prepare_check(tree, pending, caller, path, *version).map(|()| Step::Check { path: path.clone() })
+        }
+        WriteOp::DeleteContainer { path } => {
+            prepare_delete_container(tree, pending, path).map(|path| Step::Delete { path })
         }
     }
 }
@@ -236,19 +286,29 @@ fn prepare_create(
     caller: Caller,
     create: &CreateRequest,
 ) -> Result<CreateTxn, ErrorCode> {
-    if create.opcode != opcode::CREATE && create.opcode != opcode::CREATE2 {
+    // The checks in PrepRequestProcessor.pRequest2TxnCreate's order: mode and TTL, a slash
+    // and no NUL, the ACL, the parent, the permission, the sequential suffix, the full
+    // path rules, existence, and the ephemeral parent.
+    let mode = CreateMode::from_flags(create.flags)?;
+    let is_ttl = matches!(mode, CreateMode::Ttl { .. });
+    if is_ttl && !caller.extended_types {
         return Err(ErrorCode::Unimplemented);
     }
-    let mode = create_mode(create.flags)?;
-    validate_path(&create.path, mode.sequential).map_err(|_| ErrorCode::BadArguments)?;
-    validate_acl(&create.acl)?;
+    let ttl_given = create.opcode == opcode::CREATE_TTL;
+    if is_ttl != ttl_given || (is_ttl && !(1..=TTL_MAX_MS).contains(&create.ttl_ms)) {
+        return Err(ErrorCode::BadArguments);
+    }
     let slash = create.path.rfind('/').ok_or(ErrorCode::BadArguments)?;
+    if create.path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
+    validate_acl(&create.acl)?;
     let parent_path = if slash == 0 { ROOT } else { &create.path[..slash] };
     let mut parent = pending.record(tree, parent_path).ok_or(ErrorCode::NoNode)?;
     check_permission(&parent, PERM_CREATE, caller)?;
     let mut path = create.path.clone();
-    if mode.sequential {
-        // The counter is the parent's cversion, zero-padded to ten digits
+    if mode.is_sequential() {
+        // The counter is the parent's count of child creations, zero-padded to ten digits
         // (`String.format("%010d", parentCVersion)`).
         path.push_str(&format!("{:010}", parent.cversion));
     }
@@ -256,14 +316,19 @@ fn prepare_create(
     if pending.record(tree, &path).is_some() {
         return Err(ErrorCode::NodeExists);
     }
-    if parent.ephemeral_owner != 0 && !is_special_owner(parent.ephemeral_owner) {
+    if is_session_owner(parent.ephemeral_owner) {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
     let parent_cversion = parent.cversion.wrapping_add(1);
     parent.cversion = parent_cversion;
     parent.num_children += 1;
     pending.set(parent_path, Some(parent));
-    let ephemeral_owner = if mode.ephemeral { caller.session_id } else { 0 };
+    let ephemeral_owner = match mode {
+        CreateMode::Persistent { .. } => 0,
+        CreateMode::Ephemeral { .. } => caller.session_id,
+        CreateMode::Container => CONTAINER_OWNER,
+        CreateMode::Ttl { .. } => ttl_owner(create.ttl_ms),
+    };
     let acl: Rc<[Acl]> = Rc::from(create.acl.as_slice());
     pending.set(&path, Some(NodeRecord { version: 0, cversion: 0, num_children: 0, ephemeral_owner, acl }));
     Ok(CreateTxn {
@@ -301,6 +366,28 @@ fn prepare_delete(
     if node.num_children > 0 {
         return Err(ErrorCode::NotEmpty);
     }
+    parent.num_children -= 1;
+    pending.set(parent_path, Some(parent));
+    pending.set(path, None);
+    Ok(path.to_owned())
+}
+
+/// deleteContainer: no ACL check, an ordinary node is refused with BadVersion
+/// (PrepRequestProcessor, case deleteContainer).
+fn prepare_delete_container(tree: &DataTree, pending: &mut PendingChanges, path: &str) -> Result<String, ErrorCode> {
+    let slash = path.rfind('/').ok_or(ErrorCode::BadArguments)?;
+    if path.contains('\0') || [ROOT, ZOOKEEPER, QUOTA, CONFIG].contains(&path) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let node = pending.record(tree, path).ok_or(ErrorCode::NoNode)?;
+    if node.num_children > 0 {
+        return Err(ErrorCode::NotEmpty);
+    }
+    if !is_special_owner(node.ephemeral_owner) {
+        return Err(ErrorCode::BadVersion);
+    }
+    let parent_path = if slash == 0 { ROOT } else { &path[..slash] };
+    let mut parent = pending.record(tree, parent_path).ok_or(ErrorCode::NoNode)?;
     parent.num_children -= 1;
     pending.set(parent_path, Some(parent));
     pending.set(path, None);
@@ -358,13 +445,13 @@ mod tests {
     use super::*;
     use crate::proto::request::CreateRequest;
 
-    const CALLER: Caller = Caller { session_id: 5, ip: None };
+    const CALLER: Caller = Caller { session_id: 5, ip: None, extended_types: false };
 
     fn create(path: &str, flags: i32) -> Request {
         Request::Write(WriteOp::Create(CreateRequest {
             opcode: opcode::CREATE,
             path: path.into(),
-            data: vec![],
+            data: None,
             acl: vec![Acl::open_unsafe()],
             flags,
             ttl_ms: -1,
@@ -411,10 +498,9 @@ mod tests {
             error(&prepare(&tree, &mut pending, CALLER, 4, &create("/e/c", 0))),
             Some(ErrorCode::NoChildrenForEphemerals)
         );
-        let set = Request::Write(WriteOp::SetData { path: "/e".into(), data: vec![], version: 3 });
+        let set = Request::Write(WriteOp::SetData { path: "/e".into(), data: None, version: 3 });
         assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 5, &set)), Some(ErrorCode::BadVersion));
-        let set_config =
-            Request::Write(WriteOp::SetData { path: "/zookeeper/config".into(), data: vec![], version: -1 });
+        let set_config = Request::Write(WriteOp::SetData { path: "/zookeeper/config".into(), data: None, version: -1 });
         assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 6, &set_config)), Some(ErrorCode::NoAuth));
         let delete_system = Request::Write(WriteOp::Delete { path: "/zookeeper".into(), version: -1 });
         assert_eq!(error(&prepare(&tree, &mut pending, CALLER, 7, &delete_system)), Some(ErrorCode::BadArguments));
@@ -428,7 +514,7 @@ mod tests {
             WriteOp::Create(CreateRequest {
                 opcode: opcode::CREATE,
                 path: "/m".into(),
-                data: vec![],
+                data: None,
                 acl: vec![Acl::open_unsafe()],
                 flags: 0,
                 ttl_ms: -1,

@@ -18,7 +18,7 @@ pub const HEADER_BYTES: usize = 32;
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotNode {
     pub path: String,
-    pub data: Vec<u8>,
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<AclEntry>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -51,7 +51,7 @@ pub fn encode(tree: &DataTree) -> Vec<u8> {
         .nodes()
         .map(|(path, node)| SnapshotNode {
             path: path.to_owned(),
-            data: node.data.to_vec(),
+            data: node.data.as_deref().map(<[u8]>::to_vec),
             acl: tree
                 .acl(node)
                 .iter()
@@ -131,7 +131,7 @@ pub fn load(image: &ArchivedSnapshotImage) -> DataTree {
             })
             .collect();
         let znode = Znode {
-            data: node.data.as_slice().into(),
+            data: crate::txn::data_of(&node.data).map(Into::into),
             acl_id: 0,
             czxid: node.czxid.to_native(),
             mzxid: node.mzxid.to_native(),
@@ -196,7 +196,7 @@ mod tests {
                 let owner = if index % 5 == 4 && parent == "/" { 7 } else { 0 };
                 apply(&mut tree, zxid, TxnOp::Single(Step::Create(CreateTxn {
                     path,
-                    data: name.as_bytes().to_vec(),
+                    data: Some(name.as_bytes().to_vec()),
                     acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
                     ephemeral_owner: owner,
                     parent_cversion: cversion,

@@ -7,7 +7,8 @@ use crate::proto::Stat;
 /// One node of the data tree. `data_length` and `num_children` are derived, not stored.
 #[derive(Debug, Clone, Default)]
 pub struct Znode {
-    pub data: Box<[u8]>,
+    /// None for null data, which ZooKeeper keeps distinct from empty data.
+    pub data: Option<Box<[u8]>>,
     /// Index into the tree's `AclTable`.
     pub acl_id: u32,
     pub czxid: i64,
@@ -15,6 +16,7 @@ pub struct Znode {
     pub ctime_ms: i64,
     pub mtime_ms: i64,
     pub version: i32,
+    /// Child creations (the sequential counter); `stat` derives what clients see.
     pub cversion: i32,
     pub aversion: i32,
     pub ephemeral_owner: i64,
@@ -23,18 +25,27 @@ pub struct Znode {
 }
 
 impl Znode {
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |data| data.len())
+    }
+
+    /// The Stat clients see. The stored cversion counts child creations (it gives
+    /// sequential nodes their numbers); clients see creations plus deletions, which
+    /// ZooKeeper derives as `2 * creations - children` (`DataNode.copyStat`), so a fresh
+    /// `/` shows -1.
     pub fn stat(&self) -> Stat {
+        let num_children = self.children.len() as i32;
         Stat {
             czxid: self.czxid,
             mzxid: self.mzxid,
             ctime: self.ctime_ms,
             mtime: self.mtime_ms,
             version: self.version,
-            cversion: self.cversion,
+            cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: self.aversion,
             ephemeral_owner: self.ephemeral_owner,
-            data_length: self.data.len() as i32,
-            num_children: self.children.len() as i32,
+            data_length: self.data_len() as i32,
+            num_children,
             pzxid: self.pzxid,
         }
     }

@@ -21,7 +21,7 @@ pub struct AclEntry {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct CreateTxn {
     pub path: String,
-    pub data: Vec<u8>,
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<AclEntry>,
     pub ephemeral_owner: i64,
     pub parent_cversion: i32,
@@ -34,7 +34,7 @@ pub struct CreateTxn {
 pub enum Step {
     Create(CreateTxn),
     Delete { path: String },
-    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
     Check { path: String },
     Error { code: i32 },
 }
@@ -75,6 +75,11 @@ impl Txn {
     }
 }
 
+/// Znode data as logged: None is null data.
+pub fn data_of(data: &rkyv::option::ArchivedOption<rkyv::vec::ArchivedVec<u8>>) -> Option<&[u8]> {
+    data.as_ref().map(|bytes| bytes.as_slice())
+}
+
 /// Reads a transaction in place. The bytes must have passed their checksum (the log
 /// verifies it) and come from `Txn::to_bytes`; they are still validated in debug builds.
 pub fn access(bytes: &[u8]) -> &ArchivedTxn {
@@ -99,7 +104,7 @@ mod tests {
                 ops: vec![
                     Step::Create(CreateTxn {
                         path: "/a".into(),
-                        data: b"x".to_vec(),
+                        data: Some(b"x".to_vec()),
                         acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
                         ephemeral_owner: 0,
                         parent_cversion: 1,
