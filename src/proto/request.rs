@@ -102,6 +102,11 @@ pub enum Request {
     WhoAmI,
     /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
     Unimplemented(i32),
+    /// A known opcode whose record did not decode. ZooKeeper answers MarshallingError and
+    /// keeps the connection; a write still takes its place (and a zxid) in the order.
+    Malformed {
+        opcode: i32,
+    },
 }
 
 impl WriteOp {
@@ -120,15 +125,34 @@ impl WriteOp {
 impl Request {
     /// Whether the request changes state and so goes through the ordering point.
     pub fn is_write(&self) -> bool {
-        matches!(self, Request::Write(_) | Request::Multi(_) | Request::CloseSession)
+        match self {
+            Request::Write(_) | Request::Multi(_) | Request::CloseSession => true,
+            Request::Malformed { opcode } => is_write_opcode(*opcode),
+            _ => false,
+        }
     }
+}
+
+fn is_write_opcode(op: i32) -> bool {
+    matches!(
+        op,
+        opcode::CREATE
+            | opcode::CREATE2
+            | opcode::CREATE_CONTAINER
+            | opcode::CREATE_TTL
+            | opcode::DELETE
+            | opcode::DELETE_CONTAINER
+            | opcode::SET_DATA
+            | opcode::CHECK
+            | opcode::MULTI
+    )
 }
 
 /// Decodes a request frame (after the handshake).
 pub fn decode_request(bytes: &[u8]) -> Result<(RequestHeader, Request), DecodeError> {
     let mut reader = Reader::new(bytes);
     let header = RequestHeader { xid: reader.read_i32()?, opcode: reader.read_i32()? };
-    let request = decode_body(header.opcode, &mut reader)?;
+    let request = decode_body(header.opcode, &mut reader).unwrap_or(Request::Malformed { opcode: header.opcode });
     Ok((header, request))
 }
 
@@ -297,5 +321,21 @@ mod tests {
             let bytes: Vec<u8> = (0..length).map(|i| (i * 37 + 11) as u8).collect();
             let _ = decode_request(&bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod malformed_tests {
+    use super::*;
+
+    #[test]
+    fn a_known_opcode_with_a_bad_record_is_malformed_not_an_error() {
+        // getData whose path claims 100 bytes but has 2.
+        let mut bytes = vec![0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 100, b'/', b'a'];
+        assert_eq!(decode_request(&bytes).unwrap().1, Request::Malformed { opcode: opcode::GET_DATA });
+        assert!(!Request::Malformed { opcode: opcode::GET_DATA }.is_write());
+        assert!(Request::Malformed { opcode: opcode::MULTI }.is_write());
+        bytes.truncate(6);
+        assert!(decode_request(&bytes).is_err(), "a frame without a whole header is garbage");
     }
 }

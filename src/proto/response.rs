@@ -50,6 +50,9 @@ pub enum ReplyBody {
     /// whoAmI: (scheme, user) pairs.
     ClientInfo(Vec<(String, String)>),
     Multi(Vec<OpResult>),
+    /// The end-of-results header alone, sent even with an error (ZooKeeper does this for a
+    /// malformed multiRead).
+    EmptyMultiAfterError,
 }
 
 /// Appends a reply frame. A non-zero `error` sends the header alone, as ZooKeeper does.
@@ -59,7 +62,7 @@ pub fn encode_reply(buffer: &mut Vec<u8>, xid: i32, zxid: i64, error: ErrorCode,
     writer.write_i32(xid);
     writer.write_i64(zxid);
     writer.write_i32(error.code());
-    if error == ErrorCode::Ok {
+    if error == ErrorCode::Ok || *body == ReplyBody::EmptyMultiAfterError {
         encode_body(&mut writer, body);
     }
     frame::end(buffer, start);
@@ -103,6 +106,7 @@ fn encode_body(writer: &mut Writer<'_>, body: &ReplyBody) {
             }
         }
         ReplyBody::Multi(results) => encode_multi(writer, results),
+        ReplyBody::EmptyMultiAfterError => encode_multi(writer, &[]),
     }
 }
 

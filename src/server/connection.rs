@@ -124,7 +124,7 @@ async fn handshake_and_serve<R, W>(
     }
     let prefix: [u8; 4] = input.available()[..4].try_into().expect("four bytes");
     if let Some(command) = words::parse(prefix) {
-        let text = four_letter::answer(command, &context.shared);
+        let text = four_letter::answer(command, &context.shared, peer);
         let _ = writer.write_all(text.as_bytes()).await;
         let _ = writer.flush().await;
         return;
@@ -169,10 +169,12 @@ async fn handshake_and_serve<R, W>(
             output: Vec::new(),
             writer_wake,
             reader_wake,
-            received: 0,
+            // The connect request and response count, as in ZooKeeper's listings.
+            received: 1,
             sent: 0,
             last_zxid: 0,
             identities: vec![("ip".to_owned(), peer.ip().to_string())],
+            stats: Default::default(),
         }));
         state.connections.insert(id, connection.clone());
         state.counters().connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

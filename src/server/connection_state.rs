@@ -90,6 +90,33 @@ pub struct Connection {
     pub sent: u64,
     pub last_zxid: i64,
     pub identities: Vec<(String, String)>,
+    /// For `cons`: when the session was established, and per-request figures.
+    pub stats: ConnectionStats,
+}
+
+/// What `cons` reports of a connection (ZooKeeper's ServerCnxn stats).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionStats {
+    pub established_ms: i64,
+    pub last_cxid: i32,
+    pub last_response_ms: i64,
+    pub latency_last_ms: u64,
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+    pub latency_total_ms: u64,
+    pub latency_count: u64,
+}
+
+impl ConnectionStats {
+    pub fn record(&mut self, cxid: i32, latency_ms: u64, now_ms: i64) {
+        self.last_cxid = cxid;
+        self.last_response_ms = now_ms;
+        self.latency_last_ms = latency_ms;
+        self.latency_min_ms = if self.latency_count == 0 { latency_ms } else { self.latency_min_ms.min(latency_ms) };
+        self.latency_max_ms = self.latency_max_ms.max(latency_ms);
+        self.latency_total_ms += latency_ms;
+        self.latency_count += 1;
+    }
 }
 
 impl Connection {

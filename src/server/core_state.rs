@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::connection_state::{Connection, Phase, Queued};
 use super::messages::{CommittedBatch, Control};
-use super::shared::{ConnectionSummary, Shared};
+use super::shared::{ConnectionSummary, Shared, WatchListing};
 use crate::log::record::Records;
 use crate::proto::connect::ConnectResponse;
 use crate::proto::opcode;
@@ -41,6 +41,8 @@ pub struct CoreState {
     triggers: Vec<Trigger>,
     /// Connections whose next request is a read waiting for this core to catch up.
     waiting_reads: HashSet<ConnectionId>,
+    /// Whether `cons`/`stat` listings must be republished (a session came or went).
+    listings_stale: bool,
 }
 
 /// What the reader must do after handing a request to its core.
@@ -65,6 +67,7 @@ impl CoreState {
             next_connection: 1,
             triggers: Vec::new(),
             waiting_reads: HashSet::new(),
+            listings_stale: false,
         }
     }
 
@@ -139,10 +142,12 @@ impl CoreState {
         encode_reply(&mut conn.output, xid, zxid, code, body);
         conn.sent += 1;
         conn.last_zxid = zxid;
+        let latency_us = received.elapsed().as_micros() as u64;
+        conn.stats.record(xid, latency_us / 1000, wall_clock_ms());
         let counters = self.counters();
         counters.packets_sent.fetch_add(1, Ordering::Relaxed);
         counters.outstanding_requests.fetch_sub(1, Ordering::Relaxed);
-        self.shared.record_latency(self.core, received.elapsed().as_micros() as u64);
+        self.shared.record_latency(self.core, latency_us);
         conn.output_appended();
     }
 
@@ -219,6 +224,9 @@ impl CoreState {
         }
         self.serve_waiting_reads();
         self.publish_counters();
+        if std::mem::take(&mut self.listings_stale) {
+            self.publish_listings();
+        }
         self.tree.last_zxid()
     }
 
@@ -298,6 +306,7 @@ impl CoreState {
                         conn.session_id = *session_id;
                         conn.phase = Phase::Connected;
                         self.sessions.insert(*session_id, conn.id);
+                        self.listings_stale = true;
                         self.touched.insert(*session_id);
                         let response = ConnectResponse {
                             protocol_version: 0,
@@ -307,6 +316,8 @@ impl CoreState {
                             read_only: conn.read_only_byte.map(|_| false),
                         };
                         write_connect_response(&mut conn.output, &response);
+                        conn.sent += 1;
+                        conn.stats.established_ms = wall_clock_ms();
                         tracing::debug!(session = format_args!("{session_id:#x}"), peer = %conn.peer, "session established");
                     }
                     None => {
@@ -394,15 +405,19 @@ impl CoreState {
         self.counters().outstanding_requests.fetch_sub(unanswered, Ordering::Relaxed);
         self.watches.remove_connection(connection);
         self.counters().connections.fetch_sub(1, Ordering::Relaxed);
+        drop(conn);
+        self.publish_listings();
+        self.publish_counters();
     }
 
     /// Publishes the numbers the four-letter words report.
     pub fn publish_counters(&self) {
         let counters = self.counters();
-        let (watch_connections, watch_paths, watch_count) = self.watches.summary();
-        counters.watch_connections.store(watch_connections as u64, Ordering::Relaxed);
-        counters.watch_paths.store(watch_paths as u64, Ordering::Relaxed);
-        counters.watch_count.store(watch_count as u64, Ordering::Relaxed);
+        let summary = self.watches.summary();
+        counters.watch_connections.store(summary.data_connections as u64, Ordering::Relaxed);
+        counters.watch_paths.store(summary.data_paths as u64, Ordering::Relaxed);
+        counters.watch_count.store(summary.data_watches as u64, Ordering::Relaxed);
+        counters.watch_count_all.store(summary.all_watches as u64, Ordering::Relaxed);
         counters.node_count.store(self.tree.node_count() as u64, Ordering::Relaxed);
         counters.ephemeral_count.store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
     }
@@ -422,30 +437,42 @@ impl CoreState {
                     sent: conn.sent,
                     queued: conn.queue.len() as u64,
                     last_zxid: conn.last_zxid,
+                    stats: conn.stats,
                 }
             })
             .collect();
         *self.shared.connection_summaries[self.core].lock().expect("not poisoned") = summaries;
-        let mut listing = String::new();
-        for (connection, paths) in self.watches.by_connection() {
-            let Some(conn) = self.connections.get(&connection) else {
-                continue;
-            };
-            listing.push_str(&format!("0x{:x}\n", conn.borrow().session_id));
-            for path in paths {
-                listing.push_str(&format!("\t{path}\n"));
-            }
-        }
+        let session_of =
+            |connection: ConnectionId| self.connections.get(&connection).map_or(0, |conn| conn.borrow().session_id);
+        let listing = WatchListing {
+            by_session: self
+                .watches
+                .data_paths_by_connection()
+                .into_iter()
+                .map(|(connection, paths)| (session_of(connection), paths.into_iter().map(str::to_owned).collect()))
+                .collect(),
+            by_path: self
+                .watches
+                .data_watchers_by_path()
+                .into_iter()
+                .map(|(path, watchers)| (path.to_owned(), watchers.into_iter().map(session_of).collect()))
+                .collect(),
+        };
         *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
         let counters = self.counters();
         counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
     }
 }
 
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
 fn write_kind(request: &Request) -> WriteKind {
     match request {
         Request::Write(op) => WriteKind::Single(op.opcode()),
         Request::Multi(ops) => WriteKind::Multi(ops.iter().map(WriteOp::opcode).collect()),
+        Request::Malformed { opcode } => WriteKind::Single(*opcode),
         other => unreachable!("not a write: {other:?}"),
     }
 }

@@ -13,21 +13,22 @@ pub const VERSION: &str = concat!("3.8.4-ringkeeper-", env!("CARGO_PKG_VERSION")
 const BUILT_ON: &str = "built on 1970-01-01 00:00 UTC";
 
 /// The text answer to a four-letter word.
-pub fn answer(command: &str, shared: &Shared) -> String {
+pub fn answer(command: &str, shared: &Shared, peer: std::net::SocketAddr) -> String {
     if !is_allowed(&shared.config.four_letter_whitelist, command) {
         return format!("{command} is not executed because it is not in the whitelist.\n");
     }
     match command {
         "ruok" => "imok".to_owned(),
         "isro" => "rw".to_owned(),
-        "srvr" => server_stats(shared, false),
-        "stat" => server_stats(shared, true),
+        "srvr" => server_stats(shared, None),
+        "stat" => server_stats(shared, Some(peer)),
         "mntr" => monitor(shared),
         "conf" => configuration(shared),
-        "cons" => connections(shared),
+        "cons" => connections(shared, peer),
         "envi" => environment(shared),
         "wchs" => watch_summary(shared),
         "wchc" => watch_by_connection(shared),
+        "wchp" => watch_by_path(shared),
         "dirs" => directories(shared),
         "crst" => {
             reset_latency(shared);
@@ -62,19 +63,31 @@ fn latency_ms(shared: &Shared) -> (u64, f64, u64) {
     (min_us / 1000, total_us as f64 / count as f64 / 1000.0, max_us / 1000)
 }
 
+/// A double as Java prints it in these answers: shortest form, at least one decimal.
+fn java_double(value: f64) -> String {
+    let rounded = (value * 10_000.0).round() / 10_000.0;
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.1}")
+    } else {
+        format!("{rounded}")
+    }
+}
+
 fn node_count(shared: &Shared) -> u64 {
     shared.counters[0].node_count.load(Ordering::Relaxed)
 }
 
-fn server_stats(shared: &Shared, with_clients: bool) -> String {
+/// `stat` lists the clients, the asking connection last (as ZooKeeper, with `[0]`).
+fn server_stats(shared: &Shared, asking: Option<std::net::SocketAddr>) -> String {
     let mut text = format!("Zookeeper version: {VERSION}, {BUILT_ON}\n");
-    if with_clients {
+    if let Some(peer) = asking {
         text.push_str("Clients:\n");
         text.push_str(&connection_lines(shared, false));
+        let _ = writeln!(text, " /{peer}[0](queued=0,recved=1,sent=0)");
         text.push('\n');
     }
     let (min, avg, max) = latency_ms(shared);
-    let _ = writeln!(text, "Latency min/avg/max: {min}/{avg:.4}/{max}");
+    let _ = writeln!(text, "Latency min/avg/max: {min}/{}/{max}", java_double(avg));
     let _ = writeln!(text, "Received: {}", shared.sum(|c| &c.packets_received));
     let _ = writeln!(text, "Sent: {}", shared.sum(|c| &c.packets_sent));
     let _ = writeln!(text, "Connections: {}", shared.sum(|c| &c.connections));
@@ -95,10 +108,21 @@ fn connection_lines(shared: &Shared, detailed: bool) -> String {
                 summary.peer, summary.queued, summary.received, summary.sent
             );
             if detailed {
+                let stats = &summary.stats;
+                let average_ms = stats.latency_total_ms.checked_div(stats.latency_count).unwrap_or(0);
                 let _ = write!(
                     text,
-                    ",sid=0x{:x},lop=NA,est=0,to={},lzxid=0x{:x}",
-                    summary.session_id, summary.timeout_ms, summary.last_zxid
+                    ",sid=0x{:x},lop=NA,est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+                    summary.session_id,
+                    stats.established_ms,
+                    summary.timeout_ms,
+                    stats.last_cxid,
+                    summary.last_zxid,
+                    stats.last_response_ms,
+                    stats.latency_last_ms,
+                    stats.latency_min_ms,
+                    average_ms,
+                    stats.latency_max_ms
                 );
             }
             text.push_str(")\n");
@@ -107,8 +131,9 @@ fn connection_lines(shared: &Shared, detailed: bool) -> String {
     text
 }
 
-fn connections(shared: &Shared) -> String {
+fn connections(shared: &Shared, peer: std::net::SocketAddr) -> String {
     let mut text = connection_lines(shared, true);
+    let _ = writeln!(text, " /{peer}[0](queued=0,recved=1,sent=0)");
     text.push('\n');
     text
 }
@@ -121,7 +146,7 @@ fn monitor(shared: &Shared) -> String {
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", format!("{VERSION}, {BUILT_ON}")),
         ("zk_server_state", "standalone".into()),
-        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_avg_latency", java_double(avg)),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),
         ("zk_packets_received", shared.sum(|c| &c.packets_received).to_string()),
@@ -129,7 +154,7 @@ fn monitor(shared: &Shared) -> String {
         ("zk_num_alive_connections", shared.sum(|c| &c.connections).to_string()),
         ("zk_outstanding_requests", shared.sum(|c| &c.outstanding_requests).to_string()),
         ("zk_znode_count", node_count(shared).to_string()),
-        ("zk_watch_count", shared.sum(|c| &c.watch_count).to_string()),
+        ("zk_watch_count", shared.sum(|c| &c.watch_count_all).to_string()),
         ("zk_ephemerals_count", counters.ephemeral_count.load(Ordering::Relaxed).to_string()),
         ("zk_approximate_data_size", counters.data_size_bytes.load(Ordering::Relaxed).to_string()),
         ("zk_open_file_descriptor_count", open_fds.to_string()),
@@ -139,7 +164,7 @@ fn monitor(shared: &Shared) -> String {
         ("zk_uptime", shared.started.elapsed().as_millis().to_string()),
         ("zk_last_proposal_size", "-1".into()),
         ("ringkeeper_log_fsync_count", shared.log_fsyncs.load(Ordering::Relaxed).to_string()),
-        ("ringkeeper_log_state", log_state(shared)),
+        ("ringkeeper_log_failed", u8::from(shared.log_failed.load(Ordering::Acquire)).to_string()),
         ("zk_max_proposal_size", "-1".into()),
         ("zk_min_proposal_size", "-1".into()),
     ];
@@ -148,15 +173,6 @@ fn monitor(shared: &Shared) -> String {
         let _ = writeln!(text, "{key}\t{value}");
     }
     text
-}
-
-/// "ok", or "failed: <why>" once the log stopped (writes are no longer acknowledged).
-fn log_state(shared: &Shared) -> String {
-    if shared.log_failed.load(Ordering::Acquire) {
-        format!("failed: {}", shared.log_failure.lock().expect("not poisoned"))
-    } else {
-        "ok".to_owned()
-    }
 }
 
 fn open_file_limit() -> u64 {
@@ -196,14 +212,32 @@ fn environment(shared: &Shared) -> String {
         ("zookeeper.version", format!("{VERSION}, {BUILT_ON}")),
         ("host.name", host.trim().to_owned()),
         ("ringkeeper.cores", shared.cores.to_string()),
-        ("os.name", std::env::consts::OS.to_owned()),
+        ("os.name", "Linux".to_owned()),
         ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("os.version", std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()),
+        ("user.name", std::env::var("USER").unwrap_or_else(|_| user_name())),
+        ("user.home", std::env::var("HOME").unwrap_or_default()),
         ("user.dir", cwd),
     ];
     for (key, value) in entries {
         let _ = writeln!(text, "{key}={value}");
     }
     text
+}
+
+/// The name of the effective user, from /etc/passwd.
+fn user_name() -> String {
+    // SAFETY: geteuid has no failure mode.
+    let uid = unsafe { libc::geteuid() };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() > 2 && fields[2] == uid.to_string()).then(|| fields[0].to_owned())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
 }
 
 fn watch_summary(shared: &Shared) -> String {
@@ -218,8 +252,32 @@ fn watch_summary(shared: &Shared) -> String {
 fn watch_by_connection(shared: &Shared) -> String {
     let mut text = String::new();
     for listing in &shared.watch_listing {
-        text.push_str(&listing.lock().expect("not poisoned"));
+        for (session_id, paths) in &listing.lock().expect("not poisoned").by_session {
+            let _ = writeln!(text, "0x{session_id:x}");
+            for path in paths {
+                let _ = writeln!(text, "\t{path}");
+            }
+        }
     }
+    text.push('\n');
+    text
+}
+
+fn watch_by_path(shared: &Shared) -> String {
+    let mut by_path: std::collections::BTreeMap<String, Vec<i64>> = std::collections::BTreeMap::new();
+    for listing in &shared.watch_listing {
+        for (path, sessions) in &listing.lock().expect("not poisoned").by_path {
+            by_path.entry(path.clone()).or_default().extend(sessions);
+        }
+    }
+    let mut text = String::new();
+    for (path, sessions) in by_path {
+        let _ = writeln!(text, "{path}");
+        for session_id in sessions {
+            let _ = writeln!(text, "\t0x{session_id:x}");
+        }
+    }
+    text.push('\n');
     text
 }
 

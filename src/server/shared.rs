@@ -17,9 +17,12 @@ pub struct CoreCounters {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub outstanding_requests: AtomicU64,
+    /// Data watches only, as `wchs` counts them.
     pub watch_connections: AtomicU64,
     pub watch_paths: AtomicU64,
     pub watch_count: AtomicU64,
+    /// Every watch, as mntr's zk_watch_count counts them.
+    pub watch_count_all: AtomicU64,
     pub node_count: AtomicU64,
     pub ephemeral_count: AtomicU64,
     pub data_size_bytes: AtomicU64,
@@ -27,6 +30,13 @@ pub struct CoreCounters {
     pub latency_count: AtomicU64,
     pub latency_max_us: AtomicU64,
     pub latency_min_us: AtomicU64,
+}
+
+/// One core's data watches: by session (`wchc`) and by path (`wchp`).
+#[derive(Debug, Clone, Default)]
+pub struct WatchListing {
+    pub by_session: Vec<(i64, Vec<String>)>,
+    pub by_path: Vec<(String, Vec<i64>)>,
 }
 
 /// A connection as `cons` and `stat` list it.
@@ -39,6 +49,7 @@ pub struct ConnectionSummary {
     pub sent: u64,
     pub queued: u64,
     pub last_zxid: i64,
+    pub stats: super::connection_state::ConnectionStats,
 }
 
 pub struct Shared {
@@ -52,8 +63,8 @@ pub struct Shared {
     pub connections_by_address: Mutex<HashMap<IpAddr, u32>>,
     /// Per core, refreshed by the core: the connections it serves.
     pub connection_summaries: Vec<Mutex<Vec<ConnectionSummary>>>,
-    /// Per core, refreshed by the core: `wchc` lines.
-    pub watch_listing: Vec<Mutex<String>>,
+    /// Per core, refreshed by the core: `wchc` and `wchp` entries.
+    pub watch_listing: Vec<Mutex<WatchListing>>,
     pub requests_total: AtomicU64,
     /// Set when a log write or fdatasync failed: no write is acknowledged after it.
     pub log_failed: std::sync::atomic::AtomicBool,
@@ -77,7 +88,7 @@ impl Shared {
             counters,
             connections_by_address: Mutex::new(HashMap::new()),
             connection_summaries: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
-            watch_listing: (0..cores).map(|_| Mutex::new(String::new())).collect(),
+            watch_listing: (0..cores).map(|_| Mutex::new(WatchListing::default())).collect(),
             requests_total: AtomicU64::new(0),
             log_failed: std::sync::atomic::AtomicBool::new(false),
             log_failure: Mutex::new(String::new()),

@@ -7,4 +7,4 @@ pub mod table;
 pub mod watches;
 
 pub use table::SessionTable;
-pub use watches::{ConnectionId, WatchRegistry};
+pub use watches::{ConnectionId, WatchRegistry, WatchSummary};

@@ -46,6 +46,11 @@ pub fn execute_read(
         Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(tree, reader.session_id, prefix))),
         Request::GetAllChildrenNumber { path } => all_children_number(tree, reader, path),
         Request::WhoAmI => Ok(ReplyBody::ClientInfo(reader.identities.to_vec())),
+        // ZooKeeper sends a malformed multiRead's error with an empty result list after it.
+        Request::Malformed { opcode: crate::proto::opcode::MULTI_READ } => {
+            return (ErrorCode::MarshallingError, ReplyBody::EmptyMultiAfterError)
+        }
+        Request::Malformed { .. } => Err(ErrorCode::MarshallingError),
         other => unreachable!("not a read: {other:?}"),
     };
     match result {

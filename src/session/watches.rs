@@ -13,6 +13,14 @@ use crate::tree::Trigger;
 /// A connection's identity on its core.
 pub type ConnectionId = u64;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WatchSummary {
+    pub data_connections: usize,
+    pub data_paths: usize,
+    pub data_watches: usize,
+    pub all_watches: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct WatchRegistry {
     data: HashMap<Box<str>, HashSet<ConnectionId>>,
@@ -81,22 +89,50 @@ impl WatchRegistry {
         }
     }
 
-    /// (connections with watches, watched paths, total watches), as `wchs` reports them.
-    pub fn summary(&self) -> (usize, usize, usize) {
-        let paths: HashSet<&Box<str>> = self.data.keys().chain(self.child.keys()).collect();
-        let total =
-            self.data.values().map(HashSet::len).sum::<usize>() + self.child.values().map(HashSet::len).sum::<usize>();
-        (self.by_connection.values().filter(|e| !e.is_empty()).count(), paths.len(), total)
+    /// What the watch words report. ZooKeeper's `wchs`, `wchc` and `wchp` count data
+    /// watches (getData and exists) only; `mntr`'s zk_watch_count counts child watches too.
+    pub fn summary(&self) -> WatchSummary {
+        let data_watches = self.data.values().map(HashSet::len).sum::<usize>();
+        let child_watches = self.child.values().map(HashSet::len).sum::<usize>();
+        let data_connections = self.by_connection.values().filter(|e| e.iter().any(|(is_child, _)| !is_child)).count();
+        WatchSummary {
+            data_connections,
+            data_paths: self.data.len(),
+            data_watches,
+            all_watches: data_watches + child_watches,
+        }
     }
 
-    /// Paths watched by each connection, for `wchc`.
-    pub fn by_connection(&self) -> impl Iterator<Item = (ConnectionId, Vec<&str>)> {
-        self.by_connection.iter().map(|(connection, entries)| {
-            let mut paths: Vec<&str> = entries.iter().map(|(_, path)| &**path).collect();
-            paths.sort_unstable();
-            paths.dedup();
-            (*connection, paths)
-        })
+    /// Data-watched paths of each connection, sorted, for `wchc`.
+    pub fn data_paths_by_connection(&self) -> Vec<(ConnectionId, Vec<&str>)> {
+        let mut listing: Vec<(ConnectionId, Vec<&str>)> = self
+            .by_connection
+            .iter()
+            .map(|(connection, entries)| {
+                let mut paths: Vec<&str> =
+                    entries.iter().filter(|(is_child, _)| !is_child).map(|(_, path)| &**path).collect();
+                paths.sort_unstable();
+                (*connection, paths)
+            })
+            .filter(|(_, paths)| !paths.is_empty())
+            .collect();
+        listing.sort_unstable();
+        listing
+    }
+
+    /// Connections data-watching each path, sorted, for `wchp`.
+    pub fn data_watchers_by_path(&self) -> Vec<(&str, Vec<ConnectionId>)> {
+        let mut listing: Vec<(&str, Vec<ConnectionId>)> = self
+            .data
+            .iter()
+            .map(|(path, watchers)| {
+                let mut watchers: Vec<ConnectionId> = watchers.iter().copied().collect();
+                watchers.sort_unstable();
+                (&**path, watchers)
+            })
+            .collect();
+        listing.sort_unstable();
+        listing
     }
 }
 
@@ -116,7 +152,7 @@ mod tests {
         registry.add_data_watch("/a", 1);
         assert_eq!(fired(&mut registry, Trigger::DataChanged("/a".into())), vec![(1, EventType::NodeDataChanged)]);
         assert!(fired(&mut registry, Trigger::DataChanged("/a".into())).is_empty());
-        assert_eq!(registry.summary(), (0, 0, 0));
+        assert_eq!(registry.summary(), WatchSummary::default());
     }
 
     #[test]
@@ -137,7 +173,7 @@ mod tests {
         registry.add_data_watch("/a", 1);
         registry.add_child_watch("/b", 1);
         registry.remove_connection(1);
-        assert_eq!(registry.summary(), (0, 0, 0));
+        assert_eq!(registry.summary(), WatchSummary::default());
         assert!(fired(&mut registry, Trigger::Created("/a".into())).is_empty());
     }
 }
