@@ -41,6 +41,8 @@ step "interop: kazoo recipes, the Java CLI, four-letter words, bad input"
 RINGKEEPER_BIN="$binary" timeout 900 python3 -m pytest tests/interop -q -p no:cacheprovider
 
 step "differential: Ringkeeper against Apache ZooKeeper 3.8, 20 seeds"
-timeout 1200 python3 tests/differential/run.py --ringkeeper "$binary" --seeds 20 --ops 3000
+# Closing a session deletes its ephemerals in Java HashSet order in ZooKeeper; the order
+# of those NodeDeleted events is not specified, so it is compared as a set.
+timeout 1200 python3 tests/differential/run.py --ringkeeper "$binary" --seeds 20 --ops 3000 --unordered-close-events
 
 step "all suites passed"

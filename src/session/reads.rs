@@ -126,7 +126,9 @@ fn get_children(
 
 fn all_children_number(tree: &DataTree, reader: &Reader<'_>, path: &str) -> Result<ReplyBody, ErrorCode> {
     readable_node(tree, reader, path)?;
-    let count = tree.descendant_count(if path.is_empty() { "/" } else { path }).expect("the node exists");
+    // ZooKeeper counts the keys that start with `path + "/"`; for "" that is every node,
+    // the root included.
+    let count = if path.is_empty() { tree.node_count() } else { tree.descendant_count(path).expect("the node exists") };
     Ok(ReplyBody::Number(count as i32))
 }
 
@@ -168,20 +170,20 @@ fn set_watches(
 ) {
     let relative_zxid = set.relative_zxid;
     for path in &set.data {
-        match tree.node(path) {
+        match lookup(tree, path) {
             None => fire(EventType::NodeDeleted, path),
             Some(node) if node.mzxid > relative_zxid => fire(EventType::NodeDataChanged, path),
             Some(_) => watches.add_data_watch(path, connection),
         }
     }
     for path in &set.exist {
-        match tree.node(path) {
+        match lookup(tree, path) {
             Some(_) => fire(EventType::NodeCreated, path),
             None => watches.add_data_watch(path, connection),
         }
     }
     for path in &set.child {
-        match tree.node(path) {
+        match lookup(tree, path) {
             None => fire(EventType::NodeDeleted, path),
             Some(node) if node.pzxid > relative_zxid => fire(EventType::NodeChildrenChanged, path),
             Some(_) => watches.add_child_watch(path, connection),

@@ -72,11 +72,13 @@ impl DataTree {
         };
         let open = tree.acls.intern(vec![Acl::open_unsafe()]);
         let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
-        tree.nodes.insert(ROOT.into(), Znode { acl_id: open, ..Znode::default() });
+        // System nodes hold empty (not null) data.
+        let empty = || Some(Box::<[u8]>::default());
+        tree.nodes.insert(ROOT.into(), Znode { acl_id: open, data: empty(), ..Znode::default() });
         for path in [ZOOKEEPER, QUOTA, CONFIG] {
             let (parent, name) = parent_and_name(path).expect("system nodes have parents");
             tree.nodes.get_mut(parent).expect("parent created first").children.insert(name.into());
-            tree.nodes.insert(path.into(), Znode { acl_id: open, ..Znode::default() });
+            tree.nodes.insert(path.into(), Znode { acl_id: open, data: empty(), ..Znode::default() });
         }
         let config = tree.nodes.get_mut(CONFIG).expect("just created");
         config.acl_id = read_only;
