@@ -100,6 +100,9 @@ pub enum Request {
         path: String,
     },
     WhoAmI,
+    GetAcl {
+        path: String,
+    },
     /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
     Unimplemented(i32),
     /// A known opcode whose record did not decode. ZooKeeper answers MarshallingError and
@@ -145,6 +148,7 @@ fn is_write_opcode(op: i32) -> bool {
             | opcode::SET_DATA
             | opcode::CHECK
             | opcode::MULTI
+            | opcode::CREATE_SESSION
     )
 }
 
@@ -195,6 +199,10 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         opcode::GET_EPHEMERALS => Request::GetEphemerals { prefix: reader.read_string()? },
         opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: reader.read_string()? },
         opcode::WHO_AM_I => Request::WhoAmI,
+        opcode::GET_ACL => Request::GetAcl { path: reader.read_string()? },
+        // A createSession inside a session: ZooKeeper fails to read it as a request record
+        // and answers MarshallingError, after giving it a zxid.
+        opcode::CREATE_SESSION => Request::Malformed { opcode: op },
         other => Request::Unimplemented(other),
     })
 }

@@ -47,6 +47,8 @@ pub enum ReplyBody {
     ChildrenStat(Vec<String>, Stat),
     Strings(Vec<String>),
     Number(i32),
+    /// getACL: the ACL and the Stat.
+    AclStat(Vec<super::acl::Acl>, Stat),
     /// whoAmI: (scheme, user) pairs.
     ClientInfo(Vec<(String, String)>),
     Multi(Vec<OpResult>),
@@ -98,6 +100,10 @@ fn encode_body(writer: &mut Writer<'_>, body: &ReplyBody) {
             stat.encode(writer);
         }
         ReplyBody::Number(number) => writer.write_i32(*number),
+        ReplyBody::AclStat(acl, stat) => {
+            super::acl::encode_acl_vec(acl, writer);
+            stat.encode(writer);
+        }
         ReplyBody::ClientInfo(identities) => {
             writer.write_i32(identities.len() as i32);
             for (scheme, user) in identities {

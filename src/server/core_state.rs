@@ -134,6 +134,9 @@ impl CoreState {
         for (event, path) in fired {
             push_event(conn, event, &path);
         }
+        if sets_watch(request) {
+            self.publish_counters();
+        }
         self.reply(conn, xid, code, &body, received);
     }
 
@@ -461,6 +464,14 @@ impl CoreState {
         *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
         let counters = self.counters();
         counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
+    }
+}
+
+fn sets_watch(request: &Request) -> bool {
+    match request {
+        Request::Exists { watch, .. } | Request::GetData { watch, .. } | Request::GetChildren { watch, .. } => *watch,
+        Request::SetWatches(_) => true,
+        _ => false,
     }
 }
 

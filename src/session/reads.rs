@@ -3,7 +3,7 @@
 //! read, so no change can slip between the two.
 
 use super::watches::{ConnectionId, WatchRegistry};
-use crate::proto::acl::PERM_READ;
+use crate::proto::acl::{PERM_ADMIN, PERM_READ};
 use crate::proto::request::{ReadOp, Request, SetWatches};
 use crate::proto::response::{OpResult, ReplyBody};
 use crate::proto::watch_event::EventType;
@@ -46,6 +46,7 @@ pub fn execute_read(
         Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(tree, reader.session_id, prefix))),
         Request::GetAllChildrenNumber { path } => all_children_number(tree, reader, path),
         Request::WhoAmI => Ok(ReplyBody::ClientInfo(reader.identities.to_vec())),
+        Request::GetAcl { path } => get_acl(tree, reader, path),
         // ZooKeeper sends a malformed multiRead's error with an empty result list after it.
         Request::Malformed { opcode: crate::proto::opcode::MULTI_READ } => {
             return (ErrorCode::MarshallingError, ReplyBody::EmptyMultiAfterError)
@@ -122,6 +123,25 @@ fn get_children(
     // ZooKeeper documents the order of children as unspecified.
     let children: Vec<String> = node.children.iter().map(|name| name.to_string()).collect();
     Ok(if with_stat { ReplyBody::ChildrenStat(children, node.stat()) } else { ReplyBody::Children(children) })
+}
+
+/// getACL needs READ or ADMIN. Without ADMIN, digest ids are masked to `user:x`
+/// (FinalRequestProcessor, case getACL).
+fn get_acl(tree: &DataTree, reader: &Reader<'_>, path: &str) -> Result<ReplyBody, ErrorCode> {
+    let node = lookup(tree, path).ok_or(ErrorCode::NoNode)?;
+    let acl = tree.acl(node);
+    if !permits(acl, PERM_READ | PERM_ADMIN, reader.ip) {
+        return Err(ErrorCode::NoAuth);
+    }
+    let mut acl = acl.to_vec();
+    if !permits(&acl, PERM_ADMIN, reader.ip) {
+        for entry in acl.iter_mut().filter(|entry| entry.scheme == "digest") {
+            if let Some((user, _)) = entry.id.split_once(':') {
+                entry.id = format!("{user}:x");
+            }
+        }
+    }
+    Ok(ReplyBody::AclStat(acl, node.stat()))
 }
 
 fn all_children_number(tree: &DataTree, reader: &Reader<'_>, path: &str) -> Result<ReplyBody, ErrorCode> {

@@ -27,17 +27,40 @@ pub struct WatchRegistry {
     child: HashMap<Box<str>, HashSet<ConnectionId>>,
     /// Reverse index for dropping a connection's watches: (is_child, path).
     by_connection: HashMap<ConnectionId, HashSet<(bool, Box<str>)>>,
+    /// Counts kept as watches come and go, so the four-letter words cost nothing to
+    /// publish: data watches per connection, and the totals.
+    data_per_connection: HashMap<ConnectionId, usize>,
+    data_watches: usize,
+    child_watches: usize,
 }
 
 impl WatchRegistry {
     pub fn add_data_watch(&mut self, path: &str, connection: ConnectionId) {
-        self.data.entry(path.into()).or_default().insert(connection);
+        if self.data.entry(path.into()).or_default().insert(connection) {
+            self.data_watches += 1;
+            *self.data_per_connection.entry(connection).or_default() += 1;
+        }
         self.by_connection.entry(connection).or_default().insert((false, path.into()));
     }
 
     pub fn add_child_watch(&mut self, path: &str, connection: ConnectionId) {
-        self.child.entry(path.into()).or_default().insert(connection);
+        if self.child.entry(path.into()).or_default().insert(connection) {
+            self.child_watches += 1;
+        }
         self.by_connection.entry(connection).or_default().insert((true, path.into()));
+    }
+
+    fn forget(&mut self, is_child: bool, connection: ConnectionId) {
+        if is_child {
+            self.child_watches -= 1;
+            return;
+        }
+        self.data_watches -= 1;
+        let count = self.data_per_connection.get_mut(&connection).expect("counted when added");
+        *count -= 1;
+        if *count == 0 {
+            self.data_per_connection.remove(&connection);
+        }
     }
 
     /// Forgets every watch of a closed connection.
@@ -47,22 +70,26 @@ impl WatchRegistry {
         };
         for (is_child, path) in entries {
             let table = if is_child { &mut self.child } else { &mut self.data };
-            if let Some(watchers) = table.get_mut(&path) {
-                watchers.remove(&connection);
-                if watchers.is_empty() {
-                    table.remove(&path);
-                }
+            let Some(watchers) = table.get_mut(&path) else { continue };
+            let removed = watchers.remove(&connection);
+            if watchers.is_empty() {
+                table.remove(&path);
+            }
+            if removed {
+                self.forget(is_child, connection);
             }
         }
+        debug_assert!(!self.data_per_connection.contains_key(&connection));
     }
 
     fn take(&mut self, is_child: bool, path: &str) -> HashSet<ConnectionId> {
         let table = if is_child { &mut self.child } else { &mut self.data };
         let watchers = table.remove(path).unwrap_or_default();
-        for connection in &watchers {
-            if let Some(entries) = self.by_connection.get_mut(connection) {
+        for &connection in &watchers {
+            if let Some(entries) = self.by_connection.get_mut(&connection) {
                 entries.remove(&(is_child, Box::from(path)));
             }
+            self.forget(is_child, connection);
         }
         watchers
     }
