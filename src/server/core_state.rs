@@ -203,9 +203,8 @@ impl CoreState {
     /// among the records.
     pub fn apply_batch(&mut self, batch: &CommittedBatch) -> i64 {
         let mut controls = batch.controls.iter().peekable();
-        let mut applied = 0u64;
-        for record in Records::new(&batch.records) {
-            while let Some((_, control)) = controls.next_if(|(position, _)| *position <= applied) {
+        for (applied, record) in Records::new(&batch.records).enumerate() {
+            while let Some((_, control)) = controls.next_if(|(position, _)| *position <= applied as u64) {
                 self.apply_control(control);
             }
             let (zxid, txn) = record.expect("records from the ordering point are intact");
@@ -220,7 +219,6 @@ impl CoreState {
             let session_id = txn.session_id.to_native();
             let is_close = matches!(txn.op, ArchivedTxnOp::CloseSession { .. });
             self.complete_write(session_id, txn.cxid.to_native(), outcome, is_close);
-            applied += 1;
         }
         for (_, control) in controls {
             self.apply_control(control);
