@@ -250,3 +250,54 @@ fn pipelined_requests_of_one_session_complete_in_order() {
         }
     });
 }
+
+#[test]
+fn persistent_recursive_watches_see_the_subtree_and_stay() {
+    // addWatch PERSISTENT_RECURSIVE: events for the node and everything below it, not
+    // removed by firing, and no NodeChildrenChanged (ZooKeeper 3.6+).
+    let server = Server::start();
+    run(async {
+        let watcher = connect(&server).await;
+        let writer = connect(&server).await;
+        let mut watch = watcher.watch("/tree", zk::AddWatchMode::PersistentRecursive).await.unwrap();
+        writer.create("/tree", b"", &persistent()).await.unwrap();
+        writer.create("/tree/a", b"", &persistent()).await.unwrap();
+        writer.set_data("/tree/a", b"x", None).await.unwrap();
+        writer.delete("/tree/a", None).await.unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let event = watch.changed().await;
+            seen.push((event.event_type, event.path));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (zk::EventType::NodeCreated, "/tree".to_owned()),
+                (zk::EventType::NodeCreated, "/tree/a".to_owned()),
+                (zk::EventType::NodeDataChanged, "/tree/a".to_owned()),
+                (zk::EventType::NodeDeleted, "/tree/a".to_owned()),
+            ]
+        );
+    });
+}
+
+#[test]
+fn empty_containers_are_reaped_after_their_last_child_goes() {
+    // createContainer: "a container node ... will be deleted by the server once it has
+    // had children and has none left".
+    let server = Server::start_with("znode.container.checkIntervalMs=100");
+    run(async {
+        let client = connect(&server).await;
+        let container = zk::CreateMode::Container.with_acls(zk::Acls::anyone_all());
+        client.create("/box", b"", &container).await.unwrap();
+        let (stat, _) = client.get_data("/box").await.map(|(_, stat)| (stat, ())).unwrap();
+        assert_eq!(stat.ephemeral_owner, i64::MIN, "ZooKeeper's container marker");
+        client.create("/box/item", b"", &persistent()).await.unwrap();
+        client.delete("/box/item", None).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while client.check_stat("/box").await.unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the empty container is reaped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}

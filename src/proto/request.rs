@@ -103,6 +103,20 @@ pub enum Request {
     GetAcl {
         path: String,
     },
+    /// addWatch: mode 0 PERSISTENT, 1 PERSISTENT_RECURSIVE.
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
+    /// checkWatches (17) and removeWatches (18), with a `WatcherType`.
+    CheckWatches {
+        path: String,
+        watcher_type: i32,
+    },
+    RemoveWatches {
+        path: String,
+        watcher_type: i32,
+    },
     /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
     Unimplemented(i32),
     /// A known opcode whose record did not decode. ZooKeeper answers MarshallingError and
@@ -200,6 +214,13 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: reader.read_string()? },
         opcode::WHO_AM_I => Request::WhoAmI,
         opcode::GET_ACL => Request::GetAcl { path: reader.read_string()? },
+        opcode::ADD_WATCH => Request::AddWatch { path: reader.read_string()?, mode: reader.read_i32()? },
+        opcode::CHECK_WATCHES => {
+            Request::CheckWatches { path: reader.read_string()?, watcher_type: reader.read_i32()? }
+        }
+        opcode::REMOVE_WATCHES => {
+            Request::RemoveWatches { path: reader.read_string()?, watcher_type: reader.read_i32()? }
+        }
         // A createSession inside a session: ZooKeeper fails to read it as a request record
         // and answers MarshallingError, after giving it a zxid.
         opcode::CREATE_SESSION => Request::Malformed { opcode: op },

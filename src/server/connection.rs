@@ -124,6 +124,7 @@ async fn handshake_and_serve<R, W>(
     }
     let prefix: [u8; 4] = input.available()[..4].try_into().expect("four bytes");
     if let Some(command) = words::parse(prefix) {
+        refresh_listings(&context.shared).await;
         let text = four_letter::answer(command, &context.shared, peer);
         let _ = writer.write_all(text.as_bytes()).await;
         let _ = writer.flush().await;
@@ -199,6 +200,18 @@ async fn handshake_and_serve<R, W>(
     context.state.borrow_mut().remove_connection(id);
     // The writer flushes what is queued, then shuts the socket down.
     writer_task.await;
+}
+
+/// Asks every core for fresh numbers and waits (briefly, bounded) until they published.
+async fn refresh_listings(shared: &Shared) {
+    use std::sync::atomic::Ordering;
+    let generation = shared.listing_requested.fetch_add(1, Ordering::AcqRel) + 1;
+    for _ in 0..40 {
+        if shared.listing_published.iter().all(|published| published.load(Ordering::Acquire) >= generation) {
+            return;
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// Reads the next frame, enforcing jute.maxbuffer. `None` closes the connection.

@@ -468,7 +468,7 @@ impl CoreState {
 fn sets_watch(request: &Request) -> bool {
     match request {
         Request::Exists { watch, .. } | Request::GetData { watch, .. } | Request::GetChildren { watch, .. } => *watch,
-        Request::SetWatches(_) => true,
+        Request::SetWatches(_) | Request::AddWatch { .. } | Request::RemoveWatches { .. } => true,
         _ => false,
     }
 }

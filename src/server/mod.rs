@@ -414,11 +414,23 @@ async fn send_touches(context: Rc<CoreContext>) {
     }
 }
 
+/// Publishes this core's numbers and listings for the four-letter words: every half
+/// second, and within a few milliseconds of a four-letter word asking for fresh ones.
 async fn publish_listings(state: Rc<RefCell<CoreState>>) {
+    const POLL_MS: u64 = 5;
+    let mut since_publish_ms = 0;
     loop {
-        glommio::timer::sleep(Duration::from_millis(500)).await;
+        glommio::timer::sleep(Duration::from_millis(POLL_MS)).await;
+        since_publish_ms += POLL_MS;
         let state = state.borrow();
-        state.publish_counters();
-        state.publish_listings();
+        let shared = &state.shared;
+        let requested = shared.listing_requested.load(std::sync::atomic::Ordering::Acquire);
+        let published = &shared.listing_published[state.core];
+        if requested > published.load(std::sync::atomic::Ordering::Acquire) || since_publish_ms >= 500 {
+            state.publish_counters();
+            state.publish_listings();
+            published.store(requested, std::sync::atomic::Ordering::Release);
+            since_publish_ms = 0;
+        }
     }
 }

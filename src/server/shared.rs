@@ -70,6 +70,10 @@ pub struct Shared {
     pub log_failed: std::sync::atomic::AtomicBool,
     pub log_failure: Mutex<String>,
     pub log_fsyncs: AtomicU64,
+    /// A four-letter word asks every core for fresh numbers by bumping this; each core
+    /// answers by publishing and recording the generation it served.
+    pub listing_requested: AtomicU64,
+    pub listing_published: Vec<AtomicU64>,
 }
 
 impl Shared {
@@ -93,6 +97,8 @@ impl Shared {
             log_failed: std::sync::atomic::AtomicBool::new(false),
             log_failure: Mutex::new(String::new()),
             log_fsyncs: AtomicU64::new(0),
+            listing_requested: AtomicU64::new(0),
+            listing_published: (0..cores).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 

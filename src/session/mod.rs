@@ -7,4 +7,4 @@ pub mod table;
 pub mod watches;
 
 pub use table::SessionTable;
-pub use watches::{ConnectionId, WatchRegistry, WatchSummary};
+pub use watches::{ConnectionId, WatchKind, WatchRegistry, WatchSummary};

@@ -2,7 +2,7 @@
 //! (ZooKeeper's FinalRequestProcessor). A watch is registered in the same step as the
 //! read, so no change can slip between the two.
 
-use super::watches::{ConnectionId, WatchRegistry};
+use super::watches::{ConnectionId, WatchKind, WatchRegistry};
 use crate::proto::acl::{PERM_ADMIN, PERM_READ};
 use crate::proto::request::{ReadOp, Request, SetWatches};
 use crate::proto::response::{OpResult, ReplyBody};
@@ -47,6 +47,24 @@ pub fn execute_read(
         Request::GetAllChildrenNumber { path } => all_children_number(tree, reader, path),
         Request::WhoAmI => Ok(ReplyBody::ClientInfo(reader.identities.to_vec())),
         Request::GetAcl { path } => get_acl(tree, reader, path),
+        // addWatch answers with an ErrorResponse body of 0 (FinalRequestProcessor).
+        Request::AddWatch { path, mode } => match mode {
+            0 | 1 => {
+                watches.add_persistent_watch(path, reader.connection, *mode == 1);
+                Ok(ReplyBody::Number(0))
+            }
+            _ => Err(ErrorCode::BadArguments),
+        },
+        Request::CheckWatches { path, watcher_type } => match WatchKind::selected_by(*watcher_type) {
+            Some(kinds) if watches.has_watch(path, reader.connection, kinds) => Ok(ReplyBody::Empty),
+            Some(_) => Err(ErrorCode::NoWatcher),
+            None => Err(ErrorCode::MarshallingError),
+        },
+        Request::RemoveWatches { path, watcher_type } => match WatchKind::selected_by(*watcher_type) {
+            Some(kinds) if watches.remove_watches(path, reader.connection, kinds) => Ok(ReplyBody::Empty),
+            Some(_) => Err(ErrorCode::NoWatcher),
+            None => Err(ErrorCode::MarshallingError),
+        },
         // ZooKeeper sends a malformed multiRead's error with an empty result list after it.
         Request::Malformed { opcode: crate::proto::opcode::MULTI_READ } => {
             return (ErrorCode::MarshallingError, ReplyBody::EmptyMultiAfterError)
@@ -189,6 +207,13 @@ fn set_watches(
     fire: &mut dyn FnMut(EventType, &str),
 ) {
     let relative_zxid = set.relative_zxid;
+    // Persistent watches come back as they were; changes missed meanwhile do not fire.
+    for path in &set.persistent {
+        watches.add_persistent_watch(path, connection, false);
+    }
+    for path in &set.persistent_recursive {
+        watches.add_persistent_watch(path, connection, true);
+    }
     for path in &set.data {
         match lookup(tree, path) {
             None => fire(EventType::NodeDeleted, path),
