@@ -43,6 +43,11 @@ pub struct Config {
     pub container_check_interval_ms: u64,
     /// `znode.container.maxPerMinute`: the most nodes reaped per minute.
     pub container_max_per_minute: u64,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`; a client that
+    /// authenticates with the matching digest holds every permission.
+    pub super_digest: Option<String>,
+    /// `skipACL=yes`: no ACL is checked (for trusted deployments; off by default).
+    pub skip_acl: bool,
 }
 
 impl Default for Config {
@@ -67,6 +72,8 @@ impl Default for Config {
             extended_types_enabled: false,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
+            super_digest: None,
+            skip_acl: false,
         }
     }
 }
@@ -181,6 +188,19 @@ impl Config {
                 }
                 "znode.container.checkIntervalMs" => {
                     config.container_check_interval_ms = number(value)?.max(1);
+                }
+                "DigestAuthenticationProvider.superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    if value.split(':').count() != 2 {
+                        return Err(error(format!("'{value}' is not user:base64digest")));
+                    }
+                    config.super_digest = Some(value.to_owned());
+                }
+                "skipACL" | "zookeeper.skipACL" => {
+                    config.skip_acl = match value {
+                        "yes" | "true" => true,
+                        "no" | "false" => false,
+                        _ => return Err(error(format!("'{value}' must be yes or no"))),
+                    }
                 }
                 "znode.container.maxPerMinute" => config.container_max_per_minute = number(value)?.max(1),
                 "preAllocSize" => {

@@ -66,6 +66,9 @@ fn describe_step(step: &ArchivedStep) -> (String, Option<String>) {
             Some(path.to_string()),
         ),
         ArchivedStep::Check { path } => ("check".into(), Some(path.to_string())),
+        ArchivedStep::SetAcl { path, version, .. } => {
+            (format!("setACL v{}", version.to_native()), Some(path.to_string()))
+        }
         ArchivedStep::Error { code } => (format!("error({})", code.to_native()), None),
     }
 }

@@ -57,6 +57,11 @@ pub enum WriteOp {
     DeleteContainer {
         path: String,
     },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
 }
 
 /// One operation of a multiRead.
@@ -117,6 +122,11 @@ pub enum Request {
         path: String,
         watcher_type: i32,
     },
+    /// The auth packet (xid -4): a scheme and its credential.
+    Auth {
+        scheme: String,
+        credential: Vec<u8>,
+    },
     /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
     Unimplemented(i32),
     /// A known opcode whose record did not decode. ZooKeeper answers MarshallingError and
@@ -135,6 +145,7 @@ impl WriteOp {
             WriteOp::SetData { .. } => opcode::SET_DATA,
             WriteOp::Check { .. } => opcode::CHECK,
             WriteOp::DeleteContainer { .. } => opcode::DELETE_CONTAINER,
+            WriteOp::SetAcl { .. } => opcode::SET_ACL,
         }
     }
 }
@@ -161,6 +172,7 @@ fn is_write_opcode(op: i32) -> bool {
             | opcode::DELETE_CONTAINER
             | opcode::SET_DATA
             | opcode::CHECK
+            | opcode::SET_ACL
             | opcode::MULTI
             | opcode::CREATE_SESSION
     )
@@ -185,7 +197,8 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         | opcode::DELETE
         | opcode::SET_DATA
         | opcode::CHECK
-        | opcode::DELETE_CONTAINER => Request::Write(decode_write_op(op, reader)?),
+        | opcode::DELETE_CONTAINER
+        | opcode::SET_ACL => Request::Write(decode_write_op(op, reader)?),
         opcode::EXISTS => Request::Exists { path: reader.read_string()?, watch: reader.read_bool()? },
         opcode::GET_DATA => Request::GetData { path: reader.read_string()?, watch: reader.read_bool()? },
         opcode::GET_CHILDREN | opcode::GET_CHILDREN2 => Request::GetChildren {
@@ -214,6 +227,10 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: reader.read_string()? },
         opcode::WHO_AM_I => Request::WhoAmI,
         opcode::GET_ACL => Request::GetAcl { path: reader.read_string()? },
+        opcode::AUTH => {
+            let _type = reader.read_i32()?;
+            Request::Auth { scheme: reader.read_string()?, credential: reader.read_bytes()?.to_vec() }
+        }
         opcode::ADD_WATCH => Request::AddWatch { path: reader.read_string()?, mode: reader.read_i32()? },
         opcode::CHECK_WATCHES => {
             Request::CheckWatches { path: reader.read_string()?, watcher_type: reader.read_i32()? }
@@ -251,6 +268,9 @@ fn decode_write_op(op: i32, reader: &mut Reader<'_>) -> Result<WriteOp, DecodeEr
         },
         opcode::CHECK => WriteOp::Check { path: reader.read_string()?, version: reader.read_i32()? },
         opcode::DELETE_CONTAINER => WriteOp::DeleteContainer { path: reader.read_string()? },
+        opcode::SET_ACL => {
+            WriteOp::SetAcl { path: reader.read_string()?, acl: decode_acl_vec(reader)?, version: reader.read_i32()? }
+        }
         other => return Err(DecodeError::BadCount(other)),
     })
 }
@@ -274,8 +294,12 @@ fn decode_ops<T>(
     }
 }
 
+/// A multi holds creates, deletes, setData and checks only (`MultiOperationRecord`).
 fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<WriteOp>, DecodeError> {
-    decode_ops(reader, decode_write_op)
+    decode_ops(reader, |op, reader| match op {
+        opcode::SET_ACL | opcode::DELETE_CONTAINER => Err(DecodeError::BadCount(op)),
+        _ => decode_write_op(op, reader),
+    })
 }
 
 fn decode_multi_read(reader: &mut Reader<'_>) -> Result<Vec<ReadOp>, DecodeError> {

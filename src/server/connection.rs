@@ -174,7 +174,7 @@ async fn handshake_and_serve<R, W>(
             received: 1,
             sent: 0,
             last_zxid: 0,
-            identities: vec![("ip".to_owned(), peer.ip().to_string())],
+            identities: std::sync::Arc::new(initial_identities(peer, &context.shared.config)),
             stats: Default::default(),
         }));
         state.connections.insert(id, connection.clone());
@@ -200,6 +200,48 @@ async fn handshake_and_serve<R, W>(
     context.state.borrow_mut().remove_connection(id);
     // The writer flushes what is queued, then shuts the socket down.
     writer_task.await;
+}
+
+/// Every connection is `ip:<address>`; with skipACL it is also `super`.
+fn initial_identities(peer: std::net::SocketAddr, config: &crate::config::Config) -> Vec<(String, String)> {
+    let mut identities = vec![("ip".to_owned(), peer.ip().to_string())];
+    if config.skip_acl {
+        identities.push(("super".to_owned(), String::new()));
+    }
+    identities
+}
+
+/// The auth packet, answered at once as ZooKeeper does (not queued behind the session's
+/// requests): the digest scheme adds `digest:user:<hash>` (and `super` for the configured
+/// super digest); any other scheme fails with AuthFailed and closes the connection.
+/// Returns whether the connection stays open.
+fn authenticate(
+    connection: &Rc<RefCell<Connection>>,
+    config: &crate::config::Config,
+    xid: i32,
+    scheme: &str,
+    credential: &[u8],
+) -> bool {
+    let mut conn = connection.borrow_mut();
+    if scheme != "digest" {
+        tracing::info!(peer = %conn.peer, scheme, "authentication failed: unsupported scheme");
+        encode_reply(&mut conn.output, xid, 0, ErrorCode::AuthFailed, &ReplyBody::Empty);
+        conn.close();
+        return false;
+    }
+    let id = crate::session::auth::digest_id(credential);
+    let is_super = config.super_digest.as_deref() == Some(id.as_str());
+    let identities = std::sync::Arc::make_mut(&mut conn.identities);
+    if is_super {
+        identities.push(("super".to_owned(), String::new()));
+    }
+    let identity = ("digest".to_owned(), id);
+    if !identities.contains(&identity) {
+        identities.push(identity);
+    }
+    encode_reply(&mut conn.output, xid, 0, ErrorCode::Ok, &ReplyBody::Empty);
+    conn.output_appended();
+    true
 }
 
 /// Asks every core for fresh numbers and waits (briefly, bounded) until they published.
@@ -302,6 +344,12 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             conn.close();
             return;
         }
+        if let Request::Auth { scheme, credential } = &request {
+            if !authenticate(connection, &context.shared.config, header.xid, scheme, credential) {
+                return;
+            }
+            continue;
+        }
         let is_sync = matches!(request, Request::Sync { .. });
         let leader_message = if request.is_write() || is_sync { Some(request.clone()) } else { None };
         let dispatch = context.state.borrow_mut().dispatch(connection, header.xid, request);
@@ -314,7 +362,8 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             let message = if is_sync {
                 ToLeader::Sync { core: context.core, connection: id, xid: header.xid }
             } else {
-                ToLeader::Write { session_id, client_ip: peer.ip(), xid: header.xid, request }
+                let identities = connection.borrow().identities.clone();
+                ToLeader::Write { session_id, identities, xid: header.xid, request }
             };
             if !context.leader.send(message).await {
                 return;

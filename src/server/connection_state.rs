@@ -89,7 +89,9 @@ pub struct Connection {
     pub received: u64,
     pub sent: u64,
     pub last_zxid: i64,
-    pub identities: Vec<(String, String)>,
+    /// The identities ACLs are checked against: ip always, digest and super after auth.
+    /// Shared with the ordering point, which checks writes.
+    pub identities: std::sync::Arc<Vec<(String, String)>>,
     /// For `cons`: when the session was established, and per-request figures.
     pub stats: ConnectionStats,
 }

@@ -122,12 +122,7 @@ impl CoreState {
 
     fn serve_read(&mut self, conn: &mut Connection, xid: i32, request: &Request, received: Instant) {
         let mut fired: Vec<(EventType, String)> = Vec::new();
-        let reader = Reader {
-            session_id: conn.session_id,
-            connection: conn.id,
-            identities: &conn.identities,
-            ip: Some(conn.peer.ip()),
-        };
+        let reader = Reader { session_id: conn.session_id, connection: conn.id, identities: &conn.identities };
         let (code, body) = execute_read(&self.tree, &mut self.watches, &reader, request, &mut |event, path| {
             fired.push((event, path.to_owned()))
         });
@@ -278,6 +273,17 @@ impl CoreState {
             }
             Queued::Close { xid, received } => {
                 self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Empty, received);
+                // Requests pipelined after the close are answered SessionExpired before the
+                // connection closes, as ZooKeeper answers them.
+                while let Some(queued) = conn.queue.pop_front() {
+                    let (xid, received) = match queued {
+                        Queued::Write { xid, received, .. }
+                        | Queued::Close { xid, received }
+                        | Queued::Sync { xid, received, .. }
+                        | Queued::Read { xid, received, .. } => (xid, received),
+                    };
+                    self.reply(&mut conn, xid, ErrorCode::SessionExpired, &ReplyBody::Empty, received);
+                }
                 self.sessions.remove(&session_id);
                 conn.close();
                 return;

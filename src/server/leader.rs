@@ -124,9 +124,9 @@ impl Leader {
             ToLeader::Connect { core, connection, session_id, password, timeout_ms } => {
                 self.connect(core, connection, session_id, &password, timeout_ms)
             }
-            ToLeader::Write { session_id, client_ip, xid, request } => {
+            ToLeader::Write { session_id, identities, xid, request } => {
                 let extended_types = self.shared.config.extended_types_enabled;
-                self.write(Caller { session_id, ip: Some(client_ip), extended_types }, xid, &request)
+                self.write(Caller { session_id, identities: &identities, extended_types }, xid, &request)
             }
             ToLeader::Sync { core, connection, xid } => {
                 self.place(core, Control::Synced { connection, xid });
@@ -174,7 +174,7 @@ impl Leader {
         self.wake_publisher();
     }
 
-    fn write(&mut self, caller: Caller, xid: i32, request: &Request) {
+    fn write(&mut self, caller: Caller<'_>, xid: i32, request: &Request) {
         let session_id = caller.session_id;
         let known = self.sessions.get(session_id).is_some_and(|entry| !entry.closing);
         if !known {
@@ -191,7 +191,7 @@ impl Leader {
     }
 
     /// Validates a write against the tree and pending changes, and orders the result.
-    fn prepare_and_append(&mut self, caller: Caller, xid: i32, request: &Request) {
+    fn prepare_and_append(&mut self, caller: Caller<'_>, xid: i32, request: &Request) {
         let zxid = self.zxids.next_zxid();
         let op = {
             let core0 = self.core0.borrow();
@@ -203,7 +203,11 @@ impl Leader {
     fn close_session(&mut self, session_id: i64, xid: i32) {
         let began = self.sessions.begin_close(session_id);
         assert!(began, "closing a session that is not open");
-        self.prepare_and_append(Caller { session_id, ip: None, extended_types: false }, xid, &Request::CloseSession);
+        self.prepare_and_append(
+            Caller { session_id, identities: &[], extended_types: false },
+            xid,
+            &Request::CloseSession,
+        );
         self.sessions.remove(session_id);
         self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
     }
@@ -216,7 +220,7 @@ impl Leader {
         }
         let candidates = self.core0.borrow().tree.reapable(wall_clock_ms(), limit);
         for path in candidates {
-            let caller = Caller { session_id: 0, ip: None, extended_types: false };
+            let caller = Caller { session_id: 0, identities: &[], extended_types: false };
             self.prepare_and_append(caller, 0, &Request::Write(WriteOp::DeleteContainer { path }));
         }
     }

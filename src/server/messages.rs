@@ -16,7 +16,7 @@ pub enum ToLeader {
     /// A new session (`session_id == 0`) or a re-attach.
     Connect { core: usize, connection: ConnectionId, session_id: i64, password: Vec<u8>, timeout_ms: i32 },
     /// A write request, in the session's order.
-    Write { session_id: i64, client_ip: std::net::IpAddr, xid: i32, request: Request },
+    Write { session_id: i64, identities: Arc<Vec<(String, String)>>, xid: i32, request: Request },
     /// A sync: answered once everything ordered before it is applied on the core.
     Sync { core: usize, connection: ConnectionId, xid: i32 },
     /// Sessions with activity since the last touch.

@@ -18,8 +18,6 @@ pub struct Reader<'a> {
     pub connection: ConnectionId,
     /// (scheme, id) pairs the connection is authenticated as, for whoAmI.
     pub identities: &'a [(String, String)],
-    /// The client's address, for `ip` ACLs.
-    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Serves a read and returns the reply's error code and body. Events that setWatches
@@ -45,7 +43,9 @@ pub fn execute_read(
         }
         Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(tree, reader.session_id, prefix))),
         Request::GetAllChildrenNumber { path } => all_children_number(tree, reader, path),
-        Request::WhoAmI => Ok(ReplyBody::ClientInfo(reader.identities.to_vec())),
+        Request::WhoAmI => Ok(ReplyBody::ClientInfo(
+            reader.identities.iter().map(|identity| (identity.0.clone(), super::auth::user_of(identity))).collect(),
+        )),
         Request::GetAcl { path } => get_acl(tree, reader, path),
         // addWatch answers with an ErrorResponse body of 0 (FinalRequestProcessor).
         Request::AddWatch { path, mode } => match mode {
@@ -88,7 +88,7 @@ fn lookup<'t>(tree: &'t DataTree, path: &str) -> Option<&'t Znode> {
 /// schemes arrive with the auth packet): NoNode, then NoAuth, as ZooKeeper checks.
 fn readable_node<'t>(tree: &'t DataTree, reader: &Reader<'_>, path: &str) -> Result<&'t Znode, ErrorCode> {
     let node = lookup(tree, path).ok_or(ErrorCode::NoNode)?;
-    if !permits(tree.acl(node), PERM_READ, reader.ip) {
+    if !permits(tree.acl(node), PERM_READ, reader.identities) {
         return Err(ErrorCode::NoAuth);
     }
     Ok(node)
@@ -148,11 +148,11 @@ fn get_children(
 fn get_acl(tree: &DataTree, reader: &Reader<'_>, path: &str) -> Result<ReplyBody, ErrorCode> {
     let node = lookup(tree, path).ok_or(ErrorCode::NoNode)?;
     let acl = tree.acl(node);
-    if !permits(acl, PERM_READ | PERM_ADMIN, reader.ip) {
+    if !permits(acl, PERM_READ | PERM_ADMIN, reader.identities) {
         return Err(ErrorCode::NoAuth);
     }
     let mut acl = acl.to_vec();
-    if !permits(&acl, PERM_ADMIN, reader.ip) {
+    if !permits(&acl, PERM_ADMIN, reader.identities) {
         for entry in acl.iter_mut().filter(|entry| entry.scheme == "digest") {
             if let Some((user, _)) = entry.id.split_once(':') {
                 entry.id = format!("{user}:x");

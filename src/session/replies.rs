@@ -25,7 +25,7 @@ pub fn write_reply(kind: &WriteKind, outcome: Outcome) -> (ErrorCode, ReplyBody)
                 (ErrorCode::Ok, ReplyBody::PathStat(path, stat))
             }
         }
-        (_, Outcome::DataSet { stat }) => (ErrorCode::Ok, ReplyBody::Stat(stat)),
+        (_, Outcome::DataSet { stat } | Outcome::AclSet { stat }) => (ErrorCode::Ok, ReplyBody::Stat(stat)),
         (WriteKind::Multi(ops), Outcome::Multi(outcomes)) => {
             assert_eq!(ops.len(), outcomes.len(), "a multi's outcome has one result per operation");
             let results = ops.iter().zip(outcomes).map(|(op, outcome)| multi_result(*op, outcome)).collect();

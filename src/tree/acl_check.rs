@@ -1,21 +1,25 @@
-//! ACL evaluation, as `ZooKeeperServer.checkACL` does it for the schemes a connection can
-//! hold without authenticating: `world:anyone` matches everyone, `ip` matches the
-//! client's address (with an optional CIDR mask).
+//! ACL evaluation, as `ZooKeeperServer.checkACL` does it.
 
 use std::net::IpAddr;
 
 use crate::proto::acl::Acl;
 
-/// Whether a client at `client_ip` holds `permission` on a node with `acl`. An empty ACL
-/// grants everything, as in ZooKeeper.
-pub fn permits(acl: &[Acl], permission: i32, client_ip: Option<IpAddr>) -> bool {
-    if acl.is_empty() {
+/// Whether a client holding `identities` (scheme, id) has `permission` on a node with
+/// `acl` (`ZooKeeperServer.checkACL`): an empty ACL grants everything, `super` holds every
+/// permission, `world:anyone` matches all, `ip` matches the client's address under the
+/// entry's mask, other schemes match an identity of the same scheme and id.
+pub fn permits(acl: &[Acl], permission: i32, identities: &[(String, String)]) -> bool {
+    if acl.is_empty() || identities.iter().any(|(scheme, _)| scheme == "super") {
         return true;
     }
     acl.iter().filter(|entry| entry.perms & permission != 0).any(|entry| match entry.scheme.as_str() {
         "world" => entry.id == "anyone",
-        "ip" => client_ip.is_some_and(|ip| ip_matches(&entry.id, ip)),
-        _ => false,
+        "ip" => identities
+            .iter()
+            .filter(|(scheme, _)| scheme == "ip")
+            .filter_map(|(_, id)| id.parse::<IpAddr>().ok())
+            .any(|ip| ip_matches(&entry.id, ip)),
+        scheme => identities.iter().any(|(held_scheme, id)| held_scheme == scheme && *id == entry.id),
     })
 }
 
@@ -52,23 +56,31 @@ mod tests {
         Acl { perms, scheme: scheme.into(), id: id.into() }
     }
 
+    fn ip(address: &str) -> Vec<(String, String)> {
+        vec![("ip".into(), address.into())]
+    }
+
     #[test]
     fn world_anyone_grants_its_permissions_only() {
         let read_only = [acl(PERM_READ, "world", "anyone")];
-        assert!(permits(&read_only, PERM_READ, None));
-        assert!(!permits(&read_only, PERM_WRITE, None));
+        assert!(permits(&read_only, PERM_READ, &[]));
+        assert!(!permits(&read_only, PERM_WRITE, &[]));
     }
 
     #[test]
     fn ip_acls_match_the_client_address_and_masks() {
         let local = [acl(PERM_READ, "ip", "127.0.0.0/8")];
-        assert!(permits(&local, PERM_READ, Some("127.0.0.1".parse().unwrap())));
-        assert!(!permits(&local, PERM_READ, Some("10.0.0.1".parse().unwrap())));
-        assert!(!permits(&local, PERM_READ, None));
+        assert!(permits(&local, PERM_READ, &ip("127.0.0.1")));
+        assert!(!permits(&local, PERM_READ, &ip("10.0.0.1")));
+        assert!(!permits(&local, PERM_READ, &[]));
     }
 
     #[test]
-    fn digest_acls_need_authentication() {
-        assert!(!permits(&[acl(PERM_READ, "digest", "u:hash")], PERM_READ, Some("127.0.0.1".parse().unwrap())));
+    fn digest_acls_need_the_matching_digest_identity_and_super_passes_everything() {
+        let digest = [acl(PERM_READ, "digest", "u:hash")];
+        assert!(!permits(&digest, PERM_READ, &ip("127.0.0.1")));
+        assert!(permits(&digest, PERM_READ, &[("digest".into(), "u:hash".into())]));
+        assert!(!permits(&digest, PERM_READ, &[("digest".into(), "v:hash".into())]));
+        assert!(permits(&digest, PERM_WRITE, &[("super".into(), String::new())]));
     }
 }

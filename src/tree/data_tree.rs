@@ -28,6 +28,7 @@ pub enum Outcome {
     Created { path: String, stat: Stat },
     Deleted,
     DataSet { stat: Stat },
+    AclSet { stat: Stat },
     Checked,
     Multi(Vec<Outcome>),
     Error(ErrorCode),
@@ -239,8 +240,34 @@ impl DataTree {
                 self.set_data(path.as_str(), data_of(data), version.to_native(), zxid, time_ms, triggers)
             }
             ArchivedStep::Check { .. } => Outcome::Checked,
+            ArchivedStep::SetAcl { path, acl, version } => self.set_acl(path.as_str(), acl, version.to_native()),
             ArchivedStep::Error { code } => Outcome::Error(ErrorCode::from_code(code.to_native())),
         }
+    }
+
+    /// `DataTree.setACL`: no watch fires.
+    fn set_acl(
+        &mut self,
+        path: &str,
+        acl: &rkyv::vec::ArchivedVec<crate::txn::ArchivedAclEntry>,
+        version: i32,
+    ) -> Outcome {
+        let acl: Vec<Acl> = acl
+            .iter()
+            .map(|entry| Acl {
+                perms: entry.perms.to_native(),
+                scheme: entry.scheme.to_string(),
+                id: entry.id.to_string(),
+            })
+            .collect();
+        let acl_id = self.acls.intern(acl);
+        let Some(node) = self.nodes.get_mut(path) else {
+            debug_assert!(false, "validated setACL of missing {path}");
+            return Outcome::Error(ErrorCode::NoNode);
+        };
+        node.acl_id = acl_id;
+        node.aversion = version;
+        Outcome::AclSet { stat: node.stat() }
     }
 
     /// `DataTree.createNode`: the parent's cversion takes the value the ordering point

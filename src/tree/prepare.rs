@@ -4,11 +4,10 @@
 //! request fails with the same code.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::rc::Rc;
 
 use super::acl_check::permits;
-use crate::proto::acl::{PERM_CREATE, PERM_DELETE, PERM_READ, PERM_WRITE};
+use crate::proto::acl::{PERM_ADMIN, PERM_CREATE, PERM_DELETE, PERM_READ, PERM_WRITE};
 
 use super::data_tree::{is_special_owner, DataTree, CONFIG, QUOTA, ROOT, ZOOKEEPER};
 use super::path::{parent_and_name, validate_path};
@@ -23,6 +22,7 @@ use crate::txn::{AclEntry, CreateTxn, Step, TxnOp};
 pub struct NodeRecord {
     pub version: i32,
     pub cversion: i32,
+    pub aversion: i32,
     pub num_children: i32,
     pub ephemeral_owner: i64,
     pub acl: Rc<[Acl]>,
@@ -76,6 +76,7 @@ impl PendingChanges {
         tree.node(path).map(|node| NodeRecord {
             version: node.version,
             cversion: node.cversion,
+            aversion: node.aversion,
             num_children: node.children.len() as i32,
             ephemeral_owner: node.ephemeral_owner,
             acl: Rc::from(tree.acl(node)),
@@ -146,18 +147,24 @@ fn is_session_owner(owner: i64) -> bool {
     owner != 0 && !is_special_owner(owner)
 }
 
-/// Turns a write request into a transaction. A request that fails validation becomes an
-/// error transaction; a multi that fails becomes a multi of error steps.
-/// Who sent a write: its session and, for `ip` ACLs, its address.
+/// Who sent a write: its session and the identities its connection holds.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller {
+pub struct Caller<'a> {
     pub session_id: i64,
-    pub ip: Option<IpAddr>,
+    pub identities: &'a [(String, String)],
     /// Whether TTL nodes are allowed (`zookeeper.extendedTypesEnabled`).
     pub extended_types: bool,
 }
 
-pub fn prepare(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, zxid: i64, request: &Request) -> TxnOp {
+/// Turns a write request into a transaction. A request that fails validation becomes an
+/// error transaction; a multi that fails becomes a multi of error steps.
+pub fn prepare(
+    tree: &DataTree,
+    pending: &mut PendingChanges,
+    caller: Caller<'_>,
+    zxid: i64,
+    request: &Request,
+) -> TxnOp {
     let session_id = caller.session_id;
     debug_assert!(request.is_write());
     assert!(zxid > tree.last_zxid(), "preparing zxid {zxid:#x} at or before the applied {:#x}", tree.last_zxid());
@@ -176,7 +183,7 @@ pub fn prepare(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, zx
 fn prepare_step(
     tree: &DataTree,
     pending: &mut PendingChanges,
-    caller: Caller,
+    caller: Caller<'_>,
     op: &WriteOp,
 ) -> Result<Step, ErrorCode> {
     match op {
@@ -192,6 +199,7 @@ fn prepare_step(
         WriteOp::DeleteContainer { path } => {
             prepare_delete_container(tree, pending, path).map(|path| Step::Delete { path })
         }
+        WriteOp::SetAcl { path, acl, version } => prepare_set_acl(tree, pending, caller, path, acl, *version),
     }
 }
 
@@ -217,7 +225,7 @@ fn close_session(tree: &DataTree, pending: &mut PendingChanges, session_id: i64)
     paths
 }
 
-fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, ops: &[WriteOp]) -> TxnOp {
+fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller<'_>, ops: &[WriteOp]) -> TxnOp {
     // A multi is all or nothing: its steps see each other's changes, and a failure rolls
     // back the changes of the steps before it.
     let saved = pending.clone();
@@ -249,24 +257,38 @@ fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller, 
     TxnOp::Multi { ops }
 }
 
-/// ZooKeeper accepts an ACL list that is non-empty and names known schemes correctly
-/// (`PrepRequestProcessor.fixupACL`).
-fn validate_acl(acl: &[Acl]) -> Result<(), ErrorCode> {
+/// The ACL a node gets (`PrepRequestProcessor.fixupACL`): the list must be non-empty and
+/// name known schemes correctly, and `auth` entries stand for every authenticated
+/// (non-ip) identity of the caller, which must have one.
+fn fixup_acl(acl: &[Acl], identities: &[(String, String)]) -> Result<Vec<Acl>, ErrorCode> {
     if acl.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
+    let mut fixed = Vec::with_capacity(acl.len());
     for entry in acl {
-        let valid = match entry.scheme.as_str() {
-            "world" => entry.id == "anyone",
-            "digest" => entry.id.contains(':'),
-            "ip" => is_valid_ip_id(&entry.id),
-            _ => false,
-        };
-        if !valid {
-            return Err(ErrorCode::InvalidAcl);
+        match entry.scheme.as_str() {
+            "auth" => {
+                let before = fixed.len();
+                for (scheme, id) in identities.iter().filter(|(scheme, _)| scheme != "ip" && scheme != "super") {
+                    fixed.push(Acl { perms: entry.perms, scheme: scheme.clone(), id: id.clone() });
+                }
+                if fixed.len() == before {
+                    return Err(ErrorCode::InvalidAcl);
+                }
+            }
+            "world" if entry.id == "anyone" => fixed.push(entry.clone()),
+            "digest" if entry.id.split(':').count() == 2 => fixed.push(entry.clone()),
+            "ip" if is_valid_ip_id(&entry.id) => fixed.push(entry.clone()),
+            _ => return Err(ErrorCode::InvalidAcl),
         }
     }
-    Ok(())
+    Ok(fixed)
+}
+
+fn acl_entries(acl: &[Acl]) -> Vec<AclEntry> {
+    acl.iter()
+        .map(|entry| AclEntry { perms: entry.perms, scheme: entry.scheme.clone(), id: entry.id.clone() })
+        .collect()
 }
 
 fn is_valid_ip_id(id: &str) -> bool {
@@ -274,9 +296,7 @@ fn is_valid_ip_id(id: &str) -> bool {
         Some((address, bits)) => (address, Some(bits)),
         None => (id, None),
     };
-    let Ok(ip) = address.parse::<std::net::IpAddr>() else {
-        return false;
-    };
+    let Ok(ip) = address.parse::<std::net::IpAddr>() else { return false };
     let max_bits = if ip.is_ipv4() { 32 } else { 128 };
     bits.is_none_or(|bits| bits.parse::<u32>().is_ok_and(|bits| bits <= max_bits))
 }
@@ -284,7 +304,7 @@ fn is_valid_ip_id(id: &str) -> bool {
 fn prepare_create(
     tree: &DataTree,
     pending: &mut PendingChanges,
-    caller: Caller,
+    caller: Caller<'_>,
     create: &CreateRequest,
 ) -> Result<CreateTxn, ErrorCode> {
     // The checks in PrepRequestProcessor.pRequest2TxnCreate's order: mode and TTL, a slash
@@ -303,7 +323,7 @@ fn prepare_create(
     if create.path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
-    validate_acl(&create.acl)?;
+    let acl = fixup_acl(&create.acl, caller.identities)?;
     let parent_path = if slash == 0 { ROOT } else { &create.path[..slash] };
     let mut parent = pending.record(tree, parent_path).ok_or(ErrorCode::NoNode)?;
     check_permission(&parent, PERM_CREATE, caller)?;
@@ -330,19 +350,11 @@ fn prepare_create(
         CreateMode::Container => CONTAINER_OWNER,
         CreateMode::Ttl { .. } => ttl_owner(create.ttl_ms),
     };
-    let acl: Rc<[Acl]> = Rc::from(create.acl.as_slice());
-    pending.set(&path, Some(NodeRecord { version: 0, cversion: 0, num_children: 0, ephemeral_owner, acl }));
-    Ok(CreateTxn {
-        path,
-        data: create.data.clone(),
-        acl: create
-            .acl
-            .iter()
-            .map(|entry| AclEntry { perms: entry.perms, scheme: entry.scheme.clone(), id: entry.id.clone() })
-            .collect(),
-        ephemeral_owner,
-        parent_cversion,
-    })
+    let entries = acl_entries(&acl);
+    let acl: Rc<[Acl]> = Rc::from(acl);
+    pending
+        .set(&path, Some(NodeRecord { version: 0, cversion: 0, aversion: 0, num_children: 0, ephemeral_owner, acl }));
+    Ok(CreateTxn { path, data: create.data.clone(), acl: entries, ephemeral_owner, parent_cversion })
 }
 
 /// ZooKeeper does not run the full path check on a delete: it refuses a path with no
@@ -351,7 +363,7 @@ fn prepare_create(
 fn prepare_delete(
     tree: &DataTree,
     pending: &mut PendingChanges,
-    caller: Caller,
+    caller: Caller<'_>,
     path: &str,
     version: i32,
 ) -> Result<String, ErrorCode> {
@@ -395,10 +407,33 @@ fn prepare_delete_container(tree: &DataTree, pending: &mut PendingChanges, path:
     Ok(path.to_owned())
 }
 
+/// setACL: path rules, the new ACL, the node, ADMIN on it, then the ACL version
+/// (PrepRequestProcessor, case setACL).
+fn prepare_set_acl(
+    tree: &DataTree,
+    pending: &mut PendingChanges,
+    caller: Caller<'_>,
+    path: &str,
+    acl: &[Acl],
+    version: i32,
+) -> Result<Step, ErrorCode> {
+    validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
+    let acl = fixup_acl(acl, caller.identities)?;
+    let mut node = pending.record(tree, path).ok_or(ErrorCode::NoNode)?;
+    check_permission(&node, PERM_ADMIN, caller)?;
+    check_version(node.aversion, version)?;
+    node.aversion = node.aversion.wrapping_add(1);
+    let entries = acl_entries(&acl);
+    node.acl = Rc::from(acl);
+    let version = node.aversion;
+    pending.set(path, Some(node));
+    Ok(Step::SetAcl { path: path.to_owned(), acl: entries, version })
+}
+
 fn prepare_set_data(
     tree: &DataTree,
     pending: &mut PendingChanges,
-    caller: Caller,
+    caller: Caller<'_>,
     path: &str,
     version: i32,
 ) -> Result<i32, ErrorCode> {
@@ -415,7 +450,7 @@ fn prepare_set_data(
 fn prepare_check(
     tree: &DataTree,
     pending: &PendingChanges,
-    caller: Caller,
+    caller: Caller<'_>,
     path: &str,
     version: i32,
 ) -> Result<(), ErrorCode> {
@@ -425,8 +460,8 @@ fn prepare_check(
     check_version(node.version, version)
 }
 
-fn check_permission(node: &NodeRecord, permission: i32, caller: Caller) -> Result<(), ErrorCode> {
-    if permits(&node.acl, permission, caller.ip) {
+fn check_permission(node: &NodeRecord, permission: i32, caller: Caller<'_>) -> Result<(), ErrorCode> {
+    if permits(&node.acl, permission, caller.identities) {
         Ok(())
     } else {
         Err(ErrorCode::NoAuth)
@@ -446,7 +481,7 @@ mod tests {
     use super::*;
     use crate::proto::request::CreateRequest;
 
-    const CALLER: Caller = Caller { session_id: 5, ip: None, extended_types: false };
+    const CALLER: Caller<'static> = Caller { session_id: 5, identities: &[], extended_types: false };
 
     fn create(path: &str, flags: i32) -> Request {
         Request::Write(WriteOp::Create(CreateRequest {

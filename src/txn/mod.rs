@@ -33,10 +33,26 @@ pub struct CreateTxn {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Create(CreateTxn),
-    Delete { path: String },
-    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
-    Check { path: String },
-    Error { code: i32 },
+    Delete {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    Check {
+        path: String,
+    },
+    /// setACL: the node's new ACL and ACL version.
+    SetAcl {
+        path: String,
+        acl: Vec<AclEntry>,
+        version: i32,
+    },
+    Error {
+        code: i32,
+    },
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
