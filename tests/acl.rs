@@ -15,10 +15,11 @@ fn run<F: std::future::Future<Output = ()>>(test: F) {
 }
 
 async fn connect(server: &Server, auth: Option<&[u8]>) -> zk::Client {
-    let mut connector = zk::Client::connector();
-    if let Some(credential) = auth {
-        connector.auth("digest".to_owned(), credential.to_vec());
-    }
+    let connector = zk::Client::connector();
+    let connector = match auth {
+        Some(credential) => connector.with_auth("digest", credential),
+        None => connector,
+    };
     connector.connect(&server.address()).await.expect("connects")
 }
 
