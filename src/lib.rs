@@ -5,6 +5,7 @@
 //! point), `session` (sessions, watches, request execution) and `server` (the runtime).
 //! Everything below `server` is free of I/O.
 
+pub mod bench;
 pub mod config;
 pub mod consensus;
 pub mod log;

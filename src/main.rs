@@ -34,11 +34,51 @@ enum Command {
         #[arg(long, value_name = "N")]
         cores: Option<usize>,
     },
+    /// Drive a ZooKeeper-protocol server (Ringkeeper or Apache ZooKeeper) with load.
+    Bench(BenchArgs),
     /// Inspect transaction log segments.
     Log {
         #[command(subcommand)]
         command: LogCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Servers, comma-separated host:port; sessions are spread over them.
+    #[arg(long, default_value = "127.0.0.1:2181", value_delimiter = ',')]
+    servers: Vec<std::net::SocketAddr>,
+    /// get, set, create, delete, exists, children or mixed.
+    #[arg(long, default_value = "get")]
+    workload: String,
+    /// Percentage of reads in the mixed workload.
+    #[arg(long, default_value_t = 90)]
+    read_pct: u32,
+    #[arg(long, default_value_t = 64)]
+    sessions: usize,
+    /// Requests in flight per session.
+    #[arg(long, default_value_t = 16)]
+    depth: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Keys read and written (for delete: nodes per session).
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Generator threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// The server's process id, to report its CPU time per operation.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -69,6 +109,49 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),
         Command::Log { command: LogCommand::Dump { path, json } } => dump_log(&path, json),
+        Command::Bench(args) => bench(args),
+    }
+}
+
+fn bench(args: BenchArgs) -> ExitCode {
+    let workload = match ringkeeper::bench::workload::Workload::parse(&args.workload, args.read_pct) {
+        Ok(workload) => workload,
+        Err(error) => {
+            eprintln!("ringkeeper bench: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.sessions == 0 || args.depth == 0 || args.threads == 0 || args.duration == 0 {
+        eprintln!("ringkeeper bench: --sessions, --depth, --threads and --duration must be at least 1");
+        return ExitCode::from(2);
+    }
+    let options = ringkeeper::bench::Options {
+        servers: args.servers,
+        workload,
+        sessions: args.sessions,
+        depth: args.depth,
+        duration: std::time::Duration::from_secs(args.duration),
+        warmup: std::time::Duration::from_secs(args.warmup),
+        value_size: args.value_size,
+        keys: args.keys,
+        threads: args.threads,
+        server_pid: args.server_pid,
+    };
+    match ringkeeper::bench::run(&options) {
+        Ok(report) => {
+            print!("{}", report.text());
+            if let Some(path) = args.json {
+                if let Err(error) = std::fs::write(&path, report.json()) {
+                    eprintln!("ringkeeper bench: cannot write {}: {error}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ringkeeper bench: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

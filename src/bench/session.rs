@@ -1,0 +1,204 @@
+//! One bench session: a native-protocol client that keeps `depth` requests in flight on
+//! one connection, records each reply's latency from its send time, and counts errors.
+//! Replies of a session arrive in request order (ZooKeeper's per-session FIFO), so the
+//! oldest request in flight is the one a reply answers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use hdrhistogram::Histogram;
+
+use super::workload::{encode_request, Workload};
+use crate::proto::connect::ConnectRequest;
+use crate::proto::frame;
+
+/// What one session measured.
+pub struct SessionStats {
+    pub latency_us: Histogram<u64>,
+    pub errors: BTreeMap<i32, u64>,
+    /// Replies per second since the start of measurement.
+    pub timeline: Vec<u64>,
+    pub operations: u64,
+    pub failure: Option<String>,
+}
+
+impl SessionStats {
+    pub fn new() -> SessionStats {
+        SessionStats {
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            errors: BTreeMap::new(),
+            timeline: Vec::new(),
+            operations: 0,
+            failure: None,
+        }
+    }
+
+    pub fn merge(&mut self, other: &SessionStats) {
+        self.latency_us.add(&other.latency_us).expect("same bounds");
+        for (code, count) in &other.errors {
+            *self.errors.entry(*code).or_default() += count;
+        }
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), 0);
+        }
+        for (second, count) in other.timeline.iter().enumerate() {
+            self.timeline[second] += count;
+        }
+        self.operations += other.operations;
+        if self.failure.is_none() {
+            self.failure.clone_from(&other.failure);
+        }
+    }
+}
+
+/// When measurement starts and when sending stops.
+#[derive(Clone, Copy)]
+pub struct Schedule {
+    pub measure_from: Instant,
+    pub stop_at: Instant,
+}
+
+pub struct SessionPlan {
+    pub server: SocketAddr,
+    pub index: usize,
+    pub workload: Workload,
+    pub depth: usize,
+    pub keys: u64,
+    pub value: std::rc::Rc<Vec<u8>>,
+    pub schedule: Schedule,
+}
+
+pub async fn run_session(plan: SessionPlan) -> SessionStats {
+    let mut stats = SessionStats::new();
+    if let Err(error) = drive(&plan, &mut stats).await {
+        stats.failure = Some(format!("session {}: {error}", plan.index));
+    }
+    stats
+}
+
+async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<()> {
+    let mut stream = glommio::net::TcpStream::connect(plan.server).await?;
+    stream.set_nodelay(true)?;
+    let mut output = Vec::with_capacity(64 * 1024);
+    let start = frame::begin(&mut output);
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 30_000,
+        session_id: 0,
+        password: vec![0; 16],
+        read_only: Some(false),
+    }
+    .encode(&mut output);
+    frame::end(&mut output, start);
+    stream.write_all(&output).await?;
+    let mut input = vec![0u8; 256 * 1024];
+    let mut filled = 0;
+    let connect_length = read_frame_length(&mut stream, &mut input, &mut filled).await?;
+    consume(&mut input, &mut filled, 4 + connect_length);
+
+    let mut random = 0x9E37_79B9_7F4A_7C15 ^ (plan.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(plan.depth);
+    let mut sequence = 0u64;
+    let mut xid = 0i32;
+    let mut exhausted = false;
+    loop {
+        // Top up to `depth` requests in flight, in one write.
+        output.clear();
+        let now = Instant::now();
+        while !exhausted && now < plan.schedule.stop_at && in_flight.len() < plan.depth {
+            xid = xid.wrapping_add(1).max(1);
+            if !encode_request(
+                &mut output,
+                plan.workload,
+                xid,
+                plan.index,
+                sequence,
+                plan.keys,
+                &plan.value,
+                &mut random,
+            ) {
+                exhausted = true;
+                break;
+            }
+            sequence += 1;
+            in_flight.push_back(now);
+        }
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+        }
+        if in_flight.is_empty() {
+            return Ok(());
+        }
+        // Read what has arrived and account for every whole reply in it.
+        let read = stream.read(&mut input[filled..]).await?;
+        if read == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "server closed the connection"));
+        }
+        filled += read;
+        let now = Instant::now();
+        let mut offset = 0;
+        while filled - offset >= 4 {
+            let length = i32::from_be_bytes(input[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+            if filled - offset < 4 + length {
+                break;
+            }
+            let reply = &input[offset + 4..offset + 4 + length];
+            offset += 4 + length;
+            let reply_xid = i32::from_be_bytes(reply[0..4].try_into().expect("4 bytes"));
+            if reply_xid < 0 {
+                continue; // a notification or ping
+            }
+            let error = i32::from_be_bytes(reply[12..16].try_into().expect("4 bytes"));
+            let sent = in_flight.pop_front().expect("a reply answers a request in flight");
+            if sent >= plan.schedule.measure_from {
+                let latency_us = now.duration_since(sent).as_micros().max(1) as u64;
+                let _ = stats.latency_us.record(latency_us);
+                stats.operations += 1;
+                let second = now.duration_since(plan.schedule.measure_from).as_secs() as usize;
+                if stats.timeline.len() <= second {
+                    stats.timeline.resize(second + 1, 0);
+                }
+                stats.timeline[second] += 1;
+                if error != 0 {
+                    *stats.errors.entry(error).or_default() += 1;
+                }
+            }
+        }
+        input.copy_within(offset..filled, 0);
+        filled -= offset;
+        if filled == input.len() {
+            input.resize(input.len() * 2, 0);
+        }
+    }
+}
+
+async fn read_frame_length(
+    stream: &mut glommio::net::TcpStream,
+    input: &mut Vec<u8>,
+    filled: &mut usize,
+) -> std::io::Result<usize> {
+    loop {
+        if *filled >= 4 {
+            let length = i32::from_be_bytes(input[0..4].try_into().expect("4 bytes")) as usize;
+            if *filled >= 4 + length {
+                return Ok(length);
+            }
+        }
+        let read = stream.read(&mut input[*filled..]).await?;
+        if read == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed during the handshake"));
+        }
+        *filled += read;
+    }
+}
+
+fn consume(input: &mut [u8], filled: &mut usize, count: usize) {
+    input.copy_within(count..*filled, 0);
+    *filled -= count;
+}
+
+/// A bounded wait used by set-up code.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,0 +1,182 @@
+//! What each bench request is: the workloads and the request frames they send. Sans-IO:
+//! frames are encoded into a caller's buffer, with no allocation per request.
+
+use crate::proto::acl::Acl;
+use crate::proto::{frame, jute::Writer, opcode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    Get,
+    Set,
+    Create,
+    Delete,
+    Exists,
+    Children,
+    /// `read_pct` percent getData, the rest setData (the ZooKeeper paper's mix).
+    Mixed {
+        read_pct: u32,
+    },
+}
+
+impl Workload {
+    pub fn parse(name: &str, read_pct: u32) -> Result<Workload, String> {
+        Ok(match name {
+            "get" => Workload::Get,
+            "set" => Workload::Set,
+            "create" => Workload::Create,
+            "delete" => Workload::Delete,
+            "exists" => Workload::Exists,
+            "children" => Workload::Children,
+            "mixed" => Workload::Mixed { read_pct: read_pct.min(100) },
+            other => {
+                return Err(format!(
+                    "unknown workload '{other}' (get, set, create, delete, exists, children, mixed; \
+                     watch, lock and churn are not built yet)"
+                ))
+            }
+        })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Workload::Get => "get".into(),
+            Workload::Set => "set".into(),
+            Workload::Create => "create".into(),
+            Workload::Delete => "delete".into(),
+            Workload::Exists => "exists".into(),
+            Workload::Children => "children".into(),
+            Workload::Mixed { read_pct } => format!("mixed-{read_pct}"),
+        }
+    }
+}
+
+/// The root all bench nodes live under.
+pub const ROOT: &str = "/ringkeeper-bench";
+
+/// Encodes the `sequence`-th request of a session. Returns false when the workload has
+/// nothing left to send (delete ran out of nodes).
+#[allow(clippy::too_many_arguments)]
+pub fn encode_request(
+    buffer: &mut Vec<u8>,
+    workload: Workload,
+    xid: i32,
+    session: usize,
+    sequence: u64,
+    keys: u64,
+    value: &[u8],
+    random: &mut u64,
+) -> bool {
+    let key = next_random(random) % keys.max(1);
+    let start = frame::begin(buffer);
+    let mut writer = Writer::new(buffer);
+    writer.write_i32(xid);
+    let mut path = [0u8; 96];
+    match workload {
+        Workload::Get => get_data(&mut writer, key_path(&mut path, key)),
+        Workload::Exists => {
+            writer.write_i32(opcode::EXISTS);
+            writer.write_bytes(key_path(&mut path, key));
+            writer.write_bool(false);
+        }
+        Workload::Children => {
+            writer.write_i32(opcode::GET_CHILDREN);
+            writer.write_str(ROOT);
+            writer.write_bool(false);
+        }
+        Workload::Set => set_data(&mut writer, key_path(&mut path, key), value),
+        Workload::Mixed { read_pct } => {
+            if (next_random(random) % 100) < read_pct as u64 {
+                get_data(&mut writer, key_path(&mut path, key));
+            } else {
+                set_data(&mut writer, key_path(&mut path, key), value);
+            }
+        }
+        Workload::Create => {
+            writer.write_i32(opcode::CREATE);
+            writer.write_bytes(session_path(&mut path, session, "c-"));
+            writer.write_bytes(value);
+            writer.write_i32(1);
+            Acl::open_unsafe().encode(&mut writer);
+            writer.write_i32(2); // persistent sequential
+        }
+        Workload::Delete => {
+            if sequence >= keys {
+                buffer.truncate(start);
+                return false;
+            }
+            writer.write_i32(opcode::DELETE);
+            writer.write_bytes(owned_key_path(&mut path, session, sequence));
+            writer.write_i32(-1);
+        }
+    }
+    frame::end(buffer, start);
+    true
+}
+
+fn get_data(writer: &mut Writer<'_>, path: &[u8]) {
+    writer.write_i32(opcode::GET_DATA);
+    writer.write_bytes(path);
+    writer.write_bool(false);
+}
+
+fn set_data(writer: &mut Writer<'_>, path: &[u8], value: &[u8]) {
+    writer.write_i32(opcode::SET_DATA);
+    writer.write_bytes(path);
+    writer.write_bytes(value);
+    writer.write_i32(-1);
+}
+
+/// `ROOT/k<key>` in a stack buffer.
+pub fn key_path(buffer: &mut [u8; 96], key: u64) -> &[u8] {
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ROOT}/k{key}"));
+    let length = cursor.position() as usize;
+    &buffer[..length]
+}
+
+/// `ROOT/s<session>-<name>` for per-session nodes.
+fn session_path<'a>(buffer: &'a mut [u8; 96], session: usize, name: &str) -> &'a [u8] {
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ROOT}/s{session}-{name}"));
+    let length = cursor.position() as usize;
+    &buffer[..length]
+}
+
+/// The nodes a delete run removes: `ROOT/d<session>-<n>`, made during set-up.
+pub fn owned_key_path(buffer: &mut [u8; 96], session: usize, n: u64) -> &[u8] {
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ROOT}/d{session}-{n}"));
+    let length = cursor.position() as usize;
+    &buffer[..length]
+}
+
+/// xorshift64*: cheap, deterministic per session.
+pub fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545F4914F6CDD1D)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::request::{decode_request, Request, WriteOp};
+
+    #[test]
+    fn requests_decode_as_the_workload_says() {
+        let mut buffer = Vec::new();
+        let mut random = 7;
+        assert!(encode_request(&mut buffer, Workload::Set, 5, 0, 0, 10, b"vv", &mut random));
+        let (header, request) = decode_request(&buffer[4..]).unwrap();
+        assert_eq!(header.xid, 5);
+        let Request::Write(WriteOp::SetData { path, data, version }) = request else { panic!("{request:?}") };
+        assert!(path.starts_with("/ringkeeper-bench/k"));
+        assert_eq!((data.as_deref(), version), (Some(&b"vv"[..]), -1));
+        buffer.clear();
+        assert!(!encode_request(&mut buffer, Workload::Delete, 1, 0, 10, 10, b"", &mut random));
+        assert!(buffer.is_empty());
+    }
+}
