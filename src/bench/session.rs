@@ -24,6 +24,12 @@ pub struct SessionStats {
     pub failure: Option<String>,
 }
 
+impl Default for SessionStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SessionStats {
     pub fn new() -> SessionStats {
         SessionStats {
@@ -177,7 +183,7 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
 
 async fn read_frame_length(
     stream: &mut glommio::net::TcpStream,
-    input: &mut Vec<u8>,
+    input: &mut [u8],
     filled: &mut usize,
 ) -> std::io::Result<usize> {
     loop {
