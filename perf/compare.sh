@@ -52,13 +52,13 @@ admin.enableServer=false
 CFG
 classpath=$(ls /usr/share/java/zookeeper.jar /usr/share/java/slf4j-nop.jar 2>/dev/null | paste -sd:)
 java -Xmx1g -cp "$classpath" org.apache.zookeeper.server.ZooKeeperServerMain "$work/zk/zoo.cfg" >"$work/zk.log" 2>&1 &
-pids+=($!); zk_pid=$!
+zk_pid=$!; pids+=($zk_pid); disown
 
 rk_port=$(free_port)
 mkdir -p "$work/rk"
 printf 'tickTime=2000\nmaxClientCnxns=0\nforceSync=yes\n4lw.commands.whitelist=*\n' > "$work/rk/zoo.cfg"
 "$binary" serve --config "$work/rk/zoo.cfg" --client-port "$rk_port" --data-dir "$work/rk/data" >"$work/rk.log" 2>&1 &
-pids+=($!); rk_pid=$!
+rk_pid=$!; pids+=($rk_pid); disown
 
 wait_ready "$zk_port"
 wait_ready "$rk_port"
@@ -70,6 +70,12 @@ for workload in "${workloads[@]}"; do
             --duration "$duration" --warmup 2 --value-size 100 --keys 1000 --server-pid "$pid" \
             --json "$results/$stamp-$server-$workload.json" > /dev/null
     done
+done
+# Unloaded latency: one session, one request at a time.
+for server in zookeeper ringkeeper; do
+    if [[ $server == zookeeper ]]; then port=$zk_port; pid=$zk_pid; else port=$rk_port; pid=$rk_pid; fi
+    "$binary" bench --servers "127.0.0.1:$port" --workload set --sessions 1 --depth 1 --duration "$duration" \
+        --warmup 1 --value-size 100 --keys 1000 --server-pid "$pid" --json "$results/$stamp-$server-unloaded-set.json" > /dev/null
 done
 python3 - "$results" "$stamp" "${workloads[@]}" <<'PY'
 import json, sys
@@ -91,4 +97,10 @@ for w in workloads:
         if e: errors[f"{s} {w}"] = e
 print()
 print("errors:", errors if errors else "none")
+print()
+print("| unloaded set (1 session, depth 1) | p50 ms | p99 ms | ops/s |")
+print("|---|---|---|---|")
+for s in ("zookeeper", "ringkeeper"):
+    u = json.load(open(f"{results}/{stamp}-{s}-unloaded-set.json"))
+    print(f"| {s} | {u['latency_ms']['p50']:.3f} | {u['latency_ms']['p99']:.3f} | {u['ops_per_s']:.0f} |")
 PY
