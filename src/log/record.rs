@@ -130,3 +130,33 @@ mod tests {
         assert!(matches!(results[1], Err(RecordError::Truncated { .. })));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::txn::{Step, TxnOp};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_sequence_of_records_reads_back_and_a_cut_anywhere_is_detected(
+            paths in prop::collection::vec("/[a-z]{1,12}", 1..20),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut batch = AlignedVec::<16>::new();
+            for (index, path) in paths.iter().enumerate() {
+                let op = TxnOp::Single(Step::Delete { path: path.clone() });
+                append(&mut batch, &Txn { session_id: 1, cxid: index as i32, zxid: index as i64 + 1, time_ms: 0, op });
+            }
+            let read: Vec<i64> = Records::new(&batch).map(|record| record.unwrap().0).collect();
+            prop_assert_eq!(read.len(), paths.len());
+            let cut_at = cut.index(batch.len());
+            let mut torn = AlignedVec::<16>::new();
+            torn.extend_from_slice(&batch[..cut_at]);
+            let results: Vec<_> = Records::new(&torn).collect();
+            let whole = results.iter().take_while(|result| result.is_ok()).count();
+            prop_assert!(whole <= paths.len());
+            prop_assert!(results.iter().skip(whole).all(|result| result.is_err()));
+        }
+    }
+}

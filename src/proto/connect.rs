@@ -106,3 +106,26 @@ mod tests {
         assert!(ConnectRequest::decode(&[0, 0, 0]).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn connect_requests_round_trip(
+            protocol_version in any::<i32>(),
+            last_zxid_seen in any::<i64>(),
+            timeout_ms in any::<i32>(),
+            session_id in any::<i64>(),
+            password in prop::collection::vec(any::<u8>(), 0..32),
+            read_only in prop::option::of(any::<bool>()),
+        ) {
+            let request = ConnectRequest { protocol_version, last_zxid_seen, timeout_ms, session_id, password, read_only };
+            let mut bytes = Vec::new();
+            request.encode(&mut bytes);
+            prop_assert_eq!(ConnectRequest::decode(&bytes).unwrap(), request);
+        }
+    }
+}

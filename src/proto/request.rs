@@ -392,3 +392,28 @@ mod malformed_tests {
         assert!(decode_request(&bytes).is_err(), "a frame without a whole header is garbage");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decoding_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_request(&bytes);
+        }
+
+        #[test]
+        fn any_known_opcode_with_any_body_decodes_or_is_malformed(
+            op in prop::sample::select(vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21, 22, 100, 101, 103, 104, 105, 106, 107]),
+            body in prop::collection::vec(any::<u8>(), 0..128),
+        ) {
+            let mut bytes = vec![0, 0, 0, 1];
+            bytes.extend_from_slice(&(op as i32).to_be_bytes());
+            bytes.extend_from_slice(&body);
+            let (header, _) = decode_request(&bytes).expect("a whole header always decodes");
+            prop_assert_eq!(header.opcode, op);
+        }
+    }
+}

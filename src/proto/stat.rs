@@ -89,3 +89,29 @@ mod tests {
         assert_eq!(Stat::decode(&mut Reader::new(&buffer)).unwrap(), stat);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn stats_round_trip(
+            zxids in any::<(i64, i64, i64)>(),
+            times in any::<(i64, i64)>(),
+            versions in any::<(i32, i32, i32)>(),
+            owner in any::<i64>(),
+            sizes in any::<(i32, i32)>(),
+        ) {
+            let stat = Stat {
+                czxid: zxids.0, mzxid: zxids.1, ctime: times.0, mtime: times.1, version: versions.0,
+                cversion: versions.1, aversion: versions.2, ephemeral_owner: owner, data_length: sizes.0,
+                num_children: sizes.1, pzxid: zxids.2,
+            };
+            let mut bytes = Vec::new();
+            stat.encode(&mut Writer::new(&mut bytes));
+            prop_assert_eq!(Stat::decode(&mut Reader::new(&bytes)).unwrap(), stat);
+        }
+    }
+}
