@@ -410,7 +410,7 @@ mod properties {
             body in prop::collection::vec(any::<u8>(), 0..128),
         ) {
             let mut bytes = vec![0, 0, 0, 1];
-            bytes.extend_from_slice(&(op as i32).to_be_bytes());
+            bytes.extend_from_slice(&op.to_be_bytes());
             bytes.extend_from_slice(&body);
             let (header, _) = decode_request(&bytes).expect("a whole header always decodes");
             prop_assert_eq!(header.opcode, op);
