@@ -406,7 +406,7 @@ mod properties {
 
         #[test]
         fn any_known_opcode_with_any_body_decodes_or_is_malformed(
-            op in prop::sample::select(vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21, 22, 100, 101, 103, 104, 105, 106, 107]),
+            op in prop::sample::select(vec![1i32, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21, 22, 100, 101, 103, 104, 105, 106, 107]),
             body in prop::collection::vec(any::<u8>(), 0..128),
         ) {
             let mut bytes = vec![0, 0, 0, 1];
