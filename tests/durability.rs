@@ -306,3 +306,52 @@ fn snapshots_and_purge_keep_the_data_and_bound_the_files() {
     server.start_again();
     check(&server);
 }
+
+/// Unmounts a test's file system when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_full_disk_stops_acknowledging_writes_while_reads_go_on() {
+    // "An fdatasync error or a full disk stops the log: no further write is acknowledged,
+    // the server says why and keeps serving reads." The log lives on a 1 MiB tmpfs made
+    // by the test (this needs root, as the CI and these machines have).
+    let mount = std::env::temp_dir().join(format!("ringkeeper-full-{}", std::process::id()));
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(mounted, "mounting a tmpfs for the full-disk test (run as root)");
+    let _mount = Mount(mount.clone());
+    let server = Server::start_with(&format!("dataLogDir={}\npreAllocSize=256", mount.display()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let writer = zk::Client::connector().connect(&server.address()).await.unwrap();
+        let reader = zk::Client::connector().connect(&server.address()).await.unwrap();
+        writer.create("/full", b"before", &persistent()).await.unwrap();
+        let value = vec![7u8; 30_000];
+        let mut stalled = false;
+        for n in 0..200 {
+            let path = format!("/full/n{n}");
+            let create = writer.create(&path, &value, &persistent());
+            // An unacknowledged write ends either in our timeout or in the client's own
+            // "no response" error; both mean the server stopped acknowledging.
+            if !matches!(tokio::time::timeout(Duration::from_secs(3), create).await, Ok(Ok(_))) {
+                stalled = true;
+                break;
+            }
+        }
+        assert!(stalled, "writes stop being acknowledged once the disk is full");
+        assert_eq!(reader.get_data("/full").await.unwrap().0, b"before", "reads go on");
+    });
+    let mntr = server.four_letter("mntr");
+    assert!(mntr.contains("ringkeeper_log_failed\t1"), "{mntr}");
+}
