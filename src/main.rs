@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Inspect snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -82,6 +87,18 @@ struct BenchArgs {
 }
 
 #[derive(Subcommand)]
+enum SnapshotCommand {
+    /// List the nodes and sessions of a snapshot (like ZooKeeper's SnapshotFormatter).
+    Dump {
+        /// A snapshot file, e.g. ringkeeper-data/version-2/snapshot.186a0
+        path: PathBuf,
+        /// One JSON object per node and per session.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum LogCommand {
     /// List the transactions of a log segment (like ZooKeeper's TxnLogToolkit).
     Dump {
@@ -108,7 +125,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),
-        Command::Log { command: LogCommand::Dump { path, json } } => dump_log(&path, json),
+        Command::Log { command: LogCommand::Dump { path, json } } => {
+            dump_file(&path, json, ringkeeper::log::dump::dump)
+        }
+        Command::Snapshot { command: SnapshotCommand::Dump { path, json } } => {
+            dump_file(&path, json, ringkeeper::log::dump::dump_snapshot)
+        }
         Command::Bench(args) => bench(args),
     }
 }
@@ -155,7 +177,9 @@ fn bench(args: BenchArgs) -> ExitCode {
     }
 }
 
-fn dump_log(path: &std::path::Path, json: bool) -> ExitCode {
+/// Reads a file into aligned memory (records and archives are read in place) and prints
+/// what `dump` makes of it.
+fn dump_file(path: &std::path::Path, json: bool, dump: fn(&[u8], bool) -> Result<String, String>) -> ExitCode {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) => {
@@ -165,7 +189,7 @@ fn dump_log(path: &std::path::Path, json: bool) -> ExitCode {
     };
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
     aligned.extend_from_slice(&bytes);
-    match ringkeeper::log::dump::dump(&aligned, json) {
+    match dump(&aligned, json) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
