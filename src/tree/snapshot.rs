@@ -208,6 +208,55 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn a_snapshot_taken_while_writes_continue_plus_replay_equals_the_tree(
+            operations in prop::collection::vec((0u8..4, 0usize..6, any::<bool>()), 1..80),
+            snapshot_at in any::<prop::sample::Index>(),
+        ) {
+            // The writes as the log holds them: creates, setData and deletes on six names.
+            let mut shadow = DataTree::new();
+            let mut log: Vec<Vec<u8>> = Vec::new();
+            let mut zxid = 0;
+            for (kind, name, ephemeral) in operations {
+                let path = format!("/n{name}");
+                let exists = shadow.node(&path).is_some();
+                let op = match (kind, exists) {
+                    (0 | 1, false) => TxnOp::Single(Step::Create(CreateTxn {
+                        path: path.clone(),
+                        data: Some(vec![kind; 3]),
+                        acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
+                        ephemeral_owner: if ephemeral { 7 } else { 0 },
+                        parent_cversion: shadow.node("/").unwrap().cversion + 1,
+                    })),
+                    (2, true) => {
+                        let version = shadow.node(&path).unwrap().version + 1;
+                        TxnOp::Single(Step::SetData { path, data: None, version })
+                    }
+                    (3, true) => TxnOp::Single(Step::Delete { path }),
+                    _ => continue,
+                };
+                zxid += 1;
+                let bytes = Txn { session_id: 7, cxid: 0, zxid, time_ms: zxid, op }.to_bytes();
+                shadow.apply(crate::txn::access(&bytes), &mut Vec::new());
+                log.push(bytes.to_vec());
+            }
+            // A core that took its snapshot after some prefix of the log, then a restart that
+            // loads it and replays what follows.
+            let cut = snapshot_at.index(log.len() + 1);
+            let mut core = DataTree::new();
+            for bytes in &log[..cut] {
+                core.apply(crate::txn::access(&aligned(bytes)), &mut Vec::new());
+            }
+            let snapshot = aligned(&encode(&core));
+            let mut restarted = load(access(&snapshot).unwrap());
+            for bytes in &log[cut..] {
+                restarted.apply(crate::txn::access(&aligned(bytes)), &mut Vec::new());
+            }
+            same(&shadow, &restarted);
+        }
+    }
+
     #[test]
     fn a_damaged_snapshot_is_refused() {
         let tree = DataTree::new();
