@@ -27,10 +27,10 @@ if [[ $quick == 1 ]]; then
 fi
 
 step "installing test dependencies"
-if ! dpkg -s zookeeper >/dev/null 2>&1; then
+if ! dpkg -s zookeeper libcurator-recipes-java libcurator-framework-java >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
+    apt-get install -y -qq --no-install-recommends zookeeper libcurator-recipes-java libcurator-framework-java >/dev/null
 fi
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     -r tests/interop/requirements.txt

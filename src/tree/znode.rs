@@ -43,7 +43,9 @@ impl Znode {
             version: self.version,
             cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            // Container and TTL markers stay inside: clients see 0 for them
+            // (DataNode.getClientEphemeralOwner).
+            ephemeral_owner: if self.ephemeral_owner < 0 { 0 } else { self.ephemeral_owner },
             data_length: self.data_len() as i32,
             num_children,
             pzxid: self.pzxid,
