@@ -365,37 +365,6 @@ impl CoreState {
                 }
                 self.sessions.remove(session_id);
             }
-            Control::TakeSnapshot => self.take_snapshot(),
-        }
-    }
-
-    /// Writes a snapshot of this core's tree, which is consistent at its last zxid, and
-    /// purges what the retained snapshots make unnecessary. Only this core's sessions wait
-    /// meanwhile; the ordering point and the log go on.
-    fn take_snapshot(&mut self) {
-        let config = &self.shared.config;
-        let dir = config.log_dir();
-        let started = Instant::now();
-        match crate::log::snapshot_file::write(&dir, &self.tree) {
-            Ok((path, size_bytes)) => tracing::info!(
-                path = %path.display(),
-                size_bytes,
-                nodes = self.tree.node_count(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "snapshot written"
-            ),
-            Err(error) => {
-                // The log still holds everything: a missing snapshot costs restart time only.
-                tracing::error!(%error, "snapshot failed");
-                return;
-            }
-        }
-        if config.purge_interval_hours > 0 {
-            match crate::log::snapshot_file::purge(&dir, config.snap_retain_count) {
-                Ok(removed) if removed > 0 => tracing::info!(removed, "purged old snapshots and log segments"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "purge failed"),
-            }
         }
     }
 

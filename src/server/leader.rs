@@ -48,6 +48,8 @@ pub struct Leader {
     /// the next one.
     since_snapshot: u64,
     next_snapshot_at: u64,
+    /// A snapshot is due after the current batch.
+    snapshot_due: bool,
 }
 
 /// A batch ready to publish: the records every core applies and each core's controls.
@@ -57,6 +59,8 @@ pub struct Published {
     pub first_zxid: i64,
     pub controls: Vec<Vec<PlacedControl>>,
     pub last_zxid: i64,
+    /// Whether the snapshotter should take a snapshot after this batch.
+    pub snapshot_due: bool,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -83,6 +87,7 @@ impl Leader {
             publisher_wake,
             since_snapshot: 0,
             next_snapshot_at: 0,
+            snapshot_due: false,
         };
         leader.next_snapshot_at = leader.snapshot_threshold();
         leader
@@ -252,9 +257,8 @@ impl Leader {
         self.batch_records += 1;
         self.since_snapshot += 1;
         if self.since_snapshot >= self.next_snapshot_at {
-            // The snapshot is taken on the last core, after it applies this batch.
-            let core = self.controls.len() - 1;
-            self.place(core, Control::TakeSnapshot);
+            // The snapshotter takes it after applying this batch.
+            self.snapshot_due = true;
             self.since_snapshot = 0;
             self.next_snapshot_at = self.snapshot_threshold();
         }
@@ -291,7 +295,14 @@ impl Leader {
         }
         self.batch_records = 0;
         let controls = self.controls.iter_mut().map(std::mem::take).collect();
-        Some(Published { records, first_zxid: self.batch_first_zxid, controls, last_zxid: self.batch_last_zxid })
+        let snapshot_due = std::mem::take(&mut self.snapshot_due);
+        Some(Published {
+            records,
+            first_zxid: self.batch_first_zxid,
+            controls,
+            last_zxid: self.batch_last_zxid,
+            snapshot_due,
+        })
     }
 
     /// Core 0 applied everything up to `zxid`: its tree now holds those changes.

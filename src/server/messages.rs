@@ -34,8 +34,6 @@ pub enum Control {
     /// The session now lives on another connection: close the one here, except
     /// `keep` (the connection that re-attached, if it is on this core).
     SessionMoved { session_id: i64, keep: Option<ConnectionId> },
-    /// Take a snapshot of this core's tree now (it is at the batch's last zxid).
-    TakeSnapshot,
 }
 
 /// A control message and its place in the batch: it takes effect after this many of the

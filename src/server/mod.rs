@@ -10,6 +10,7 @@ pub mod leader;
 pub mod log_writer;
 pub mod messages;
 pub mod shared;
+pub mod snapshotter;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use leader::Leader;
 use log_writer::LogWriter;
 use messages::{CommittedBatch, ToLeader};
 use shared::Shared;
+use snapshotter::{SnapshotWork, Snapshotter};
 
 /// Capacity of each cross-core channel, in messages.
 const CHANNEL_CAPACITY: usize = 4096;
@@ -284,7 +286,16 @@ async fn core_main(
         for outbox in channels.committed_outboxes {
             outboxes.push(outbox.connect().await);
         }
-        glommio::spawn_local(publish(leader.clone(), state.clone(), outboxes, publisher_woken, log_writer)).detach();
+        let snapshotter = Snapshotter::start(state.borrow().tree.clone_for_snapshots(), shared.config.clone());
+        glommio::spawn_local(publish(
+            leader.clone(),
+            state.clone(),
+            outboxes,
+            publisher_woken,
+            log_writer,
+            snapshotter,
+        ))
+        .detach();
         glommio::spawn_local(expire_sessions(leader.clone(), shared.config.tick_time_ms)).detach();
         glommio::spawn_local(reap_containers(leader.clone(), shared.clone())).detach();
         LeaderLink::Local(leader)
@@ -337,6 +348,7 @@ async fn publish(
     outboxes: Vec<ConnectedSender<CommittedBatch>>,
     woken: LocalReceiver<()>,
     mut log_writer: LogWriter,
+    snapshotter: Snapshotter,
 ) {
     let shared = state.borrow().shared.clone();
     while woken.recv().await.is_some() {
@@ -360,6 +372,12 @@ async fn publish(
             // write already acknowledged to anyone.
             shared.committed_zxid.fetch_max(published.last_zxid, std::sync::atomic::Ordering::AcqRel);
             let applied_zxid = state.borrow_mut().apply_batch(&local);
+            if !published.records.is_empty() {
+                snapshotter.send(SnapshotWork::Batch(published.records.clone()));
+            }
+            if published.snapshot_due {
+                snapshotter.send(SnapshotWork::Take);
+            }
             debug_assert!(published.last_zxid == 0 || applied_zxid >= published.last_zxid);
             leader.borrow_mut().applied_through(applied_zxid);
             for (outbox, controls) in outboxes.iter().zip(controls) {

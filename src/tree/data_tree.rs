@@ -111,6 +111,15 @@ impl DataTree {
             .collect()
     }
 
+    /// A copy for the snapshotter, made once at start-up.
+    pub fn clone_for_snapshots(&self) -> DataTree {
+        DataTree::from_parts(
+            self.nodes.iter().map(|(path, node)| (path.to_string(), node.clone(), self.acl(node).to_vec())),
+            self.sessions.clone(),
+            self.last_zxid,
+        )
+    }
+
     /// Open sessions: id -> (timeout, password).
     pub fn sessions(&self) -> &HashMap<i64, (i32, [u8; 16])> {
         &self.sessions

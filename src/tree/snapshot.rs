@@ -47,7 +47,7 @@ pub struct SnapshotImage {
 
 /// Serializes the tree into a snapshot file's bytes (header included).
 pub fn encode(tree: &DataTree) -> Vec<u8> {
-    let mut nodes: Vec<SnapshotNode> = tree
+    let nodes: Vec<SnapshotNode> = tree
         .nodes()
         .map(|(path, node)| SnapshotNode {
             path: path.to_owned(),
@@ -68,7 +68,6 @@ pub fn encode(tree: &DataTree) -> Vec<u8> {
             pzxid: node.pzxid,
         })
         .collect();
-    nodes.sort_by(|a, b| a.path.cmp(&b.path));
     let mut sessions: Vec<SnapshotSession> = tree
         .sessions()
         .iter()

@@ -1,0 +1,95 @@
+//! The snapshotter: a thread of its own (not a serving core) that keeps one more copy of
+//! the tree from the committed stream and writes snapshots from it, so a snapshot of a
+//! large tree never stalls a core's sessions. The publisher hands it every committed batch
+//! without waiting (an unbounded queue: batches pile up only while a snapshot is written,
+//! and they are the same shared bytes the cores hold anyway).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam::channel::{Receiver, Sender};
+use rkyv::util::AlignedVec;
+
+use crate::config::Config;
+use crate::log::record::Records;
+use crate::tree::DataTree;
+
+pub enum SnapshotWork {
+    /// Committed records, in order.
+    Batch(Arc<AlignedVec<16>>),
+    /// Take a snapshot once everything queued before this is applied.
+    Take,
+}
+
+pub struct Snapshotter {
+    sender: Sender<SnapshotWork>,
+}
+
+impl Snapshotter {
+    /// Starts the thread with the recovered tree.
+    pub fn start(tree: DataTree, config: Config) -> Snapshotter {
+        let (sender, receiver) = crossbeam::channel::unbounded();
+        std::thread::Builder::new()
+            .name("snapshotter".into())
+            .spawn(move || run(tree, &config, &receiver))
+            .expect("the snapshotter thread starts");
+        Snapshotter { sender }
+    }
+
+    pub fn send(&self, work: SnapshotWork) {
+        // The thread only stops with the process.
+        let _ = self.sender.send(work);
+    }
+}
+
+fn run(mut tree: DataTree, config: &Config, receiver: &Receiver<SnapshotWork>) {
+    let mut triggers = Vec::new();
+    let mut last_snapshot_zxid = tree.last_zxid();
+    while let Ok(work) = receiver.recv() {
+        match work {
+            SnapshotWork::Batch(records) => {
+                for record in Records::new(&records) {
+                    let (_, txn) = record.expect("records from the ordering point are intact");
+                    triggers.clear();
+                    tree.apply(txn, &mut triggers);
+                }
+            }
+            SnapshotWork::Take => {
+                // Requests that queued up while the previous snapshot was written are
+                // skipped until half a snapCount has passed (ZooKeeper skips when busy).
+                let applied_since = (tree.last_zxid() - last_snapshot_zxid) as u64;
+                if applied_since < config.snap_count / 2 {
+                    continue;
+                }
+                take(&tree, config);
+                last_snapshot_zxid = tree.last_zxid();
+            }
+        }
+    }
+}
+
+fn take(tree: &DataTree, config: &Config) {
+    let dir = config.log_dir();
+    let started = Instant::now();
+    match crate::log::snapshot_file::write(&dir, tree) {
+        Ok((path, size_bytes)) => tracing::info!(
+            path = %path.display(),
+            size_bytes,
+            nodes = tree.node_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot written"
+        ),
+        Err(error) => {
+            // The log still holds everything: a missing snapshot costs restart time only.
+            tracing::error!(%error, "snapshot failed");
+            return;
+        }
+    }
+    if config.purge_interval_hours > 0 {
+        match crate::log::snapshot_file::purge(&dir, config.snap_retain_count) {
+            Ok(removed) if removed > 0 => tracing::info!(removed, "purged old snapshots and log segments"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "purge failed"),
+        }
+    }
+}
