@@ -12,6 +12,8 @@ use super::recovery::segment_files;
 use crate::tree::snapshot;
 use crate::tree::DataTree;
 
+const WRITE_CHUNK_BYTES: usize = 1 << 20;
+
 pub fn file_name(zxid: i64) -> String {
     format!("snapshot.{zxid:x}")
 }
@@ -39,7 +41,12 @@ pub fn write(dir: &Path, tree: &DataTree) -> std::io::Result<(PathBuf, usize)> {
     let path = dir.join(file_name(tree.last_zxid()));
     let temporary = dir.join(format!("{}.tmp", file_name(tree.last_zxid())));
     let mut file = File::create(&temporary)?;
-    file.write_all(&bytes)?;
+    // Written and flushed a slice at a time, so the device never holds a long queue of
+    // snapshot pages in front of the log's fdatasync, which every write waits for.
+    for chunk in bytes.chunks(WRITE_CHUNK_BYTES) {
+        file.write_all(chunk)?;
+        file.sync_data()?;
+    }
     file.sync_all()?;
     drop(file);
     std::fs::rename(&temporary, &path)?;

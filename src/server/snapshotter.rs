@@ -42,7 +42,27 @@ impl Snapshotter {
     }
 }
 
+/// Lowers this thread's CPU and I/O priority: snapshots must yield to serving cores and
+/// to the log's fdatasync, which every write waits for.
+fn yield_to_serving() {
+    // SAFETY: plain syscalls on the calling thread (tid 0 means "this thread" for both).
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+        const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        );
+    }
+}
+
 fn run(mut tree: DataTree, config: &Config, receiver: &Receiver<SnapshotWork>) {
+    yield_to_serving();
     let mut triggers = Vec::new();
     let mut last_snapshot_zxid = tree.last_zxid();
     while let Ok(work) = receiver.recv() {
