@@ -252,7 +252,7 @@ async fn refresh_listings(shared: &Shared) {
         if shared.listing_published.iter().all(|published| published.load(Ordering::Acquire) >= generation) {
             return;
         }
-        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

@@ -435,7 +435,9 @@ async fn send_touches(context: Rc<CoreContext>) {
 /// Publishes this core's numbers and listings for the four-letter words: every half
 /// second, and within a few milliseconds of a four-letter word asking for fresh ones.
 async fn publish_listings(state: Rc<RefCell<CoreState>>) {
-    const POLL_MS: u64 = 5;
+    // Each poll wakes the core; 25 ms keeps an idle server idle while four-letter words
+    // still get fresh numbers within a few tens of milliseconds.
+    const POLL_MS: u64 = 25;
     let mut since_publish_ms = 0;
     loop {
         glommio::timer::sleep(Duration::from_millis(POLL_MS)).await;
