@@ -237,7 +237,9 @@ fn authenticate(
     }
     let identity = ("digest".to_owned(), id);
     if !identities.contains(&identity) {
-        identities.push(identity);
+        // ZooKeeper lists authenticated ids before the connection's ip id (whoAmI).
+        let ip_at = identities.iter().position(|(scheme, _)| scheme == "ip").unwrap_or(identities.len());
+        identities.insert(ip_at, identity);
     }
     encode_reply(&mut conn.output, xid, 0, ErrorCode::Ok, &ReplyBody::Empty);
     conn.output_appended();
