@@ -41,11 +41,16 @@ pub fn write_reply(kind: &WriteKind, outcome: Outcome) -> (ErrorCode, ReplyBody)
 
 fn multi_result(op: i32, outcome: Outcome) -> OpResult {
     match outcome {
-        // ZooKeeper 3.8 answers create2 inside a multi like create: the path, no Stat.
-        Outcome::Created { path, stat } if op == opcode::CREATE2 => {
-            OpResult::Create { opcode: opcode::CREATE, path, stat }
+        // Inside a multi ZooKeeper 3.8 answers create2 like create (the path, no Stat), and
+        // createTTL and createContainer like create2 (the path and the Stat).
+        Outcome::Created { path, stat } => {
+            let answered_as = match op {
+                opcode::CREATE2 => opcode::CREATE,
+                opcode::CREATE_TTL | opcode::CREATE_CONTAINER => opcode::CREATE2,
+                other => other,
+            };
+            OpResult::Create { opcode: answered_as, path, stat }
         }
-        Outcome::Created { path, stat } => OpResult::Create { opcode: op, path, stat },
         Outcome::Deleted => OpResult::Delete,
         Outcome::DataSet { stat } => OpResult::SetData { stat },
         Outcome::Checked => OpResult::Check,

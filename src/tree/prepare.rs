@@ -196,6 +196,9 @@ fn prepare_step(
         WriteOp::Check { path, version } => {
             prepare_check(tree, pending, caller, path, *version).map(|()| Step::Check { path: path.clone() })
         }
+        // deleteContainer is the server's own request (the reaper's, as session 0); a client
+        // that sends one gets BadArguments from ZooKeeper 3.8.
+        WriteOp::DeleteContainer { .. } if caller.session_id != 0 => Err(ErrorCode::BadArguments),
         WriteOp::DeleteContainer { path } => {
             prepare_delete_container(tree, pending, path).map(|path| Step::Delete { path })
         }
