@@ -11,8 +11,6 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use hdrhistogram::Histogram;
 
 use super::workload::{encode_request, Workload};
-use crate::proto::connect::ConnectRequest;
-use crate::proto::frame;
 
 /// What one session measured.
 pub struct SessionStats {
@@ -88,17 +86,7 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
     let mut stream = glommio::net::TcpStream::connect(plan.server).await?;
     stream.set_nodelay(true)?;
     let mut output = Vec::with_capacity(64 * 1024);
-    let start = frame::begin(&mut output);
-    ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 30_000,
-        session_id: 0,
-        password: vec![0; 16],
-        read_only: Some(false),
-    }
-    .encode(&mut output);
-    frame::end(&mut output, start);
+    super::workload::encode_connect(&mut output);
     stream.write_all(&output).await?;
     let mut input = vec![0u8; 256 * 1024];
     let mut filled = 0;

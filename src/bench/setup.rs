@@ -6,7 +6,6 @@ use std::net::{SocketAddr, TcpStream};
 
 use super::workload::{key_path, owned_key_path, Workload, ROOT};
 use crate::proto::acl::Acl;
-use crate::proto::connect::ConnectRequest;
 use crate::proto::{frame, jute::Writer, opcode};
 
 struct Blocking {
@@ -20,17 +19,7 @@ impl Blocking {
         stream.set_read_timeout(Some(super::session::SETUP_TIMEOUT))?;
         stream.set_nodelay(true)?;
         let mut bytes = Vec::new();
-        let start = frame::begin(&mut bytes);
-        ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            password: vec![0; 16],
-            read_only: Some(false),
-        }
-        .encode(&mut bytes);
-        frame::end(&mut bytes, start);
+        super::workload::encode_connect(&mut bytes);
         stream.write_all(&bytes)?;
         let mut connection = Blocking { stream, xid: 0 };
         connection.read_frame()?;

@@ -150,6 +150,21 @@ pub fn owned_key_path(buffer: &mut [u8; 96], session: usize, n: u64) -> &[u8] {
     &buffer[..length]
 }
 
+/// Appends the frame that opens a new session (30 s timeout, readOnly byte false).
+pub fn encode_connect(buffer: &mut Vec<u8>) {
+    let start = frame::begin(buffer);
+    crate::proto::connect::ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 30_000,
+        session_id: 0,
+        password: vec![0; 16],
+        read_only: Some(false),
+    }
+    .encode(buffer);
+    frame::end(buffer, start);
+}
+
 /// xorshift64*: cheap, deterministic per session.
 pub fn next_random(state: &mut u64) -> u64 {
     let mut x = *state;
