@@ -2,12 +2,13 @@
 //! index instead of its own list (ZooKeeper's `ReferenceCountedACLCache` does the same).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::proto::acl::Acl;
 
 #[derive(Debug, Default)]
 pub struct AclTable {
-    lists: Vec<Vec<Acl>>,
+    lists: Vec<Arc<[Acl]>>,
     ids: HashMap<Vec<Acl>, u32>,
 }
 
@@ -18,7 +19,7 @@ impl AclTable {
             return id;
         }
         let id = u32::try_from(self.lists.len()).expect("fewer than 2^32 distinct ACLs");
-        self.lists.push(acl.clone());
+        self.lists.push(Arc::from(acl.as_slice()));
         self.ids.insert(acl, id);
         assert_eq!(self.lists.len(), self.ids.len());
         id
@@ -26,6 +27,11 @@ impl AclTable {
 
     pub fn get(&self, id: u32) -> &[Acl] {
         &self.lists[id as usize]
+    }
+
+    /// The list itself, shared: validation holds it without copying the entries.
+    pub fn shared(&self, id: u32) -> Arc<[Acl]> {
+        self.lists[id as usize].clone()
     }
 
     pub fn len(&self) -> usize {

@@ -177,6 +177,11 @@ impl DataTree {
         self.acls.get(node.acl_id)
     }
 
+    /// A node's ACL, shared (a reference count, no copy).
+    pub fn acl_shared(&self, node: &Znode) -> std::sync::Arc<[Acl]> {
+        self.acls.shared(node.acl_id)
+    }
+
     /// The ephemerals a session owns, in path order.
     pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &str> {
         self.ephemerals.get(&session_id).into_iter().flat_map(|paths| paths.iter().map(|path| &**path))
@@ -261,14 +266,7 @@ impl DataTree {
         acl: &rkyv::vec::ArchivedVec<crate::txn::ArchivedAclEntry>,
         version: i32,
     ) -> Outcome {
-        let acl: Vec<Acl> = acl
-            .iter()
-            .map(|entry| Acl {
-                perms: entry.perms.to_native(),
-                scheme: entry.scheme.to_string(),
-                id: entry.id.to_string(),
-            })
-            .collect();
+        let acl = crate::txn::acl_of(acl);
         let acl_id = self.acls.intern(acl);
         let Some(node) = self.nodes.get_mut(path) else {
             debug_assert!(false, "validated setACL of missing {path}");
@@ -296,15 +294,7 @@ impl DataTree {
             debug_assert!(false, "validated create of existing node {path}");
             return Outcome::Error(ErrorCode::NodeExists);
         }
-        let acl: Vec<Acl> = create
-            .acl
-            .iter()
-            .map(|entry| Acl {
-                perms: entry.perms.to_native(),
-                scheme: entry.scheme.to_string(),
-                id: entry.id.to_string(),
-            })
-            .collect();
+        let acl = crate::txn::acl_of(&create.acl);
         let acl_id = self.acls.intern(acl);
         let Some(parent) = self.nodes.get_mut(parent_path) else {
             debug_assert!(false, "validated create under missing parent {parent_path}");

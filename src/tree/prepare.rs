@@ -4,7 +4,7 @@
 //! request fails with the same code.
 
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::acl_check::permits;
 use crate::proto::acl::{PERM_ADMIN, PERM_CREATE, PERM_DELETE, PERM_READ, PERM_WRITE};
@@ -15,7 +15,7 @@ use crate::proto::acl::Acl;
 use crate::proto::opcode;
 use crate::proto::request::{CreateRequest, Request, WriteOp};
 use crate::proto::ErrorCode;
-use crate::txn::{AclEntry, CreateTxn, Step, TxnOp};
+use crate::txn::{acl_entries, CreateTxn, Step, TxnOp};
 
 /// What validation needs to know of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct NodeRecord {
     pub aversion: i32,
     pub num_children: i32,
     pub ephemeral_owner: i64,
-    pub acl: Rc<[Acl]>,
+    pub acl: Arc<[Acl]>,
 }
 
 /// Changes made by transactions that are ordered but not applied yet (ZooKeeper's
@@ -79,7 +79,7 @@ impl PendingChanges {
             aversion: node.aversion,
             num_children: node.children.len() as i32,
             ephemeral_owner: node.ephemeral_owner,
-            acl: Rc::from(tree.acl(node)),
+            acl: tree.acl_shared(node),
         })
     }
 }
@@ -288,12 +288,6 @@ fn fixup_acl(acl: &[Acl], identities: &[(String, String)]) -> Result<Vec<Acl>, E
     Ok(fixed)
 }
 
-fn acl_entries(acl: &[Acl]) -> Vec<AclEntry> {
-    acl.iter()
-        .map(|entry| AclEntry { perms: entry.perms, scheme: entry.scheme.clone(), id: entry.id.clone() })
-        .collect()
-}
-
 fn is_valid_ip_id(id: &str) -> bool {
     let (address, bits) = match id.split_once('/') {
         Some((address, bits)) => (address, Some(bits)),
@@ -354,7 +348,7 @@ fn prepare_create(
         CreateMode::Ttl { .. } => ttl_owner(create.ttl_ms),
     };
     let entries = acl_entries(&acl);
-    let acl: Rc<[Acl]> = Rc::from(acl);
+    let acl: Arc<[Acl]> = Arc::from(acl);
     pending
         .set(&path, Some(NodeRecord { version: 0, cversion: 0, aversion: 0, num_children: 0, ephemeral_owner, acl }));
     Ok(CreateTxn { path, data: create.data.clone(), acl: entries, ephemeral_owner, parent_cversion })
@@ -427,7 +421,7 @@ fn prepare_set_acl(
     check_version(node.aversion, version)?;
     node.aversion = node.aversion.wrapping_add(1);
     let entries = acl_entries(&acl);
-    node.acl = Rc::from(acl);
+    node.acl = Arc::from(acl);
     let version = node.aversion;
     pending.set(path, Some(node));
     Ok(Step::SetAcl { path: path.to_owned(), acl: entries, version })

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::{DataTree, Znode};
-use crate::proto::acl::Acl;
 use crate::txn::AclEntry;
 
 pub const MAGIC: [u8; 8] = *b"RKSNAP\0\x01";
@@ -52,11 +51,7 @@ pub fn encode(tree: &DataTree) -> Vec<u8> {
         .map(|(path, node)| SnapshotNode {
             path: path.to_owned(),
             data: node.data.as_deref().map(<[u8]>::to_vec),
-            acl: tree
-                .acl(node)
-                .iter()
-                .map(|entry| AclEntry { perms: entry.perms, scheme: entry.scheme.clone(), id: entry.id.clone() })
-                .collect(),
+            acl: crate::txn::acl_entries(tree.acl(node)),
             czxid: node.czxid,
             mzxid: node.mzxid,
             ctime_ms: node.ctime_ms,
@@ -120,15 +115,7 @@ pub fn load(image: &ArchivedSnapshotImage) -> DataTree {
         .map(|session| (session.session_id.to_native(), (session.timeout_ms.to_native(), session.password)))
         .collect();
     let nodes = image.nodes.iter().map(|node| {
-        let acl: Vec<Acl> = node
-            .acl
-            .iter()
-            .map(|entry| Acl {
-                perms: entry.perms.to_native(),
-                scheme: entry.scheme.to_string(),
-                id: entry.id.to_string(),
-            })
-            .collect();
+        let acl = crate::txn::acl_of(&node.acl);
         let znode = Znode {
             data: crate::txn::data_of(&node.data).map(Into::into),
             acl_id: 0,

@@ -91,6 +91,25 @@ impl Txn {
     }
 }
 
+/// ACL entries as logged, from the protocol's ACL records.
+pub fn acl_entries(acl: &[crate::proto::acl::Acl]) -> Vec<AclEntry> {
+    acl.iter()
+        .map(|entry| AclEntry { perms: entry.perms, scheme: entry.scheme.clone(), id: entry.id.clone() })
+        .collect()
+}
+
+/// The protocol's ACL records, from logged (archived) entries read in place.
+pub fn acl_of(entries: &rkyv::vec::ArchivedVec<ArchivedAclEntry>) -> Vec<crate::proto::acl::Acl> {
+    entries
+        .iter()
+        .map(|entry| crate::proto::acl::Acl {
+            perms: entry.perms.to_native(),
+            scheme: entry.scheme.to_string(),
+            id: entry.id.to_string(),
+        })
+        .collect()
+}
+
 /// Znode data as logged: None is null data.
 pub fn data_of(data: &rkyv::option::ArchivedOption<rkyv::vec::ArchivedVec<u8>>) -> Option<&[u8]> {
     data.as_ref().map(|bytes| bytes.as_slice())
