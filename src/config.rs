@@ -48,6 +48,10 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// `skipACL=yes`: no ACL is checked (for trusted deployments; off by default).
     pub skip_acl: bool,
+    /// `enforceQuota` (ZooKeeper's `zookeeper.enforceQuota` property, which ZooKeeper
+    /// also takes from zoo.cfg as `enforceQuota`): quota limits are checked, a hard one
+    /// refusing writes with QuotaExceeded and a soft one logged. Off by default.
+    pub enforce_quota: bool,
 }
 
 impl Default for Config {
@@ -74,6 +78,7 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             super_digest: None,
             skip_acl: false,
+            enforce_quota: false,
         }
     }
 }
@@ -186,6 +191,10 @@ impl Config {
                         _ => return Err(error(format!("'{value}' must be true or false"))),
                     }
                 }
+                "enforceQuota" | "zookeeper.enforceQuota" => {
+                    // Boolean.parseBoolean: "true" in any case is true, anything else false.
+                    config.enforce_quota = value.eq_ignore_ascii_case("true");
+                }
                 "znode.container.checkIntervalMs" => {
                     config.container_check_interval_ms = number(value)?.max(1);
                 }
@@ -285,6 +294,16 @@ mod tests {
         assert_eq!(config.jute_max_buffer_bytes, 0x100000);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("foo"));
+    }
+
+    #[test]
+    fn enforce_quota_reads_as_javas_parse_boolean() {
+        // ZooKeeper sets unknown zoo.cfg keys as `zookeeper.<key>` system properties and
+        // reads zookeeper.enforceQuota with Boolean.parseBoolean (default false).
+        assert!(!Config::parse("").unwrap().0.enforce_quota);
+        assert!(Config::parse("enforceQuota=TRUE\n").unwrap().0.enforce_quota);
+        assert!(Config::parse("zookeeper.enforceQuota=true\n").unwrap().0.enforce_quota);
+        assert!(!Config::parse("enforceQuota=yes\n").unwrap().0.enforce_quota);
     }
 
     #[test]

@@ -437,6 +437,9 @@ impl CoreState {
         *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
         let counters = self.counters();
         counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
+        if self.core == 0 {
+            *self.shared.quota_gauges.lock().expect("not poisoned") = quota_gauges(&self.tree);
+        }
     }
 }
 
@@ -474,4 +477,24 @@ pub fn write_connect_response(output: &mut Vec<u8>, response: &ConnectResponse) 
     let start = frame::begin(output);
     response.encode(&mut Writer::new(output));
     frame::end(output, start);
+}
+
+/// mntr's quota gauges (`QuotaMetricsUtils`): per top namespace, the sums of the limits
+/// (the hard one where set) and of the usage over the quota nodes below it.
+fn quota_gauges(tree: &crate::tree::DataTree) -> Vec<(String, &'static str, i64)> {
+    let mut sums: std::collections::BTreeMap<(String, &'static str), i64> = Default::default();
+    for (namespace, is_limits, stats) in tree.quota_nodes() {
+        let figures = if is_limits {
+            [
+                ("quota_count_limit_per_namespace", stats.count_limit()),
+                ("quota_bytes_limit_per_namespace", stats.byte_limit()),
+            ]
+        } else {
+            [("quota_count_usage_per_namespace", stats.count()), ("quota_bytes_usage_per_namespace", stats.bytes())]
+        };
+        for (name, value) in figures {
+            *sums.entry((namespace.clone(), name)).or_insert(0) += value;
+        }
+    }
+    sums.into_iter().map(|((namespace, name), value)| (namespace, name, value)).collect()
 }

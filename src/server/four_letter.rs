@@ -172,6 +172,16 @@ fn monitor(shared: &Shared) -> String {
     for (key, value) in lines {
         let _ = writeln!(text, "{key}\t{value}");
     }
+    // Per-namespace quota metrics, named as ZooKeeper's metrics dump names a gauge or
+    // counter set: `<namespace>_<metric>`.
+    for (namespace, name, value) in shared.quota_gauges.lock().expect("not poisoned").iter() {
+        let _ = writeln!(text, "zk_{namespace}_{name}\t{value}");
+    }
+    for (namespace, count) in shared.quota_exceeded_errors.lock().expect("not poisoned").iter() {
+        let _ = writeln!(text, "zk_{namespace}_quota_exceeded_error_per_namespace\t{count}");
+    }
+    let soft = shared.quota_soft_exceeded.load(Ordering::Relaxed);
+    let _ = writeln!(text, "ringkeeper_quota_soft_limit_exceeded_count\t{soft}");
     text
 }
 

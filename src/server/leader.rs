@@ -131,7 +131,8 @@ impl Leader {
             }
             ToLeader::Write { session_id, identities, xid, request } => {
                 let extended_types = self.shared.config.extended_types_enabled;
-                self.write(Caller { session_id, identities: &identities, extended_types }, xid, &request)
+                let enforce_quota = self.shared.config.enforce_quota;
+                self.write(Caller { session_id, identities: &identities, extended_types, enforce_quota }, xid, &request)
             }
             ToLeader::Sync { core, connection, xid } => {
                 self.place(core, Control::Synced { connection, xid });
@@ -202,6 +203,9 @@ impl Leader {
             let core0 = self.core0.borrow();
             prepare(&core0.tree, &mut self.pending, caller, zxid, request)
         };
+        for exceeded in self.pending.take_quota_exceeded() {
+            self.shared.note_quota_exceeded(&exceeded);
+        }
         self.append(Txn { session_id: caller.session_id, cxid: xid, zxid, time_ms: wall_clock_ms(), op });
     }
 
@@ -209,7 +213,7 @@ impl Leader {
         let began = self.sessions.begin_close(session_id);
         assert!(began, "closing a session that is not open");
         self.prepare_and_append(
-            Caller { session_id, identities: &[], extended_types: false },
+            Caller { session_id, identities: &[], extended_types: false, enforce_quota: false },
             xid,
             &Request::CloseSession,
         );
@@ -225,7 +229,7 @@ impl Leader {
         }
         let candidates = self.core0.borrow().tree.reapable(wall_clock_ms(), limit);
         for path in candidates {
-            let caller = Caller { session_id: 0, identities: &[], extended_types: false };
+            let caller = Caller { session_id: 0, identities: &[], extended_types: false, enforce_quota: false };
             self.prepare_and_append(caller, 0, &Request::Write(WriteOp::DeleteContainer { path }));
         }
     }

@@ -2,7 +2,7 @@
 //! the four-letter words. Written with relaxed atomics: the numbers are for monitoring,
 //! except `committed_zxid`, which only grows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -74,6 +74,14 @@ pub struct Shared {
     /// answers by publishing and recording the generation it served.
     pub listing_requested: AtomicU64,
     pub listing_published: Vec<AtomicU64>,
+    /// Writes refused by a hard quota limit, by top namespace
+    /// (`quota_exceeded_error_per_namespace`).
+    pub quota_exceeded_errors: Mutex<BTreeMap<String, u64>>,
+    /// Soft quota limits passed (logged only; a Ringkeeper counter, ZooKeeper has none).
+    pub quota_soft_exceeded: AtomicU64,
+    /// mntr's per-namespace quota gauges, refreshed by core 0 with the listings:
+    /// (namespace, metric name, value).
+    pub quota_gauges: Mutex<Vec<(String, &'static str, i64)>>,
 }
 
 impl Shared {
@@ -99,6 +107,23 @@ impl Shared {
             log_fsyncs: AtomicU64::new(0),
             listing_requested: AtomicU64::new(0),
             listing_published: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            quota_exceeded_errors: Mutex::new(BTreeMap::new()),
+            quota_soft_exceeded: AtomicU64::new(0),
+            quota_gauges: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Logs a quota limit a write passed, with ZooKeeper's text, and counts it: a hard
+    /// limit in its namespace's error counter (`ZooKeeperServer.updateQuotaExceededMetrics`),
+    /// a soft one in Ringkeeper's own counter.
+    pub fn note_quota_exceeded(&self, exceeded: &crate::tree::quota::QuotaExceeded) {
+        tracing::warn!("{exceeded}");
+        if !exceeded.hard {
+            self.quota_soft_exceeded.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(namespace) = &exceeded.namespace {
+            *self.quota_exceeded_errors.lock().expect("not poisoned").entry(namespace.clone()).or_insert(0) += 1;
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::acl_table::AclTable;
 use super::path::{join, parent_and_name};
+use super::quota::{self, QuotaNodeCreated, QuotaRoots, QuotaStats};
 use super::znode::Znode;
 use crate::proto::acl::Acl;
 use crate::proto::{ErrorCode, Stat};
@@ -49,6 +50,8 @@ pub struct DataTree {
     sessions: HashMap<i64, (i32, [u8; 16])>,
     /// Container and TTL nodes, for the reaper.
     special_nodes: BTreeSet<Box<str>>,
+    /// The paths with a quota (ZooKeeper's `pTrie`), derived from the limits nodes.
+    quota_roots: QuotaRoots,
 }
 
 impl Default for DataTree {
@@ -70,6 +73,7 @@ impl DataTree {
             last_zxid: 0,
             sessions: HashMap::new(),
             special_nodes: BTreeSet::new(),
+            quota_roots: QuotaRoots::default(),
         };
         let open = tree.acls.intern(vec![Acl::open_unsafe()]);
         let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
@@ -143,6 +147,7 @@ impl DataTree {
             last_zxid,
             sessions,
             special_nodes: BTreeSet::new(),
+            quota_roots: QuotaRoots::default(),
         };
         for (path, mut node, acl) in nodes {
             node.acl_id = tree.acls.intern(acl);
@@ -162,7 +167,87 @@ impl DataTree {
                 parent.children.insert(name.into());
             }
         }
+        tree.setup_quotas();
         tree
+    }
+
+    /// `DataTree.setupQuota`, run on a loaded snapshot: every limits node that is a leaf
+    /// below `/zookeeper/quota` registers its root, whose usage is counted afresh.
+    fn setup_quotas(&mut self) {
+        let mut stack = vec![quota::QUOTA_ROOT.to_owned()];
+        while let Some(path) = stack.pop() {
+            let Some(node) = self.nodes.get(path.as_str()) else { continue };
+            if !node.children.is_empty() {
+                stack.extend(node.children.iter().map(|name| join(&path, name)));
+                continue;
+            }
+            let suffix = format!("/{}", quota::LIMIT_NODE);
+            if let Some(root) =
+                path.strip_suffix(&suffix).and_then(|quota_path| quota_path.get(quota::QUOTA_ROOT.len()..))
+            {
+                let root = root.to_owned();
+                self.recount_quota(&root);
+                self.quota_roots.add(&root);
+            }
+        }
+    }
+
+    /// Every leaf limits and stats node below `/zookeeper/quota` with the top namespace
+    /// of its quota, for the per-namespace metrics (`QuotaMetricsUtils`, which walks the
+    /// nodes, not the registered roots). `true` marks limits; nodes whose text does not
+    /// parse, and quotas on `/`, are skipped.
+    pub fn quota_nodes(&self) -> Vec<(String, bool, QuotaStats)> {
+        let mut found = Vec::new();
+        let mut stack = vec![quota::QUOTA_ROOT.to_owned()];
+        while let Some(path) = stack.pop() {
+            let Some(node) = self.nodes.get(path.as_str()) else { continue };
+            if !node.children.is_empty() {
+                stack.extend(node.children.iter().map(|name| join(&path, name)));
+                continue;
+            }
+            let Some((quota_path, name)) = parent_and_name(&path) else { continue };
+            let is_limits = match name {
+                quota::LIMIT_NODE => true,
+                quota::STAT_NODE => false,
+                _ => continue,
+            };
+            let namespace = quota_path.get(quota::QUOTA_ROOT.len()..).and_then(quota::top_namespace);
+            let (Some(namespace), Some(stats)) = (namespace, QuotaStats::parse(node.data.as_deref())) else { continue };
+            found.push((namespace.to_owned(), is_limits, stats));
+        }
+        found
+    }
+
+    /// The deepest quota root at or above `path` (`DataTree.getMaxPrefixWithQuota`).
+    pub fn quota_root_of(&self, path: &str) -> Option<String> {
+        self.quota_roots.max_prefix(path)
+    }
+
+    /// `DataTree.updateQuotaForPath`: counts `root` and every node below it, and writes
+    /// the figures into its stats node in place (no version or watch moves).
+    fn recount_quota(&mut self, root: &str) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        let mut stack = vec![root.to_owned()];
+        while let Some(path) = stack.pop() {
+            let Some(node) = self.nodes.get(path.as_str()) else { continue };
+            count += 1;
+            bytes += node.data_len() as i64;
+            stack.extend(node.children.iter().map(|name| join(&path, name)));
+        }
+        if let Some(stats_node) = self.nodes.get_mut(quota::stat_path(root).as_str()) {
+            stats_node.data = Some(QuotaStats::usage(count, bytes).to_bytes().into());
+        }
+    }
+
+    /// `DataTree.updateQuotaStat`: adds to the usage of the quota above `path`, if any.
+    /// A missing stats node is skipped (ZooKeeper logs it); so is one whose text does not
+    /// parse, which ZooKeeper's parser would throw on.
+    fn update_quota_usage(&mut self, path: &str, count_diff: i64, bytes_diff: i64) {
+        let Some(root) = self.quota_roots.max_prefix(path) else { return };
+        let Some(stats_node) = self.nodes.get_mut(quota::stat_path(&root).as_str()) else { return };
+        let Some(mut usage) = QuotaStats::parse(stats_node.data.as_deref()) else { return };
+        usage.add(count_diff, bytes_diff);
+        stats_node.data = Some(usage.to_bytes().into());
     }
 
     pub fn node(&self, path: &str) -> Option<&Znode> {
@@ -322,7 +407,14 @@ impl DataTree {
             children: Default::default(),
         };
         let stat = node.stat();
+        let bytes = node.data_len() as i64;
         self.nodes.insert(path.into(), node);
+        match quota::quota_node_created(parent_path, name) {
+            Some(QuotaNodeCreated::Limits { root }) => self.quota_roots.add(&root),
+            Some(QuotaNodeCreated::Stats { root }) => self.recount_quota(&root),
+            None => {}
+        }
+        self.update_quota_usage(path, 1, bytes);
         if ephemeral_owner != 0 && !is_special_owner(ephemeral_owner) {
             self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
         }
@@ -356,6 +448,10 @@ impl DataTree {
                 }
             }
         }
+        if let Some(root) = quota::quota_root_deleted(parent_path, name) {
+            self.quota_roots.remove(&root);
+        }
+        self.update_quota_usage(path, -1, -(node.data_len() as i64));
         triggers.push(Trigger::Deleted(path.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
         Ok(())
@@ -374,12 +470,15 @@ impl DataTree {
             debug_assert!(false, "validated setData of missing {path}");
             return Outcome::Error(ErrorCode::NoNode);
         };
+        let bytes_before = node.data_len() as i64;
         node.data = data.map(Into::into);
         node.mtime_ms = time_ms;
         node.mzxid = zxid;
         node.version = version;
         let stat = node.stat();
+        let bytes_diff = node.data_len() as i64 - bytes_before;
         triggers.push(Trigger::DataChanged(path.to_owned()));
+        self.update_quota_usage(path, 0, bytes_diff);
         Outcome::DataSet { stat }
     }
 }

@@ -6,6 +6,7 @@ pub mod acl_table;
 pub mod data_tree;
 pub mod path;
 pub mod prepare;
+pub mod quota;
 pub mod snapshot;
 pub mod znode;
 

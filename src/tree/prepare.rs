@@ -11,6 +11,7 @@ use crate::proto::acl::{PERM_ADMIN, PERM_CREATE, PERM_DELETE, PERM_READ, PERM_WR
 
 use super::data_tree::{is_special_owner, DataTree, CONFIG, QUOTA, ROOT, ZOOKEEPER};
 use super::path::{parent_and_name, validate_path};
+use super::quota::{self, QuotaExceeded, QuotaStats};
 use crate::proto::acl::Acl;
 use crate::proto::opcode;
 use crate::proto::request::{CreateRequest, Request, WriteOp};
@@ -26,6 +27,9 @@ pub struct NodeRecord {
     pub num_children: i32,
     pub ephemeral_owner: i64,
     pub acl: Arc<[Acl]>,
+    /// The data's length, null counting 0: a setData's quota check compares the new
+    /// length with this one (ZooKeeper's ChangeRecord keeps the data for it).
+    pub data_length: i64,
 }
 
 /// Changes made by transactions that are ordered but not applied yet (ZooKeeper's
@@ -38,6 +42,9 @@ pub struct PendingChanges {
     order: VecDeque<(i64, String)>,
     /// The zxid of the transaction being prepared.
     zxid: i64,
+    /// Quota limits passed by the writes prepared since the last `take_quota_exceeded`,
+    /// for the ordering point to log and count. Kept across a failed multi's roll-back.
+    quota_exceeded: Vec<QuotaExceeded>,
 }
 
 impl PendingChanges {
@@ -47,6 +54,11 @@ impl PendingChanges {
 
     pub fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// The quota limits passed since the last call (soft ones logged, hard ones refused).
+    pub fn take_quota_exceeded(&mut self) -> Vec<QuotaExceeded> {
+        std::mem::take(&mut self.quota_exceeded)
     }
 
     /// Forgets the changes the tree now holds: those of transactions up to `zxid`.
@@ -80,6 +92,7 @@ impl PendingChanges {
             num_children: node.children.len() as i32,
             ephemeral_owner: node.ephemeral_owner,
             acl: tree.acl_shared(node),
+            data_length: node.data_len() as i64,
         })
     }
 }
@@ -154,6 +167,8 @@ pub struct Caller<'a> {
     pub identities: &'a [(String, String)],
     /// Whether TTL nodes are allowed (`zookeeper.extendedTypesEnabled`).
     pub extended_types: bool,
+    /// Whether quota limits are checked (`zookeeper.enforceQuota`).
+    pub enforce_quota: bool,
 }
 
 /// Turns a write request into a transaction. A request that fails validation becomes an
@@ -191,8 +206,13 @@ fn prepare_step(
         WriteOp::Delete { path, version } => {
             prepare_delete(tree, pending, caller, path, *version).map(|path| Step::Delete { path })
         }
-        WriteOp::SetData { path, data, version } => prepare_set_data(tree, pending, caller, path, *version)
-            .map(|version| Step::SetData { path: path.clone(), data: data.clone(), version }),
+        WriteOp::SetData { path, data, version } => {
+            prepare_set_data(tree, pending, caller, path, data.as_deref(), *version).map(|version| Step::SetData {
+                path: path.clone(),
+                data: data.clone(),
+                version,
+            })
+        }
         WriteOp::Check { path, version } => {
             prepare_check(tree, pending, caller, path, *version).map(|()| Step::Check { path: path.clone() })
         }
@@ -246,7 +266,9 @@ fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller<'
     let Some((failed_index, code)) = failure else {
         return TxnOp::Multi { ops: steps };
     };
+    let quota_exceeded = pending.take_quota_exceeded();
     *pending = saved;
+    pending.quota_exceeded.extend(quota_exceeded);
     let ops = (0..ops.len())
         .map(|index| {
             let code = match index.cmp(&failed_index) {
@@ -260,15 +282,19 @@ fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller<'
     TxnOp::Multi { ops }
 }
 
-/// The ACL a node gets (`PrepRequestProcessor.fixupACL`): the list must be non-empty and
+/// The ACL a node gets (`PrepRequestProcessor.fixupACL`): repeated entries of the list
+/// as sent are dropped first, keeping the first of each (`removeDuplicates`; entries
+/// that become equal only after `auth` expands are kept); the list must be non-empty and
 /// name known schemes correctly, and `auth` entries stand for every authenticated
-/// (non-ip) identity of the caller, which must have one.
+/// (non-ip) identity of the caller, in the connection's order, which must have one.
 fn fixup_acl(acl: &[Acl], identities: &[(String, String)]) -> Result<Vec<Acl>, ErrorCode> {
-    if acl.is_empty() {
+    let mut seen: std::collections::HashSet<&Acl> = std::collections::HashSet::with_capacity(acl.len());
+    let unique: Vec<&Acl> = acl.iter().filter(|entry| seen.insert(entry)).collect();
+    if unique.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
-    let mut fixed = Vec::with_capacity(acl.len());
-    for entry in acl {
+    let mut fixed = Vec::with_capacity(unique.len());
+    for entry in unique {
         match entry.scheme.as_str() {
             "auth" => {
                 let before = fixed.len();
@@ -337,6 +363,8 @@ fn prepare_create(
     if is_session_owner(parent.ephemeral_owner) {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
+    let data_length = create.data.as_ref().map_or(0, |data| data.len() as i64);
+    check_quota(tree, pending, caller, &path, 1, data_length)?;
     let parent_cversion = parent.cversion.wrapping_add(1);
     parent.cversion = parent_cversion;
     parent.num_children += 1;
@@ -349,8 +377,10 @@ fn prepare_create(
     };
     let entries = acl_entries(&acl);
     let acl: Arc<[Acl]> = Arc::from(acl);
-    pending
-        .set(&path, Some(NodeRecord { version: 0, cversion: 0, aversion: 0, num_children: 0, ephemeral_owner, acl }));
+    pending.set(
+        &path,
+        Some(NodeRecord { version: 0, cversion: 0, aversion: 0, num_children: 0, ephemeral_owner, acl, data_length }),
+    );
     Ok(CreateTxn { path, data: create.data.clone(), acl: entries, ephemeral_owner, parent_cversion })
 }
 
@@ -427,17 +457,23 @@ fn prepare_set_acl(
     Ok(Step::SetAcl { path: path.to_owned(), acl: entries, version })
 }
 
+/// setData: path rules, the node, WRITE on it, the quota, then the version
+/// (PrepRequestProcessor, case setData).
 fn prepare_set_data(
     tree: &DataTree,
     pending: &mut PendingChanges,
     caller: Caller<'_>,
     path: &str,
+    data: Option<&[u8]>,
     version: i32,
 ) -> Result<i32, ErrorCode> {
     validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
     let mut node = pending.record(tree, path).ok_or(ErrorCode::NoNode)?;
     check_permission(&node, PERM_WRITE, caller)?;
+    let data_length = data.map_or(0, |data| data.len() as i64);
+    check_quota(tree, pending, caller, path, 0, data_length - node.data_length)?;
     check_version(node.version, version)?;
+    node.data_length = data_length;
     node.version = node.version.wrapping_add(1);
     let version = node.version;
     pending.set(path, Some(node));
@@ -455,6 +491,37 @@ fn prepare_check(
     let node = pending.record(tree, path).ok_or(ErrorCode::NoNode)?;
     check_permission(&node, PERM_READ, caller)?;
     check_version(node.version, version)
+}
+
+/// `ZooKeeperServer.checkQuota`: with enforcement on, the write's change to the count
+/// and bytes of the quota above `path` is checked against its limits. As in ZooKeeper,
+/// limits and usage are read from the applied tree (not from writes still pending), so
+/// writes in flight together may pass a limit together. A limits node that does not
+/// parse fails the write with MarshallingError, where ZooKeeper's parser throws.
+fn check_quota(
+    tree: &DataTree,
+    pending: &mut PendingChanges,
+    caller: Caller<'_>,
+    path: &str,
+    count_diff: i64,
+    bytes_diff: i64,
+) -> Result<(), ErrorCode> {
+    if !caller.enforce_quota {
+        return Ok(());
+    }
+    let Some(root) = tree.quota_root_of(path) else { return Ok(()) };
+    // A missing limits or stats node is logged and passes in ZooKeeper.
+    let Some(limits_node) = tree.node(&quota::limit_path(&root)) else { return Ok(()) };
+    let limits = QuotaStats::parse(limits_node.data.as_deref()).ok_or(ErrorCode::MarshallingError)?;
+    let Some(stats_node) = tree.node(&quota::stat_path(&root)) else { return Ok(()) };
+    let usage = QuotaStats::parse(stats_node.data.as_deref()).ok_or(ErrorCode::MarshallingError)?;
+    let exceeded = quota::check(&root, quota::top_namespace(path), &limits, &usage, count_diff, bytes_diff);
+    let refused = exceeded.last().is_some_and(|last| last.hard);
+    pending.quota_exceeded.extend(exceeded);
+    if refused {
+        return Err(ErrorCode::QuotaExceeded);
+    }
+    Ok(())
 }
 
 fn check_permission(node: &NodeRecord, permission: i32, caller: Caller<'_>) -> Result<(), ErrorCode> {
@@ -478,7 +545,8 @@ mod tests {
     use super::*;
     use crate::proto::request::CreateRequest;
 
-    const CALLER: Caller<'static> = Caller { session_id: 5, identities: &[], extended_types: false };
+    const CALLER: Caller<'static> =
+        Caller { session_id: 5, identities: &[], extended_types: false, enforce_quota: false };
 
     fn create(path: &str, flags: i32) -> Request {
         Request::Write(WriteOp::Create(CreateRequest {
