@@ -82,6 +82,50 @@ pub struct Shared {
     /// mntr's per-namespace quota gauges, refreshed by core 0 with the listings:
     /// (namespace, metric name, value).
     pub quota_gauges: Mutex<Vec<(String, &'static str, i64)>>,
+    /// Repeats of one quota warning are folded, as ZooKeeper's RateLogger does.
+    quota_warnings: Mutex<RateLogger>,
+}
+
+/// ZooKeeper's `RateLogger` (100 ms): a message is logged when it first appears; while
+/// it repeats, repeats are counted and logged at most once per interval, as
+/// `[N times] <message>`, and once more when another message replaces it.
+#[derive(Debug, Default)]
+struct RateLogger {
+    message: Option<String>,
+    logged_at: Option<Instant>,
+    repeats: u64,
+}
+
+impl RateLogger {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+    fn flush(&mut self) {
+        if let (Some(message), true) = (&self.message, self.repeats > 0) {
+            if self.repeats > 1 {
+                tracing::warn!("[{} times] {message}", self.repeats);
+            } else {
+                tracing::warn!("{message}");
+            }
+        }
+        self.message = None;
+        self.repeats = 0;
+    }
+
+    fn log(&mut self, message: String, now: Instant) {
+        if self.message.as_deref() == Some(message.as_str()) {
+            self.repeats += 1;
+            if self.logged_at.is_none_or(|at| now.duration_since(at) >= Self::INTERVAL) {
+                self.flush();
+                self.message = Some(message);
+                self.logged_at = Some(now);
+            }
+            return;
+        }
+        self.flush();
+        tracing::warn!("{message}");
+        self.message = Some(message);
+        self.logged_at = Some(now);
+    }
 }
 
 impl Shared {
@@ -110,14 +154,15 @@ impl Shared {
             quota_exceeded_errors: Mutex::new(BTreeMap::new()),
             quota_soft_exceeded: AtomicU64::new(0),
             quota_gauges: Mutex::new(Vec::new()),
+            quota_warnings: Mutex::new(RateLogger::default()),
         }
     }
 
-    /// Logs a quota limit a write passed, with ZooKeeper's text, and counts it: a hard
+    /// Logs a quota limit a write passed, with ZooKeeper's text and rate limit, and counts it: a hard
     /// limit in its namespace's error counter (`ZooKeeperServer.updateQuotaExceededMetrics`),
     /// a soft one in Ringkeeper's own counter.
     pub fn note_quota_exceeded(&self, exceeded: &crate::tree::quota::QuotaExceeded) {
-        tracing::warn!("{exceeded}");
+        self.quota_warnings.lock().expect("not poisoned").log(exceeded.to_string(), Instant::now());
         if !exceeded.hard {
             self.quota_soft_exceeded.fetch_add(1, Ordering::Relaxed);
             return;
