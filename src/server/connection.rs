@@ -21,6 +21,7 @@ use crate::proto::connect::ConnectRequest;
 use crate::proto::request::{decode_request, Request};
 use crate::proto::response::{encode_reply, ReplyBody};
 use crate::proto::{four_letter as words, frame, ErrorCode};
+use crate::session::auth::AuthIds;
 
 /// The way from a core to the ordering point: a direct call on core 0, a bounded
 /// channel from the other cores.
@@ -156,6 +157,7 @@ async fn handshake_and_serve<R, W>(
     let (writer_wake, writer_woken) = local_channel::new_bounded(1);
     let (reader_wake, reader_woken) = local_channel::new_bounded(1);
     let timeout_ms = context.shared.config.negotiate_timeout_ms(connect.timeout_ms);
+    let initial_identities = initial_identities(peer, &context.shared.config);
     let connection = {
         let mut state = context.state.borrow_mut();
         let id = state.next_connection_id();
@@ -174,7 +176,8 @@ async fn handshake_and_serve<R, W>(
             received: 1,
             sent: 0,
             last_zxid: 0,
-            identities: std::sync::Arc::new(initial_identities(peer, &context.shared.config)),
+            identities: std::sync::Arc::new(initial_identities.as_slice().to_vec()),
+            auth_ids: initial_identities,
             stats: Default::default(),
         }));
         state.connections.insert(id, connection.clone());
@@ -203,12 +206,12 @@ async fn handshake_and_serve<R, W>(
 }
 
 /// Every connection is `ip:<address>`; with skipACL it is also `super`.
-fn initial_identities(peer: std::net::SocketAddr, config: &crate::config::Config) -> Vec<(String, String)> {
+fn initial_identities(peer: std::net::SocketAddr, config: &crate::config::Config) -> AuthIds {
     let mut identities = vec![("ip".to_owned(), peer.ip().to_string())];
     if config.skip_acl {
         identities.push(("super".to_owned(), String::new()));
     }
-    identities
+    AuthIds::from_added(identities)
 }
 
 /// The auth packet, answered at once as ZooKeeper does (not queued behind the session's
@@ -231,19 +234,57 @@ fn authenticate(
     }
     let id = crate::session::auth::digest_id(credential);
     let is_super = config.super_digest.as_deref() == Some(id.as_str());
-    let identities = std::sync::Arc::make_mut(&mut conn.identities);
+    // DigestAuthenticationProvider adds `super` first, then the digest id, to the
+    // connection's set of ids, whose order whoAmI and `auth` ACLs show.
+    let mut added = false;
     if is_super {
-        identities.push(("super".to_owned(), String::new()));
+        added |= conn.auth_ids.insert(("super".to_owned(), String::new()));
     }
-    let identity = ("digest".to_owned(), id);
-    if !identities.contains(&identity) {
-        // ZooKeeper lists authenticated ids before the connection's ip id (whoAmI).
-        let ip_at = identities.iter().position(|(scheme, _)| scheme == "ip").unwrap_or(identities.len());
-        identities.insert(ip_at, identity);
+    added |= conn.auth_ids.insert(("digest".to_owned(), id));
+    if added {
+        conn.identities = std::sync::Arc::new(conn.auth_ids.as_slice().to_vec());
     }
     encode_reply(&mut conn.output, xid, 0, ErrorCode::Ok, &ReplyBody::Empty);
     conn.output_appended();
     true
+}
+
+/// Waits until this core's tree has applied `zxid` (bounded: a core that stops applying
+/// is shutting down).
+async fn wait_until_applied(state: &RefCell<CoreState>, zxid: i64) {
+    const POLL: std::time::Duration = std::time::Duration::from_micros(200);
+    const POLLS_MAX: u32 = 50_000;
+    for _ in 0..POLLS_MAX {
+        if state.borrow().tree.last_zxid() >= zxid {
+            return;
+        }
+        glommio::timer::sleep(POLL).await;
+    }
+    tracing::warn!(zxid, "core did not apply a committed zxid in time; answering the auth packet anyway");
+}
+
+/// Before a checkWatches: waits until the connection's earlier requests are answered and
+/// every core has applied what was committed by then. checkWatches looks at the watches
+/// of every core's connections (ZooKeeper's one table for the server), and must see them
+/// as ZooKeeper would at that point of the request stream: set by requests already
+/// answered, fired by writes already committed.
+async fn wait_for_every_core(connection: &Rc<RefCell<Connection>>, shared: &Shared) {
+    const POLL: std::time::Duration = std::time::Duration::from_micros(200);
+    const POLLS_MAX: u32 = 50_000;
+    let mut polls = 0;
+    let answered_or_closed = || {
+        let conn = connection.borrow();
+        conn.queue.is_empty() || conn.phase == Phase::Closing
+    };
+    while !answered_or_closed() && polls < POLLS_MAX {
+        glommio::timer::sleep(POLL).await;
+        polls += 1;
+    }
+    let committed = shared.committed_zxid();
+    while !shared.applied_everywhere(committed) && polls < POLLS_MAX {
+        glommio::timer::sleep(POLL).await;
+        polls += 1;
+    }
 }
 
 /// Asks every core for fresh numbers and waits (briefly, bounded) until they published.
@@ -347,10 +388,20 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             return;
         }
         if let Request::Auth { scheme, credential } = &request {
+            // ZooKeeper answers an auth packet at once on the connection's thread, after
+            // every event of writes already committed (their watches fired when they
+            // were applied). This core's tree may trail the ordering point by a hop:
+            // wait until it has applied what was committed when the packet arrived, so
+            // the reply does not overtake those events and they are checked against the
+            // ids held before this one.
+            wait_until_applied(&context.state, context.shared.committed_zxid()).await;
             if !authenticate(connection, &context.shared.config, header.xid, scheme, credential) {
                 return;
             }
             continue;
+        }
+        if matches!(request, Request::CheckWatches { .. }) {
+            wait_for_every_core(connection, &context.shared).await;
         }
         let is_sync = matches!(request, Request::Sync { .. });
         let leader_message = if request.is_write() || is_sync { Some(request.clone()) } else { None };

@@ -90,8 +90,10 @@ pub struct Connection {
     pub sent: u64,
     pub last_zxid: i64,
     /// The identities ACLs are checked against: ip always, digest and super after auth.
-    /// Shared with the ordering point, which checks writes.
+    /// Shared with the ordering point, which checks writes. In `auth_ids`' order.
     pub identities: std::sync::Arc<Vec<(String, String)>>,
+    /// The same identities, kept in ZooKeeper's order (see `AuthIds`).
+    pub auth_ids: crate::session::auth::AuthIds,
     /// For `cons`: when the session was established, and per-request figures.
     pub stats: ConnectionStats,
 }

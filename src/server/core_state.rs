@@ -13,6 +13,7 @@ use super::connection_state::{Connection, Phase, Queued};
 use super::messages::{CommittedBatch, Control};
 use super::shared::{ConnectionSummary, Shared, WatchListing};
 use crate::log::record::Records;
+use crate::proto::acl::PERM_READ;
 use crate::proto::connect::ConnectResponse;
 use crate::proto::opcode;
 use crate::proto::request::{Request, WriteOp};
@@ -21,7 +22,8 @@ use crate::proto::watch_event::{EventType, WatcherEvent, STATE_SYNC_CONNECTED};
 use crate::proto::{frame, jute::Writer, ErrorCode};
 use crate::session::reads::{execute_read, Reader};
 use crate::session::replies::{write_reply, WriteKind};
-use crate::session::{ConnectionId, WatchRegistry};
+use crate::session::{ConnectionId, WatchRegistry, WatchTable};
+use crate::tree::acl_check::permits;
 use crate::tree::{DataTree, Outcome, Trigger};
 use crate::txn::ArchivedTxnOp;
 
@@ -43,6 +45,8 @@ pub struct CoreState {
     waiting_reads: HashSet<ConnectionId>,
     /// Whether `cons`/`stat` listings must be republished (a session came or went).
     listings_stale: bool,
+    /// Recursive watches in the data and child tables, as last published for checkWatches.
+    recursive_published: [usize; 2],
 }
 
 /// What the reader must do after handing a request to its core.
@@ -68,6 +72,7 @@ impl CoreState {
             triggers: Vec::new(),
             waiting_reads: HashSet::new(),
             listings_stale: false,
+            recursive_published: [0, 0],
         }
     }
 
@@ -122,7 +127,14 @@ impl CoreState {
 
     fn serve_read(&mut self, conn: &mut Connection, xid: i32, request: &Request, received: Instant) {
         let mut fired: Vec<(EventType, String)> = Vec::new();
-        let reader = Reader { session_id: conn.session_id, connection: conn.id, identities: &conn.identities };
+        let shared = self.shared.clone();
+        let watched_on_server = move |path: &str, watcher_type| shared.path_watched(path, watcher_type);
+        let reader = Reader {
+            session_id: conn.session_id,
+            connection: conn.id,
+            identities: &conn.identities,
+            watched_on_server: &watched_on_server,
+        };
         let (code, body) = execute_read(&self.tree, &mut self.watches, &reader, request, &mut |event, path| {
             fired.push((event, path.to_owned()))
         });
@@ -130,6 +142,7 @@ impl CoreState {
             push_event(conn, event, &path);
         }
         if sets_watch(request) {
+            self.publish_watched_paths();
             self.publish_counters();
         }
         self.reply(conn, xid, code, &body, received);
@@ -191,7 +204,33 @@ impl CoreState {
             triggers.clear();
             self.tree.apply(txn, &mut triggers);
         }
+        self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.publish_counters();
+    }
+
+    /// Publishes the paths that entered or left this core's watch tables, for
+    /// checkWatches on any core.
+    fn publish_watched_paths(&mut self) {
+        let recursive =
+            [self.watches.recursive_count(WatchTable::Data), self.watches.recursive_count(WatchTable::Child)];
+        if !self.watches.has_path_changes() && recursive == self.recursive_published {
+            return;
+        }
+        self.recursive_published = recursive;
+        let mut published = self.shared.watched_paths[self.core].lock().expect("not poisoned");
+        published.data_recursive = recursive[0];
+        published.child_recursive = recursive[1];
+        self.watches.take_path_changes(|table, path, present| {
+            let paths = match table {
+                WatchTable::Data => &mut published.data,
+                WatchTable::Child => &mut published.child,
+            };
+            if present {
+                paths.insert(path.into());
+            } else {
+                paths.remove(path);
+            }
+        });
     }
 
     /// Applies one batch of the committed stream, each control message at its place
@@ -218,6 +257,8 @@ impl CoreState {
         for (_, control) in controls {
             self.apply_control(control);
         }
+        self.publish_watched_paths();
+        self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.serve_waiting_reads();
         self.publish_counters();
         if std::mem::take(&mut self.listings_stale) {
@@ -226,11 +267,20 @@ impl CoreState {
         self.tree.last_zxid()
     }
 
+    /// Sends the events a change fires to the watchers that may READ the node (or the
+    /// parent, for NodeChildrenChanged) under its ACL at the time of the change, with the
+    /// identities they hold now: ZooKeeper 3.8 with the CVE-2024-23944 fix checks this in
+    /// `ServerCnxn.process` and drops the event otherwise; the one-shot watch is used up
+    /// either way.
     fn fire(&mut self, trigger: &Trigger) {
         let connections = &self.connections;
+        let acl = self.tree.acl_by_id(trigger.acl_id());
         self.watches.fire(trigger, |connection, event, path| {
             if let Some(conn) = connections.get(&connection) {
-                push_event(&mut conn.borrow_mut(), event, path);
+                let mut conn = conn.borrow_mut();
+                if permits(acl, PERM_READ, conn.identities.as_slice()) {
+                    push_event(&mut conn, event, path);
+                }
             }
         });
     }
@@ -382,6 +432,7 @@ impl CoreState {
         self.watches.remove_connection(connection);
         self.counters().connections.fetch_sub(1, Ordering::Relaxed);
         drop(conn);
+        self.publish_watched_paths();
         self.publish_listings();
         self.publish_counters();
     }

@@ -2,7 +2,7 @@
 //! the four-letter words. Written with relaxed atomics: the numbers are for monitoring,
 //! except `committed_zxid`, which only grows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -37,6 +37,16 @@ pub struct CoreCounters {
 pub struct WatchListing {
     pub by_session: Vec<(i64, Vec<String>)>,
     pub by_path: Vec<(String, Vec<i64>)>,
+}
+
+/// One core's watched paths, by table: what checkWatches needs of every core.
+#[derive(Debug, Default)]
+pub struct WatchedPaths {
+    pub data: HashSet<Box<str>>,
+    pub child: HashSet<Box<str>>,
+    /// Recursive watches in the data and the child table.
+    pub data_recursive: usize,
+    pub child_recursive: usize,
 }
 
 /// A connection as `cons` and `stat` list it.
@@ -74,6 +84,13 @@ pub struct Shared {
     /// answers by publishing and recording the generation it served.
     pub listing_requested: AtomicU64,
     pub listing_published: Vec<AtomicU64>,
+    /// Per core, kept current by the core as paths enter and leave its watch tables:
+    /// checkWatches answers OK if a connection of any core watches the path (ZooKeeper
+    /// keeps one table for the whole server, `WatchManager.containsWatcher`).
+    pub watched_paths: Vec<Mutex<WatchedPaths>>,
+    /// Per core: the last zxid it applied, published after the watch changes that
+    /// applying made.
+    pub applied_zxid: Vec<AtomicI64>,
     /// Writes refused by a hard quota limit, by top namespace
     /// (`quota_exceeded_error_per_namespace`).
     pub quota_exceeded_errors: Mutex<BTreeMap<String, u64>>,
@@ -151,6 +168,8 @@ impl Shared {
             log_fsyncs: AtomicU64::new(0),
             listing_requested: AtomicU64::new(0),
             listing_published: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            watched_paths: (0..cores).map(|_| Mutex::new(WatchedPaths::default())).collect(),
+            applied_zxid: (0..cores).map(|_| AtomicI64::new(0)).collect(),
             quota_exceeded_errors: Mutex::new(BTreeMap::new()),
             quota_soft_exceeded: AtomicU64::new(0),
             quota_gauges: Mutex::new(Vec::new()),
@@ -174,6 +193,43 @@ impl Shared {
 
     pub fn committed_zxid(&self) -> i64 {
         self.committed_zxid.load(Ordering::Acquire)
+    }
+
+    /// Whether every core has applied `zxid` (and published its watch changes).
+    pub fn applied_everywhere(&self, zxid: i64) -> bool {
+        self.applied_zxid.iter().all(|applied| applied.load(Ordering::Acquire) >= zxid)
+    }
+
+    /// checkWatches: whether a connection of any core has a watch on `path` in a table
+    /// the type names (`DataTree.containsWatcher`: for Any, the child table and then the
+    /// data table, both asked). Err for a path ZooKeeper fails to walk (see
+    /// `contains_watcher`).
+    pub fn path_watched(
+        &self,
+        path: &str,
+        watcher_type: crate::session::WatcherType,
+    ) -> Result<bool, crate::proto::ErrorCode> {
+        use crate::session::watches::contains_watcher;
+        use crate::session::WatcherType;
+        let cores: Vec<std::sync::MutexGuard<'_, WatchedPaths>> =
+            self.watched_paths.iter().map(|paths| paths.lock().expect("not poisoned")).collect();
+        let in_child_table = || {
+            let recursive = cores.iter().any(|paths| paths.child_recursive > 0);
+            contains_watcher(path, recursive, |path| cores.iter().any(|paths| paths.child.contains(path)))
+        };
+        let in_data_table = || {
+            let recursive = cores.iter().any(|paths| paths.data_recursive > 0);
+            contains_watcher(path, recursive, |path| cores.iter().any(|paths| paths.data.contains(path)))
+        };
+        match watcher_type {
+            WatcherType::Children => in_child_table(),
+            WatcherType::Data => in_data_table(),
+            WatcherType::Any => {
+                let child = in_child_table()?;
+                let data = in_data_table()?;
+                Ok(child || data)
+            }
+        }
     }
 
     pub fn sum(&self, field: impl Fn(&CoreCounters) -> &AtomicU64) -> u64 {

@@ -6,6 +6,200 @@
 /// One identity: (scheme, id), as ZooKeeper's `Id`.
 pub type Identity = (String, String);
 
+/// The identities of one connection, kept in the order ZooKeeper iterates them.
+///
+/// ZooKeeper keeps a connection's ids in a set backed by a `java.util.concurrent.
+/// ConcurrentHashMap<Id, Boolean>` (`ServerCnxn.authInfo`) and copies it into a list for
+/// every request: whoAmI lists the ids in that order, and an ACL entry of the `auth`
+/// scheme expands into them in that order (`PrepRequestProcessor.fixupACL`). This set
+/// reproduces the map's layout: bins indexed by the spread hash of `Id.hashCode`, new ids
+/// appended to their bin, a table of 16 bins doubled when the count reaches three quarters
+/// of it, and the map's own way of splitting bins when it doubles (which reverses part of
+/// a bin). Ids are never removed: ZooKeeper removes one only for SASL and x509.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthIds {
+    /// The map's table: each bin holds (spread hash, id) in iteration order.
+    bins: Vec<AuthBin>,
+    /// The count at which the table doubles (`sizeCtl`, three quarters of its length).
+    resize_at_count: usize,
+    count: usize,
+    /// The ids in iteration order, rebuilt after every insertion.
+    ordered: Vec<Identity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AuthBin {
+    entries: Vec<(u32, Identity)>,
+    /// A bin of more than eight ids in a table of 64 or more becomes a red-black tree
+    /// (`TreeBin`), which iterates its newest id first.
+    tree: bool,
+}
+
+/// ConcurrentHashMap's constants: its default table length, the bin length that turns a
+/// bin into a tree (or doubles a small table), the length below which a split tree bin
+/// turns back into a list, and the smallest table that holds trees.
+const AUTH_TABLE_LENGTH_DEFAULT: usize = 16;
+const AUTH_TREEIFY_LENGTH: usize = 8;
+const AUTH_UNTREEIFY_LENGTH: usize = 6;
+const AUTH_TREE_TABLE_LENGTH_MIN: usize = 64;
+/// A connection holds one id per auth packet; the table never grows past this.
+const AUTH_TABLE_LENGTH_MAX: usize = 1 << 30;
+
+impl Default for AuthIds {
+    fn default() -> Self {
+        AuthIds {
+            bins: vec![AuthBin::default(); AUTH_TABLE_LENGTH_DEFAULT],
+            resize_at_count: three_quarters(AUTH_TABLE_LENGTH_DEFAULT),
+            count: 0,
+            ordered: Vec::new(),
+        }
+    }
+}
+
+fn three_quarters(length: usize) -> usize {
+    length - (length >> 2)
+}
+
+impl AuthIds {
+    /// The set holding `identities`, added in this order.
+    pub fn from_added(identities: impl IntoIterator<Item = Identity>) -> AuthIds {
+        let mut ids = AuthIds::default();
+        for identity in identities {
+            ids.insert(identity);
+        }
+        ids
+    }
+
+    /// The ids in ZooKeeper's iteration order.
+    pub fn as_slice(&self) -> &[Identity] {
+        &self.ordered
+    }
+
+    pub fn contains(&self, identity: &Identity) -> bool {
+        let hash = spread(java_id_hash(identity));
+        self.bins[hash as usize & (self.bins.len() - 1)].entries.iter().any(|(_, held)| held == identity)
+    }
+
+    /// Adds an id (`ServerCnxn.addAuthInfo`); false if the connection held it already.
+    pub fn insert(&mut self, identity: Identity) -> bool {
+        let hash = spread(java_id_hash(&identity));
+        let index = hash as usize & (self.bins.len() - 1);
+        let bin = &mut self.bins[index];
+        if bin.entries.iter().any(|(_, held)| *held == identity) {
+            return false;
+        }
+        let length_before = bin.entries.len();
+        let was_tree = bin.tree;
+        if was_tree {
+            // TreeBin.putTreeVal links the new node in front of `first`.
+            bin.entries.insert(0, (hash, identity));
+        } else {
+            bin.entries.push((hash, identity));
+        }
+        self.count += 1;
+        if !was_tree && length_before >= AUTH_TREEIFY_LENGTH {
+            self.treeify_or_grow(index);
+        }
+        // addCount: double while the count has reached the threshold.
+        while self.count >= self.resize_at_count && self.bins.len() < AUTH_TABLE_LENGTH_MAX {
+            self.double();
+        }
+        self.reorder();
+        true
+    }
+
+    /// Rebuilds the iteration order from the table.
+    fn reorder(&mut self) {
+        self.ordered = self.bins.iter().flat_map(|bin| bin.entries.iter().map(|(_, id)| id.clone())).collect();
+        debug_assert_eq!(self.ordered.len(), self.count);
+    }
+
+    /// `treeifyBin`: a long bin in a small table grows the table instead (`tryPresize`
+    /// with twice the length, which doubles until the wanted size is at most the
+    /// threshold); in a large table the bin becomes a tree, keeping its order.
+    fn treeify_or_grow(&mut self, index: usize) {
+        if self.bins.len() >= AUTH_TREE_TABLE_LENGTH_MIN {
+            self.bins[index].tree = true;
+            return;
+        }
+        let size = self.bins.len() << 1;
+        let wanted = (size + (size >> 1) + 1).next_power_of_two().min(AUTH_TABLE_LENGTH_MAX);
+        while wanted > self.resize_at_count && self.bins.len() < AUTH_TABLE_LENGTH_MAX {
+            self.double();
+        }
+    }
+
+    /// `transfer`: each bin splits into a low bin (same index) and a high bin (index plus
+    /// the old length). For a list, the longest tail whose entries all go the same way
+    /// moves as it is; the entries before it are pushed in front of their new bin one by
+    /// one, so they come out reversed. A tree bin splits in order, and a half of six or
+    /// fewer entries becomes a list again.
+    fn double(&mut self) {
+        let length = self.bins.len();
+        let mut bins = vec![AuthBin::default(); length * 2];
+        for (index, bin) in std::mem::take(&mut self.bins).into_iter().enumerate() {
+            let goes_high = |hash: u32| hash as usize & length != 0;
+            let (mut low, mut high) = (Vec::new(), Vec::new());
+            if bin.tree {
+                for entry in bin.entries {
+                    if goes_high(entry.0) {
+                        high.push(entry);
+                    } else {
+                        low.push(entry);
+                    }
+                }
+                bins[index] = AuthBin { tree: low.len() > AUTH_UNTREEIFY_LENGTH, entries: low };
+                bins[index + length] = AuthBin { tree: high.len() > AUTH_UNTREEIFY_LENGTH, entries: high };
+                continue;
+            }
+            let Some(last_side) = bin.entries.last().map(|entry| goes_high(entry.0)) else { continue };
+            let tail_start = bin
+                .entries
+                .iter()
+                .rposition(|entry| goes_high(entry.0) != last_side)
+                .map_or(0, |position| position + 1);
+            let mut entries = bin.entries;
+            let tail = entries.split_off(tail_start);
+            if last_side {
+                high = tail;
+            } else {
+                low = tail;
+            }
+            for entry in entries {
+                if goes_high(entry.0) {
+                    high.insert(0, entry);
+                } else {
+                    low.insert(0, entry);
+                }
+            }
+            bins[index] = AuthBin { entries: low, tree: false };
+            bins[index + length] = AuthBin { entries: high, tree: false };
+        }
+        self.bins = bins;
+        self.resize_at_count = three_quarters(self.bins.len());
+        self.reorder();
+    }
+}
+
+/// `ConcurrentHashMap.spread`: the hash's high half folded into its low half, sign bit
+/// cleared.
+fn spread(hash: i32) -> u32 {
+    let hash = hash as u32;
+    (hash ^ (hash >> 16)) & 0x7fff_ffff
+}
+
+/// `String.hashCode`: 31-based polynomial over the UTF-16 code units, wrapping.
+pub fn java_string_hash(text: &str) -> i32 {
+    text.encode_utf16().fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
+}
+
+/// `Id.hashCode`, as jute generates it: 17, then `37 * result + field.hashCode()` for
+/// scheme and id.
+pub fn java_id_hash(identity: &Identity) -> i32 {
+    let scheme = 17i32.wrapping_mul(37).wrapping_add(java_string_hash(&identity.0));
+    scheme.wrapping_mul(37).wrapping_add(java_string_hash(&identity.1))
+}
+
 /// The digest id of `user:password`: the user, a colon, and the base64 of the SHA-1 of
 /// the whole string.
 pub fn digest_id(user_password: &[u8]) -> String {
@@ -107,6 +301,71 @@ mod tests {
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
+    }
+
+    fn digest(user: &str) -> Identity {
+        ("digest".to_owned(), digest_id(format!("{user}:p").as_bytes()))
+    }
+
+    fn users(ids: &AuthIds) -> Vec<String> {
+        ids.as_slice().iter().map(user_of).collect()
+    }
+
+    #[test]
+    fn java_hashes_match_the_jdk() {
+        // Values from the JDK: "".hashCode() == 0, "abc".hashCode() == 96354,
+        // "digest".hashCode() == -1331913276 (checked with javac).
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("abc"), 96354);
+        assert_eq!(java_string_hash("digest"), -1331913276);
+        assert_eq!(java_id_hash(&("".into(), "".into())), 17 * 37 * 37);
+    }
+
+    #[test]
+    fn auth_ids_iterate_as_zookeeper_lists_them() {
+        // whoAmI on ZooKeeper 3.8.0 after digest auth carol:wrong, bob:hunter2,
+        // alice:secret from 127.0.0.1 (probe_differences.py).
+        let mut ids = AuthIds::from_added([("ip".to_owned(), "127.0.0.1".to_owned())]);
+        for credential in ["carol:wrong", "bob:hunter2", "alice:secret"] {
+            assert!(ids.insert(("digest".to_owned(), digest_id(credential.as_bytes()))));
+        }
+        assert!(!ids.insert(("digest".to_owned(), digest_id(b"bob:hunter2"))));
+        assert_eq!(users(&ids), ["bob", "alice", "carol", "127.0.0.1"]);
+    }
+
+    #[test]
+    fn auth_ids_keep_zookeepers_order_across_a_resize() {
+        // whoAmI on ZooKeeper 3.8.0 after digest auth u0:p .. u13:p from 127.0.0.1: the
+        // twelfth id doubled the table to 32 bins.
+        let mut ids = AuthIds::from_added([("ip".to_owned(), "127.0.0.1".to_owned())]);
+        for user in 0..14 {
+            ids.insert(digest(&format!("u{user}")));
+        }
+        assert_eq!(
+            users(&ids),
+            ["u3", "u5", "u7", "u11", "127.0.0.1", "u9", "u2", "u8", "u12", "u0", "u1", "u13", "u6", "u4", "u10"]
+        );
+    }
+
+    #[test]
+    fn a_split_bin_reverses_the_entries_before_its_last_run() {
+        // ConcurrentHashMap.transfer: in a bin [a(low), b(low), c(high)] the last run is
+        // [c]; a and then b are pushed in front of the low bin, which comes out [b, a].
+        let mut by_side: [Vec<Identity>; 2] = [Vec::new(), Vec::new()];
+        let mut user = 0;
+        while by_side[0].len() < 2 || by_side[1].is_empty() {
+            let id = ("x".to_owned(), format!("{user}"));
+            let hash = spread(java_id_hash(&id));
+            if hash & 15 == 0 {
+                by_side[usize::from(hash & 16 != 0)].push(id);
+            }
+            user += 1;
+        }
+        let [low, high] = by_side;
+        let mut ids = AuthIds::from_added([low[0].clone(), low[1].clone(), high[0].clone()]);
+        assert_eq!(ids.as_slice(), [low[0].clone(), low[1].clone(), high[0].clone()]);
+        ids.double();
+        assert_eq!(ids.as_slice(), [low[1].clone(), low[0].clone(), high[0].clone()]);
     }
 
     #[test]

@@ -8,4 +8,4 @@ pub mod table;
 pub mod watches;
 
 pub use table::SessionTable;
-pub use watches::{ConnectionId, WatchKind, WatchRegistry, WatchSummary};
+pub use watches::{ConnectionId, WatchRegistry, WatchSummary, WatchTable, WatcherType};

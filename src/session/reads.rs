@@ -2,7 +2,7 @@
 //! (ZooKeeper's FinalRequestProcessor). A watch is registered in the same step as the
 //! read, so no change can slip between the two.
 
-use super::watches::{ConnectionId, WatchKind, WatchRegistry};
+use super::watches::{ConnectionId, WatchRegistry, WatcherType};
 use crate::proto::acl::{PERM_ADMIN, PERM_READ};
 use crate::proto::request::{ReadOp, Request, SetWatches};
 use crate::proto::response::{OpResult, ReplyBody};
@@ -12,12 +12,16 @@ use crate::tree::acl_check::permits;
 use crate::tree::{DataTree, Znode};
 
 /// Who is reading: the session and its connection on this core.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Reader<'a> {
     pub session_id: i64,
     pub connection: ConnectionId,
     /// (scheme, id) pairs the connection is authenticated as, for whoAmI.
     pub identities: &'a [(String, String)],
+    /// checkWatches: whether a connection of the whole server (any core) watches a path
+    /// in the tables a type names.
+    /// Err when ZooKeeper fails to answer for the path.
+    pub watched_on_server: &'a dyn Fn(&str, WatcherType) -> Result<bool, ErrorCode>,
 }
 
 /// Serves a read and returns the reply's error code and body. Events that setWatches
@@ -55,13 +59,18 @@ pub fn execute_read(
             }
             _ => Err(ErrorCode::BadArguments),
         },
-        Request::CheckWatches { path, watcher_type } => match WatchKind::selected_by(*watcher_type) {
-            Some(kinds) if watches.has_watch(path, reader.connection, kinds) => Ok(ReplyBody::Empty),
-            Some(_) => Err(ErrorCode::NoWatcher),
+        // checkWatches answers OK when the named table holds the path for any connection,
+        // not only the caller (ZooKeeper 3.8's WatchManager.containsWatcher).
+        Request::CheckWatches { path, watcher_type } => match WatcherType::from_code(*watcher_type) {
+            Some(watcher_type) => match (reader.watched_on_server)(path, watcher_type) {
+                Ok(true) => Ok(ReplyBody::Empty),
+                Ok(false) => Err(ErrorCode::NoWatcher),
+                Err(code) => Err(code),
+            },
             None => Err(ErrorCode::MarshallingError),
         },
-        Request::RemoveWatches { path, watcher_type } => match WatchKind::selected_by(*watcher_type) {
-            Some(kinds) if watches.remove_watches(path, reader.connection, kinds) => Ok(ReplyBody::Empty),
+        Request::RemoveWatches { path, watcher_type } => match WatcherType::from_code(*watcher_type) {
+            Some(watcher_type) if watches.remove_watches(path, reader.connection, watcher_type) => Ok(ReplyBody::Empty),
             Some(_) => Err(ErrorCode::NoWatcher),
             None => Err(ErrorCode::MarshallingError),
         },
@@ -207,13 +216,6 @@ fn set_watches(
     fire: &mut dyn FnMut(EventType, &str),
 ) {
     let relative_zxid = set.relative_zxid;
-    // Persistent watches come back as they were; changes missed meanwhile do not fire.
-    for path in &set.persistent {
-        watches.add_persistent_watch(path, connection, false);
-    }
-    for path in &set.persistent_recursive {
-        watches.add_persistent_watch(path, connection, true);
-    }
     for path in &set.data {
         match lookup(tree, path) {
             None => fire(EventType::NodeDeleted, path),
@@ -233,5 +235,14 @@ fn set_watches(
             Some(node) if node.pzxid > relative_zxid => fire(EventType::NodeChildrenChanged, path),
             Some(_) => watches.add_child_watch(path, connection),
         }
+    }
+    // Persistent watches come back as they were, after the standard ones (a path in both
+    // lists ends up persistent, as in DataTree.setWatches); changes missed meanwhile do
+    // not fire.
+    for path in &set.persistent {
+        watches.add_persistent_watch(path, connection, false);
+    }
+    for path in &set.persistent_recursive {
+        watches.add_persistent_watch(path, connection, true);
     }
 }

@@ -12,13 +12,30 @@ use crate::proto::acl::Acl;
 use crate::proto::{ErrorCode, Stat};
 use crate::txn::{data_of, ArchivedCreateTxn, ArchivedStep, ArchivedTxn, ArchivedTxnOp};
 
-/// A change that may fire watches, in the order the tree made it.
+/// A change that may fire watches, in the order the tree made it. `acl_id` names the ACL
+/// a watcher must be able to READ through to hear of it (the node's, or the parent's for
+/// NodeChildrenChanged), as it was when the change was made: ZooKeeper 3.8 with the
+/// CVE-2024-23944 fix drops an event its watcher cannot read (`ServerCnxn.process` checks
+/// the ACL `DataTree` passes to `triggerWatch`). Interned ACLs are never dropped, so the
+/// id stays valid after the node is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    Created(String),
-    Deleted(String),
-    DataChanged(String),
-    ChildrenChanged(String),
+    Created { path: String, acl_id: u32 },
+    Deleted { path: String, acl_id: u32 },
+    DataChanged { path: String, acl_id: u32 },
+    ChildrenChanged { path: String, acl_id: u32 },
+}
+
+impl Trigger {
+    /// The interned ACL that gates the event.
+    pub fn acl_id(&self) -> u32 {
+        match self {
+            Trigger::Created { acl_id, .. }
+            | Trigger::Deleted { acl_id, .. }
+            | Trigger::DataChanged { acl_id, .. }
+            | Trigger::ChildrenChanged { acl_id, .. } => *acl_id,
+        }
+    }
 }
 
 /// What applying a transaction did, for the reply to the session that sent it.
@@ -262,6 +279,11 @@ impl DataTree {
         self.acls.get(node.acl_id)
     }
 
+    /// An interned ACL by id (a node's `acl_id`, or a `Trigger`'s).
+    pub fn acl_by_id(&self, acl_id: u32) -> &[Acl] {
+        self.acls.get(acl_id)
+    }
+
     /// A node's ACL, shared (a reference count, no copy).
     pub fn acl_shared(&self, node: &Znode) -> std::sync::Arc<[Acl]> {
         self.acls.shared(node.acl_id)
@@ -391,6 +413,7 @@ impl DataTree {
             parent.pzxid = zxid;
         }
         parent.children.insert(name.into());
+        let parent_acl_id = parent.acl_id;
         let ephemeral_owner = create.ephemeral_owner.to_native();
         let node = Znode {
             data: data_of(&create.data).map(Into::into),
@@ -421,8 +444,8 @@ impl DataTree {
         if is_special_owner(ephemeral_owner) {
             self.special_nodes.insert(path.into());
         }
-        triggers.push(Trigger::Created(path.to_owned()));
-        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+        triggers.push(Trigger::Created { path: path.to_owned(), acl_id });
+        triggers.push(Trigger::ChildrenChanged { path: parent_path.to_owned(), acl_id: parent_acl_id });
         Outcome::Created { path: path.to_owned(), stat }
     }
 
@@ -431,11 +454,14 @@ impl DataTree {
         let (parent_path, name) = parent_and_name(path).ok_or(ErrorCode::BadArguments)?;
         let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
         debug_assert!(node.children.is_empty(), "validated delete of non-empty {path}");
+        // A node's parent always exists; without one, the node's own ACL gates the event.
+        let mut parent_acl_id = node.acl_id;
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             parent.children.remove(name);
             if zxid > parent.pzxid {
                 parent.pzxid = zxid;
             }
+            parent_acl_id = parent.acl_id;
         }
         if is_special_owner(node.ephemeral_owner) {
             self.special_nodes.remove(path);
@@ -452,8 +478,8 @@ impl DataTree {
             self.quota_roots.remove(&root);
         }
         self.update_quota_usage(path, -1, -(node.data_len() as i64));
-        triggers.push(Trigger::Deleted(path.to_owned()));
-        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+        triggers.push(Trigger::Deleted { path: path.to_owned(), acl_id: node.acl_id });
+        triggers.push(Trigger::ChildrenChanged { path: parent_path.to_owned(), acl_id: parent_acl_id });
         Ok(())
     }
 
@@ -477,7 +503,7 @@ impl DataTree {
         node.version = version;
         let stat = node.stat();
         let bytes_diff = node.data_len() as i64 - bytes_before;
-        triggers.push(Trigger::DataChanged(path.to_owned()));
+        triggers.push(Trigger::DataChanged { path: path.to_owned(), acl_id: node.acl_id });
         self.update_quota_usage(path, 0, bytes_diff);
         Outcome::DataSet { stat }
     }
@@ -567,7 +593,14 @@ mod tests {
         assert_eq!((stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.data_length), (5, 5, 5, 105, 1));
         let root = tree.node(ROOT).unwrap();
         assert_eq!((root.cversion, root.pzxid), (1, 5));
-        assert_eq!(triggers, vec![Trigger::Created("/a".into()), Trigger::ChildrenChanged("/".into())]);
+        let (acl_id, root_acl_id) = (tree.node("/a").unwrap().acl_id, root.acl_id);
+        assert_eq!(
+            triggers,
+            vec![
+                Trigger::Created { path: "/a".into(), acl_id },
+                Trigger::ChildrenChanged { path: "/".into(), acl_id: root_acl_id }
+            ]
+        );
     }
 
     #[test]
