@@ -369,20 +369,20 @@ impl WatchRegistry {
 }
 
 /// checkWatches on one table, as ZooKeeper 3.8's `WatchManager.containsWatcher` answers
-/// it: whether the table holds `path` (for any connection). With a recursive watch
-/// anywhere in the table it walks `path` and its parents with `PathParentIterator`, which
-/// fails on a path that does not start with '/' when it reaches a part with no '/' left
-/// (Java's `substring(0, -1)`); ZooKeeper answers that failure MarshallingError. The walk
-/// computes each parent as it hands out the path before it, so "a" fails at once and
-/// "a/b" only if the table does not hold "a/b".
+/// it: whether the table holds `path` (for any connection). It walks the path with
+/// `PathParentIterator` (the path alone, or with a recursive watch anywhere in the table
+/// the path and its parents), which yields nothing for "" and computes each parent as it
+/// hands out the path before it: for a part with no '/' left that is Java's
+/// `substring(0, -1)`, which throws, and ZooKeeper answers MarshallingError. So "a" fails
+/// at once, and "a/b" fails when the table has a recursive watch and does not hold "a/b".
 pub fn contains_watcher(
     path: &str,
     table_has_recursive: bool,
     table_holds: impl Fn(&str) -> bool,
 ) -> Result<bool, crate::proto::ErrorCode> {
     let fails = || Err(crate::proto::ErrorCode::MarshallingError);
-    if !table_has_recursive || path.is_empty() {
-        return Ok(table_holds(path));
+    if path.is_empty() {
+        return Ok(false);
     }
     if path != "/" && !path.contains('/') {
         return fails();
@@ -390,7 +390,7 @@ pub fn contains_watcher(
     if table_holds(path) {
         return Ok(true);
     }
-    if !path.starts_with('/') {
+    if table_has_recursive && !path.starts_with('/') {
         return fails();
     }
     Ok(false)
@@ -580,14 +580,17 @@ mod tests {
     }
 
     #[test]
-    fn contains_watcher_fails_on_relative_paths_only_with_a_recursive_watch() {
-        let holds = |path: &str| path == "a/b";
-        assert_eq!(contains_watcher("a", false, holds), Ok(false));
-        assert_eq!(contains_watcher("a", true, holds), Err(crate::proto::ErrorCode::MarshallingError));
+    fn contains_watcher_walks_paths_as_zookeepers_path_parent_iterator() {
+        let holds = |path: &str| path == "a/b" || path.is_empty();
+        let fails = Err(crate::proto::ErrorCode::MarshallingError);
+        assert_eq!(contains_watcher("a", false, holds), fails);
+        assert_eq!(contains_watcher("a/c", false, holds), Ok(false));
+        assert_eq!(contains_watcher("a", true, holds), fails);
         assert_eq!(contains_watcher("a/b", true, holds), Ok(true));
-        assert_eq!(contains_watcher("a/c", true, holds), Err(crate::proto::ErrorCode::MarshallingError));
+        assert_eq!(contains_watcher("a/c", true, holds), fails);
         assert_eq!(contains_watcher("/a/c", true, holds), Ok(false));
-        assert_eq!(contains_watcher("", true, holds), Ok(false));
+        // The walk yields nothing for "", even with "" in the table.
+        assert_eq!(contains_watcher("", false, holds), Ok(false));
         assert_eq!(contains_watcher("/", true, holds), Ok(false));
     }
 
