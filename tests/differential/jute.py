@@ -15,6 +15,8 @@ send requests with send_request() and wait for the reply with wait_reply(); the 
 that came in between stay in the list in the order the server sent them.
 """
 
+import base64
+import hashlib
 import socket
 import struct
 import threading
@@ -147,6 +149,23 @@ class Perms:
 
 
 OPEN_ACL_UNSAFE = [(Perms.ALL, "world", "anyone")]
+
+
+class WatcherType:  # checkWatches / removeWatches
+    CHILDREN = 1
+    DATA = 2
+    ANY = 3
+
+
+class AddWatchMode:
+    PERSISTENT = 0
+    PERSISTENT_RECURSIVE = 1
+
+
+def digest_id(user, password):
+    """The id of a digest ACL: user:base64(sha1(user:password))."""
+    raw = ("%s:%s" % (user, password)).encode("utf-8")
+    return "%s:%s" % (user, base64.b64encode(hashlib.sha1(raw).digest()).decode("ascii"))
 
 MAX_FRAME = 64 * 1024 * 1024  # refuse to buffer anything larger from a server
 
@@ -334,6 +353,32 @@ def req_set_watches(relative_zxid, data_watches, exist_watches, child_watches):
     return w.bytes()
 
 
+def req_set_watches2(relative_zxid, data_watches, exist_watches, child_watches,
+                     persistent_watches, recursive_watches):
+    w = Writer().long(relative_zxid)
+    for lst in (data_watches, exist_watches, child_watches, persistent_watches,
+                recursive_watches):
+        w.vector(list(lst), write_string_item)
+    return w.bytes()
+
+
+def req_set_acl(path, acl, version=-1):
+    return Writer().ustring(path).vector(acl, write_acl).int(version).bytes()
+
+
+def req_auth(scheme, auth, auth_type=0):  # AuthPacket, sent with xid -4 and op 100
+    return Writer().int(auth_type).ustring(scheme).buffer(
+        auth.encode("utf-8") if isinstance(auth, str) else auth).bytes()
+
+
+def req_add_watch(path, mode):  # AddWatchRequest
+    return Writer().ustring(path).int(mode).bytes()
+
+
+def req_path_type(path, watcher_type):  # CheckWatchesRequest, RemoveWatchesRequest
+    return Writer().ustring(path).int(watcher_type).bytes()
+
+
 def req_multi(ops):
     """ops: list of (opcode, body_bytes). Each op is a MultiHeader(type, done=false,
     err=-1) followed by its request body; the list ends with MultiHeader(-1, true, -1)."""
@@ -379,6 +424,10 @@ def _body_acl(r):
     return {"acl": r.vector(read_acl), "stat": read_stat(r)}
 
 
+def _body_error(r):  # ErrorResponse (addWatch answers one, err 0)
+    return {"errBody": r.int()}
+
+
 def _body_ephemerals(r):
     return {"ephemerals": r.vector(read_string_item)}
 
@@ -421,6 +470,7 @@ BODY_DECODERS = {
     Op.GET_DATA: _body_data_stat,
     Op.SET_DATA: _body_stat,
     Op.GET_ACL: _body_acl,
+    Op.SET_ACL: _body_stat,
     Op.GET_CHILDREN: _body_children,
     Op.GET_CHILDREN2: _body_children_stat,
     Op.CHECK: _body_empty,
@@ -431,6 +481,9 @@ BODY_DECODERS = {
     Op.MULTI_READ: _multi_results,
     Op.SET_WATCHES: _body_empty,
     Op.SET_WATCHES2: _body_empty,
+    Op.ADD_WATCH: _body_error,
+    Op.CHECK_WATCHES: _body_empty,
+    Op.REMOVE_WATCHES: _body_empty,
     Op.AUTH: _body_empty,
     Op.GET_EPHEMERALS: _body_ephemerals,
     Op.GET_ALL_CHILDREN_NUMBER: _body_total,
@@ -666,8 +719,10 @@ class ZKConn:
     def send_request(self, op, body=b"", xid=None):
         """Write RequestHeader(xid, op) + body. Returns the xid."""
         if xid is None:
-            xid = Xid.PING if op == Op.PING else (
-                Xid.SET_WATCHES if op == Op.SET_WATCHES else self.next_xid())
+            xid = {Op.PING: Xid.PING, Op.SET_WATCHES: Xid.SET_WATCHES,
+                   Op.SET_WATCHES2: Xid.SET_WATCHES, Op.AUTH: Xid.AUTH}.get(op)
+            if xid is None:
+                xid = self.next_xid()
         with self._cond:
             self._pending[xid] = op
         self.send_frame(Writer().int(xid).int(op).bytes() + body)
@@ -759,6 +814,18 @@ class ZKConn:
     def get_all_children_number(self, path):
         return self.call(Op.GET_ALL_CHILDREN_NUMBER, req_path(path))
 
+    def get_acl(self, path):
+        return self.call(Op.GET_ACL, req_path(path))
+
+    def set_acl(self, path, acl, version=-1):
+        return self.call(Op.SET_ACL, req_set_acl(path, acl, version))
+
+    def add_auth(self, scheme, auth):
+        return self.call(Op.AUTH, req_auth(scheme, auth))
+
+    def add_watch(self, path, mode):
+        return self.call(Op.ADD_WATCH, req_add_watch(path, mode))
+
     def who_am_i(self):
         return self.call(Op.WHO_AM_I)
 
@@ -788,6 +855,10 @@ class ZKConn:
 
 def mop_create(path, data=b"", flags=0, acl=None, op=Op.CREATE):
     return (op, req_create(path, data, flags, acl))
+
+
+def mop_create_ttl(path, data, flags, ttl, acl=None):
+    return (Op.CREATE_TTL, req_create_ttl(path, data, flags, ttl, acl))
 
 
 def mop_delete(path, version=-1):

@@ -31,6 +31,12 @@ ZK_JARS = ["/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"]
 ZK_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
 HOST = "127.0.0.1"
 
+# TTL nodes (createTTL, CreateMode 5/6) need this JVM property on ZooKeeper; Ringkeeper
+# takes the same switch from its zoo.cfg (EXTENDED_TYPES_CFG). The container/TTL reaper
+# is left at its default period (60 s) on both.
+EXTENDED_TYPES = {"zookeeper.extendedTypesEnabled": "true"}
+EXTENDED_TYPES_CFG = {"extendedTypesEnabled": "true"}
+
 BASE_CONFIG = {
     "tickTime": "2000",
     "4lw.commands.whitelist": "*",
@@ -181,9 +187,10 @@ def _run(kind, argv, directory, port, log_path, cfg_path, ready_timeout, require
 
 
 def start_zookeeper(port, extra_config=None, ready_timeout=60.0, java="java",
-                    heap="512m", keep_dir=False):
+                    heap="512m", keep_dir=False, system_properties=None):
     """Context manager: a standalone ZooKeeper 3.8 on 127.0.0.1:port with a fresh dataDir.
-    extra_config: dict of zoo.cfg keys to add or override (value None removes a key)."""
+    extra_config: dict of zoo.cfg keys to add or override (value None removes a key).
+    system_properties: dict of JVM -D properties, e.g. EXTENDED_TYPES (TTL nodes)."""
     for jar in ZK_JARS:
         if not os.path.exists(jar):
             raise RuntimeError("%s is missing: apt-get install -y zookeeper" % jar)
@@ -205,8 +212,9 @@ def start_zookeeper(port, extra_config=None, ready_timeout=60.0, java="java",
     write_cfg(cfg_path, settings)
     argv = [java, "-Xmx" + heap, "-XX:+UseSerialGC",
             "-Dzookeeper.jmx.log4j.disable=true",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-cp", ":".join(ZK_JARS), ZK_MAIN, cfg_path]
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+    argv += ["-D%s=%s" % kv for kv in sorted((system_properties or {}).items())]
+    argv += ["-cp", ":".join(ZK_JARS), ZK_MAIN, cfg_path]
     return _run("zookeeper", argv, directory, port, os.path.join(directory, "server.log"),
                 cfg_path, ready_timeout, True, keep_dir)
 
