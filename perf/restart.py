@@ -219,11 +219,12 @@ def main():
     parser.add_argument("--value-size", type=int, default=100)
     parser.add_argument("--restarts", type=int, default=3)
     parser.add_argument("--json")
+    parser.add_argument("--only", choices=("zookeeper", "ringkeeper"), help="measure one server (no ratios)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="ringkeeper-restart.")
     results = []
     try:
-        for kind in ("zookeeper", "ringkeeper"):
+        for kind in [args.only] if args.only else ["zookeeper", "ringkeeper"]:
             results.append(measure(kind, args.ringkeeper, work, args))
             print(f"{kind}: {json.dumps(results[-1])}", file=sys.stderr)
     finally:
@@ -240,6 +241,8 @@ def main():
         rss = ", ".join(f"{m:.0f}" for m in r["rss_mib_after_restart"])
         print(f"| {r['server']} | {r['znodes']} | {r['populate_s']:.1f} | {r['disk_apparent_bytes'] / mib:.0f} / "
               f"{r['disk_allocated_bytes'] / mib:.0f} | {restarts} | {rss} |")
+    if args.only:
+        return
     z, k = results
     best = lambda r: min(r["restart_s"])
     print()

@@ -10,7 +10,9 @@ use super::quota::{self, QuotaNodeCreated, QuotaRoots, QuotaStats};
 use super::znode::Znode;
 use crate::proto::acl::Acl;
 use crate::proto::{ErrorCode, Stat};
-use crate::txn::{data_of, ArchivedCreateTxn, ArchivedStep, ArchivedTxn, ArchivedTxnOp};
+use rkyv::vec::ArchivedVec;
+
+use crate::txn::{data_of, ArchivedAclEntry, ArchivedCreateTxn, ArchivedStep, ArchivedTxn, ArchivedTxnOp};
 
 /// A change that may fire watches, in the order the tree made it. `acl_id` names the ACL
 /// a watcher must be able to READ through to hear of it (the node's, or the parent's for
@@ -57,8 +59,13 @@ pub const ZOOKEEPER: &str = "/zookeeper";
 pub const QUOTA: &str = "/zookeeper/quota";
 pub const CONFIG: &str = "/zookeeper/config";
 
+/// The hasher of the path-keyed maps: aHash with per-process random keys is several times
+/// faster than SipHash on paths and still keeps collisions out of a client's reach.
+pub type PathHasher = ahash::RandomState;
+
+#[derive(Clone)]
 pub struct DataTree {
-    nodes: HashMap<Box<str>, Znode>,
+    nodes: HashMap<Box<str>, Znode, PathHasher>,
     ephemerals: HashMap<i64, BTreeSet<Box<str>>>,
     acls: AclTable,
     last_zxid: i64,
@@ -84,7 +91,7 @@ impl DataTree {
     /// with version -1 (`DataTree.addConfigNode`).
     pub fn new() -> DataTree {
         let mut tree = DataTree {
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
             ephemerals: HashMap::new(),
             acls: AclTable::default(),
             last_zxid: 0,
@@ -134,11 +141,7 @@ impl DataTree {
 
     /// A copy for the snapshotter, made once at start-up.
     pub fn clone_for_snapshots(&self) -> DataTree {
-        DataTree::from_parts(
-            self.nodes.iter().map(|(path, node)| (path.to_string(), node.clone(), self.acl(node).to_vec())),
-            self.sessions.clone(),
-            self.last_zxid,
-        )
+        self.clone()
     }
 
     /// Open sessions: id -> (timeout, password).
@@ -151,41 +154,43 @@ impl DataTree {
         self.nodes.iter().map(|(path, node)| (&**path, node))
     }
 
-    /// Builds a tree from parts (a loaded snapshot). Children and ephemerals are derived.
-    pub fn from_parts(
-        nodes: impl Iterator<Item = (String, Znode, Vec<Acl>)>,
-        sessions: HashMap<i64, (i32, [u8; 16])>,
-        last_zxid: i64,
-    ) -> DataTree {
-        let mut tree = DataTree {
-            nodes: HashMap::new(),
+    /// An empty tree (not even `/`) to be filled by `insert_loaded` from a snapshot of
+    /// `node_count` nodes.
+    pub fn for_loading(node_count: usize, sessions: HashMap<i64, (i32, [u8; 16])>, last_zxid: i64) -> DataTree {
+        DataTree {
+            nodes: HashMap::with_capacity_and_hasher(node_count, PathHasher::new()),
             ephemerals: HashMap::new(),
             acls: AclTable::default(),
             last_zxid,
             sessions,
             special_nodes: BTreeSet::new(),
             quota_roots: QuotaRoots::default(),
-        };
-        for (path, mut node, acl) in nodes {
-            node.acl_id = tree.acls.intern(acl);
-            node.children.clear();
-            if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
-                tree.ephemerals.entry(node.ephemeral_owner).or_default().insert(path.as_str().into());
-            }
-            if is_special_owner(node.ephemeral_owner) {
-                tree.special_nodes.insert(path.as_str().into());
-            }
-            tree.nodes.insert(path.into(), node);
         }
-        let paths: Vec<Box<str>> = tree.nodes.keys().cloned().collect();
-        for path in paths {
-            if let Some((parent, name)) = parent_and_name(&path) {
-                let parent = tree.nodes.get_mut(parent).expect("a snapshot holds every parent");
-                parent.children.insert(name.into());
-            }
+    }
+
+    /// Adds a node read from a snapshot, after its parent (snapshots are written sorted by
+    /// path). Children and ephemerals are derived here, not stored.
+    pub fn insert_loaded(&mut self, path: Box<str>, mut node: Znode, acl: &ArchivedVec<ArchivedAclEntry>) {
+        node.acl_id = self.acls.intern_archived(acl);
+        node.children.clear();
+        if let Some((parent, name)) = parent_and_name(&path) {
+            let parent = self.nodes.get_mut(parent).expect("a snapshot holds every parent before its children");
+            parent.children.insert(name.into());
         }
-        tree.setup_quotas();
-        tree
+        if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
+            self.ephemerals.entry(node.ephemeral_owner).or_default().insert(path.clone());
+        }
+        if is_special_owner(node.ephemeral_owner) {
+            self.special_nodes.insert(path.clone());
+        }
+        let previous = self.nodes.insert(path, node);
+        assert!(previous.is_none(), "a snapshot holds each path once");
+    }
+
+    /// Completes a tree filled by `insert_loaded`: what is derived from the whole tree.
+    pub fn finish_loading(&mut self) {
+        assert!(self.nodes.contains_key(ROOT), "a snapshot holds the root");
+        self.setup_quotas();
     }
 
     /// `DataTree.setupQuota`, run on a loaded snapshot: every limits node that is a leaf
@@ -401,8 +406,7 @@ impl DataTree {
             debug_assert!(false, "validated create of existing node {path}");
             return Outcome::Error(ErrorCode::NodeExists);
         }
-        let acl = crate::txn::acl_of(&create.acl);
-        let acl_id = self.acls.intern(acl);
+        let acl_id = self.acls.intern_archived(&create.acl);
         let Some(parent) = self.nodes.get_mut(parent_path) else {
             debug_assert!(false, "validated create under missing parent {parent_path}");
             return Outcome::Error(ErrorCode::NoNode);

@@ -44,10 +44,14 @@ pub struct SnapshotImage {
     pub sessions: Vec<SnapshotSession>,
 }
 
-/// Serializes the tree into a snapshot file's bytes (header included).
+/// Serializes the tree into a snapshot file's bytes (header included). Nodes are written
+/// sorted by path, so every parent (a prefix of its children's paths) comes before its
+/// children and `load` links each node to its parent in one pass.
 pub fn encode(tree: &DataTree) -> Vec<u8> {
-    let nodes: Vec<SnapshotNode> = tree
-        .nodes()
+    let mut sorted: Vec<(&str, &crate::tree::Znode)> = tree.nodes().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let nodes: Vec<SnapshotNode> = sorted
+        .into_iter()
         .map(|(path, node)| SnapshotNode {
             path: path.to_owned(),
             data: node.data.as_deref().map(<[u8]>::to_vec),
@@ -114,8 +118,8 @@ pub fn load(image: &ArchivedSnapshotImage) -> DataTree {
         .iter()
         .map(|session| (session.session_id.to_native(), (session.timeout_ms.to_native(), session.password)))
         .collect();
-    let nodes = image.nodes.iter().map(|node| {
-        let acl = crate::txn::acl_of(&node.acl);
+    let mut tree = DataTree::for_loading(image.nodes.len(), sessions, image.zxid.to_native());
+    for node in image.nodes.iter() {
         let znode = Znode {
             data: crate::txn::data_of(&node.data).map(Into::into),
             acl_id: 0,
@@ -130,9 +134,10 @@ pub fn load(image: &ArchivedSnapshotImage) -> DataTree {
             pzxid: node.pzxid.to_native(),
             children: Default::default(),
         };
-        (node.path.to_string(), znode, acl)
-    });
-    DataTree::from_parts(nodes, sessions, image.zxid.to_native())
+        tree.insert_loaded(node.path.as_str().into(), znode, &node.acl);
+    }
+    tree.finish_loading();
+    tree
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub struct Znode {
     pub aversion: i32,
     pub ephemeral_owner: i64,
     pub pzxid: i64,
-    pub children: HashSet<Box<str>>,
+    pub children: HashSet<Box<str>, super::data_tree::PathHasher>,
 }
 
 impl Znode {
