@@ -65,7 +65,9 @@ pub type PathHasher = ahash::RandomState;
 
 #[derive(Clone)]
 pub struct DataTree {
-    nodes: HashMap<Box<str>, Znode, PathHasher>,
+    /// Boxed: the table's slots are a power of two, so a slot holds a pointer rather than
+    /// a whole node (a million nodes leave up to a million empty slots).
+    nodes: HashMap<Box<str>, Box<Znode>, PathHasher>,
     ephemerals: HashMap<i64, BTreeSet<Box<str>>>,
     acls: AclTable,
     last_zxid: i64,
@@ -103,11 +105,11 @@ impl DataTree {
         let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
         // System nodes hold empty (not null) data.
         let empty = || Some(Box::<[u8]>::default());
-        tree.nodes.insert(ROOT.into(), Znode { acl_id: open, data: empty(), ..Znode::default() });
+        tree.nodes.insert(ROOT.into(), Box::new(Znode { acl_id: open, data: empty(), ..Znode::default() }));
         for path in [ZOOKEEPER, QUOTA, CONFIG] {
             let (parent, name) = parent_and_name(path).expect("system nodes have parents");
             tree.nodes.get_mut(parent).expect("parent created first").children.insert(name.into());
-            tree.nodes.insert(path.into(), Znode { acl_id: open, data: empty(), ..Znode::default() });
+            tree.nodes.insert(path.into(), Box::new(Znode { acl_id: open, data: empty(), ..Znode::default() }));
         }
         let config = tree.nodes.get_mut(CONFIG).expect("just created");
         config.acl_id = read_only;
@@ -151,7 +153,7 @@ impl DataTree {
 
     /// Every node by path, for snapshots.
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &Znode)> {
-        self.nodes.iter().map(|(path, node)| (&**path, node))
+        self.nodes.iter().map(|(path, node)| (&**path, &**node))
     }
 
     /// An empty tree (not even `/`) to be filled by `insert_loaded` from a snapshot of
@@ -183,7 +185,7 @@ impl DataTree {
         if is_special_owner(node.ephemeral_owner) {
             self.special_nodes.insert(path.clone());
         }
-        let previous = self.nodes.insert(path, node);
+        let previous = self.nodes.insert(path, Box::new(node));
         assert!(previous.is_none(), "a snapshot holds each path once");
     }
 
@@ -273,7 +275,7 @@ impl DataTree {
     }
 
     pub fn node(&self, path: &str) -> Option<&Znode> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|node| &**node)
     }
 
     pub fn node_count(&self) -> usize {
@@ -435,7 +437,7 @@ impl DataTree {
         };
         let stat = node.stat();
         let bytes = node.data_len() as i64;
-        self.nodes.insert(path.into(), node);
+        self.nodes.insert(path.into(), Box::new(node));
         match quota::quota_node_created(parent_path, name) {
             Some(QuotaNodeCreated::Limits { root }) => self.quota_roots.add(&root),
             Some(QuotaNodeCreated::Stats { root }) => self.recount_quota(&root),

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use super::data_tree::PathHasher;
 use crate::proto::Stat;
 
 /// One node of the data tree. `data_length` and `num_children` are derived, not stored.
@@ -21,7 +22,53 @@ pub struct Znode {
     pub aversion: i32,
     pub ephemeral_owner: i64,
     pub pzxid: i64,
-    pub children: HashSet<Box<str>, super::data_tree::PathHasher>,
+    pub children: Children,
+}
+
+// A node's fixed cost, per copy of the tree: keep it from growing unnoticed.
+const _: () = assert!(std::mem::size_of::<Znode>() <= 88);
+
+/// The names of a node's children. Most znodes are leaves, so the set is allocated only
+/// when the first child arrives: an empty one costs 8 bytes instead of a table and a
+/// hasher (64 bytes), which is most of a leaf's fixed cost.
+#[derive(Debug, Clone, Default)]
+pub struct Children(Option<Box<HashSet<Box<str>, PathHasher>>>);
+
+impl Children {
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |set| set.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Box<str>> {
+        self.0.iter().flat_map(|set| set.iter())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.as_ref().is_some_and(|set| set.contains(name))
+    }
+
+    /// Adds `name`; false if it was there already.
+    pub fn insert(&mut self, name: Box<str>) -> bool {
+        self.0.get_or_insert_with(Default::default).insert(name)
+    }
+
+    /// Removes `name`, and the set itself once empty; false if it was not there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let Some(set) = self.0.as_mut() else { return false };
+        let removed = set.remove(name);
+        if set.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 impl Znode {
@@ -50,5 +97,24 @@ impl Znode {
             num_children,
             pzxid: self.pzxid,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaf_holds_no_child_set_and_losing_the_last_child_frees_it() {
+        let mut children = Children::default();
+        assert!(children.is_empty() && children.0.is_none());
+        assert!(children.insert("a".into()));
+        assert!(!children.insert("a".into()), "a name is held once");
+        assert!(children.insert("b".into()));
+        assert_eq!((children.len(), children.contains("a")), (2, true));
+        assert!(children.remove("a") && !children.remove("a"));
+        assert!(children.remove("b"));
+        assert!(children.0.is_none(), "the empty set is released");
+        assert!(!children.remove("b"));
     }
 }
