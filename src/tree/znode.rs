@@ -31,6 +31,8 @@ const _: () = assert!(std::mem::size_of::<Znode>() <= 88);
 /// The names of a node's children. Most znodes are leaves, so the set is allocated only
 /// when the first child arrives: an empty one costs 8 bytes instead of a table and a
 /// hasher (64 bytes), which is most of a leaf's fixed cost.
+// The box is the point: `Option<Box<_>>` is one word, a bare set is a table and a hasher.
+#[allow(clippy::box_collection)]
 #[derive(Debug, Clone, Default)]
 pub struct Children(Option<Box<HashSet<Box<str>, PathHasher>>>);
 
