@@ -301,3 +301,21 @@ fn empty_containers_are_reaped_after_their_last_child_goes() {
         }
     });
 }
+
+#[test]
+fn wchs_counts_a_path_once_however_many_cores_hold_watches_on_it() {
+    // `wchs` reports "N connections watching P paths": P counts distinct paths. Sessions
+    // are spread over the cores, so watches on one path sit in several cores' tables.
+    let server = Server::start();
+    run(async {
+        let writer = connect(&server).await;
+        writer.create("/shared", b"", &persistent()).await.unwrap();
+        let mut readers = Vec::new();
+        for _ in 0..8 {
+            let reader = connect(&server).await;
+            let (_, watch) = reader.check_and_watch_stat("/shared").await.unwrap();
+            readers.push((reader, watch));
+        }
+        assert_eq!(server.four_letter("wchs"), "8 connections watching 1 paths\nTotal watches:8\n");
+    });
+}

@@ -226,9 +226,9 @@ impl CoreState {
                 WatchTable::Child => &mut published.child,
             };
             if present {
-                paths.insert(path.into());
+                paths.insert(path);
             } else {
-                paths.remove(path);
+                paths.remove(&path);
             }
         });
     }
@@ -262,7 +262,7 @@ impl CoreState {
         self.serve_waiting_reads();
         self.publish_counters();
         if std::mem::take(&mut self.listings_stale) {
-            self.publish_listings();
+            self.publish_listings(false);
         }
         self.tree.last_zxid()
     }
@@ -433,7 +433,7 @@ impl CoreState {
         self.counters().connections.fetch_sub(1, Ordering::Relaxed);
         drop(conn);
         self.publish_watched_paths();
-        self.publish_listings();
+        self.publish_listings(false);
         self.publish_counters();
     }
 
@@ -442,15 +442,16 @@ impl CoreState {
         let counters = self.counters();
         let summary = self.watches.summary();
         counters.watch_connections.store(summary.data_connections as u64, Ordering::Relaxed);
-        counters.watch_paths.store(summary.data_paths as u64, Ordering::Relaxed);
         counters.watch_count.store(summary.data_watches as u64, Ordering::Relaxed);
         counters.watch_count_all.store(summary.all_watches as u64, Ordering::Relaxed);
         counters.node_count.store(self.tree.node_count() as u64, Ordering::Relaxed);
         counters.ephemeral_count.store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
     }
 
-    /// Publishes the connection list and watch listing (`cons`, `stat`, `wchc`).
-    pub fn publish_listings(&self) {
+    /// Publishes the connection list (`cons`, `stat`) and the numbers beside it; with
+    /// `with_watches` also the full watch listing (`wchc`, `wchp`). That listing copies
+    /// every watch, so it is built only when a four-letter word asks, never on a timer.
+    pub fn publish_listings(&self, with_watches: bool) {
         let summaries: Vec<ConnectionSummary> = self
             .connections
             .values()
@@ -469,6 +470,17 @@ impl CoreState {
             })
             .collect();
         *self.shared.connection_summaries[self.core].lock().expect("not poisoned") = summaries;
+        if with_watches {
+            self.publish_watch_listing();
+        }
+        let counters = self.counters();
+        counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
+        if self.core == 0 {
+            *self.shared.quota_gauges.lock().expect("not poisoned") = quota_gauges(&self.tree);
+        }
+    }
+
+    fn publish_watch_listing(&self) {
         let session_of =
             |connection: ConnectionId| self.connections.get(&connection).map_or(0, |conn| conn.borrow().session_id);
         let listing = WatchListing {
@@ -486,11 +498,6 @@ impl CoreState {
                 .collect(),
         };
         *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
-        let counters = self.counters();
-        counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
-        if self.core == 0 {
-            *self.shared.quota_gauges.lock().expect("not poisoned") = quota_gauges(&self.tree);
-        }
     }
 }
 

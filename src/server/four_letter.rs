@@ -254,7 +254,7 @@ fn watch_summary(shared: &Shared) -> String {
     format!(
         "{} connections watching {} paths\nTotal watches:{}\n",
         shared.sum(|c| &c.watch_connections),
-        shared.sum(|c| &c.watch_paths),
+        shared.distinct_data_watch_paths(),
         shared.sum(|c| &c.watch_count)
     )
 }

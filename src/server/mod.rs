@@ -446,9 +446,12 @@ async fn publish_listings(state: Rc<RefCell<CoreState>>) {
         let shared = &state.shared;
         let requested = shared.listing_requested.load(std::sync::atomic::Ordering::Acquire);
         let published = &shared.listing_published[state.core];
-        if requested > published.load(std::sync::atomic::Ordering::Acquire) || since_publish_ms >= 500 {
+        let last_published = published.load(std::sync::atomic::Ordering::Acquire);
+        if requested > last_published || since_publish_ms >= 500 {
+            let watches_asked =
+                shared.watch_listing_requested.load(std::sync::atomic::Ordering::Acquire) > last_published;
             state.publish_counters();
-            state.publish_listings();
+            state.publish_listings(watches_asked);
             published.store(requested, std::sync::atomic::Ordering::Release);
             since_publish_ms = 0;
         }

@@ -19,7 +19,6 @@ pub struct CoreCounters {
     pub outstanding_requests: AtomicU64,
     /// Data watches only, as `wchs` counts them.
     pub watch_connections: AtomicU64,
-    pub watch_paths: AtomicU64,
     pub watch_count: AtomicU64,
     /// Every watch, as mntr's zk_watch_count counts them.
     pub watch_count_all: AtomicU64,
@@ -42,8 +41,9 @@ pub struct WatchListing {
 /// One core's watched paths, by table: what checkWatches needs of every core.
 #[derive(Debug, Default)]
 pub struct WatchedPaths {
-    pub data: HashSet<Box<str>>,
-    pub child: HashSet<Box<str>>,
+    /// The cores' own copies of the paths, shared by reference count.
+    pub data: HashSet<std::sync::Arc<str>>,
+    pub child: HashSet<std::sync::Arc<str>>,
     /// Recursive watches in the data and the child table.
     pub data_recursive: usize,
     pub child_recursive: usize,
@@ -83,6 +83,9 @@ pub struct Shared {
     /// A four-letter word asks every core for fresh numbers by bumping this; each core
     /// answers by publishing and recording the generation it served.
     pub listing_requested: AtomicU64,
+    /// The last generation of `listing_requested` that asked for the watch listing too
+    /// (`wchc`, `wchp`): only those pay for copying every watch.
+    pub watch_listing_requested: AtomicU64,
     pub listing_published: Vec<AtomicU64>,
     /// Per core, kept current by the core as paths enter and leave its watch tables:
     /// checkWatches answers OK if a connection of any core watches the path (ZooKeeper
@@ -167,6 +170,7 @@ impl Shared {
             log_failure: Mutex::new(String::new()),
             log_fsyncs: AtomicU64::new(0),
             listing_requested: AtomicU64::new(0),
+            watch_listing_requested: AtomicU64::new(0),
             listing_published: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             watched_paths: (0..cores).map(|_| Mutex::new(WatchedPaths::default())).collect(),
             applied_zxid: (0..cores).map(|_| AtomicI64::new(0)).collect(),
@@ -198,6 +202,23 @@ impl Shared {
     /// Whether every core has applied `zxid` (and published its watch changes).
     pub fn applied_everywhere(&self, zxid: i64) -> bool {
         self.applied_zxid.iter().all(|applied| applied.load(Ordering::Acquire) >= zxid)
+    }
+
+    /// Paths in any core's data table, each counted once however many cores watch it
+    /// (`wchs`). Reads the published paths, which trail each core by at most one batch.
+    pub fn distinct_data_watch_paths(&self) -> usize {
+        let cores: Vec<_> = self.watched_paths.iter().map(|paths| paths.lock().expect("not poisoned")).collect();
+        cores
+            .iter()
+            .enumerate()
+            .map(|(core, paths)| {
+                paths
+                    .data
+                    .iter()
+                    .filter(|path| !cores[..core].iter().any(|earlier| earlier.data.contains(*path)))
+                    .count()
+            })
+            .sum()
     }
 
     /// checkWatches: whether a connection of any core has a watch on `path` in a table

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod reads;
 pub mod replies;
 pub mod table;
+pub mod watcher_set;
 pub mod watches;
 
 pub use table::SessionTable;

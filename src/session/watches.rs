@@ -23,8 +23,11 @@
 //!   (`WatchManager.containsWatcher` looks at the path's watcher set, not at the caller).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
+use super::watcher_set::WatcherSet;
 use crate::proto::watch_event::EventType;
+use crate::tree::data_tree::PathHasher;
 use crate::tree::Trigger;
 
 /// A connection's identity on its core.
@@ -93,10 +96,12 @@ pub struct WatchSummary {
     pub all_watches: usize,
 }
 
-/// One table: path -> (connection -> mode).
+/// One table: path -> (connection -> mode). A path is allocated once, when it enters the
+/// table, and shared (by reference count) with the reverse index and the path changes, so
+/// a watch costs its entry in the path's set and one in its connection's index.
 #[derive(Debug, Default)]
 struct Table {
-    by_path: HashMap<Box<str>, HashMap<ConnectionId, WatchMode>>,
+    by_path: HashMap<Arc<str>, WatcherSet, PathHasher>,
     /// Watches in the table, kept as they come and go so the four-letter words cost
     /// nothing.
     watch_count: usize,
@@ -105,33 +110,42 @@ struct Table {
     recursive_count: usize,
     /// Paths that entered (true) or left (false) the table since the owner last took
     /// them (`WatchRegistry::take_path_changes`).
-    path_changes: Vec<(Box<str>, bool)>,
+    path_changes: Vec<(Arc<str>, bool)>,
 }
 
 impl Table {
-    /// Sets the mode of a watch; returns whether the watch is new.
-    fn set(&mut self, path: &str, connection: ConnectionId, mode: WatchMode) -> bool {
-        if !self.by_path.contains_key(path) {
-            self.path_changes.push((path.into(), true));
-        }
-        let previous = self.by_path.entry(path.into()).or_default().insert(connection, mode);
+    /// Sets the mode of a watch; returns the table's copy of the path if the watch is new.
+    fn set(&mut self, path: &str, connection: ConnectionId, mode: WatchMode) -> Option<Arc<str>> {
+        let shared = match self.by_path.get_key_value(path) {
+            Some((shared, _)) => shared.clone(),
+            None => {
+                let shared: Arc<str> = Arc::from(path);
+                self.by_path.insert(shared.clone(), WatcherSet::default());
+                self.path_changes.push((shared.clone(), true));
+                shared
+            }
+        };
+        let previous = self.by_path.get_mut(path).expect("inserted above").insert(connection, mode);
         self.recursive_count += usize::from(mode == WatchMode::Recursive);
         self.recursive_count -= usize::from(previous == Some(WatchMode::Recursive));
         self.watch_count += usize::from(previous.is_none());
-        previous.is_none()
+        previous.is_none().then_some(shared)
     }
 
-    /// Removes a watch; returns whether it was there.
-    fn remove(&mut self, path: &str, connection: ConnectionId) -> bool {
-        let Some(watchers) = self.by_path.get_mut(path) else { return false };
-        let Some(mode) = watchers.remove(&connection) else { return false };
-        if watchers.is_empty() {
-            self.by_path.remove(path);
-            self.path_changes.push((path.into(), false));
-        }
+    /// Removes a watch; returns the table's copy of the path if it was there.
+    fn remove(&mut self, path: &str, connection: ConnectionId) -> Option<Arc<str>> {
+        let watchers = self.by_path.get_mut(path)?;
+        let mode = watchers.remove(connection)?;
+        let shared = if watchers.is_empty() {
+            let (shared, _) = self.by_path.remove_entry(path).expect("just found");
+            self.path_changes.push((shared.clone(), false));
+            shared
+        } else {
+            self.by_path.get_key_value(path).expect("just found").0.clone()
+        };
         self.watch_count -= 1;
         self.recursive_count -= usize::from(mode == WatchMode::Recursive);
-        true
+        Some(shared)
     }
 }
 
@@ -140,7 +154,7 @@ pub struct WatchRegistry {
     data: Table,
     child: Table,
     /// Reverse index, for dropping a connection's watches.
-    by_connection: HashMap<ConnectionId, BTreeSet<(WatchTable, Box<str>)>>,
+    by_connection: HashMap<ConnectionId, BTreeSet<(WatchTable, Arc<str>)>>,
     /// Connections that set a data-table watch since they opened: ZooKeeper's
     /// `WatchManager.watch2Paths` keeps a connection's (possibly empty) entry until the
     /// connection closes, and `wchs` and `wchc` count and list it.
@@ -180,8 +194,8 @@ impl WatchRegistry {
     }
 
     fn set(&mut self, table: WatchTable, path: &str, connection: ConnectionId, mode: WatchMode) {
-        if self.table_mut(table).set(path, connection, mode) {
-            self.by_connection.entry(connection).or_default().insert((table, path.into()));
+        if let Some(shared) = self.table_mut(table).set(path, connection, mode) {
+            self.by_connection.entry(connection).or_default().insert((table, shared));
         }
         if table == WatchTable::Data {
             self.data_watchers.insert(connection);
@@ -190,11 +204,11 @@ impl WatchRegistry {
 
     /// Removes one watch; true if it was there.
     fn remove(&mut self, table: WatchTable, path: &str, connection: ConnectionId) -> bool {
-        if !self.table_mut(table).remove(path, connection) {
+        let Some(shared) = self.table_mut(table).remove(path, connection) else {
             return false;
-        }
+        };
         let entries = self.by_connection.get_mut(&connection).expect("indexed when added");
-        let indexed = entries.remove(&(table, Box::from(path)));
+        let indexed = entries.remove(&(table, shared));
         debug_assert!(indexed, "watch on {path} missing from the reverse index");
         if entries.is_empty() {
             self.by_connection.remove(&connection);
@@ -207,7 +221,7 @@ impl WatchRegistry {
         let entries = self.by_connection.remove(&connection).unwrap_or_default();
         for (table, path) in entries {
             let removed = self.table_mut(table).remove(&path, connection);
-            debug_assert!(removed, "indexed watch on {path} missing from its table");
+            debug_assert!(removed.is_some(), "indexed watch on {path} missing from its table");
         }
         self.data_watchers.remove(&connection);
         debug_assert!(!self.by_connection.contains_key(&connection));
@@ -242,10 +256,10 @@ impl WatchRegistry {
     /// Hands over the paths that entered (true) or left (false) each table since the last
     /// call, in order, so the server can answer checkWatches for connections of every
     /// core. The owner must call it regularly: the changes pile up until then.
-    pub fn take_path_changes(&mut self, mut change: impl FnMut(WatchTable, &str, bool)) {
+    pub fn take_path_changes(&mut self, mut change: impl FnMut(WatchTable, Arc<str>, bool)) {
         for table in [WatchTable::Data, WatchTable::Child] {
             for (path, present) in std::mem::take(&mut self.table_mut(table).path_changes) {
-                change(table, &path, present);
+                change(table, path, present);
             }
         }
     }
@@ -257,7 +271,7 @@ impl WatchRegistry {
         let mut fired_once = Vec::new();
         let fires_recursive = event != EventType::NodeChildrenChanged;
         if let Some(entries) = self.table(table).by_path.get(path) {
-            for (&connection, &mode) in entries {
+            for (connection, mode) in entries.iter() {
                 match mode {
                     WatchMode::Recursive if !fires_recursive => {}
                     WatchMode::Recursive | WatchMode::Persistent => watchers.push(connection),
@@ -276,7 +290,7 @@ impl WatchRegistry {
             for ancestor in ancestors(path) {
                 let Some(entries) = table.by_path.get(ancestor) else { continue };
                 watchers.extend(
-                    entries.iter().filter(|(_, &mode)| mode == WatchMode::Recursive).map(|(&connection, _)| connection),
+                    entries.iter().filter(|&(_, mode)| mode == WatchMode::Recursive).map(|(connection, _)| connection),
                 );
             }
         }
@@ -358,7 +372,7 @@ impl WatchRegistry {
             .by_path
             .iter()
             .map(|(path, watchers)| {
-                let mut watchers: Vec<ConnectionId> = watchers.keys().copied().collect();
+                let mut watchers: Vec<ConnectionId> = watchers.iter().map(|(connection, _)| connection).collect();
                 watchers.sort_unstable();
                 (&**path, watchers)
             })
@@ -566,7 +580,7 @@ mod tests {
         fired(&mut registry, data_changed("/a"));
         registry.add_persistent_watch("/p", 1, false);
         let mut changes = Vec::new();
-        registry.take_path_changes(|table, path, present| changes.push((table, path.to_owned(), present)));
+        registry.take_path_changes(|table, path, present| changes.push((table, path.to_string(), present)));
         assert_eq!(
             changes,
             [
