@@ -196,14 +196,7 @@ impl CoreState {
         snapshot: Option<&crate::log::snapshot_file::LoadedSnapshot>,
         log: &crate::log::recovery::RecoveredLog,
     ) {
-        if let Some(snapshot) = snapshot {
-            self.tree = snapshot.tree();
-        }
-        let mut triggers = Vec::new();
-        for (_, txn) in log.records_after(self.tree.last_zxid()) {
-            triggers.clear();
-            self.tree.apply(txn, &mut triggers);
-        }
+        self.tree = recovered_tree(snapshot, log);
         self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.publish_counters();
     }
@@ -499,6 +492,21 @@ impl CoreState {
         };
         *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
     }
+}
+
+/// The tree the snapshot (if any) and the log after it hold: what every core, and the
+/// snapshotter, start from.
+pub fn recovered_tree(
+    snapshot: Option<&crate::log::snapshot_file::LoadedSnapshot>,
+    log: &crate::log::recovery::RecoveredLog,
+) -> DataTree {
+    let mut tree = snapshot.map_or_else(DataTree::new, |snapshot| snapshot.tree());
+    let mut triggers = Vec::new();
+    for (_, txn) in log.records_after(tree.last_zxid()) {
+        triggers.clear();
+        tree.apply(txn, &mut triggers);
+    }
+    tree
 }
 
 fn sets_watch(request: &Request) -> bool {

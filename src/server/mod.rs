@@ -263,7 +263,6 @@ async fn core_main(
 ) {
     let state = Rc::new(RefCell::new(CoreState::new(core, shared.clone())));
     state.borrow_mut().recover(snapshot.as_ref().as_ref(), &recovered);
-    drop(snapshot);
     let leader = if core == 0 {
         let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
         let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), state.clone(), publisher_wake)));
@@ -286,7 +285,11 @@ async fn core_main(
         for outbox in channels.committed_outboxes {
             outboxes.push(outbox.connect().await);
         }
-        let snapshotter = Snapshotter::start(state.borrow().tree.clone_for_snapshots(), shared.config.clone());
+        let (snapshot, log) = (snapshot.clone(), recovered.clone());
+        let snapshotter = Snapshotter::start(
+            move || core_state::recovered_tree(snapshot.as_ref().as_ref(), &log),
+            shared.config.clone(),
+        );
         glommio::spawn_local(publish(
             leader.clone(),
             state.clone(),
@@ -305,6 +308,7 @@ async fn core_main(
         LeaderLink::Remote(channels.leader_outbox.expect("every other core has a leader channel").connect().await)
     };
     drop(recovered);
+    drop(snapshot);
     let context = Rc::new(CoreContext { core, state: state.clone(), leader, shared: shared.clone() });
     glommio::spawn_local(send_touches(context.clone())).detach();
     glommio::spawn_local(publish_listings(state.clone())).detach();

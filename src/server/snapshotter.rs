@@ -26,12 +26,21 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    /// Starts the thread with the recovered tree.
-    pub fn start(tree: DataTree, config: Config) -> Snapshotter {
+    /// Starts the thread, which first builds its copy of the recovered tree with `load`
+    /// (at idle priority, while the cores already serve; committed batches queue until
+    /// it is done). Building it here rather than copying a core's tree keeps the copy off
+    /// the restart's critical path.
+    pub fn start(load: impl FnOnce() -> DataTree + Send + 'static, config: Config) -> Snapshotter {
         let (sender, receiver) = crossbeam::channel::unbounded();
         std::thread::Builder::new()
             .name("snapshotter".into())
-            .spawn(move || run(tree, &config, &receiver))
+            .spawn(move || {
+                yield_to_serving();
+                let started = Instant::now();
+                let tree = load();
+                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "snapshotter loaded its tree");
+                run(tree, &config, &receiver)
+            })
             .expect("the snapshotter thread starts");
         Snapshotter { sender }
     }
@@ -62,7 +71,6 @@ fn yield_to_serving() {
 }
 
 fn run(mut tree: DataTree, config: &Config, receiver: &Receiver<SnapshotWork>) {
-    yield_to_serving();
     let mut triggers = Vec::new();
     let mut last_snapshot_zxid = tree.last_zxid();
     while let Ok(work) = receiver.recv() {

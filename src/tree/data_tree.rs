@@ -141,11 +141,6 @@ impl DataTree {
             .collect()
     }
 
-    /// A copy for the snapshotter, made once at start-up.
-    pub fn clone_for_snapshots(&self) -> DataTree {
-        self.clone()
-    }
-
     /// Open sessions: id -> (timeout, password).
     pub fn sessions(&self) -> &HashMap<i64, (i32, [u8; 16])> {
         &self.sessions
