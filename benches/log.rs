@@ -108,6 +108,45 @@ fn group_commit(c: &mut Criterion) {
     group.finish();
 }
 
+/// The floor under `append_group_commit`: the same batches written with a plain
+/// `pwrite` to an O_DSYNC file preallocated the same way, from this thread, with no
+/// io_uring and no executor. The gap between the two is what the log writer adds.
+fn pwrite_floor(c: &mut Criterion) {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let mut group = c.benchmark_group("append_pwrite_floor");
+    group.sample_size(20).measurement_time(Duration::from_secs(5));
+    for records in [1usize, 16, 256] {
+        let batch = batch_of(records, 1);
+        group.throughput(Throughput::Elements(records as u64));
+        group.bench_function(format!("batch_{records}"), |b| {
+            b.iter_custom(|iterations| {
+                let dir = tempdir();
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_DSYNC)
+                    .open(dir.join("floor"))
+                    .expect("create floor file");
+                let capacity = (iterations as usize + 1) * batch.len() + 4096;
+                // SAFETY: fallocate on a file descriptor we own, within i64 range.
+                let allocated =
+                    unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, 0, capacity as libc::off_t) };
+                assert_eq!(allocated, 0, "fallocate");
+                let started = Instant::now();
+                for i in 0..iterations {
+                    file.write_all_at(&batch, i * batch.len() as u64).expect("pwrite");
+                }
+                let elapsed = started.elapsed();
+                drop(file);
+                std::fs::remove_dir_all(&dir).expect("remove bench dir");
+                elapsed
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Appends `iterations` copies of `batch` through a LogWriter on a glommio executor and
 /// returns the time the appends took (opening and preallocating excluded).
 fn append_batches(batch: &AlignedVec<16>, records: usize, iterations: u64) -> Duration {
@@ -143,5 +182,5 @@ fn tempdir() -> std::path::PathBuf {
     dir
 }
 
-criterion_group!(benches, encoding, scanning, group_commit);
+criterion_group!(benches, encoding, scanning, group_commit, pwrite_floor);
 criterion_main!(benches);

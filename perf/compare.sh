@@ -18,7 +18,7 @@ if ! dpkg -s zookeeper >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
 fi
 cargo build --release --locked -q
-binary=target/release/ringkeeper
+binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
 work=$(mktemp -d /tmp/ringkeeper-compare.XXXXXX)
 results=perf/results
 mkdir -p "$results"

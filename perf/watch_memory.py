@@ -360,6 +360,7 @@ def main():
                         help="skip counting the wchc / wchp listings")
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds in all")
     parser.add_argument("--json")
+    parser.add_argument("--only", choices=("zookeeper", "ringkeeper"), help="measure one server")
     args = parser.parse_args()
     shapes = [s for s in args.shapes.split(",") if s]
     if any(s not in ("data", "recursive") for s in shapes):
@@ -381,7 +382,7 @@ def main():
     results = []
     try:
         for shape in shapes:
-            for kind in ("zookeeper", "ringkeeper"):
+            for kind in [args.only] if args.only else ["zookeeper", "ringkeeper"]:
                 results.append(measure(kind, args.ringkeeper, work, shape, args))
                 print(f"{kind} {shape}: {json.dumps(results[-1])}", file=sys.stderr, flush=True)
     finally:
