@@ -35,7 +35,7 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     -r tests/interop/requirements.txt
 
-binary="$PWD/target/debug/ringkeeper"
+binary="${CARGO_TARGET_DIR:-$PWD/target}/debug/ringkeeper"
 
 step "interop: kazoo recipes, the Java CLI, four-letter words, bad input"
 RINGKEEPER_BIN="$binary" timeout 900 python3 -m pytest tests/interop -q -p no:cacheprovider
