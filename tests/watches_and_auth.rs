@@ -28,6 +28,7 @@ const WHO_AM_I: i32 = 107;
 const OK: i32 = 0;
 const MARSHALLING_ERROR: i32 = -5;
 const NO_WATCHER: i32 = -121;
+const INVALID_ACL: i32 = -114;
 
 const NODE_CREATED: i32 = 1;
 const NODE_DELETED: i32 = 2;
@@ -276,6 +277,18 @@ fn who_am_i_and_auth_acls_list_ids_in_zookeepers_set_order() {
         ids,
         ["bob:1Yu1ryCXOIF7lyFzbmQ5J+MJOZc=", ALICE, "carol:39dx+DZRpmCIbI9DeSOOJnhRwQA="].map(str::to_owned)
     );
+}
+
+#[test]
+fn skip_acl_grants_everything_without_adding_an_id() {
+    // zookeeper.skipACL makes checkACL return at once; it gives the connection no id, so
+    // whoAmI lists the ip id alone and an `auth` ACL still needs an authenticated id.
+    let server = Server::start_with("skipACL=yes");
+    let mut session = Session::open(&server);
+    assert_eq!(session.who_am_i(), [("ip".to_owned(), "127.0.0.1".to_owned())]);
+    assert_eq!(session.create("/locked", &[(0, "world", "anyone".to_owned())]), OK);
+    assert_eq!(session.create("/locked/child", &[world()]), OK, "no CREATE permission, but skipACL");
+    assert_eq!(session.create("/auth-acl", &[(31, "auth", String::new())]), INVALID_ACL);
 }
 
 #[test]

@@ -205,11 +205,12 @@ async fn handshake_and_serve<R, W>(
     writer_task.await;
 }
 
-/// Every connection is `ip:<address>`; with skipACL it is also `super`.
+/// Every connection is `ip:<address>`; with skipACL it also holds the marker that passes
+/// every ACL check.
 fn initial_identities(peer: std::net::SocketAddr, config: &crate::config::Config) -> AuthIds {
-    let mut identities = vec![("ip".to_owned(), peer.ip().to_string())];
+    let mut identities = vec![("ip".to_owned(), crate::session::auth::ip_id(peer.ip()))];
     if config.skip_acl {
-        identities.push(("super".to_owned(), String::new()));
+        identities.push((crate::tree::acl_check::SKIP_ACL_SCHEME.to_owned(), String::new()));
     }
     AuthIds::from_added(identities)
 }

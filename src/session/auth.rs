@@ -279,6 +279,20 @@ pub fn base64(bytes: &[u8]) -> String {
     text
 }
 
+/// The `ip` id of a client address, written as Java's `InetAddress.getHostAddress` writes
+/// it (ZooKeeper's IPAuthenticationProvider): IPv4 dotted; IPv6 as eight hex groups without
+/// leading zeros and without `::` compression; an IPv4-mapped IPv6 address as the IPv4
+/// address it maps (Java hands those over as Inet4Address).
+pub fn ip_id(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.segments().iter().map(|group| format!("{group:x}")).collect::<Vec<_>>().join(":"),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +388,13 @@ mod tests {
         assert_eq!(digest_id(b"super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
         assert_eq!(user_of(&("digest".into(), "u:abc".into())), "u");
         assert_eq!(user_of(&("ip".into(), "127.0.0.1".into())), "127.0.0.1");
+    }
+
+    #[test]
+    fn ip_ids_are_written_as_java_writes_host_addresses() {
+        assert_eq!(ip_id("127.0.0.1".parse().unwrap()), "127.0.0.1");
+        assert_eq!(ip_id("::1".parse().unwrap()), "0:0:0:0:0:0:0:1");
+        assert_eq!(ip_id("fe80::1:abcd".parse().unwrap()), "fe80:0:0:0:0:0:1:abcd");
+        assert_eq!(ip_id("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
     }
 }

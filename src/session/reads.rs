@@ -48,7 +48,12 @@ pub fn execute_read(
         Request::GetEphemerals { prefix } => Ok(ReplyBody::Strings(ephemerals(tree, reader.session_id, prefix))),
         Request::GetAllChildrenNumber { path } => all_children_number(tree, reader, path),
         Request::WhoAmI => Ok(ReplyBody::ClientInfo(
-            reader.identities.iter().map(|identity| (identity.0.clone(), super::auth::user_of(identity))).collect(),
+            reader
+                .identities
+                .iter()
+                .filter(|(scheme, _)| scheme != crate::tree::acl_check::SKIP_ACL_SCHEME)
+                .map(|identity| (identity.0.clone(), super::auth::user_of(identity)))
+                .collect(),
         )),
         Request::GetAcl { path } => get_acl(tree, reader, path),
         // addWatch answers with an ErrorResponse body of 0 (FinalRequestProcessor).

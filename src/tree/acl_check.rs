@@ -4,12 +4,17 @@ use std::net::IpAddr;
 
 use crate::proto::acl::Acl;
 
+/// An identity only the server gives, never shown to clients (whoAmI, `auth` ACLs): with
+/// `skipACL=yes` every connection holds it and every check passes, as ZooKeeper's
+/// `zookeeper.skipACL` skips `checkACL` without adding an id.
+pub const SKIP_ACL_SCHEME: &str = "ringkeeper:skipACL";
+
 /// Whether a client holding `identities` (scheme, id) has `permission` on a node with
 /// `acl` (`ZooKeeperServer.checkACL`): an empty ACL grants everything, `super` holds every
 /// permission, `world:anyone` matches all, `ip` matches the client's address under the
 /// entry's mask, other schemes match an identity of the same scheme and id.
 pub fn permits(acl: &[Acl], permission: i32, identities: &[(String, String)]) -> bool {
-    if acl.is_empty() || identities.iter().any(|(scheme, _)| scheme == "super") {
+    if acl.is_empty() || identities.iter().any(|(scheme, _)| scheme == "super" || scheme == SKIP_ACL_SCHEME) {
         return true;
     }
     acl.iter().filter(|entry| entry.perms & permission != 0).any(|entry| match entry.scheme.as_str() {

@@ -298,7 +298,8 @@ fn fixup_acl(acl: &[Acl], identities: &[(String, String)]) -> Result<Vec<Acl>, E
         match entry.scheme.as_str() {
             "auth" => {
                 let before = fixed.len();
-                for (scheme, id) in identities.iter().filter(|(scheme, _)| scheme != "ip" && scheme != "super") {
+                let expands = |scheme: &str| !matches!(scheme, "ip" | "super" | super::acl_check::SKIP_ACL_SCHEME);
+                for (scheme, id) in identities.iter().filter(|(scheme, _)| expands(scheme)) {
                     fixed.push(Acl { perms: entry.perms, scheme: scheme.clone(), id: id.clone() });
                 }
                 if fixed.len() == before {
