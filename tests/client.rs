@@ -303,6 +303,27 @@ fn empty_containers_are_reaped_after_their_last_child_goes() {
 }
 
 #[test]
+fn a_ttl_node_is_reaped_once_unchanged_and_childless_for_its_ttl() {
+    // createTTL: "the node will be deleted if it has not been modified within the TTL and
+    // has no children" (extendedTypesEnabled), by the same background check as containers.
+    let server = Server::start_with("extendedTypesEnabled=true\nznode.container.checkIntervalMs=100");
+    run(async {
+        let client = connect(&server).await;
+        let ttl = persistent().with_ttl(Duration::from_millis(500));
+        client.create("/ttl", b"", &ttl).await.unwrap();
+        client.create("/ttl/child", b"", &persistent()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(client.check_stat("/ttl").await.unwrap().is_some(), "a TTL node with a child stays");
+        client.delete("/ttl/child", None).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while client.check_stat("/ttl").await.unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the childless TTL node is reaped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
+#[test]
 fn wchs_counts_a_path_once_however_many_cores_hold_watches_on_it() {
     // `wchs` reports "N connections watching P paths": P counts distinct paths. Sessions
     // are spread over the cores, so watches on one path sit in several cores' tables.
