@@ -19,125 +19,21 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-CREATE, GET_DATA = 1, 4
-OPEN_ACL = struct.pack(">i", 1) + struct.pack(">i", 31) + b"".join(
-    struct.pack(">i", len(s)) + s for s in (b"world", b"anyone"))
-ZK_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.jar"
+from zk_wire import Client, ServerProcess
 
 
-def string(value: bytes) -> bytes:
-    return struct.pack(">i", len(value)) + value
-
-
-def frame(body: bytes) -> bytes:
-    return struct.pack(">i", len(body)) + body
-
-
-class Client:
-    """A minimal pipelined ZooKeeper client: a session, creates and getData."""
-
-    def __init__(self, port: int, timeout_s: float = 30.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-        self.xid = 0
-        connect = struct.pack(">iqiq", 0, 0, 30000, 0) + string(b"\0" * 16) + b"\0"
-        self.sock.sendall(frame(connect))
-        reply = self.read_frame()
-        if len(reply) < 20 or struct.unpack(">q", reply[8:16])[0] == 0:
-            raise ConnectionError("no session (server not serving yet)")
-
-    def read_frame(self) -> bytes:
-        while True:
-            if len(self.buffer) >= 4:
-                (length,) = struct.unpack(">i", self.buffer[:4])
-                if len(self.buffer) >= 4 + length:
-                    body, self.buffer = self.buffer[4:4 + length], self.buffer[4 + length:]
-                    return body
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buffer += chunk
-
-    def request(self, opcode: int, body: bytes) -> bytes:
-        self.xid += 1
-        return frame(struct.pack(">ii", self.xid, opcode) + body)
-
-    def create_all(self, paths, value: bytes, window: int = 2000) -> None:
-        """Creates every path, pipelined `window` at a time; any error is fatal."""
-        paths = list(paths)
-        for start in range(0, len(paths), window):
-            chunk = paths[start:start + window]
-            self.sock.sendall(b"".join(
-                self.request(CREATE, string(p) + string(value) + OPEN_ACL + struct.pack(">i", 0)) for p in chunk))
-            for _ in chunk:
-                reply = self.read_frame()
-                (error,) = struct.unpack(">i", reply[12:16])
-                if error != 0:
-                    raise RuntimeError(f"create failed with error {error}")
-
-    def get_data(self, path: bytes):
-        self.sock.sendall(self.request(GET_DATA, string(path) + b"\0"))
-        reply = self.read_frame()
-        (error,) = struct.unpack(">i", reply[12:16])
-        if error != 0:
-            return error, None
-        (length,) = struct.unpack(">i", reply[16:20])
-        return 0, reply[20:20 + max(length, 0)]
-
-    def close(self):
-        self.sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(ServerProcess):
     def __init__(self, kind: str, binary: str, work: str):
-        self.kind, self.binary = kind, binary
-        self.dir = os.path.join(work, kind)
-        self.data = os.path.join(self.dir, "data")
-        os.makedirs(self.data)
-        self.port = free_port()
-        self.config = os.path.join(self.dir, "zoo.cfg")
-        lines = ["tickTime=2000", "maxClientCnxns=0", "forceSync=yes", "4lw.commands.whitelist=*",
-                 f"clientPort={self.port}", f"dataDir={self.data}"]
-        if kind == "zookeeper":
-            lines += ["clientPortAddress=127.0.0.1", "admin.enableServer=false"]
-        with open(self.config, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.process = None
-
-    def start(self):
-        log = open(os.path.join(self.dir, "server.log"), "ab")
-        if self.kind == "zookeeper":
-            argv = ["java", "-Xmx4g", "-cp", ZK_CLASSPATH, "org.apache.zookeeper.server.ZooKeeperServerMain",
-                    self.config]
-        else:
-            argv = [self.binary, "serve", "--config", self.config]
-        self.process = subprocess.Popen(argv, stdout=log, stderr=log)
+        super().__init__(kind, binary, os.path.join(work, kind), ["forceSync=yes"])
 
     def crash(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def rss_mib(self) -> float:
-        with open(f"/proc/{self.process.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        self.kill()
 
     def wait_serving(self, probe: bytes, expected: bytes, timeout_s: float = 600.0) -> float:
         """Seconds until `probe` reads back `expected`, polled every 5 ms."""
@@ -184,7 +80,7 @@ def measure(kind: str, binary: str, work: str, args) -> dict:
     client.create_all([b"/r"], b"")
     client.create_all(parents, b"")
     for parent in parents:
-        client.create_all((parent + b"/n%04d" % c for c in range(args.children)), value)
+        client.create_all([parent + b"/n%04d" % c for c in range(args.children)], value)
     populate_s = time.monotonic() - started
     client.close()
     rss_loaded = server.rss_mib()
@@ -234,7 +130,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     mib = 1 << 20
-    print(f"| server | znodes | populate s | on disk MiB (apparent / allocated) | restart s (each) | RSS MiB after restart |")
+    print("| server | znodes | populate s | on disk MiB (apparent / allocated) | restart s (each) | RSS MiB after restart |")
     print("|---|---|---|---|---|---|")
     for r in results:
         restarts = ", ".join(f"{s:.2f}" for s in r["restart_s"])

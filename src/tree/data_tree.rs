@@ -193,14 +193,9 @@ impl DataTree {
     /// `DataTree.setupQuota`, run on a loaded snapshot: every limits node that is a leaf
     /// below `/zookeeper/quota` registers its root, whose usage is counted afresh.
     fn setup_quotas(&mut self) {
-        let mut stack = vec![quota::QUOTA_ROOT.to_owned()];
-        while let Some(path) = stack.pop() {
-            let Some(node) = self.nodes.get(path.as_str()) else { continue };
-            if !node.children.is_empty() {
-                stack.extend(node.children.iter().map(|name| join(&path, name)));
-                continue;
-            }
-            let suffix = format!("/{}", quota::LIMIT_NODE);
+        let suffix = format!("/{}", quota::LIMIT_NODE);
+        let leaves: Vec<String> = self.quota_leaves().into_iter().map(|(path, _)| path).collect();
+        for path in leaves {
             if let Some(root) =
                 path.strip_suffix(&suffix).and_then(|quota_path| quota_path.get(quota::QUOTA_ROOT.len()..))
             {
@@ -211,19 +206,29 @@ impl DataTree {
         }
     }
 
+    /// Every leaf below `/zookeeper/quota` (where limits and stats nodes live), depth
+    /// first, with its node.
+    fn quota_leaves(&self) -> Vec<(String, &Znode)> {
+        let mut leaves = Vec::new();
+        let mut stack = vec![quota::QUOTA_ROOT.to_owned()];
+        while let Some(path) = stack.pop() {
+            let Some(node) = self.nodes.get(path.as_str()) else { continue };
+            if node.children.is_empty() {
+                leaves.push((path, &**node));
+            } else {
+                stack.extend(node.children.iter().map(|name| join(&path, name)));
+            }
+        }
+        leaves
+    }
+
     /// Every leaf limits and stats node below `/zookeeper/quota` with the top namespace
     /// of its quota, for the per-namespace metrics (`QuotaMetricsUtils`, which walks the
     /// nodes, not the registered roots). `true` marks limits; nodes whose text does not
     /// parse, and quotas on `/`, are skipped.
     pub fn quota_nodes(&self) -> Vec<(String, bool, QuotaStats)> {
         let mut found = Vec::new();
-        let mut stack = vec![quota::QUOTA_ROOT.to_owned()];
-        while let Some(path) = stack.pop() {
-            let Some(node) = self.nodes.get(path.as_str()) else { continue };
-            if !node.children.is_empty() {
-                stack.extend(node.children.iter().map(|name| join(&path, name)));
-                continue;
-            }
+        for (path, node) in self.quota_leaves() {
             let Some((quota_path, name)) = parent_and_name(&path) else { continue };
             let is_limits = match name {
                 quota::LIMIT_NODE => true,
