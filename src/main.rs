@@ -78,6 +78,10 @@ struct BenchArgs {
     /// Generator threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Open loop: requests per second in all, on a fixed schedule, latency measured from
+    /// each request's scheduled time (no coordinated omission); `--depth` is then unused.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
     /// The server's process id, to report its CPU time per operation.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -147,6 +151,10 @@ fn bench(args: BenchArgs) -> ExitCode {
         eprintln!("ringkeeper bench: --sessions, --depth, --threads and --duration must be at least 1");
         return ExitCode::from(2);
     }
+    if args.rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
+        eprintln!("ringkeeper bench: --rate must be a positive number of requests per second");
+        return ExitCode::from(2);
+    }
     let options = ringkeeper::bench::Options {
         servers: args.servers,
         workload,
@@ -158,6 +166,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         keys: args.keys,
         threads: args.threads,
         server_pid: args.server_pid,
+        rate_per_s: args.rate,
     };
     match ringkeeper::bench::run(&options) {
         Ok(report) => {

@@ -32,6 +32,8 @@ pub struct Options {
     pub threads: usize,
     /// The server process, for its CPU time per operation.
     pub server_pid: Option<u32>,
+    /// Open loop: requests per second in all, spread evenly over the sessions.
+    pub rate_per_s: Option<f64>,
 }
 
 pub fn run(options: &Options) -> Result<Report, String> {
@@ -62,6 +64,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
                         keys: options.keys,
                         value: value.clone(),
                         schedule,
+                        rate_per_s: options.rate_per_s.map(|rate| rate / options.sessions as f64),
                     };
                     tasks.push(glommio::spawn_local(run_session(plan)));
                 }

@@ -23,6 +23,9 @@ pub struct Report {
     /// CPU seconds over the measured window.
     pub generator_cpu_s: f64,
     pub server_cpu_s: Option<f64>,
+    /// Open loop: the offered rate, and requests sent over a millisecond late.
+    pub rate_per_s: Option<f64>,
+    pub behind_schedule: u64,
 }
 
 impl Report {
@@ -48,6 +51,8 @@ impl Report {
             timeline: stats.timeline.clone(),
             generator_cpu_s,
             server_cpu_s,
+            rate_per_s: options.rate_per_s,
+            behind_schedule: stats.behind_schedule,
         }
     }
 
@@ -62,11 +67,23 @@ impl Report {
 
     pub fn text(&self) -> String {
         let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "workload {}  sessions {} x depth {}  {:.0} s",
-            self.workload, self.sessions, self.depth, self.duration_s
-        );
+        match self.rate_per_s {
+            Some(rate) => {
+                let _ = writeln!(
+                    text,
+                    "workload {}  sessions {}  open loop {rate:.0} req/s  {:.0} s (latency from the scheduled send time)",
+                    self.workload, self.sessions, self.duration_s
+                );
+                let _ = writeln!(text, "behind schedule {} requests (sent over 1 ms late)", self.behind_schedule);
+            }
+            None => {
+                let _ = writeln!(
+                    text,
+                    "workload {}  sessions {} x depth {}  {:.0} s",
+                    self.workload, self.sessions, self.depth, self.duration_s
+                );
+            }
+        }
         let _ = writeln!(text, "throughput {:.0} ops/s ({} ops)", self.ops_per_s, self.operations);
         let latencies: Vec<String> =
             self.latency_us.iter().map(|(label, us)| format!("{label} {:.3} ms", *us as f64 / 1000.0)).collect();
@@ -96,7 +113,7 @@ impl Report {
         let timeline: Vec<String> = self.timeline.iter().map(u64::to_string).collect();
         format!(
             "{{\"workload\":\"{}\",\"sessions\":{},\"depth\":{},\"duration_s\":{},\"operations\":{},\"ops_per_s\":{:.1},\
-             \"latency_ms\":{{{}}},\"errors\":{{{}}},\"timeline\":[{}],\"generator_cpu_pct\":{:.1},\"server_cpu_us_per_op\":{}}}\n",
+             \"latency_ms\":{{{}}},\"errors\":{{{}}},\"timeline\":[{}],\"generator_cpu_pct\":{:.1},\"server_cpu_us_per_op\":{},\"rate_per_s\":{},\"behind_schedule\":{}}}\n",
             self.workload,
             self.sessions,
             self.depth,
@@ -108,6 +125,8 @@ impl Report {
             timeline.join(","),
             self.generator_cpu_pct(),
             self.server_cpu_us_per_op().map_or("null".to_owned(), |value| format!("{value:.2}")),
+            self.rate_per_s.map_or("null".to_owned(), |rate| format!("{rate:.1}")),
+            self.behind_schedule,
         )
     }
 }

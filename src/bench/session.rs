@@ -19,6 +19,9 @@ pub struct SessionStats {
     /// Replies per second since the start of measurement.
     pub timeline: Vec<u64>,
     pub operations: u64,
+    /// Open loop: requests sent more than a millisecond after their scheduled time (the
+    /// generator fell behind; their latency still counts from the schedule).
+    pub behind_schedule: u64,
     pub failure: Option<String>,
 }
 
@@ -35,6 +38,7 @@ impl SessionStats {
             errors: BTreeMap::new(),
             timeline: Vec::new(),
             operations: 0,
+            behind_schedule: 0,
             failure: None,
         }
     }
@@ -51,6 +55,7 @@ impl SessionStats {
             self.timeline[second] += count;
         }
         self.operations += other.operations;
+        self.behind_schedule += other.behind_schedule;
         if self.failure.is_none() {
             self.failure.clone_from(&other.failure);
         }
@@ -72,11 +77,18 @@ pub struct SessionPlan {
     pub keys: u64,
     pub value: std::rc::Rc<Vec<u8>>,
     pub schedule: Schedule,
+    /// Open loop: this session's requests per second, on a fixed schedule; None for the
+    /// closed loop (`depth` in flight).
+    pub rate_per_s: Option<f64>,
 }
 
 pub async fn run_session(plan: SessionPlan) -> SessionStats {
     let mut stats = SessionStats::new();
-    if let Err(error) = drive(&plan, &mut stats).await {
+    let result = match plan.rate_per_s {
+        Some(rate_per_s) => drive_open_loop(&plan, rate_per_s, &mut stats).await,
+        None => drive(&plan, &mut stats).await,
+    };
+    if let Err(error) = result {
         stats.failure = Some(format!("session {}: {error}", plan.index));
     }
     stats
@@ -148,17 +160,7 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
             let error = i32::from_be_bytes(reply[12..16].try_into().expect("4 bytes"));
             let sent = in_flight.pop_front().expect("a reply answers a request in flight");
             if sent >= plan.schedule.measure_from {
-                let latency_us = now.duration_since(sent).as_micros().max(1) as u64;
-                let _ = stats.latency_us.record(latency_us);
-                stats.operations += 1;
-                let second = now.duration_since(plan.schedule.measure_from).as_secs() as usize;
-                if stats.timeline.len() <= second {
-                    stats.timeline.resize(second + 1, 0);
-                }
-                stats.timeline[second] += 1;
-                if error != 0 {
-                    *stats.errors.entry(error).or_default() += 1;
-                }
+                record(stats, plan.schedule.measure_from, now.duration_since(sent), now, error);
             }
         }
         input.copy_within(offset..filled, 0);
@@ -166,6 +168,129 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
         if filled == input.len() {
             input.resize(input.len() * 2, 0);
         }
+    }
+}
+
+/// Whether a request scheduled at `scheduled` and sent at `sent` was late enough to count
+/// as the generator falling behind.
+fn is_behind(scheduled: Instant, sent: Instant) -> bool {
+    sent.duration_since(scheduled) > Duration::from_millis(1)
+}
+
+/// Open loop: requests go out on a fixed schedule (one every 1/rate s, however slowly the
+/// server answers) from a sender task, and a reply's latency counts from its request's
+/// scheduled time, not from when it was sent, so a stalled server (or a generator that
+/// fell behind) shows in the latencies instead of hiding in fewer requests (coordinated
+/// omission). After its last request the sender sends a ping: replies come in order, so
+/// the ping's reply tells the reader everything has been answered.
+async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut SessionStats) -> std::io::Result<()> {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    assert!(rate_per_s > 0.0);
+    let mut stream = glommio::net::TcpStream::connect(plan.server).await?;
+    stream.set_nodelay(true)?;
+    let mut output = Vec::with_capacity(64 * 1024);
+    super::workload::encode_connect(&mut output);
+    stream.write_all(&output).await?;
+    let mut input = vec![0u8; 256 * 1024];
+    let mut filled = 0;
+    let connect_length = read_frame_length(&mut stream, &mut input, &mut filled).await?;
+    consume(&mut input, &mut filled, 4 + connect_length);
+
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let scheduled: Rc<RefCell<VecDeque<Instant>>> = Rc::new(RefCell::new(VecDeque::new()));
+    let behind = Rc::new(Cell::new(0u64));
+    let interval = Duration::from_secs_f64(1.0 / rate_per_s);
+    let sender = {
+        let (scheduled, behind) = (scheduled.clone(), behind.clone());
+        let (workload, index, keys, value, stop_at) =
+            (plan.workload, plan.index, plan.keys, plan.value.clone(), plan.schedule.stop_at);
+        // Sessions start staggered across one interval so their requests interleave.
+        let mut due = Instant::now() + interval.mul_f64((index % 97) as f64 / 97.0);
+        glommio::spawn_local(async move {
+            let mut random = 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            let (mut sequence, mut xid) = (0u64, 0i32);
+            let mut output = Vec::with_capacity(64 * 1024);
+            'schedule: while due < stop_at {
+                let now = Instant::now();
+                if due > now {
+                    glommio::timer::sleep(due - now).await;
+                    continue;
+                }
+                output.clear();
+                // Everything due by now goes in one write.
+                while due <= now && due < stop_at {
+                    xid = xid.wrapping_add(1).max(1);
+                    if !encode_request(&mut output, workload, xid, index, sequence, keys, &value, &mut random) {
+                        break 'schedule;
+                    }
+                    sequence += 1;
+                    scheduled.borrow_mut().push_back(due);
+                    if is_behind(due, now) {
+                        behind.set(behind.get() + 1);
+                    }
+                    due += interval;
+                }
+                writer.write_all(&output).await?;
+            }
+            writer.write_all(&[0, 0, 0, 8, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 11]).await?;
+            writer.flush().await
+        })
+    };
+    loop {
+        let read = reader.read(&mut input[filled..]).await?;
+        if read == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "server closed the connection"));
+        }
+        filled += read;
+        let now = Instant::now();
+        let mut offset = 0;
+        let mut finished = false;
+        while filled - offset >= 4 {
+            let length = i32::from_be_bytes(input[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+            if filled - offset < 4 + length {
+                break;
+            }
+            let reply = &input[offset + 4..offset + 4 + length];
+            offset += 4 + length;
+            let reply_xid = i32::from_be_bytes(reply[0..4].try_into().expect("4 bytes"));
+            if reply_xid == -2 {
+                finished = true;
+                break;
+            }
+            if reply_xid < 0 {
+                continue; // a notification
+            }
+            let error = i32::from_be_bytes(reply[12..16].try_into().expect("4 bytes"));
+            let due = scheduled.borrow_mut().pop_front().expect("a reply answers a scheduled request");
+            if due >= plan.schedule.measure_from {
+                record(stats, plan.schedule.measure_from, now.duration_since(due), now, error);
+            }
+        }
+        if finished {
+            sender.await?;
+            stats.behind_schedule = behind.get();
+            return Ok(());
+        }
+        input.copy_within(offset..filled, 0);
+        filled -= offset;
+        if filled == input.len() {
+            input.resize(input.len() * 2, 0);
+        }
+    }
+}
+
+/// Accounts one measured reply.
+fn record(stats: &mut SessionStats, measure_from: Instant, latency: Duration, now: Instant, error: i32) {
+    let _ = stats.latency_us.record(latency.as_micros().max(1) as u64);
+    stats.operations += 1;
+    let second = now.duration_since(measure_from).as_secs() as usize;
+    if stats.timeline.len() <= second {
+        stats.timeline.resize(second + 1, 0);
+    }
+    stats.timeline[second] += 1;
+    if error != 0 {
+        *stats.errors.entry(error).or_default() += 1;
     }
 }
 
