@@ -95,15 +95,8 @@ pub async fn run_session(plan: SessionPlan) -> SessionStats {
 }
 
 async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<()> {
-    let mut stream = glommio::net::TcpStream::connect(plan.server).await?;
-    stream.set_nodelay(true)?;
+    let (mut stream, mut input, mut filled) = open_session(plan.server).await?;
     let mut output = Vec::with_capacity(64 * 1024);
-    super::workload::encode_connect(&mut output);
-    stream.write_all(&output).await?;
-    let mut input = vec![0u8; 256 * 1024];
-    let mut filled = 0;
-    let connect_length = read_frame_length(&mut stream, &mut input, &mut filled).await?;
-    consume(&mut input, &mut filled, 4 + connect_length);
 
     let mut random = 0x9E37_79B9_7F4A_7C15 ^ (plan.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
     let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(plan.depth);
@@ -171,6 +164,21 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
     }
 }
 
+/// Connects and opens a session; returns the stream and the input buffer with what
+/// arrived after the connect response.
+async fn open_session(server: SocketAddr) -> std::io::Result<(glommio::net::TcpStream, Vec<u8>, usize)> {
+    let mut stream = glommio::net::TcpStream::connect(server).await?;
+    stream.set_nodelay(true)?;
+    let mut output = Vec::new();
+    super::workload::encode_connect(&mut output);
+    stream.write_all(&output).await?;
+    let mut input = vec![0u8; 256 * 1024];
+    let mut filled = 0;
+    let connect_length = read_frame_length(&mut stream, &mut input, &mut filled).await?;
+    consume(&mut input, &mut filled, 4 + connect_length);
+    Ok((stream, input, filled))
+}
+
 /// Whether a request scheduled at `scheduled` and sent at `sent` was late enough to count
 /// as the generator falling behind.
 fn is_behind(scheduled: Instant, sent: Instant) -> bool {
@@ -187,15 +195,7 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
     use std::cell::{Cell, RefCell};
     use std::rc::Rc;
     assert!(rate_per_s > 0.0);
-    let mut stream = glommio::net::TcpStream::connect(plan.server).await?;
-    stream.set_nodelay(true)?;
-    let mut output = Vec::with_capacity(64 * 1024);
-    super::workload::encode_connect(&mut output);
-    stream.write_all(&output).await?;
-    let mut input = vec![0u8; 256 * 1024];
-    let mut filled = 0;
-    let connect_length = read_frame_length(&mut stream, &mut input, &mut filled).await?;
-    consume(&mut input, &mut filled, 4 + connect_length);
+    let (stream, mut input, mut filled) = open_session(plan.server).await?;
 
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let scheduled: Rc<RefCell<VecDeque<Instant>>> = Rc::new(RefCell::new(VecDeque::new()));
