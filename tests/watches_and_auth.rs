@@ -164,7 +164,11 @@ impl Session {
     }
 
     fn auth(&mut self, credential: &str) -> i32 {
-        self.call_with_xid(-4, AUTH, Body::default().int(0).string("digest").string(credential)).0
+        self.auth_with("digest", credential)
+    }
+
+    fn auth_with(&mut self, scheme: &str, credential: &str) -> i32 {
+        self.call_with_xid(-4, AUTH, Body::default().int(0).string(scheme).string(credential)).0
     }
 
     fn create(&mut self, path: &str, acl: &[Acl]) -> i32 {
@@ -277,6 +281,17 @@ fn who_am_i_and_auth_acls_list_ids_in_zookeepers_set_order() {
         ids,
         ["bob:1Yu1ryCXOIF7lyFzbmQ5J+MJOZc=", ALICE, "carol:39dx+DZRpmCIbI9DeSOOJnhRwQA="].map(str::to_owned)
     );
+}
+
+#[test]
+fn auth_with_the_ip_scheme_succeeds_and_adds_nothing_new() {
+    // IPAuthenticationProvider.handleAuthentication adds ip:<client address> (which the
+    // connection holds from the start) and answers OK, whatever the credential.
+    let server = server();
+    let mut session = Session::open(&server);
+    assert_eq!(session.auth_with("ip", "anything"), OK);
+    assert_eq!(session.who_am_i(), [("ip".to_owned(), "127.0.0.1".to_owned())]);
+    assert_eq!(session.create("/after-ip-auth", &[world()]), OK, "the connection stays open");
 }
 
 #[test]

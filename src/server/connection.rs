@@ -217,7 +217,8 @@ fn initial_identities(peer: std::net::SocketAddr, config: &crate::config::Config
 
 /// The auth packet, answered at once as ZooKeeper does (not queued behind the session's
 /// requests): the digest scheme adds `digest:user:<hash>` (and `super` for the configured
-/// super digest); any other scheme fails with AuthFailed and closes the connection.
+/// super digest), the ip scheme the client's address; any other scheme fails with
+/// AuthFailed and closes the connection.
 /// Returns whether the connection stays open.
 fn authenticate(
     connection: &Rc<RefCell<Connection>>,
@@ -227,6 +228,17 @@ fn authenticate(
     credential: &[u8],
 ) -> bool {
     let mut conn = connection.borrow_mut();
+    if scheme == "ip" {
+        // IPAuthenticationProvider.handleAuthentication adds ip:<client address>, which
+        // every connection already holds, and answers OK whatever the credential.
+        let ip = ("ip".to_owned(), crate::session::auth::ip_id(conn.peer.ip()));
+        if conn.auth_ids.insert(ip) {
+            conn.identities = std::sync::Arc::new(conn.auth_ids.as_slice().to_vec());
+        }
+        encode_reply(&mut conn.output, xid, 0, ErrorCode::Ok, &ReplyBody::Empty);
+        conn.output_appended();
+        return true;
+    }
     if scheme != "digest" {
         tracing::info!(peer = %conn.peer, scheme, "authentication failed: unsupported scheme");
         encode_reply(&mut conn.output, xid, 0, ErrorCode::AuthFailed, &ReplyBody::Empty);
