@@ -53,7 +53,9 @@ struct BenchArgs {
     /// Servers, comma-separated host:port; sessions are spread over them.
     #[arg(long, default_value = "127.0.0.1:2181", value_delimiter = ',')]
     servers: Vec<std::net::SocketAddr>,
-    /// get, set, create, delete, exists, children or mixed.
+    /// get, set, create, delete, exists, children, mixed, or the recipes watch (session 0
+    /// writes, the others watch), lock (all contend for one lock) and churn (connect, one
+    /// create of an ephemeral, close).
     #[arg(long, default_value = "get")]
     workload: String,
     /// Percentage of reads in the mixed workload.

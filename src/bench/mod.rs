@@ -1,20 +1,27 @@
 //! `ringkeeper bench`: a load generator with its own native-protocol client, for
 //! Ringkeeper and any server that speaks the ZooKeeper protocol. Closed loop: N sessions
-//! x D requests in flight, spread over the servers given and over generator threads.
+//! x D requests in flight, spread over the servers given and over generator threads;
+//! open loop (`--rate`): requests on a fixed schedule; recipes (watch, lock, churn):
+//! sessions that follow a client recipe one request at a time (`client.rs`).
 
+pub mod churn;
+pub mod client;
+pub mod lock;
 pub mod report;
 pub mod session;
 pub mod setup;
+pub mod watch;
 pub mod workload;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 
 use report::{process_cpu_seconds, Report};
-use session::{run_session, Schedule, SessionPlan, SessionStats};
+use session::{run_session, Schedule, SessionPlan, SessionStats, Shared};
 use workload::Workload;
 
 #[derive(Debug, Clone)]
@@ -38,6 +45,13 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<Report, String> {
     assert!(!options.servers.is_empty() && options.sessions > 0 && options.depth > 0 && options.threads > 0);
+    if options.workload == Workload::Watch && options.sessions < 2 {
+        return Err("the watch workload needs at least 2 sessions (one writer, the rest watchers)".into());
+    }
+    if options.workload.is_recipe() && options.rate_per_s.is_some() {
+        return Err(format!("--rate does not apply to the {} workload", options.workload.name()));
+    }
+    let shared = Arc::new(Shared { watch: watch::WatchBoard::new(), lock: lock::LockBoard::new() });
     let value = vec![b'v'; options.value_size];
     for server in &options.servers {
         setup::prepare(*server, options.workload, options.keys, options.sessions, &value)
@@ -50,6 +64,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
     for thread in 0..options.threads {
         let options = options.clone();
         let value = value.clone();
+        let shared = shared.clone();
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("bench-{thread}"))
             .spawn(move || async move {
@@ -65,6 +80,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
                         value: value.clone(),
                         schedule,
                         rate_per_s: options.rate_per_s.map(|rate| rate / options.sessions as f64),
+                        shared: shared.clone(),
                     };
                     tasks.push(glommio::spawn_local(run_session(plan)));
                 }

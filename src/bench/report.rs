@@ -26,6 +26,18 @@ pub struct Report {
     /// Open loop: the offered rate, and requests sent over a millisecond late.
     pub rate_per_s: Option<f64>,
     pub behind_schedule: u64,
+    /// What one operation is: ops, or for the recipes events, acquisitions or sessions.
+    pub unit: &'static str,
+    /// Watch: the writer's setData requests completed in the measured window.
+    pub writes: u64,
+    /// Broken guarantees the workload checks (lock overlaps, stray watch events).
+    pub violations: u64,
+    /// Watch, over the whole run: events received, owed, never received, and without a
+    /// known setData send time.
+    pub events_delivered: u64,
+    pub events_expected: u64,
+    pub events_lost: u64,
+    pub events_unmatched: u64,
 }
 
 impl Report {
@@ -53,6 +65,13 @@ impl Report {
             server_cpu_s,
             rate_per_s: options.rate_per_s,
             behind_schedule: stats.behind_schedule,
+            unit: options.workload.unit(),
+            writes: stats.writes,
+            violations: stats.violations,
+            events_delivered: stats.events_delivered,
+            events_expected: stats.events_expected,
+            events_lost: stats.events_lost,
+            events_unmatched: stats.events_unmatched,
         }
     }
 
@@ -84,10 +103,31 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(text, "throughput {:.0} ops/s ({} ops)", self.ops_per_s, self.operations);
+        let latency_name = match self.workload.as_str() {
+            "watch" => "fan-out latency (setData sent to event received)",
+            "lock" => "wait latency (create sent to lock held)",
+            "churn" => "cycle latency (connect to close answered)",
+            _ => "latency",
+        };
+        let _ =
+            writeln!(text, "throughput {:.0} {unit}/s ({} {unit})", self.ops_per_s, self.operations, unit = self.unit);
         let latencies: Vec<String> =
             self.latency_us.iter().map(|(label, us)| format!("{label} {:.3} ms", *us as f64 / 1000.0)).collect();
-        let _ = writeln!(text, "latency {}", latencies.join("  "));
+        let _ = writeln!(text, "{latency_name} {}", latencies.join("  "));
+        if self.workload == "watch" {
+            let _ = writeln!(
+                text,
+                "setData {:.0}/s; events over the run: {} delivered, {} owed, {} lost, {} without a send time",
+                self.writes as f64 / self.duration_s,
+                self.events_delivered,
+                self.events_expected,
+                self.events_lost,
+                self.events_unmatched
+            );
+        }
+        if self.workload == "watch" || self.workload == "lock" {
+            let _ = writeln!(text, "violations {}", self.violations);
+        }
         if self.errors.is_empty() {
             let _ = writeln!(text, "errors none");
         } else {
@@ -113,7 +153,9 @@ impl Report {
         let timeline: Vec<String> = self.timeline.iter().map(u64::to_string).collect();
         format!(
             "{{\"workload\":\"{}\",\"sessions\":{},\"depth\":{},\"duration_s\":{},\"operations\":{},\"ops_per_s\":{:.1},\
-             \"latency_ms\":{{{}}},\"errors\":{{{}}},\"timeline\":[{}],\"generator_cpu_pct\":{:.1},\"server_cpu_us_per_op\":{},\"rate_per_s\":{},\"behind_schedule\":{}}}\n",
+             \"latency_ms\":{{{}}},\"errors\":{{{}}},\"timeline\":[{}],\"generator_cpu_pct\":{:.1},\"server_cpu_us_per_op\":{},\"rate_per_s\":{},\"behind_schedule\":{},\
+             \"unit\":\"{}\",\"writes\":{},\"violations\":{},\"events_delivered\":{},\"events_expected\":{},\
+             \"events_lost\":{},\"events_unmatched\":{}}}\n",
             self.workload,
             self.sessions,
             self.depth,
@@ -127,6 +169,13 @@ impl Report {
             self.server_cpu_us_per_op().map_or("null".to_owned(), |value| format!("{value:.2}")),
             self.rate_per_s.map_or("null".to_owned(), |rate| format!("{rate:.1}")),
             self.behind_schedule,
+            self.unit,
+            self.writes,
+            self.violations,
+            self.events_delivered,
+            self.events_expected,
+            self.events_lost,
+            self.events_unmatched,
         )
     }
 }

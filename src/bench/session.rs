@@ -22,6 +22,19 @@ pub struct SessionStats {
     /// Open loop: requests sent more than a millisecond after their scheduled time (the
     /// generator fell behind; their latency still counts from the schedule).
     pub behind_schedule: u64,
+    /// Watch: setData requests the writer completed in the measured window.
+    pub writes: u64,
+    /// Broken guarantees seen by a workload that checks one: lock holders that overlapped,
+    /// watch events that arrived with no watch armed or of the wrong kind or path, setData
+    /// versions out of order.
+    pub violations: u64,
+    /// Watch, over the whole run: events received, events owed (one per watch armed on
+    /// a version older than the writer's last), events never received, and events whose
+    /// setData send time was unknown (so no fan-out latency).
+    pub events_delivered: u64,
+    pub events_expected: u64,
+    pub events_lost: u64,
+    pub events_unmatched: u64,
     pub failure: Option<String>,
 }
 
@@ -39,6 +52,12 @@ impl SessionStats {
             timeline: Vec::new(),
             operations: 0,
             behind_schedule: 0,
+            writes: 0,
+            violations: 0,
+            events_delivered: 0,
+            events_expected: 0,
+            events_lost: 0,
+            events_unmatched: 0,
             failure: None,
         }
     }
@@ -56,6 +75,12 @@ impl SessionStats {
         }
         self.operations += other.operations;
         self.behind_schedule += other.behind_schedule;
+        self.writes += other.writes;
+        self.violations += other.violations;
+        self.events_delivered += other.events_delivered;
+        self.events_expected += other.events_expected;
+        self.events_lost += other.events_lost;
+        self.events_unmatched += other.events_unmatched;
         if self.failure.is_none() {
             self.failure.clone_from(&other.failure);
         }
@@ -80,13 +105,25 @@ pub struct SessionPlan {
     /// Open loop: this session's requests per second, on a fixed schedule; None for the
     /// closed loop (`depth` in flight).
     pub rate_per_s: Option<f64>,
+    /// What the sessions of a recipe workload share across generator threads.
+    pub shared: std::sync::Arc<Shared>,
+}
+
+/// State shared by all sessions of a run: the watch workload's send times by version and
+/// the lock workload's count of holders.
+pub struct Shared {
+    pub watch: super::watch::WatchBoard,
+    pub lock: super::lock::LockBoard,
 }
 
 pub async fn run_session(plan: SessionPlan) -> SessionStats {
     let mut stats = SessionStats::new();
-    let result = match plan.rate_per_s {
-        Some(rate_per_s) => drive_open_loop(&plan, rate_per_s, &mut stats).await,
-        None => drive(&plan, &mut stats).await,
+    let result = match (plan.workload, plan.rate_per_s) {
+        (Workload::Watch, _) => super::watch::drive(&plan, &mut stats).await,
+        (Workload::Lock, _) => super::lock::drive(&plan, &mut stats).await,
+        (Workload::Churn, _) => super::churn::drive(&plan, &mut stats).await,
+        (_, Some(rate_per_s)) => drive_open_loop(&plan, rate_per_s, &mut stats).await,
+        (_, None) => drive(&plan, &mut stats).await,
     };
     if let Err(error) = result {
         stats.failure = Some(format!("session {}: {error}", plan.index));
@@ -281,7 +318,7 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
 }
 
 /// Accounts one measured reply.
-fn record(stats: &mut SessionStats, measure_from: Instant, latency: Duration, now: Instant, error: i32) {
+pub fn record(stats: &mut SessionStats, measure_from: Instant, latency: Duration, now: Instant, error: i32) {
     let _ = stats.latency_us.record(latency.as_micros().max(1) as u64);
     stats.operations += 1;
     let second = now.duration_since(measure_from).as_secs() as usize;

@@ -83,7 +83,9 @@ pub fn prepare(
             let paths = (0..sessions).flat_map(|session| (0..keys).map(move |n| (session, n)));
             connection.create_all(paths.map(|(session, n)| owned_key_path(&mut buffer, session, n).to_vec()), value)
         }
-        Workload::Create => Ok(()),
+        Workload::Create | Workload::Churn => Ok(()),
+        Workload::Watch => connection.create_all(super::watch::setup_paths(), value),
+        Workload::Lock => connection.create_all(std::iter::once(super::lock::LOCK_PARENT.as_bytes().to_vec()), b""),
         _ => connection.create_all((0..keys).map(|key| key_path(&mut buffer, key).to_vec()), value),
     }
 }

@@ -16,6 +16,13 @@ pub enum Workload {
     Mixed {
         read_pct: u32,
     },
+    /// One writer (session 0) and watchers (the others) of one node: notification
+    /// throughput and fan-out latency (`watch.rs`).
+    Watch,
+    /// Every session contends for one lock with the standard recipe (`lock.rs`).
+    Lock,
+    /// Connect, one create of an ephemeral, close, over and over (`churn.rs`).
+    Churn,
 }
 
 impl Workload {
@@ -28,10 +35,13 @@ impl Workload {
             "exists" => Workload::Exists,
             "children" => Workload::Children,
             "mixed" => Workload::Mixed { read_pct: read_pct.min(100) },
+            "watch" => Workload::Watch,
+            "lock" => Workload::Lock,
+            "churn" => Workload::Churn,
             other => {
                 return Err(format!(
-                    "unknown workload '{other}' (get, set, create, delete, exists, children, mixed; \
-                     watch, lock and churn are not built yet)"
+                    "unknown workload '{other}' (get, set, create, delete, exists, children, mixed, watch, \
+                     lock, churn)"
                 ))
             }
         })
@@ -46,6 +56,26 @@ impl Workload {
             Workload::Exists => "exists".into(),
             Workload::Children => "children".into(),
             Workload::Mixed { read_pct } => format!("mixed-{read_pct}"),
+            Workload::Watch => "watch".into(),
+            Workload::Lock => "lock".into(),
+            Workload::Churn => "churn".into(),
+        }
+    }
+
+    /// Whether the workload is a recipe with its own driver (one request at a time per
+    /// session, so neither `--depth` pipelining nor `--rate` applies, except the watch
+    /// writer's depth).
+    pub fn is_recipe(&self) -> bool {
+        matches!(self, Workload::Watch | Workload::Lock | Workload::Churn)
+    }
+
+    /// What one operation of the report is.
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Workload::Watch => "events",
+            Workload::Lock => "acquisitions",
+            Workload::Churn => "sessions",
+            _ => "ops",
         }
     }
 }
@@ -107,6 +137,9 @@ pub fn encode_request(
             writer.write_i32(opcode::DELETE);
             writer.write_bytes(owned_key_path(&mut path, session, sequence));
             writer.write_i32(-1);
+        }
+        Workload::Watch | Workload::Lock | Workload::Churn => {
+            unreachable!("{} has its own driver and sends no pipelined requests", workload.name())
         }
     }
     frame::end(buffer, start);

@@ -1,0 +1,237 @@
+//! The watch workload: one writer and many watchers of one node. Session 0 keeps `depth`
+//! setData requests in flight on `WATCHED`; every other session keeps a data watch on it,
+//! re-arming it after each event with a getData as a real client does. Fan-out latency
+//! runs from the send time of the setData that fired the event to the event's arrival.
+//!
+//! Which setData fired an event is known from versions: a watch armed by a getData that
+//! read version `v` fires on the next change, the one that makes version `v + 1`. With a
+//! single writer, the k-th setData makes version `v0 + k`, so the writer publishes each
+//! send time by version on a board the watchers read.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::client::{notification, read_bytes, reply_body, reply_error, reply_xid, stat_version, Buffers, Client};
+use super::session::{record, SessionPlan, SessionStats};
+use super::workload::ROOT;
+use crate::proto::opcode;
+
+/// The node the writer changes and the watchers watch.
+pub const WATCHED: &str = "/ringkeeper-bench/watched";
+
+/// Send times kept, by version modulo this; a watcher further behind than this many
+/// versions finds its slot overwritten and counts the event as unmatched.
+const SLOTS: usize = 1 << 16;
+
+/// How long watchers wait, after the writer stops, for the events they are owed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `NodeDataChanged`, the only event a data watch on a node that stays should deliver.
+const NODE_DATA_CHANGED: i32 = 3;
+
+/// The writer's send times by the version each setData makes, and its last version.
+pub struct WatchBoard {
+    epoch: Instant,
+    /// Per slot: the version whose send time it holds (-1 for none).
+    versions: Box<[AtomicI64]>,
+    /// Per slot: nanoseconds from `epoch` to the send.
+    sent_ns: Box<[AtomicU64]>,
+    /// The version of the writer's last setData, once it has stopped; `i64::MIN` before.
+    final_version: AtomicI64,
+}
+
+impl Default for WatchBoard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatchBoard {
+    pub fn new() -> WatchBoard {
+        WatchBoard {
+            epoch: Instant::now(),
+            versions: (0..SLOTS).map(|_| AtomicI64::new(-1)).collect(),
+            sent_ns: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            final_version: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn publish(&self, version: i64, sent: Instant) {
+        assert!(version >= 0 && sent >= self.epoch);
+        let slot = version as usize % SLOTS;
+        self.versions[slot].store(-1, Ordering::Release);
+        self.sent_ns[slot].store(sent.duration_since(self.epoch).as_nanos() as u64, Ordering::Release);
+        self.versions[slot].store(version, Ordering::Release);
+    }
+
+    fn sent(&self, version: i64) -> Option<Instant> {
+        let slot = version.max(0) as usize % SLOTS;
+        if self.versions[slot].load(Ordering::Acquire) != version {
+            return None;
+        }
+        let sent_ns = self.sent_ns[slot].load(Ordering::Acquire);
+        // Overwritten while reading (a watcher SLOTS versions behind): no answer.
+        if self.versions[slot].load(Ordering::Acquire) != version {
+            return None;
+        }
+        Some(self.epoch + Duration::from_nanos(sent_ns))
+    }
+
+    fn final_version(&self) -> Option<i64> {
+        Some(self.final_version.load(Ordering::Acquire)).filter(|version| *version != i64::MIN)
+    }
+}
+
+pub async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<()> {
+    let mut client = Client::connect(plan.server, Buffers::new()).await?;
+    if plan.index == 0 {
+        write(plan, stats, &mut client).await?;
+    } else {
+        watch(plan, stats, &mut client).await?;
+    }
+    client.close().await
+}
+
+/// The writer: `depth` setData requests in flight until the end of the run, each one's
+/// send time published under the version it makes.
+async fn write(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client) -> std::io::Result<()> {
+    let board = &plan.shared.watch;
+    let mut passed = 0;
+    let xid = client.request(opcode::EXISTS, |writer| {
+        writer.write_str(WATCHED);
+        writer.write_bool(false);
+    });
+    let reply = client.call(xid, &mut passed).await?;
+    if reply_error(reply) != 0 {
+        return Err(std::io::Error::other(format!("exists {WATCHED} failed with error {}", reply_error(reply))));
+    }
+    let version_start = i64::from(stat_version(reply_body(reply)));
+    let mut version_sent = version_start;
+    let mut version_answered = version_start;
+    let depth = plan.depth.max(1) as i64;
+    loop {
+        let now = Instant::now();
+        if now < plan.schedule.stop_at && version_sent - version_answered < depth {
+            while version_sent - version_answered < depth {
+                version_sent += 1;
+                board.publish(version_sent, now);
+                client.request(opcode::SET_DATA, |writer| {
+                    writer.write_str(WATCHED);
+                    writer.write_bytes(&plan.value);
+                    writer.write_i32(-1);
+                });
+            }
+            client.send().await?;
+        } else if version_sent == version_answered {
+            break;
+        }
+        let reply = client.next_frame(far_future()).await?.expect("no deadline");
+        if reply_xid(reply) < 0 {
+            continue;
+        }
+        version_answered += 1;
+        let now = Instant::now();
+        let error = reply_error(reply);
+        if error == 0 && i64::from(stat_version(reply_body(reply))) != version_answered {
+            // Another writer changed the node: versions no longer name our setData.
+            stats.violations += 1;
+        }
+        if now >= plan.schedule.measure_from {
+            stats.writes += 1;
+            if error != 0 {
+                *stats.errors.entry(error).or_default() += 1;
+            }
+        }
+    }
+    board.final_version.store(version_sent, Ordering::Release);
+    Ok(())
+}
+
+/// A watcher: getData with a watch, wait for the event, record its fan-out latency,
+/// re-arm; after the writer stops, wait for the events still owed, then stop.
+async fn watch(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client) -> std::io::Result<()> {
+    let board = &plan.shared.watch;
+    // The version the armed watch was set on; None while its getData is in flight.
+    let mut armed: Option<i64> = None;
+    let mut arms = 0u64;
+    let mut arm_in_flight = true;
+    arm(client).await?;
+    loop {
+        let now = Instant::now();
+        if now >= plan.schedule.stop_at {
+            if let (Some(version_final), Some(version)) = (board.final_version(), armed) {
+                if version >= version_final {
+                    break;
+                }
+            }
+            if now >= plan.schedule.stop_at + DRAIN_TIMEOUT {
+                if armed.is_some() {
+                    stats.events_lost += 1;
+                }
+                break;
+            }
+        }
+        let deadline =
+            if now < plan.schedule.stop_at { plan.schedule.stop_at } else { now + Duration::from_millis(20) };
+        let Some(frame) = client.next_frame(deadline).await? else { continue };
+        let now = Instant::now();
+        if reply_xid(frame) == opcode::XID_NOTIFICATION {
+            let (event_type, path) = notification(frame);
+            let Some(version) = armed.take() else {
+                stats.violations += 1; // an event with no watch armed
+                continue;
+            };
+            if event_type != NODE_DATA_CHANGED || path != WATCHED.as_bytes() {
+                stats.violations += 1;
+            }
+            stats.events_delivered += 1;
+            match board.sent(version + 1) {
+                Some(sent) if sent >= plan.schedule.measure_from => {
+                    record(stats, plan.schedule.measure_from, now.duration_since(sent), now, 0);
+                }
+                Some(_) => {}
+                None => stats.events_unmatched += 1,
+            }
+            arm(client).await?;
+            arm_in_flight = true;
+            continue;
+        }
+        assert!(arm_in_flight, "a reply with no getData in flight");
+        arm_in_flight = false;
+        let error = reply_error(frame);
+        if error != 0 {
+            if now >= plan.schedule.measure_from {
+                *stats.errors.entry(error).or_default() += 1;
+            }
+            return Err(std::io::Error::other(format!("getData {WATCHED} failed with error {error}")));
+        }
+        let body = reply_body(frame);
+        let mut offset = 0;
+        let _data = read_bytes(body, &mut offset);
+        armed = Some(i64::from(stat_version(&body[offset..])));
+        arms += 1;
+    }
+    // Every watch but one armed on the writer's last version is owed exactly one event.
+    let version_final = board.final_version().unwrap_or(i64::MAX);
+    let last_armed_on_final = armed.is_some_and(|version| version >= version_final);
+    stats.events_expected += arms - u64::from(last_armed_on_final);
+    Ok(())
+}
+
+async fn arm(client: &mut Client) -> std::io::Result<()> {
+    client.request(opcode::GET_DATA, |writer| {
+        writer.write_str(WATCHED);
+        writer.write_bool(true);
+    });
+    client.send().await
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(24 * 3600)
+}
+
+/// The node the workload needs, made during set-up.
+pub fn setup_paths() -> impl Iterator<Item = Vec<u8>> {
+    debug_assert!(WATCHED.starts_with(ROOT));
+    std::iter::once(WATCHED.as_bytes().to_vec())
+}
