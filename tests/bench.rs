@@ -1,5 +1,6 @@
-//! `ringkeeper bench` against a real server: the closed loop and the open loop (`--rate`)
-//! produce sane reports.
+//! `ringkeeper bench` against a real server: the closed loop, the open loop (`--rate`)
+//! and the recipe workloads (watch, lock, churn) produce sane reports, and the guarantees
+//! the recipes check (every watch event delivered once, one lock holder at a time) hold.
 
 mod support;
 
@@ -49,4 +50,63 @@ fn the_closed_loop_keeps_depth_requests_in_flight_and_reports_no_rate() {
     assert!(json.contains("\"rate_per_s\":null"), "{json}");
     assert!(number(&json, "ops_per_s") > 1000.0, "{json}");
     assert!(json.contains("\"errors\":{}"), "{json}");
+}
+
+#[test]
+fn the_open_loop_works_for_reads_writes_and_creates() {
+    // --rate is not only for set: get, mixed, exists and create keep the offered rate too,
+    // without errors.
+    let server = Server::start();
+    for workload in ["get", "mixed", "exists", "create"] {
+        let json = bench(&server, &["--workload", workload, "--rate", "400"]);
+        let ops_per_s = number(&json, "ops_per_s");
+        assert!((350.0..=450.0).contains(&ops_per_s), "{workload} at 400/s measured {ops_per_s}: {json}");
+        assert!(json.contains("\"errors\":{}"), "{json}");
+    }
+}
+
+#[test]
+fn every_armed_watch_fires_once_and_fan_out_latency_is_measured() {
+    // One writer and three watchers of one node: each watch armed on a version older than
+    // the writer's last fires exactly once (delivered equals owed, none lost), each event
+    // matches the setData that fired it, and none arrives without a watch armed.
+    let server = Server::start();
+    let json = bench(&server, &["--workload", "watch", "--depth", "2"]);
+    assert!(json.contains("\"unit\":\"events\""), "{json}");
+    assert!(number(&json, "operations") > 100.0, "{json}");
+    assert!(number(&json, "writes") > 0.0, "{json}");
+    let delivered = number(&json, "events_delivered");
+    assert!(delivered >= number(&json, "operations"), "{json}");
+    assert_eq!(delivered, number(&json, "events_expected"), "{json}");
+    assert_eq!(number(&json, "events_lost"), 0.0, "{json}");
+    assert_eq!(number(&json, "events_unmatched"), 0.0, "{json}");
+    assert_eq!(number(&json, "violations"), 0.0, "{json}");
+    assert!(json.contains("\"errors\":{}"), "{json}");
+    assert!(number(&json, "p50") > 0.0, "{json}");
+}
+
+#[test]
+fn the_lock_recipe_has_one_holder_at_a_time() {
+    // Four sessions contend for one lock; holders never overlap and every step of the
+    // recipe succeeds (exists on a predecessor already gone is the recipe's NoNode case,
+    // not an error).
+    let server = Server::start();
+    let json = bench(&server, &["--workload", "lock"]);
+    assert!(json.contains("\"unit\":\"acquisitions\""), "{json}");
+    assert!(number(&json, "operations") > 20.0, "{json}");
+    assert_eq!(number(&json, "violations"), 0.0, "{json}");
+    assert!(json.contains("\"errors\":{}"), "{json}");
+    assert!(number(&json, "p50") > 0.0, "{json}");
+}
+
+#[test]
+fn session_churn_opens_and_closes_sessions_and_their_ephemerals() {
+    // Each cycle opens a session, creates the same ephemeral path and closes; a close
+    // answered before the ephemeral went away would show as NodeExists errors.
+    let server = Server::start();
+    let json = bench(&server, &["--workload", "churn"]);
+    assert!(json.contains("\"unit\":\"sessions\""), "{json}");
+    assert!(number(&json, "operations") > 20.0, "{json}");
+    assert!(json.contains("\"errors\":{}"), "{json}");
+    assert!(number(&json, "p99") > 0.0, "{json}");
 }
