@@ -29,6 +29,12 @@ ZK_JAR = "/usr/share/java/zookeeper.jar"
 SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"
 SLF4J_NOP = "/usr/share/java/slf4j-nop.jar"
 
+# Settings ZooKeeper reads only as JVM system properties, not from zoo.cfg (zoo.cfg's
+# unknown keys become `zookeeper.<key>` properties, which these are not): for a
+# ZooKeeper server, extra_cfg entries with these keys are also passed as -D<key>=<value>.
+# Ringkeeper reads them from zoo.cfg.
+JVM_PROPERTY_KEYS = ("znode.container.checkIntervalMs", "znode.container.maxPerMinute")
+
 
 def java_classpath(binding: str) -> str:
     parts = [ZK_JAR]
@@ -89,7 +95,9 @@ class ServerProcess:
 
     def __init__(self, kind: str, binary: str | None = None, extra_cfg: dict | None = None):
         self.kind = kind
-        self.binary = binary
+        # The server runs in its temp dir: a relative path (RINGKEEPER_BIN=target/...) is
+        # taken from here.
+        self.binary = os.path.abspath(binary) if binary else None
         self.extra_cfg = dict(extra_cfg or {})
         self.port = None
         self.tmpdir = None
@@ -130,6 +138,7 @@ class ServerProcess:
             JAVA, "-Xmx512m", "-XX:+UseSerialGC", "-Xshare:auto",
             "-Dzookeeper.admin.enableServer=false",
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            *(f"-D{k}={v}" for k, v in self.extra_cfg.items() if k in JVM_PROPERTY_KEYS),
             "-cp", java_classpath(SLF4J_SIMPLE),
             "org.apache.zookeeper.server.ZooKeeperServerMain", cfg_path,
         ]
