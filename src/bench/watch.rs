@@ -235,3 +235,28 @@ pub fn setup_paths() -> impl Iterator<Item = Vec<u8>> {
     debug_assert!(WATCHED.starts_with(ROOT));
     std::iter::once(WATCHED.as_bytes().to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_times_are_found_by_version_until_overwritten() {
+        let board = WatchBoard::new();
+        let sent = Instant::now();
+        board.publish(7, sent);
+        let found = board.sent(7).expect("version 7 was published");
+        assert!(
+            found.duration_since(sent) < Duration::from_micros(1)
+                && sent.duration_since(found) < Duration::from_micros(1)
+        );
+        assert_eq!(board.sent(8), None);
+        // A version SLOTS later takes the same slot: the older one is no longer known.
+        board.publish(7 + SLOTS as i64, sent);
+        assert_eq!(board.sent(7), None);
+        assert!(board.sent(7 + SLOTS as i64).is_some());
+        assert_eq!(board.final_version(), None);
+        board.final_version.store(9, Ordering::Release);
+        assert_eq!(board.final_version(), Some(9));
+    }
+}
