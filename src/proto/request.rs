@@ -125,7 +125,8 @@ pub enum Request {
     /// The auth packet (xid -4): a scheme and its credential.
     Auth {
         scheme: String,
-        credential: Vec<u8>,
+        /// None for a null buffer (length -1), which ZooKeeper's digest provider fails.
+        credential: Option<Vec<u8>>,
     },
     /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
     Unimplemented(i32),
@@ -229,7 +230,7 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         opcode::GET_ACL => Request::GetAcl { path: reader.read_string()? },
         opcode::AUTH => {
             let _type = reader.read_i32()?;
-            Request::Auth { scheme: reader.read_string()?, credential: reader.read_bytes()?.to_vec() }
+            Request::Auth { scheme: reader.read_string()?, credential: reader.read_buffer()?.map(<[u8]>::to_vec) }
         }
         opcode::ADD_WATCH => Request::AddWatch { path: reader.read_string()?, mode: reader.read_i32()? },
         opcode::CHECK_WATCHES => {

@@ -225,7 +225,7 @@ fn authenticate(
     config: &crate::config::Config,
     xid: i32,
     scheme: &str,
-    credential: &[u8],
+    credential: Option<&[u8]>,
 ) -> bool {
     let mut conn = connection.borrow_mut();
     if scheme == "ip" {
@@ -239,12 +239,14 @@ fn authenticate(
         conn.output_appended();
         return true;
     }
-    if scheme != "digest" {
-        tracing::info!(peer = %conn.peer, scheme, "authentication failed: unsupported scheme");
+    // A null credential fails the digest provider (`new String(null)` throws in
+    // DigestAuthenticationProvider.handleAuthentication, answered as AuthFailed).
+    let Some(credential) = credential.filter(|_| scheme == "digest") else {
+        tracing::info!(peer = %conn.peer, scheme, "authentication failed: unsupported scheme or null credential");
         encode_reply(&mut conn.output, xid, 0, ErrorCode::AuthFailed, &ReplyBody::Empty);
         conn.close();
         return false;
-    }
+    };
     let id = crate::session::auth::digest_id(credential);
     let is_super = config.super_digest.as_deref() == Some(id.as_str());
     // DigestAuthenticationProvider adds `super` first, then the digest id, to the
@@ -413,7 +415,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             // the reply does not overtake those events and they are checked against the
             // ids held before this one.
             wait_until_applied(&context.state, context.shared.committed_zxid()).await;
-            if !authenticate(connection, &context.shared.config, header.xid, scheme, credential) {
+            if !authenticate(connection, &context.shared.config, header.xid, scheme, credential.as_deref()) {
                 return;
             }
             continue;

@@ -33,13 +33,6 @@ CONFIG = {
     "DigestAuthenticationProvider.superDigest": make_digest_acl_credential(*SUPER),
 }
 
-# Where Ringkeeper differs from ZooKeeper 3.8 (the tests showing it are xfail).
-NULL_DIGEST_DIFFERENCE = (
-    "Ringkeeper accepts a digest auth packet whose auth buffer is null (kazoo sends "
-    "add_auth('digest', '') as length -1); ZooKeeper 3.8 fails it with AuthFailed "
-    "(DigestAuthenticationProvider.handleAuthentication: new String(null) -> NPE, "
-    "caught by processPacket as AUTHFAILED)"
-)
 
 ON_ZOOKEEPER = os.environ.get("INTEROP_TARGET", "").strip().lower() in ("zookeeper", "zk")
 RINGKEEPER = os.path.abspath(os.environ.get("RINGKEEPER_BIN") or os.path.join(
@@ -192,9 +185,9 @@ def test_java_cli_acl_commands(server, zk):
 # --------------------------------------------------------------------------- auth failures
 
 
-@pytest.mark.xfail(not ON_ZOOKEEPER, strict=True, reason=NULL_DIGEST_DIFFERENCE)
 def test_a_null_digest_credential_fails_authentication(make_client):
-    # kazoo writes an empty string as a null buffer (length -1).
+    # kazoo writes an empty string as a null buffer (length -1); ZooKeeper's digest
+    # provider throws on it (new String(null)) and answers AuthFailed.
     zk = make_client()
     with pytest.raises(AuthFailedError):
         zk.add_auth("digest", "")
