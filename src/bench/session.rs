@@ -176,13 +176,7 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
         filled += read;
         let now = Instant::now();
         let mut offset = 0;
-        while filled - offset >= 4 {
-            let length = i32::from_be_bytes(input[offset..offset + 4].try_into().expect("4 bytes")) as usize;
-            if filled - offset < 4 + length {
-                break;
-            }
-            let reply = &input[offset + 4..offset + 4 + length];
-            offset += 4 + length;
+        while let Some(reply) = next_reply(&input[..filled], &mut offset) {
             let reply_xid = i32::from_be_bytes(reply[0..4].try_into().expect("4 bytes"));
             if reply_xid < 0 {
                 continue; // a notification or ping
@@ -199,6 +193,16 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
             input.resize(input.len() * 2, 0);
         }
     }
+}
+
+/// The next whole reply frame's body in `input` at `offset`, advancing past it; None
+/// when only part of a frame has arrived.
+fn next_reply<'a>(input: &'a [u8], offset: &mut usize) -> Option<&'a [u8]> {
+    let header = input.get(*offset..*offset + 4)?;
+    let length = i32::from_be_bytes(header.try_into().expect("4 bytes")) as usize;
+    let reply = input.get(*offset + 4..*offset + 4 + length)?;
+    *offset += 4 + length;
+    Some(reply)
 }
 
 /// Connects and opens a session; returns the stream and the input buffer with what
@@ -283,13 +287,7 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
         let now = Instant::now();
         let mut offset = 0;
         let mut finished = false;
-        while filled - offset >= 4 {
-            let length = i32::from_be_bytes(input[offset..offset + 4].try_into().expect("4 bytes")) as usize;
-            if filled - offset < 4 + length {
-                break;
-            }
-            let reply = &input[offset + 4..offset + 4 + length];
-            offset += 4 + length;
+        while let Some(reply) = next_reply(&input[..filled], &mut offset) {
             let reply_xid = i32::from_be_bytes(reply[0..4].try_into().expect("4 bytes"));
             if reply_xid == -2 {
                 finished = true;
