@@ -36,6 +36,9 @@ enum Command {
     },
     /// Drive a ZooKeeper-protocol server (Ringkeeper or Apache ZooKeeper) with load.
     Bench(BenchArgs),
+    /// Draw JSON reports of `ringkeeper bench` runs on one HTML page (runs of the same
+    /// workload overlaid, e.g. ZooKeeper against Ringkeeper).
+    Report(ReportArgs),
     /// Inspect transaction log segments.
     Log {
         #[command(subcommand)]
@@ -84,12 +87,43 @@ struct BenchArgs {
     /// each request's scheduled time (no coordinated omission); `--depth` is then unused.
     #[arg(long, value_name = "R")]
     rate: Option<f64>,
+    /// Generator processes to split the sessions over (each with --threads executors),
+    /// so the generator is not the bottleneck.
+    #[arg(long, default_value_t = 1)]
+    procs: usize,
     /// The server's process id, to report its CPU time per operation.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// What to call this run in reports (default: the servers).
+    #[arg(long)]
+    label: Option<String>,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also write an HTML page with plots (throughput and latency over time, latency by
+    /// percentile) and the JSON report into this directory.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// Set by `--procs` for the generator processes it starts.
+    #[arg(long, hide = true, requires_all = ["process_board", "process_start_ns"])]
+    process_index: Option<usize>,
+    #[arg(long, hide = true)]
+    process_board: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    process_start_ns: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// JSON reports written by `ringkeeper bench --json`; runs of the same workload are
+    /// drawn in the same charts.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// The HTML page to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    #[arg(long, default_value = "ringkeeper bench")]
+    title: String,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +172,7 @@ fn main() -> ExitCode {
             dump_file(&path, json, ringkeeper::log::dump::dump_snapshot)
         }
         Command::Bench(args) => bench(args),
+        Command::Report(args) => report(args),
     }
 }
 
@@ -149,8 +184,8 @@ fn bench(args: BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.sessions == 0 || args.depth == 0 || args.threads == 0 || args.duration == 0 {
-        eprintln!("ringkeeper bench: --sessions, --depth, --threads and --duration must be at least 1");
+    if args.sessions == 0 || args.depth == 0 || args.threads == 0 || args.procs == 0 || args.duration == 0 {
+        eprintln!("ringkeeper bench: --sessions, --depth, --threads, --procs and --duration must be at least 1");
         return ExitCode::from(2);
     }
     if args.rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
@@ -167,25 +202,76 @@ fn bench(args: BenchArgs) -> ExitCode {
         value_size: args.value_size,
         keys: args.keys,
         threads: args.threads,
+        procs: args.procs,
         server_pid: args.server_pid,
         rate_per_s: args.rate,
+        label: args.label,
+        progress: true,
     };
-    match ringkeeper::bench::run(&options) {
-        Ok(report) => {
-            print!("{}", report.text());
-            if let Some(path) = args.json {
-                if let Err(error) = std::fs::write(&path, report.json()) {
-                    eprintln!("ringkeeper bench: cannot write {}: {error}", path.display());
-                    return ExitCode::FAILURE;
-                }
+    if let (Some(index), Some(board), Some(start_ns)) = (args.process_index, args.process_board, args.process_start_ns)
+    {
+        let role = ringkeeper::bench::ProcessRole { index, board, start_ns };
+        return match ringkeeper::bench::run_process(&options, &role) {
+            Ok(output) => {
+                print!("{output}");
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
-        }
+            Err(error) => {
+                eprintln!("ringkeeper bench (generator process {index}): {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let report = match ringkeeper::bench::run(&options) {
+        Ok(report) => report,
         Err(error) => {
             eprintln!("ringkeeper bench: {error}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", report.text());
+    let mut outputs = Vec::new();
+    if let Some(path) = args.json {
+        outputs.push((path, report.json()));
+    }
+    if let Some(directory) = args.report {
+        if let Err(error) = std::fs::create_dir_all(&directory) {
+            eprintln!("ringkeeper bench: cannot create {}: {error}", directory.display());
+            return ExitCode::FAILURE;
+        }
+        let title = format!("ringkeeper bench: {} against {}", report.workload, report.label);
+        outputs
+            .push((directory.join("index.html"), ringkeeper::bench::html::page(&title, std::slice::from_ref(&report))));
+        outputs.push((directory.join("report.json"), report.json()));
+    }
+    for (path, contents) in outputs {
+        if let Err(error) = std::fs::write(&path, contents) {
+            eprintln!("ringkeeper bench: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
         }
     }
+    ExitCode::SUCCESS
+}
+
+fn report(args: ReportArgs) -> ExitCode {
+    let mut runs = Vec::new();
+    for path in &args.runs {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|error| error.to_string())
+            .and_then(|text| ringkeeper::bench::report::Report::from_json(&text));
+        match parsed {
+            Ok(run) => runs.push(run),
+            Err(error) => {
+                eprintln!("ringkeeper report: {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Err(error) = std::fs::write(&args.out, ringkeeper::bench::html::page(&args.title, &runs)) {
+        eprintln!("ringkeeper report: cannot write {}: {error}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// Reads a file into aligned memory (records and archives are read in place) and prints

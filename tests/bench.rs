@@ -1,6 +1,7 @@
 //! `ringkeeper bench` against a real server: the closed loop, the open loop (`--rate`)
 //! and the recipe workloads (watch, lock, churn) produce sane reports, and the guarantees
-//! the recipes check (every watch event delivered once, one lock holder at a time) hold.
+//! the recipes check (every watch event delivered once, one lock holder at a time) hold;
+//! the load splits over generator processes; HTML reports draw one run or several.
 
 mod support;
 
@@ -9,7 +10,9 @@ use std::process::Command;
 use support::Server;
 
 fn bench(server: &Server, extra: &[&str]) -> String {
-    let json = server.dir.join(format!("bench-{}.json", extra.join("_").replace(['-', '.'], "")));
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let json = server.dir.join(format!("bench-{run}.json"));
     let status = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
         .args(["bench", "--servers", &server.address(), "--sessions", "4", "--duration", "2", "--warmup", "1"])
         .args(["--keys", "100", "--json"])
@@ -109,4 +112,73 @@ fn session_churn_opens_and_closes_sessions_and_their_ephemerals() {
     assert!(number(&json, "operations") > 20.0, "{json}");
     assert!(json.contains("\"errors\":{}"), "{json}");
     assert!(number(&json, "p99") > 0.0, "{json}");
+}
+
+#[test]
+fn splitting_the_load_over_processes_measures_one_run() {
+    // With --procs 2 the sessions are split over two generator processes that share the
+    // schedule and the board: the report merges both (one timeline of the measured
+    // seconds, every process's CPU), and the watch workload's watchers in one process
+    // find the send times the writer in the other published (no unmatched events).
+    let server = Server::start();
+    let json = bench(&server, &["--workload", "set", "--procs", "2"]);
+    assert_eq!(number(&json, "generator_processes"), 2.0, "{json}");
+    assert!(number(&json, "ops_per_s") > 500.0, "{json}");
+    assert!(number(&json, "generator_cpu_pct") > 0.0, "{json}");
+    assert!(json.contains("\"errors\":{}"), "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(report["timeline"].as_array().expect("timeline").len(), 2, "{json}");
+
+    let json = bench(&server, &["--workload", "watch", "--procs", "2", "--depth", "2"]);
+    assert!(number(&json, "operations") > 100.0, "{json}");
+    assert_eq!(number(&json, "events_unmatched"), 0.0, "{json}");
+    assert_eq!(number(&json, "events_lost"), 0.0, "{json}");
+    assert_eq!(number(&json, "events_delivered"), number(&json, "events_expected"), "{json}");
+    assert_eq!(number(&json, "violations"), 0.0, "{json}");
+}
+
+#[test]
+fn the_report_directory_holds_a_page_with_plots_that_report_can_redraw_with_other_runs() {
+    // --report DIR writes index.html (throughput over time, latency over time, latency by
+    // percentile, as inline SVG) and report.json; `ringkeeper report` draws several such
+    // runs on one page, each run a line of its own in the charts of its workload.
+    let server = Server::start();
+    let directory = server.dir.join("report");
+    for label in ["first", "second"] {
+        bench(
+            &server,
+            &["--workload", "get", "--label", label, "--report", directory.join(label).to_str().expect("utf-8")],
+        );
+        let page = std::fs::read_to_string(directory.join(label).join("index.html")).expect("index.html");
+        assert_eq!(page.matches("<svg").count(), 3, "{page}");
+        for title in ["Throughput over time", "Latency over time", "Latency by percentile"] {
+            assert!(page.contains(title), "{title} in {page}");
+        }
+        assert!(page.contains(label));
+    }
+    let out = directory.join("both.html");
+    let status = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+        .arg("report")
+        .args(["--title", "two runs", "--out"])
+        .arg(&out)
+        .arg(directory.join("first/report.json"))
+        .arg(directory.join("second/report.json"))
+        .status()
+        .expect("report runs");
+    assert!(status.success());
+    let page = std::fs::read_to_string(&out).expect("both.html");
+    assert!(page.contains("first") && page.contains("second") && page.contains("two runs"));
+    // Two runs: two throughput lines, four latency lines (p50 and p99), two distributions.
+    assert_eq!(page.matches("<polyline").count(), 8, "{page}");
+
+    let bad = directory.join("bad.json");
+    std::fs::write(&bad, "{}").expect("writes");
+    let output = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+        .args(["report", "--out"])
+        .arg(directory.join("bad.html"))
+        .arg(&bad)
+        .output()
+        .expect("report runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a bench report"));
 }

@@ -7,7 +7,8 @@
 use std::time::Instant;
 
 use super::client::{reply_error, write_open_acl, Buffers, Client};
-use super::session::{record, SessionPlan, SessionStats};
+use super::session::SessionPlan;
+use super::stats::{record, SessionStats};
 use super::workload::ROOT;
 use crate::proto::opcode;
 

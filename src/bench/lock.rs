@@ -5,7 +5,7 @@
 //! Wait latency runs from the create's send to the acquisition.
 //!
 //! Mutual exclusion is checked, not assumed: every holder increments a count shared by
-//! all sessions of the run (across generator threads) on acquiring and decrements it
+//! all sessions of the run (across generator threads and processes) on acquiring and decrements it
 //! before releasing (holding it over one round trip in between); finding it non-zero on
 //! acquiring is a violation.
 
@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use super::client::{notification, read_bytes, reply_body, reply_error, write_open_acl, Buffers, Client};
-use super::session::{record, SessionPlan, SessionStats};
+use super::session::SessionPlan;
+use super::stats::{record, SessionStats};
 use super::workload::ROOT;
 use crate::proto::opcode;
 
@@ -29,17 +30,14 @@ const NO_NODE: i32 = -101;
 /// Names and paths are kept in stack buffers of this size.
 const PATH_BYTES_MAX: usize = 128;
 
-/// The holders of the lock right now, counted by the holders themselves.
-#[derive(Default)]
+/// The holders of the lock right now, counted by the holders themselves, on the run's
+/// board (`board.rs`), so holders in different generator processes count too.
+#[repr(C)]
 pub struct LockBoard {
     holders: AtomicU32,
 }
 
 impl LockBoard {
-    pub fn new() -> LockBoard {
-        LockBoard { holders: AtomicU32::new(0) }
-    }
-
     /// Called on acquiring; returns false if someone else holds the lock too.
     fn enter(&self) -> bool {
         self.holders.fetch_add(1, Ordering::AcqRel) == 0
@@ -89,7 +87,7 @@ fn sequence_of(name: &[u8]) -> Option<u64> {
 
 pub async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<()> {
     debug_assert!(LOCK_PARENT.starts_with(ROOT));
-    let board = &plan.shared.lock;
+    let board = plan.board.lock();
     let mut client = Client::connect(plan.server, Buffers::new()).await?;
     let mut passed = 0u64;
     let mut own = Name::new();

@@ -4,25 +4,44 @@
 //! open loop (`--rate`): requests on a fixed schedule; recipes (watch, lock, churn):
 //! sessions that follow a client recipe one request at a time (`client.rs`).
 
+pub mod board;
 pub mod churn;
 pub mod client;
+pub mod html;
 pub mod lock;
+pub mod plot;
+pub mod progress;
 pub mod report;
 pub mod session;
 pub mod setup;
+pub mod stats;
 pub mod watch;
 pub mod workload;
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-use report::{process_cpu_seconds, Report};
-use session::{run_session, Schedule, SessionPlan, SessionStats, Shared};
+use board::{instant_of, monotonic_ns, Board};
+use progress::ProgressBar;
+use report::{machine_cpu_ticks, process_cpu_seconds, CpuUse, Report};
+use session::{run_session, Schedule, SessionPlan};
+use stats::SessionStats;
 use workload::Workload;
+
+/// How long a run waits before its schedule starts, for its threads (or generator
+/// processes) to start and connect.
+const LEAD_THREADS: Duration = Duration::from_millis(200);
+const LEAD_PROCESSES: Duration = Duration::from_millis(1500);
+
+/// How often the progress bar is redrawn.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -35,42 +54,164 @@ pub struct Options {
     pub value_size: usize,
     /// Keys read and written; for delete, nodes per session.
     pub keys: u64,
-    /// Generator threads (glommio executors).
+    /// Generator threads (glommio executors) per generator process.
     pub threads: usize,
+    /// Generator processes the sessions are split over.
+    pub procs: usize,
     /// The server process, for its CPU time per operation.
     pub server_pid: Option<u32>,
     /// Open loop: requests per second in all, spread evenly over the sessions.
     pub rate_per_s: Option<f64>,
+    /// What the run is called in reports.
+    pub label: Option<String>,
+    /// Draw a progress bar on standard error.
+    pub progress: bool,
 }
 
+/// A generator process's place in a `--procs` run, given by its parent.
+#[derive(Debug, Clone)]
+pub struct ProcessRole {
+    pub index: usize,
+    pub board: PathBuf,
+    /// When the schedule starts (warm-up), CLOCK_MONOTONIC nanoseconds.
+    pub start_ns: u64,
+}
+
+/// Runs the benchmark: set-up, the load from this process's threads or from `procs`
+/// generator processes, and the report.
 pub fn run(options: &Options) -> Result<Report, String> {
-    assert!(!options.servers.is_empty() && options.sessions > 0 && options.depth > 0 && options.threads > 0);
+    validate(options)?;
+    let board = if options.procs > 1 { Board::create_shared() } else { Board::anonymous() }
+        .map_err(|error| format!("cannot map the bench board: {error}"))?;
+    let board = Arc::new(board);
+    let value = vec![b'v'; options.value_size];
+    for server in &options.servers {
+        setup::prepare(*server, options.workload, options.keys, options.sessions, &value)
+            .map_err(|error| format!("set-up on {server}: {error}"))?;
+    }
+    let lead = if options.procs > 1 { LEAD_PROCESSES } else { LEAD_THREADS };
+    let schedule = schedule_from(Instant::now() + lead, options);
+    let generators = if options.procs > 1 {
+        let role = |index| ProcessRole {
+            index,
+            board: board.path().expect("a shared board has a file").to_path_buf(),
+            start_ns: monotonic_ns(schedule.start),
+        };
+        Generators::Processes(spawn_processes(options, role)?)
+    } else {
+        Generators::Threads(spawn_threads(options, 0, &board, schedule)?)
+    };
+    let window = measure_window(options, &board, schedule);
+    let (stats, mut generator_cpu_s) = generators.collect(options)?;
+    if let Some(failure) = &stats.failure {
+        return Err(failure.clone());
+    }
+    if options.procs == 1 {
+        generator_cpu_s = vec![window.own_cpu_s];
+    }
+    let cpu = CpuUse {
+        generator_s: generator_cpu_s,
+        server_s: window.server_cpu_s,
+        machine_busy_pct: window.machine_busy_pct,
+    };
+    Ok(Report::new(options, &stats, &cpu))
+}
+
+/// A generator process of a `--procs` run: its share of the sessions on the parent's
+/// board and schedule; prints its CPU time and stats for the parent on standard output.
+pub fn run_process(options: &Options, role: &ProcessRole) -> Result<String, String> {
+    validate(options)?;
+    assert!(role.index < options.procs);
+    let board = Arc::new(
+        Board::open_shared(&role.board).map_err(|error| format!("cannot open {}: {error}", role.board.display()))?,
+    );
+    let schedule = schedule_from(instant_of(role.start_ns), options);
+    let threads = spawn_threads(options, role.index, &board, schedule)?;
+    sleep_until(schedule.measure_from);
+    let cpu_before = process_cpu_seconds(None);
+    sleep_until(schedule.stop_at);
+    let cpu_s = process_cpu_seconds(None) - cpu_before;
+    let stats = join_threads(threads, options)?;
+    Ok(format!("generator_cpu_s {cpu_s}\n{}", stats.encode()))
+}
+
+fn validate(options: &Options) -> Result<(), String> {
+    assert!(!options.servers.is_empty() && options.sessions > 0 && options.depth > 0);
+    assert!(options.threads > 0 && options.procs > 0);
     if options.workload == Workload::Watch && options.sessions < 2 {
         return Err("the watch workload needs at least 2 sessions (one writer, the rest watchers)".into());
     }
     if options.workload.is_recipe() && options.rate_per_s.is_some() {
         return Err(format!("--rate does not apply to the {} workload", options.workload.name()));
     }
-    let shared = Arc::new(Shared { watch: watch::WatchBoard::new(), lock: lock::LockBoard::new() });
-    let value = vec![b'v'; options.value_size];
-    for server in &options.servers {
-        setup::prepare(*server, options.workload, options.keys, options.sessions, &value)
-            .map_err(|error| format!("set-up on {server}: {error}"))?;
+    if options.procs > options.sessions {
+        return Err(format!("--procs {} is more than the {} sessions to split", options.procs, options.sessions));
     }
-    let started = Instant::now() + Duration::from_millis(200);
-    let schedule =
-        Schedule { measure_from: started + options.warmup, stop_at: started + options.warmup + options.duration };
+    Ok(())
+}
+
+fn schedule_from(start: Instant, options: &Options) -> Schedule {
+    let measure_from = start + options.warmup;
+    Schedule { start, measure_from, stop_at: measure_from + options.duration }
+}
+
+/// Where the load comes from: this process's executors, or generator processes.
+enum Generators {
+    Threads(Vec<glommio::ExecutorJoinHandle<SessionStats>>),
+    Processes(Vec<Child>),
+}
+
+impl Generators {
+    /// Waits for the load to end; the merged stats and, for processes, each one's CPU.
+    fn collect(self, options: &Options) -> Result<(SessionStats, Vec<f64>), String> {
+        match self {
+            Generators::Threads(handles) => Ok((join_threads(handles, options)?, Vec::new())),
+            Generators::Processes(children) => {
+                let mut stats = SessionStats::new();
+                let mut cpu_s = Vec::new();
+                for (index, child) in children.into_iter().enumerate() {
+                    let output =
+                        child.wait_with_output().map_err(|error| format!("generator process {index}: {error}"))?;
+                    if !output.status.success() {
+                        return Err(format!("generator process {index} failed ({})", output.status));
+                    }
+                    let text = String::from_utf8_lossy(&output.stdout);
+                    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+                    let cpu = first
+                        .strip_prefix("generator_cpu_s ")
+                        .and_then(|seconds| seconds.parse::<f64>().ok())
+                        .ok_or_else(|| format!("generator process {index} printed no CPU time: {first}"))?;
+                    cpu_s.push(cpu);
+                    stats.merge(&SessionStats::decode(rest)?);
+                }
+                stats.truncate_seconds(options.duration.as_secs().max(1) as usize);
+                Ok((stats, cpu_s))
+            }
+        }
+    }
+}
+
+/// Starts the executors of generator process `process` (0 without `--procs`), each
+/// driving its share of that process's share of the sessions.
+fn spawn_threads(
+    options: &Options,
+    process: usize,
+    board: &Arc<Board>,
+    schedule: Schedule,
+) -> Result<Vec<glommio::ExecutorJoinHandle<SessionStats>>, String> {
+    let value = vec![b'v'; options.value_size];
     let mut handles = Vec::new();
     for thread in 0..options.threads {
         let options = options.clone();
         let value = value.clone();
-        let shared = shared.clone();
+        let board = board.clone();
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
-            .name(&format!("bench-{thread}"))
+            .name(&format!("bench-{process}-{thread}"))
             .spawn(move || async move {
                 let value = Rc::new(value);
                 let mut tasks = Vec::new();
-                for index in (thread..options.sessions).step_by(options.threads) {
+                let sessions = (process..options.sessions).step_by(options.procs);
+                for index in sessions.skip(thread).step_by(options.threads) {
                     let plan = SessionPlan {
                         server: options.servers[index % options.servers.len()],
                         index,
@@ -80,7 +221,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
                         value: value.clone(),
                         schedule,
                         rate_per_s: options.rate_per_s.map(|rate| rate / options.sessions as f64),
-                        shared: shared.clone(),
+                        board: board.clone(),
                     };
                     tasks.push(glommio::spawn_local(run_session(plan)));
                 }
@@ -88,28 +229,102 @@ pub fn run(options: &Options) -> Result<Report, String> {
                 for task in tasks {
                     merged.merge(&task.await);
                 }
-                merged.timeline.truncate(options.duration.as_secs().max(1) as usize);
                 merged
             })
             .map_err(|error| format!("cannot start a generator thread: {error}"))?;
         handles.push(handle);
     }
-    // CPU is sampled over the measured window only.
-    sleep_until(schedule.measure_from);
-    let generator_before = process_cpu_seconds(None);
-    let server_before = options.server_pid.map(|pid| process_cpu_seconds(Some(pid)));
-    sleep_until(schedule.stop_at);
-    let generator_after = process_cpu_seconds(None);
-    let server_after = options.server_pid.map(|pid| process_cpu_seconds(Some(pid)));
+    Ok(handles)
+}
+
+fn join_threads(
+    handles: Vec<glommio::ExecutorJoinHandle<SessionStats>>,
+    options: &Options,
+) -> Result<SessionStats, String> {
     let mut stats = SessionStats::new();
     for handle in handles {
         stats.merge(&handle.join().map_err(|error| format!("generator thread failed: {error}"))?);
     }
-    if let Some(failure) = &stats.failure {
-        return Err(failure.clone());
+    stats.truncate_seconds(options.duration.as_secs().max(1) as usize);
+    Ok(stats)
+}
+
+/// Starts `procs` copies of this executable as generator processes of this run.
+fn spawn_processes(options: &Options, role: impl Fn(usize) -> ProcessRole) -> Result<Vec<Child>, String> {
+    let executable = std::env::current_exe().map_err(|error| format!("cannot find this executable: {error}"))?;
+    let (workload, read_pct) = options.workload.flag();
+    let servers: Vec<String> = options.servers.iter().map(ToString::to_string).collect();
+    let mut children = Vec::new();
+    for index in 0..options.procs {
+        let role = role(index);
+        let mut command = Command::new(&executable);
+        command
+            .arg("bench")
+            .args(["--servers", &servers.join(","), "--workload", workload, "--read-pct", &read_pct.to_string()])
+            .args(["--sessions", &options.sessions.to_string(), "--depth", &options.depth.to_string()])
+            .args(["--duration", &options.duration.as_secs().to_string()])
+            .args(["--warmup", &options.warmup.as_secs().to_string()])
+            .args(["--value-size", &options.value_size.to_string(), "--keys", &options.keys.to_string()])
+            .args(["--threads", &options.threads.to_string(), "--procs", &options.procs.to_string()])
+            .args(["--process-index", &index.to_string(), "--process-start-ns", &role.start_ns.to_string()])
+            .arg("--process-board")
+            .arg(&role.board)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        if let Some(rate) = options.rate_per_s {
+            command.args(["--rate", &rate.to_string()]);
+        }
+        match command.spawn() {
+            Ok(child) => children.push(child),
+            Err(error) => {
+                for mut child in children {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                return Err(format!("cannot start generator process {index}: {error}"));
+            }
+        }
     }
-    let server_cpu = server_before.zip(server_after).map(|(before, after)| after - before);
-    Ok(Report::new(options, &stats, generator_after - generator_before, server_cpu))
+    Ok(children)
+}
+
+/// What the parent saw over the measured window.
+struct Window {
+    own_cpu_s: f64,
+    server_cpu_s: Option<f64>,
+    machine_busy_pct: f64,
+}
+
+/// Waits out the run, drawing progress, and samples CPU time over the measured window
+/// only.
+fn measure_window(options: &Options, board: &Board, schedule: Schedule) -> Window {
+    let mut bar = ProgressBar::new(options.progress && std::io::stderr().is_terminal());
+    let unit = options.workload.unit();
+    let wait_until = |until: Instant, bar: &mut ProgressBar| loop {
+        let now = Instant::now();
+        bar.draw(&schedule, now, board.progress(), unit);
+        if now >= until {
+            break;
+        }
+        std::thread::sleep((until - now).min(PROGRESS_INTERVAL));
+    };
+    wait_until(schedule.measure_from, &mut bar);
+    let own_before = process_cpu_seconds(None);
+    let server_before = options.server_pid.map(|pid| process_cpu_seconds(Some(pid)));
+    let machine_before = machine_cpu_ticks();
+    wait_until(schedule.stop_at, &mut bar);
+    let own_cpu_s = process_cpu_seconds(None) - own_before;
+    let server_after = options.server_pid.map(|pid| process_cpu_seconds(Some(pid)));
+    let machine_after = machine_cpu_ticks();
+    bar.clear();
+    let machine_total = machine_after.1 - machine_before.1;
+    let machine_busy_pct =
+        if machine_total > 0.0 { (machine_after.0 - machine_before.0) / machine_total * 100.0 } else { 0.0 };
+    Window {
+        own_cpu_s,
+        server_cpu_s: server_before.zip(server_after).map(|(before, after)| after - before),
+        machine_busy_pct,
+    }
 }
 
 fn sleep_until(instant: Instant) {

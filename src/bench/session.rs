@@ -3,93 +3,21 @@
 //! Replies of a session arrive in request order (ZooKeeper's per-session FIFO), so the
 //! oldest request in flight is the one a reply answers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use hdrhistogram::Histogram;
 
+use super::board::Board;
+use super::stats::{record, SessionStats};
 use super::workload::{encode_request, Workload};
-
-/// What one session measured.
-pub struct SessionStats {
-    pub latency_us: Histogram<u64>,
-    pub errors: BTreeMap<i32, u64>,
-    /// Replies per second since the start of measurement.
-    pub timeline: Vec<u64>,
-    pub operations: u64,
-    /// Open loop: requests sent more than a millisecond after their scheduled time (the
-    /// generator fell behind; their latency still counts from the schedule).
-    pub behind_schedule: u64,
-    /// Watch: setData requests the writer completed in the measured window.
-    pub writes: u64,
-    /// Broken guarantees seen by a workload that checks one: lock holders that overlapped,
-    /// watch events that arrived with no watch armed or of the wrong kind or path, setData
-    /// versions out of order.
-    pub violations: u64,
-    /// Watch, over the whole run: events received, events owed (one per watch armed on
-    /// a version older than the writer's last), events never received, and events whose
-    /// setData send time was unknown (so no fan-out latency).
-    pub events_delivered: u64,
-    pub events_expected: u64,
-    pub events_lost: u64,
-    pub events_unmatched: u64,
-    pub failure: Option<String>,
-}
-
-impl Default for SessionStats {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl SessionStats {
-    pub fn new() -> SessionStats {
-        SessionStats {
-            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
-            errors: BTreeMap::new(),
-            timeline: Vec::new(),
-            operations: 0,
-            behind_schedule: 0,
-            writes: 0,
-            violations: 0,
-            events_delivered: 0,
-            events_expected: 0,
-            events_lost: 0,
-            events_unmatched: 0,
-            failure: None,
-        }
-    }
-
-    pub fn merge(&mut self, other: &SessionStats) {
-        self.latency_us.add(&other.latency_us).expect("same bounds");
-        for (code, count) in &other.errors {
-            *self.errors.entry(*code).or_default() += count;
-        }
-        if self.timeline.len() < other.timeline.len() {
-            self.timeline.resize(other.timeline.len(), 0);
-        }
-        for (second, count) in other.timeline.iter().enumerate() {
-            self.timeline[second] += count;
-        }
-        self.operations += other.operations;
-        self.behind_schedule += other.behind_schedule;
-        self.writes += other.writes;
-        self.violations += other.violations;
-        self.events_delivered += other.events_delivered;
-        self.events_expected += other.events_expected;
-        self.events_lost += other.events_lost;
-        self.events_unmatched += other.events_unmatched;
-        if self.failure.is_none() {
-            self.failure.clone_from(&other.failure);
-        }
-    }
-}
 
 /// When measurement starts and when sending stops.
 #[derive(Clone, Copy)]
 pub struct Schedule {
+    /// When sessions start (warm-up).
+    pub start: Instant,
     pub measure_from: Instant,
     pub stop_at: Instant,
 }
@@ -105,19 +33,12 @@ pub struct SessionPlan {
     /// Open loop: this session's requests per second, on a fixed schedule; None for the
     /// closed loop (`depth` in flight).
     pub rate_per_s: Option<f64>,
-    /// What the sessions of a recipe workload share across generator threads.
-    pub shared: std::sync::Arc<Shared>,
-}
-
-/// State shared by all sessions of a run: the watch workload's send times by version and
-/// the lock workload's count of holders.
-pub struct Shared {
-    pub watch: super::watch::WatchBoard,
-    pub lock: super::lock::LockBoard,
+    /// What the sessions of a run share across generator threads and processes.
+    pub board: std::sync::Arc<Board>,
 }
 
 pub async fn run_session(plan: SessionPlan) -> SessionStats {
-    let mut stats = SessionStats::new();
+    let mut stats = SessionStats::with_progress(plan.board.clone());
     let result = match (plan.workload, plan.rate_per_s) {
         (Workload::Watch, _) => super::watch::drive(&plan, &mut stats).await,
         (Workload::Lock, _) => super::lock::drive(&plan, &mut stats).await,
@@ -128,6 +49,7 @@ pub async fn run_session(plan: SessionPlan) -> SessionStats {
     if let Err(error) = result {
         stats.failure = Some(format!("session {}: {error}", plan.index));
     }
+    stats.flush_progress();
     stats
 }
 
@@ -312,20 +234,6 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
         if filled == input.len() {
             input.resize(input.len() * 2, 0);
         }
-    }
-}
-
-/// Accounts one measured reply.
-pub fn record(stats: &mut SessionStats, measure_from: Instant, latency: Duration, now: Instant, error: i32) {
-    let _ = stats.latency_us.record(latency.as_micros().max(1) as u64);
-    stats.operations += 1;
-    let second = now.duration_since(measure_from).as_secs() as usize;
-    if stats.timeline.len() <= second {
-        stats.timeline.resize(second + 1, 0);
-    }
-    stats.timeline[second] += 1;
-    if error != 0 {
-        *stats.errors.entry(error).or_default() += 1;
     }
 }
 

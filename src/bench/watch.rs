@@ -11,8 +11,10 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::board::{instant_of, monotonic_ns};
 use super::client::{notification, read_bytes, reply_body, reply_error, reply_xid, stat_version, Buffers, Client};
-use super::session::{record, SessionPlan, SessionStats};
+use super::session::SessionPlan;
+use super::stats::{record, SessionStats};
 use super::workload::ROOT;
 use crate::proto::opcode;
 
@@ -29,56 +31,48 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// `NodeDataChanged`, the only event a data watch on a node that stays should deliver.
 const NODE_DATA_CHANGED: i32 = 3;
 
-/// The writer's send times by the version each setData makes, and its last version.
+/// The writer's send times by the version each setData makes, and its last version, on
+/// the run's board (`board.rs`): zeroed memory is the empty state, so versions are stored
+/// plus one (0 for none), and send times as CLOCK_MONOTONIC nanoseconds.
+#[repr(C)]
 pub struct WatchBoard {
-    epoch: Instant,
-    /// Per slot: the version whose send time it holds (-1 for none).
-    versions: Box<[AtomicI64]>,
-    /// Per slot: nanoseconds from `epoch` to the send.
-    sent_ns: Box<[AtomicU64]>,
-    /// The version of the writer's last setData, once it has stopped; `i64::MIN` before.
+    /// Per slot: the version whose send time it holds, plus one.
+    versions: [AtomicI64; SLOTS],
+    /// Per slot: the send time, CLOCK_MONOTONIC nanoseconds.
+    sent_ns: [AtomicU64; SLOTS],
+    /// The version of the writer's last setData plus one, once it has stopped; 0 before.
     final_version: AtomicI64,
 }
 
-impl Default for WatchBoard {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl WatchBoard {
-    pub fn new() -> WatchBoard {
-        WatchBoard {
-            epoch: Instant::now(),
-            versions: (0..SLOTS).map(|_| AtomicI64::new(-1)).collect(),
-            sent_ns: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            final_version: AtomicI64::new(i64::MIN),
-        }
-    }
-
     fn publish(&self, version: i64, sent: Instant) {
-        assert!(version >= 0 && sent >= self.epoch);
+        assert!(version >= 0);
         let slot = version as usize % SLOTS;
-        self.versions[slot].store(-1, Ordering::Release);
-        self.sent_ns[slot].store(sent.duration_since(self.epoch).as_nanos() as u64, Ordering::Release);
-        self.versions[slot].store(version, Ordering::Release);
+        self.versions[slot].store(0, Ordering::Release);
+        self.sent_ns[slot].store(monotonic_ns(sent), Ordering::Release);
+        self.versions[slot].store(version + 1, Ordering::Release);
     }
 
     fn sent(&self, version: i64) -> Option<Instant> {
         let slot = version.max(0) as usize % SLOTS;
-        if self.versions[slot].load(Ordering::Acquire) != version {
+        if self.versions[slot].load(Ordering::Acquire) != version + 1 {
             return None;
         }
         let sent_ns = self.sent_ns[slot].load(Ordering::Acquire);
         // Overwritten while reading (a watcher SLOTS versions behind): no answer.
-        if self.versions[slot].load(Ordering::Acquire) != version {
+        if self.versions[slot].load(Ordering::Acquire) != version + 1 {
             return None;
         }
-        Some(self.epoch + Duration::from_nanos(sent_ns))
+        Some(instant_of(sent_ns))
+    }
+
+    fn finish(&self, version: i64) {
+        assert!(version >= 0);
+        self.final_version.store(version + 1, Ordering::Release);
     }
 
     fn final_version(&self) -> Option<i64> {
-        Some(self.final_version.load(Ordering::Acquire)).filter(|version| *version != i64::MIN)
+        Some(self.final_version.load(Ordering::Acquire)).filter(|stored| *stored != 0).map(|stored| stored - 1)
     }
 }
 
@@ -95,7 +89,7 @@ pub async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Res
 /// The writer: `depth` setData requests in flight until the end of the run, each one's
 /// send time published under the version it makes.
 async fn write(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client) -> std::io::Result<()> {
-    let board = &plan.shared.watch;
+    let board = plan.board.watch();
     let mut passed = 0;
     let xid = client.request(opcode::EXISTS, |writer| {
         writer.write_str(WATCHED);
@@ -143,14 +137,14 @@ async fn write(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client
             }
         }
     }
-    board.final_version.store(version_sent, Ordering::Release);
+    board.finish(version_sent);
     Ok(())
 }
 
 /// A watcher: getData with a watch, wait for the event, record its fan-out latency,
 /// re-arm; after the writer stops, wait for the events still owed, then stop.
 async fn watch(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client) -> std::io::Result<()> {
-    let board = &plan.shared.watch;
+    let board = plan.board.watch();
     // The version the armed watch was set on; None while its getData is in flight.
     let mut armed: Option<i64> = None;
     let mut arms = 0u64;
@@ -242,7 +236,8 @@ mod tests {
 
     #[test]
     fn send_times_are_found_by_version_until_overwritten() {
-        let board = WatchBoard::new();
+        let shared = crate::bench::board::Board::anonymous().expect("maps");
+        let board = shared.watch();
         let sent = Instant::now();
         board.publish(7, sent);
         let found = board.sent(7).expect("version 7 was published");
@@ -256,7 +251,7 @@ mod tests {
         assert_eq!(board.sent(7), None);
         assert!(board.sent(7 + SLOTS as i64).is_some());
         assert_eq!(board.final_version(), None);
-        board.final_version.store(9, Ordering::Release);
+        board.finish(9);
         assert_eq!(board.final_version(), Some(9));
     }
 }
