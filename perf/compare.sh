@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Ringkeeper against Apache ZooKeeper 3.8, side by side on this machine, with the same
-# generator (`ringkeeper bench`) and equivalent settings (standalone, fsync on for both,
-# maxClientCnxns unlimited). Installs Debian's zookeeper package if it is missing.
-# Writes JSON per run into perf/results/ and the comparison table to stdout.
+# Ringkeeper against Apache ZooKeeper 3.8, side by side on this machine, in one run, with
+# the same generator (`ringkeeper bench`) and equivalent settings (fsync on for both,
+# maxClientCnxns unlimited, tickTime 2000). Installs Debian's zookeeper package if it is
+# missing. For each server, standalone:
+#   - the closed-loop matrix: set, get, create, exists, children, mixed (90% reads); not
+#     delete, which drains the nodes its set-up made (its rate is the time to delete them,
+#     and the faster server runs out first): run it alone with --keys large enough;
+#   - the recipes: watch (1 writer, SESSIONS-1 watchers), lock, churn;
+#   - p99 at equal offered load: an open loop at 80% of ZooKeeper's closed-loop set rate;
+#   - an unloaded set: one session, one request at a time;
+# then the 3-node loopback ensemble (set, get, create over sessions spread on the three).
+# Ringkeeper has no ensemble yet: that half is measured for ZooKeeper and marked n/a.
 #
-#   perf/compare.sh [DURATION_S] [SESSIONS] [DEPTH]
+#   perf/compare.sh [DURATION_S] [SESSIONS] [DEPTH]       (env: PROCS, THREADS, WORKLOADS)
 #
-# Not yet: the 3-node ensemble half of the comparison (Ringkeeper has no ensemble yet).
+# Writes each run's JSON to perf/results/STAMP-*.json, the tables to
+# perf/results/STAMP-compare.md (and stdout), and the plots of every run, ZooKeeper and
+# Ringkeeper overlaid per workload, to perf/reports/STAMP.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 sessions=${2:-64}
 depth=${3:-16}
-workloads=(set get create exists mixed)
+procs=${PROCS:-1}
+threads=${THREADS:-1}
+read -r -a workloads <<< "${WORKLOADS:-set get create exists children mixed watch lock churn}"
+ensemble_workloads=(set get create)
 
 if ! dpkg -s zookeeper >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
@@ -21,7 +34,8 @@ cargo build --release --locked -q
 binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
 work=$(mktemp -d /tmp/ringkeeper-compare.XXXXXX)
 results=perf/results
-mkdir -p "$results"
+mkdir -p "$results" perf/reports
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
@@ -31,76 +45,151 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() {
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 600); do
         if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$1),1); s.sendall(b'srvr'); d=s.recv(4096); sys.exit(0 if b'Mode:' in d else 1)" 2>/dev/null; then return 0; fi
         sleep 0.1
     done
     echo "server on port $1 did not start" >&2; exit 1
 }
+rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+classpath=$(ls /usr/share/java/zookeeper.jar /usr/share/java/slf4j-nop.jar 2>/dev/null | paste -sd:)
 
-zk_port=$(free_port)
-mkdir -p "$work/zk/data"
-cat > "$work/zk/zoo.cfg" <<CFG
+# start_zookeeper NAME CLIENT_PORT [ENSEMBLE_LINES MYID]: starts one ZooKeeper server;
+# sets $started_pid.
+start_zookeeper() {
+    local name=$1 port=$2 ensemble=${3:-} myid=${4:-}
+    mkdir -p "$work/$name/data"
+    cat > "$work/$name/zoo.cfg" <<CFG
 tickTime=2000
-dataDir=$work/zk/data
-clientPort=$zk_port
+initLimit=10
+syncLimit=5
+dataDir=$work/$name/data
+clientPort=$port
 clientPortAddress=127.0.0.1
 maxClientCnxns=0
 forceSync=yes
 admin.enableServer=false
 4lw.commands.whitelist=*
+$ensemble
 CFG
-classpath=$(ls /usr/share/java/zookeeper.jar /usr/share/java/slf4j-nop.jar 2>/dev/null | paste -sd:)
-java -Xmx1g -cp "$classpath" org.apache.zookeeper.server.ZooKeeperServerMain "$work/zk/zoo.cfg" >"$work/zk.log" 2>&1 &
-zk_pid=$!; pids+=($zk_pid); disown
+    if [[ -n $myid ]]; then echo "$myid" > "$work/$name/data/myid"; fi
+    java -Xmx1g -cp "$classpath" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/$name/zoo.cfg" \
+        >"$work/$name.log" 2>&1 &
+    started_pid=$!; pids+=("$started_pid"); disown
+}
 
-rk_port=$(free_port)
-mkdir -p "$work/rk"
-printf 'tickTime=2000\nmaxClientCnxns=0\nforceSync=yes\n4lw.commands.whitelist=*\n' > "$work/rk/zoo.cfg"
-"$binary" serve --config "$work/rk/zoo.cfg" --client-port "$rk_port" --data-dir "$work/rk/data" >"$work/rk.log" 2>&1 &
-rk_pid=$!; pids+=($rk_pid); disown
+start_ringkeeper() {
+    local name=$1 port=$2
+    mkdir -p "$work/$name"
+    printf 'tickTime=2000\nmaxClientCnxns=0\nforceSync=yes\n4lw.commands.whitelist=*\n' > "$work/$name/zoo.cfg"
+    "$binary" serve --config "$work/$name/zoo.cfg" --client-port "$port" --data-dir "$work/$name/data" \
+        >"$work/$name.log" 2>&1 &
+    started_pid=$!; pids+=("$started_pid"); disown
+}
 
+# run SERVER_LABEL SERVERS PIDS NAME BENCH_ARGS...: one bench run, its JSON named NAME.
+run() {
+    local label=$1 servers=$2 server_pids=$3 name=$4
+    shift 4
+    "$binary" bench --servers "$servers" --server-pid "$server_pids" --label "$label" \
+        --duration "$duration" --warmup 2 --value-size 100 --keys 1000 --procs "$procs" --threads "$threads" \
+        --json "$results/$stamp-$label-$name.json" "$@" > /dev/null
+    echo "  $label $name done" >&2
+}
+
+zk_port=$(free_port); start_zookeeper zookeeper "$zk_port"; zk_pid=$started_pid
+rk_port=$(free_port); start_ringkeeper ringkeeper "$rk_port"; rk_pid=$started_pid
 wait_ready "$zk_port"
 wait_ready "$rk_port"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
+echo "standalone: ZooKeeper pid $zk_pid on $zk_port, Ringkeeper pid $rk_pid on $rk_port" >&2
+
 for workload in "${workloads[@]}"; do
     for server in zookeeper ringkeeper; do
         if [[ $server == zookeeper ]]; then port=$zk_port; pid=$zk_pid; else port=$rk_port; pid=$rk_pid; fi
-        "$binary" bench --servers "127.0.0.1:$port" --workload "$workload" --sessions "$sessions" --depth "$depth" \
-            --duration "$duration" --warmup 2 --value-size 100 --keys 1000 --server-pid "$pid" \
-            --json "$results/$stamp-$server-$workload.json" > /dev/null
+        run "$server" "127.0.0.1:$port" "$pid" "$workload" --workload "$workload" --sessions "$sessions" --depth "$depth"
     done
 done
-# Unloaded latency: one session, one request at a time.
+# Equal offered load: an open loop at 80% of what ZooKeeper sustained on set.
+rate=$(python3 -c "import json; print(int(0.8 * json.load(open('$results/$stamp-zookeeper-set.json'))['ops_per_s']))")
 for server in zookeeper ringkeeper; do
     if [[ $server == zookeeper ]]; then port=$zk_port; pid=$zk_pid; else port=$rk_port; pid=$rk_pid; fi
-    "$binary" bench --servers "127.0.0.1:$port" --workload set --sessions 1 --depth 1 --duration "$duration" \
-        --warmup 1 --value-size 100 --keys 1000 --server-pid "$pid" --json "$results/$stamp-$server-unloaded-set.json" > /dev/null
+    run "$server" "127.0.0.1:$port" "$pid" open-set --workload set --sessions "$sessions" --rate "$rate"
+    run "$server" "127.0.0.1:$port" "$pid" unloaded-set --workload set --sessions 1 --depth 1
 done
-python3 - "$results" "$stamp" "${workloads[@]}" <<'PY'
-import json, sys
-results, stamp, workloads = sys.argv[1], sys.argv[2], sys.argv[3:]
-print(f"| workload | ZooKeeper ops/s | Ringkeeper ops/s | ratio | ZooKeeper p99 ms | Ringkeeper p99 ms | ZK server CPU us/op | RK server CPU us/op | CPU ratio | generator CPU % (ZK / RK run) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for w in workloads:
-    z = json.load(open(f"{results}/{stamp}-zookeeper-{w}.json"))
-    r = json.load(open(f"{results}/{stamp}-ringkeeper-{w}.json"))
-    name = z["workload"]
-    cpu_ratio = z["server_cpu_us_per_op"] / r["server_cpu_us_per_op"] if r["server_cpu_us_per_op"] else float("nan")
-    print(f"| {name} | {z['ops_per_s']:.0f} | {r['ops_per_s']:.0f} | {r['ops_per_s']/z['ops_per_s']:.2f}x | "
-          f"{z['latency_ms']['p99']:.2f} | {r['latency_ms']['p99']:.2f} | {z['server_cpu_us_per_op']:.1f} | "
-          f"{r['server_cpu_us_per_op']:.1f} | {cpu_ratio:.1f}x | {z['generator_cpu_pct']:.0f} / {r['generator_cpu_pct']:.0f} |")
+rss_zk=$(rss_mib "$zk_pid"); rss_rk=$(rss_mib "$rk_pid")
+kill -9 "$zk_pid" "$rk_pid" 2>/dev/null || true
+
+# The 3-node loopback ensemble (ZooKeeper only, until Ringkeeper replicates).
+ensemble_lines=""
+client_ports=()
+for id in 1 2 3; do
+    client_ports+=("$(free_port)")
+    ensemble_lines+="server.$id=127.0.0.1:$(free_port):$(free_port)"$'\n'
+done
+ensemble_pids=()
+for id in 1 2 3; do
+    start_zookeeper "zk$id" "${client_ports[$((id - 1))]}" "$ensemble_lines" "$id"
+    ensemble_pids+=("$started_pid")
+done
+for port in "${client_ports[@]}"; do wait_ready "$port"; done
+ensemble_servers=$(printf '127.0.0.1:%s,' "${client_ports[@]}"); ensemble_servers=${ensemble_servers%,}
+ensemble_pid_list=$(IFS=,; echo "${ensemble_pids[*]}")
+echo "ensemble: ZooKeeper pids $ensemble_pid_list on $ensemble_servers" >&2
+for workload in "${ensemble_workloads[@]}"; do
+    run zookeeper-ensemble "$ensemble_servers" "$ensemble_pid_list" "$workload" \
+        --workload "$workload" --sessions "$sessions" --depth "$depth"
+done
+
+"$binary" report --title "Ringkeeper against Apache ZooKeeper 3.8, $stamp" --out "perf/reports/$stamp.html" \
+    "$results/$stamp"-*.json
+python3 - "$results" "$stamp" "$rss_zk" "$rss_rk" "$sessions" "$depth" "$procs" "$threads" "${workloads[@]}" \
+    <<'PY' | tee "$results/$stamp-compare.md"
+import json, os, sys
+results, stamp, rss_zk, rss_rk, sessions, depth, procs, threads = sys.argv[1:9]
+workloads = sys.argv[9:]
+def load(server, name):
+    path = f"{results}/{stamp}-{server}-{name}.json"
+    return json.load(open(path)) if os.path.exists(path) else None
+def cpu(run):
+    return f"{run['server_cpu_us_per_op']:.1f}" if run and run["server_cpu_us_per_op"] is not None else "-"
+def gen(run):
+    return f"{run['generator_cpu_pct']:.0f}{' (saturated)' if run['generator_saturated'] else ''}"
+print(f"Standalone, {sessions} sessions x {depth} in flight, generator {procs} process(es) x {threads} thread(s); "
+      f"RSS after the standalone runs: ZooKeeper {rss_zk} MiB, Ringkeeper {rss_rk} MiB.\n")
+print("| workload | ZooKeeper /s | Ringkeeper /s | ratio | ZK p99 ms | RK p99 ms | p99 ratio | ZK server CPU us/op | RK server CPU us/op | CPU ratio | generator CPU % (ZK / RK run) | machine busy % (ZK / RK run) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 errors = {}
-for w in workloads:
-    for s in ("zookeeper", "ringkeeper"):
-        e = json.load(open(f"{results}/{stamp}-{s}-{w}.json"))["errors"]
-        if e: errors[f"{s} {w}"] = e
+for name in workloads + ["open-set", "unloaded-set"]:
+    z, r = load("zookeeper", name), load("ringkeeper", name)
+    if not z or not r:
+        continue
+    for server, run in (("zookeeper", z), ("ringkeeper", r)):
+        if run["errors"]: errors[f"{server} {name}"] = run["errors"]
+        if run.get("violations"): errors[f"{server} {name} violations"] = run["violations"]
+    label = z["workload"] if name in workloads else name
+    if name == "open-set": label = f"set, open loop {z['rate_per_s']:.0f}/s"
+    if name == "unloaded-set": label = "set, 1 session x 1"
+    cpu_ratio = (z["server_cpu_us_per_op"] / r["server_cpu_us_per_op"]) if r["server_cpu_us_per_op"] else float("nan")
+    p99_ratio = z["latency_ms"]["p99"] / r["latency_ms"]["p99"] if r["latency_ms"]["p99"] else float("nan")
+    print(f"| {label} ({z['unit']}) | {z['ops_per_s']:.0f} | {r['ops_per_s']:.0f} | {r['ops_per_s']/max(z['ops_per_s'],1e-9):.2f}x | "
+          f"{z['latency_ms']['p99']:.2f} | {r['latency_ms']['p99']:.2f} | {p99_ratio:.1f}x | {cpu(z)} | {cpu(r)} | {cpu_ratio:.1f}x | "
+          f"{gen(z)} / {gen(r)} | {z['machine_cpu_busy_pct']:.0f} / {r['machine_cpu_busy_pct']:.0f} |")
 print()
-print("errors:", errors if errors else "none")
+print("errors and violations:", errors if errors else "none")
 print()
-print("| unloaded set (1 session, depth 1) | p50 ms | p99 ms | ops/s |")
-print("|---|---|---|---|")
-for s in ("zookeeper", "ringkeeper"):
-    u = json.load(open(f"{results}/{stamp}-{s}-unloaded-set.json"))
-    print(f"| {s} | {u['latency_ms']['p50']:.3f} | {u['latency_ms']['p99']:.3f} | {u['ops_per_s']:.0f} |")
+print("| unloaded set (1 session x 1) | p50 ms | p99 ms |")
+print("|---|---|---|")
+for server in ("zookeeper", "ringkeeper"):
+    u = load(server, "unloaded-set")
+    print(f"| {server} | {u['latency_ms']['p50']:.3f} | {u['latency_ms']['p99']:.3f} |")
+print()
+print("3-node loopback ensemble (sessions spread over the three servers; server CPU summed over the three):\n")
+print("| workload | ZooKeeper /s | ZK p99 ms | ZK server CPU us/op | Ringkeeper |")
+print("|---|---|---|---|---|")
+for name in ("set", "get", "create"):
+    z = load("zookeeper-ensemble", name)
+    if z:
+        print(f"| {name} | {z['ops_per_s']:.0f} | {z['latency_ms']['p99']:.2f} | {cpu(z)} | n/a: no replication yet |")
+print()
+print(f"Plots: perf/reports/{stamp}.html; JSON: {results}/{stamp}-*.json")
 PY

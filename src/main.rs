@@ -91,9 +91,10 @@ struct BenchArgs {
     /// so the generator is not the bottleneck.
     #[arg(long, default_value_t = 1)]
     procs: usize,
-    /// The server's process id, to report its CPU time per operation.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process id (an ensemble's, comma-separated), to report the servers'
+    /// CPU time per operation.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// What to call this run in reports (default: the servers).
     #[arg(long)]
     label: Option<String>,
@@ -203,7 +204,7 @@ fn bench(args: BenchArgs) -> ExitCode {
         keys: args.keys,
         threads: args.threads,
         procs: args.procs,
-        server_pid: args.server_pid,
+        server_pids: args.server_pid,
         rate_per_s: args.rate,
         label: args.label,
         progress: true,

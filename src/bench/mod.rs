@@ -58,8 +58,9 @@ pub struct Options {
     pub threads: usize,
     /// Generator processes the sessions are split over.
     pub procs: usize,
-    /// The server process, for its CPU time per operation.
-    pub server_pid: Option<u32>,
+    /// The server processes (one, or each of an ensemble), for their CPU time per
+    /// operation.
+    pub server_pids: Vec<u32>,
     /// Open loop: requests per second in all, spread evenly over the sessions.
     pub rate_per_s: Option<f64>,
     /// What the run is called in reports.
@@ -310,11 +311,11 @@ fn measure_window(options: &Options, board: &Board, schedule: Schedule) -> Windo
     };
     wait_until(schedule.measure_from, &mut bar);
     let own_before = process_cpu_seconds(None);
-    let server_before = options.server_pid.map(|pid| process_cpu_seconds(Some(pid)));
+    let server_before = servers_cpu_seconds(&options.server_pids);
     let machine_before = machine_cpu_ticks();
     wait_until(schedule.stop_at, &mut bar);
     let own_cpu_s = process_cpu_seconds(None) - own_before;
-    let server_after = options.server_pid.map(|pid| process_cpu_seconds(Some(pid)));
+    let server_after = servers_cpu_seconds(&options.server_pids);
     let machine_after = machine_cpu_ticks();
     bar.clear();
     let machine_total = machine_after.1 - machine_before.1;
@@ -325,6 +326,11 @@ fn measure_window(options: &Options, board: &Board, schedule: Schedule) -> Windo
         server_cpu_s: server_before.zip(server_after).map(|(before, after)| after - before),
         machine_busy_pct,
     }
+}
+
+/// The CPU seconds of all the server processes together; None when none was named.
+fn servers_cpu_seconds(pids: &[u32]) -> Option<f64> {
+    (!pids.is_empty()).then(|| pids.iter().map(|pid| process_cpu_seconds(Some(*pid))).sum())
 }
 
 fn sleep_until(instant: Instant) {
