@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use super::workload::{key_path, owned_key_path, Workload, ROOT};
+use super::workload::{key_path, listed_path, owned_key_path, Workload, CREATED, LISTED, ROOT};
 use crate::proto::acl::Acl;
 use crate::proto::{frame, jute::Writer, opcode};
 
@@ -83,7 +83,13 @@ pub fn prepare(
             let paths = (0..sessions).flat_map(|session| (0..keys).map(move |n| (session, n)));
             connection.create_all(paths.map(|(session, n)| owned_key_path(&mut buffer, session, n).to_vec()), value)
         }
-        Workload::Create | Workload::Churn => Ok(()),
+        Workload::Create => connection.create_all(std::iter::once(CREATED.as_bytes().to_vec()), b""),
+        Workload::Children => {
+            let parent = std::iter::once(LISTED.as_bytes().to_vec());
+            let children = (0..keys).map(|n| listed_path(&mut buffer, n).to_vec());
+            connection.create_all(parent.chain(children), value)
+        }
+        Workload::Churn => Ok(()),
         Workload::Watch => connection.create_all(super::watch::setup_paths(), value),
         Workload::Lock => connection.create_all(std::iter::once(super::lock::LOCK_PARENT.as_bytes().to_vec()), b""),
         _ => connection.create_all((0..keys).map(|key| key_path(&mut buffer, key).to_vec()), value),

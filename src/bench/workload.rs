@@ -99,6 +99,13 @@ impl Workload {
 /// The root all bench nodes live under.
 pub const ROOT: &str = "/ringkeeper-bench";
 
+/// The parent of the create workload's sequential nodes (not ROOT: the children workload
+/// must list a parent whose size does not depend on what ran before).
+pub const CREATED: &str = "/ringkeeper-bench/created";
+
+/// The parent the children workload lists, with `--keys` children.
+pub const LISTED: &str = "/ringkeeper-bench/listed";
+
 /// Encodes the `sequence`-th request of a session. Returns false when the workload has
 /// nothing left to send (delete ran out of nodes).
 #[allow(clippy::too_many_arguments)]
@@ -126,7 +133,7 @@ pub fn encode_request(
         }
         Workload::Children => {
             writer.write_i32(opcode::GET_CHILDREN);
-            writer.write_str(ROOT);
+            writer.write_str(LISTED);
             writer.write_bool(false);
         }
         Workload::Set => set_data(&mut writer, key_path(&mut path, key), value),
@@ -139,7 +146,7 @@ pub fn encode_request(
         }
         Workload::Create => {
             writer.write_i32(opcode::CREATE);
-            writer.write_bytes(session_path(&mut path, session, "c-"));
+            writer.write_bytes(created_path(&mut path, session));
             writer.write_bytes(value);
             writer.write_i32(1);
             Acl::open_unsafe().encode(&mut writer);
@@ -183,10 +190,18 @@ pub fn key_path(buffer: &mut [u8; 96], key: u64) -> &[u8] {
     &buffer[..length]
 }
 
-/// `ROOT/s<session>-<name>` for per-session nodes.
-fn session_path<'a>(buffer: &'a mut [u8; 96], session: usize, name: &str) -> &'a [u8] {
+/// `CREATED/s<session>-c-`, the prefix of a session's sequential nodes.
+fn created_path(buffer: &mut [u8; 96], session: usize) -> &[u8] {
     let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ROOT}/s{session}-{name}"));
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{CREATED}/s{session}-c-"));
+    let length = cursor.position() as usize;
+    &buffer[..length]
+}
+
+/// The children the children workload lists: `LISTED/k<n>`.
+pub fn listed_path(buffer: &mut [u8; 96], n: u64) -> &[u8] {
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{LISTED}/k{n}"));
     let length = cursor.position() as usize;
     &buffer[..length]
 }
