@@ -43,8 +43,6 @@ pub struct CoreState {
     triggers: Vec<Trigger>,
     /// Connections whose next request is a read waiting for this core to catch up.
     waiting_reads: HashSet<ConnectionId>,
-    /// Whether `cons`/`stat` listings must be republished (a session came or went).
-    listings_stale: bool,
     /// Recursive watches in the data and child tables, as last published for checkWatches.
     recursive_published: [usize; 2],
 }
@@ -71,7 +69,6 @@ impl CoreState {
             next_connection: 1,
             triggers: Vec::new(),
             waiting_reads: HashSet::new(),
-            listings_stale: false,
             recursive_published: [0, 0],
         }
     }
@@ -254,9 +251,6 @@ impl CoreState {
         self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.serve_waiting_reads();
         self.publish_counters();
-        if std::mem::take(&mut self.listings_stale) {
-            self.publish_listings(false);
-        }
         self.tree.last_zxid()
     }
 
@@ -356,7 +350,6 @@ impl CoreState {
                         conn.session_id = *session_id;
                         conn.phase = Phase::Connected;
                         self.sessions.insert(*session_id, conn.id);
-                        self.listings_stale = true;
                         self.touched.insert(*session_id);
                         let response = ConnectResponse {
                             protocol_version: 0,
@@ -425,8 +418,10 @@ impl CoreState {
         self.watches.remove_connection(connection);
         self.counters().connections.fetch_sub(1, Ordering::Relaxed);
         drop(conn);
+        // The connection list is published when a four-letter word asks (and every half
+        // second), not here: building it costs a walk of the core's connections, and a
+        // close per walk made session churn quadratic.
         self.publish_watched_paths();
-        self.publish_listings(false);
         self.publish_counters();
     }
 

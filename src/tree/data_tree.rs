@@ -78,6 +78,11 @@ pub struct DataTree {
     special_nodes: BTreeSet<Box<str>>,
     /// The paths with a quota (ZooKeeper's `pTrie`), derived from the limits nodes.
     quota_roots: QuotaRoots,
+    /// Kept as nodes change, for mntr: ZooKeeper's `approximateDataSize` (every path's
+    /// length plus its data's) and the number of ephemeral nodes. Counting them by walking
+    /// the tree made every session close cost a walk of a million nodes.
+    data_size_bytes: usize,
+    ephemeral_count: usize,
 }
 
 impl Default for DataTree {
@@ -100,6 +105,8 @@ impl DataTree {
             sessions: HashMap::new(),
             special_nodes: BTreeSet::new(),
             quota_roots: QuotaRoots::default(),
+            data_size_bytes: 0,
+            ephemeral_count: 0,
         };
         let open = tree.acls.intern(vec![Acl::open_unsafe()]);
         let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
@@ -114,6 +121,7 @@ impl DataTree {
         let config = tree.nodes.get_mut(CONFIG).expect("just created");
         config.acl_id = read_only;
         config.aversion = -1;
+        tree.data_size_bytes = tree.nodes.keys().map(|path| path.len()).sum();
         tree
     }
 
@@ -162,6 +170,8 @@ impl DataTree {
             sessions,
             special_nodes: BTreeSet::new(),
             quota_roots: QuotaRoots::default(),
+            data_size_bytes: 0,
+            ephemeral_count: 0,
         }
     }
 
@@ -176,10 +186,12 @@ impl DataTree {
         }
         if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
             self.ephemerals.entry(node.ephemeral_owner).or_default().insert(path.clone());
+            self.ephemeral_count += 1;
         }
         if is_special_owner(node.ephemeral_owner) {
             self.special_nodes.insert(path.clone());
         }
+        self.data_size_bytes += path.len() + node.data_len();
         let previous = self.nodes.insert(path, Box::new(node));
         assert!(previous.is_none(), "a snapshot holds each path once");
     }
@@ -258,9 +270,7 @@ impl DataTree {
             bytes += node.data_len() as i64;
             stack.extend(node.children.iter().map(|name| join(&path, name)));
         }
-        if let Some(stats_node) = self.nodes.get_mut(quota::stat_path(root).as_str()) {
-            stats_node.data = Some(QuotaStats::usage(count, bytes).to_bytes().into());
-        }
+        self.replace_data(&quota::stat_path(root), Some(&QuotaStats::usage(count, bytes).to_bytes()));
     }
 
     /// `DataTree.updateQuotaStat`: adds to the usage of the quota above `path`, if any.
@@ -268,10 +278,21 @@ impl DataTree {
     /// parse, which ZooKeeper's parser would throw on.
     fn update_quota_usage(&mut self, path: &str, count_diff: i64, bytes_diff: i64) {
         let Some(root) = self.quota_roots.max_prefix(path) else { return };
-        let Some(stats_node) = self.nodes.get_mut(quota::stat_path(&root).as_str()) else { return };
+        let stat_path = quota::stat_path(&root);
+        let Some(stats_node) = self.nodes.get(stat_path.as_str()) else { return };
         let Some(mut usage) = QuotaStats::parse(stats_node.data.as_deref()) else { return };
         usage.add(count_diff, bytes_diff);
-        stats_node.data = Some(usage.to_bytes().into());
+        self.replace_data(&stat_path, Some(&usage.to_bytes()));
+    }
+
+    /// Replaces a node's data in place (no version, time or watch moves), keeping the data
+    /// size; returns the node, or None if there is none at `path`.
+    fn replace_data(&mut self, path: &str, data: Option<&[u8]>) -> Option<&mut Znode> {
+        let node = self.nodes.get_mut(path)?;
+        self.data_size_bytes -= node.data_len();
+        node.data = data.map(Into::into);
+        self.data_size_bytes += node.data_len();
+        Some(node)
     }
 
     pub fn node(&self, path: &str) -> Option<&Znode> {
@@ -302,10 +323,18 @@ impl DataTree {
     }
 
     pub fn ephemeral_count(&self) -> usize {
-        self.ephemerals.values().map(BTreeSet::len).sum()
+        debug_assert_eq!(self.ephemeral_count, self.ephemerals.values().map(BTreeSet::len).sum::<usize>());
+        self.ephemeral_count
     }
 
+    /// `DataTree.approximateDataSize`: the lengths of every path and its data.
     pub fn approximate_data_size(&self) -> usize {
+        self.data_size_bytes
+    }
+
+    /// The data size counted afresh, to check the kept one.
+    #[cfg(test)]
+    fn recounted_data_size(&self) -> usize {
         self.nodes.iter().map(|(path, node)| path.len() + node.data_len()).sum()
     }
 
@@ -344,7 +373,9 @@ impl DataTree {
                     // carries on (`DataTree.deleteNodes`).
                     let _ = self.delete_node(path.as_str(), zxid, triggers);
                 }
-                self.ephemerals.remove(&session_id);
+                if let Some(rest) = self.ephemerals.remove(&session_id) {
+                    self.ephemeral_count -= rest.len();
+                }
                 self.sessions.remove(&session_id);
                 Outcome::SessionClosed
             }
@@ -437,6 +468,7 @@ impl DataTree {
         };
         let stat = node.stat();
         let bytes = node.data_len() as i64;
+        self.data_size_bytes += path.len() + node.data_len();
         self.nodes.insert(path.into(), Box::new(node));
         match quota::quota_node_created(parent_path, name) {
             Some(QuotaNodeCreated::Limits { root }) => self.quota_roots.add(&root),
@@ -446,6 +478,7 @@ impl DataTree {
         self.update_quota_usage(path, 1, bytes);
         if ephemeral_owner != 0 && !is_special_owner(ephemeral_owner) {
             self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
+            self.ephemeral_count += 1;
         }
         if is_special_owner(ephemeral_owner) {
             self.special_nodes.insert(path.into());
@@ -460,6 +493,7 @@ impl DataTree {
         let (parent_path, name) = parent_and_name(path).ok_or(ErrorCode::BadArguments)?;
         let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
         debug_assert!(node.children.is_empty(), "validated delete of non-empty {path}");
+        self.data_size_bytes -= path.len() + node.data_len();
         // A node's parent always exists; without one, the node's own ACL gates the event.
         let mut parent_acl_id = node.acl_id;
         if let Some(parent) = self.nodes.get_mut(parent_path) {
@@ -474,7 +508,9 @@ impl DataTree {
         }
         if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
             if let Some(paths) = self.ephemerals.get_mut(&node.ephemeral_owner) {
-                paths.remove(path);
+                if paths.remove(path) {
+                    self.ephemeral_count -= 1;
+                }
                 if paths.is_empty() {
                     self.ephemerals.remove(&node.ephemeral_owner);
                 }
@@ -498,12 +534,11 @@ impl DataTree {
         time_ms: i64,
         triggers: &mut Vec<Trigger>,
     ) -> Outcome {
-        let Some(node) = self.nodes.get_mut(path) else {
+        let bytes_before = self.nodes.get(path).map_or(0, |node| node.data_len() as i64);
+        let Some(node) = self.replace_data(path, data) else {
             debug_assert!(false, "validated setData of missing {path}");
             return Outcome::Error(ErrorCode::NoNode);
         };
-        let bytes_before = node.data_len() as i64;
-        node.data = data.map(Into::into);
         node.mtime_ms = time_ms;
         node.mzxid = zxid;
         node.version = version;
@@ -640,5 +675,38 @@ mod tests {
         );
         let Outcome::DataSet { stat } = outcome else { panic!() };
         assert_eq!((stat.version, stat.mzxid, stat.czxid, stat.data_length), (1, 2, 1, 3));
+    }
+
+    #[test]
+    fn data_size_and_ephemeral_count_are_kept_as_nodes_change() {
+        // mntr's zk_approximate_data_size and zk_ephemerals_count are kept per change,
+        // not counted by walking the tree; after every kind of change they equal a recount.
+        let mut tree = DataTree::new();
+        let check = |tree: &DataTree, ephemerals: usize| {
+            assert_eq!(tree.approximate_data_size(), tree.recounted_data_size());
+            assert_eq!(tree.ephemeral_count(), ephemerals);
+        };
+        check(&tree, 0);
+        apply(&mut tree, 1, create("/a", 1, 0));
+        // The helper's transactions come from session 1.
+        apply(&mut tree, 2, create("/e1", 2, 1));
+        apply(&mut tree, 3, create("/e2", 3, 1));
+        check(&tree, 2);
+        apply(&mut tree, 4, TxnOp::Single(Step::SetData { path: "/a".into(), data: Some(vec![7; 300]), version: 1 }));
+        check(&tree, 2);
+        apply(&mut tree, 5, TxnOp::Single(Step::SetData { path: "/a".into(), data: None, version: 2 }));
+        check(&tree, 2);
+        apply(&mut tree, 6, TxnOp::Single(Step::Delete { path: "/e1".into() }));
+        check(&tree, 1);
+        // The close lists only /e1 (already gone): the session's other ephemeral leaves
+        // the index with it, and the count follows.
+        apply(&mut tree, 7, TxnOp::CloseSession { ephemerals: vec!["/e1".into()] });
+        check(&tree, 0);
+        // Quota stats nodes are rewritten in place as usage changes.
+        apply(&mut tree, 8, create("/zookeeper/quota/a", 1, 0));
+        apply(&mut tree, 9, create("/zookeeper/quota/a/zookeeper_limits", 1, 0));
+        apply(&mut tree, 10, create("/zookeeper/quota/a/zookeeper_stats", 2, 0));
+        apply(&mut tree, 11, create("/a/b", 1, 0));
+        check(&tree, 0);
     }
 }
