@@ -35,7 +35,7 @@ enum Command {
         cores: Option<usize>,
     },
     /// Drive a ZooKeeper-protocol server (Ringkeeper or Apache ZooKeeper) with load.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// Draw JSON reports of `ringkeeper bench` runs on one HTML page (runs of the same
     /// workload overlaid, e.g. ZooKeeper against Ringkeeper).
     Report(ReportArgs),
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
         Command::Snapshot { command: SnapshotCommand::Dump { path, json } } => {
             dump_file(&path, json, ringkeeper::log::dump::dump_snapshot)
         }
-        Command::Bench(args) => bench(args),
+        Command::Bench(args) => bench(*args),
         Command::Report(args) => report(args),
     }
 }
