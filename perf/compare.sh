@@ -103,6 +103,13 @@ wait_ready "$zk_port"
 wait_ready "$rk_port"
 echo "standalone: ZooKeeper pid $zk_pid on $zk_port, Ringkeeper pid $rk_pid on $rk_port" >&2
 
+# A run of each server that is not measured: ZooKeeper's JIT compiles its hot paths in
+# the first seconds of load, and the first workload measured should not pay for it.
+for server in zookeeper ringkeeper; do
+    if [[ $server == zookeeper ]]; then port=$zk_port; pid=$zk_pid; else port=$rk_port; pid=$rk_pid; fi
+    run "$server" "127.0.0.1:$port" "$pid" warmup --workload mixed --sessions "$sessions" --depth "$depth"
+    rm -f "$results/$stamp-$server-warmup.json"
+done
 for workload in "${workloads[@]}"; do
     for server in zookeeper ringkeeper; do
         if [[ $server == zookeeper ]]; then port=$zk_port; pid=$zk_pid; else port=$rk_port; pid=$rk_pid; fi
@@ -135,6 +142,8 @@ for port in "${client_ports[@]}"; do wait_ready "$port"; done
 ensemble_servers=$(printf '127.0.0.1:%s,' "${client_ports[@]}"); ensemble_servers=${ensemble_servers%,}
 ensemble_pid_list=$(IFS=,; echo "${ensemble_pids[*]}")
 echo "ensemble: ZooKeeper pids $ensemble_pid_list on $ensemble_servers" >&2
+run zookeeper-ensemble "$ensemble_servers" "$ensemble_pid_list" warmup --workload mixed --sessions "$sessions" --depth "$depth"
+rm -f "$results/$stamp-zookeeper-ensemble-warmup.json"
 for workload in "${ensemble_workloads[@]}"; do
     run zookeeper-ensemble "$ensemble_servers" "$ensemble_pid_list" "$workload" \
         --workload "$workload" --sessions "$sessions" --depth "$depth"

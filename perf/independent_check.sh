@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Does `ringkeeper bench` measure Apache ZooKeeper as an independent client does? Runs the
+# same closed-loop workloads against one ZooKeeper 3.8 (standalone, fsync on) with our
+# generator and with benches/third_party_client.rs (the zookeeper-client crate on tokio),
+# alternating the two (which goes first alternates too, as create grows the tree), ROUNDS
+# times each, and prints both side by side, with ZooKeeper's CPU per operation under each.
+#
+# On 2 shared cores a client that needs more CPU leaves less to the server; PIN=1 runs
+# ZooKeeper on CPU 1 and the clients on CPU 0, so that only what is measured differs.
+#
+#   [PIN=1] perf/independent_check.sh [DURATION_S] [SESSIONS] [DEPTH] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+sessions=${2:-64}
+depth=${3:-16}
+rounds=${4:-2}
+
+if ! dpkg -s zookeeper >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
+fi
+cargo build --release --locked -q
+cargo bench --locked -q --bench third_party_client --no-run 2>/dev/null
+binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
+work=$(mktemp -d /tmp/ringkeeper-independent.XXXXXX)
+results=perf/results
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$results"
+zk_pid=""
+cleanup() {
+    if [[ -n $zk_pid ]]; then kill -9 "$zk_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/data"
+cat > "$work/zoo.cfg" <<CFG
+tickTime=2000
+dataDir=$work/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+forceSync=yes
+admin.enableServer=false
+4lw.commands.whitelist=*
+CFG
+server_cpus=""; client_cpus=""
+if [[ ${PIN:-0} == 1 ]]; then server_cpus="taskset -c 1"; client_cpus="taskset -c 0"; fi
+$server_cpus java -Xmx1g -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.jar \
+    org.apache.zookeeper.server.ZooKeeperServerMain "$work/zoo.cfg" >"$work/zk.log" 2>&1 &
+zk_pid=$!
+for _ in $(seq 1 300); do
+    if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$port),1); s.sendall(b'srvr'); sys.exit(0 if b'Mode:' in s.recv(4096) else 1)" 2>/dev/null; then break; fi
+    sleep 0.1
+done
+
+ours() {
+    $client_cpus "$binary" bench --servers "127.0.0.1:$port" --workload "$workload" --sessions "$sessions" --depth "$depth" \
+            --duration "$duration" --warmup 2 --value-size 100 --keys 1000 --server-pid "$zk_pid" \
+            --json "$results/$stamp-independent-ours-$workload-$round.json" >/dev/null
+}
+theirs() {
+    $client_cpus cargo bench --locked -q --bench third_party_client -- --server "127.0.0.1:$port" \
+        --workload "$workload" --sessions "$sessions" --depth "$depth" --duration "$duration" --warmup 2 \
+        --value-size 100 --keys 1000 --server-pid "$zk_pid" \
+        --json "$results/$stamp-independent-theirs-$workload-$round.json" >/dev/null
+}
+# ZooKeeper's JIT warms up on a run that is not measured (the first runs of a cold JVM
+# are slower whichever client makes them).
+workload=set round=warmup ours
+rm -f "$results/$stamp-independent-ours-set-warmup.json"
+for round in $(seq 1 "$rounds"); do
+    for workload in set get create; do
+        if (( round % 2 == 1 )); then ours; theirs; else theirs; ours; fi
+        echo "  round $round $workload done" >&2
+    done
+done
+python3 - "$results" "$stamp" "$rounds" <<'PY'
+import json, sys
+results, stamp, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+print("| workload | round | ringkeeper bench ops/s | zookeeper-client ops/s | ratio | p50 ms (ours / theirs) | p99 ms (ours / theirs) | ZK CPU us/op (ours / theirs) | client CPU % (ours / theirs) |")
+print("|---|---|---|---|---|---|---|---|---|")
+for workload in ("set", "get", "create"):
+    for round in range(1, rounds + 1):
+        ours = json.load(open(f"{results}/{stamp}-independent-ours-{workload}-{round}.json"))
+        theirs = json.load(open(f"{results}/{stamp}-independent-theirs-{workload}-{round}.json"))
+        print(f"| {workload} | {round} | {ours['ops_per_s']:.0f} | {theirs['ops_per_s']:.0f} | "
+              f"{ours['ops_per_s'] / theirs['ops_per_s']:.2f} | {ours['latency_ms']['p50']:.2f} / {theirs['latency_ms']['p50']:.2f} | "
+              f"{ours['latency_ms']['p99']:.2f} / {theirs['latency_ms']['p99']:.2f} | "
+              f"{ours['server_cpu_us_per_op']:.1f} / {theirs['server_cpu_us_per_op']:.1f} | "
+              f"{ours['generator_cpu_pct']:.0f} / {theirs['client_cpu_pct']:.0f} |")
+print()
+print(f"JSON: {results}/{stamp}-independent-*.json")
+PY
