@@ -189,6 +189,12 @@ fn process_cpu_seconds(pid: Option<u32>) -> f64 {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs bench targets without
+    // it, and there is no server to load then.
+    if !std::env::args().any(|argument| argument == "--bench") {
+        println!("third_party_client: a load generator; run it with cargo bench (see the top of the file)");
+        return;
+    }
     let options = match parse_options() {
         Ok(options) => options,
         Err(error) => {
