@@ -149,8 +149,16 @@ for workload in "${ensemble_workloads[@]}"; do
         --workload "$workload" --sessions "$sessions" --depth "$depth"
 done
 
+# The page lists ZooKeeper's run of each workload first, so ratios read as Ringkeeper's
+# (and the ensemble's) against it.
+report_runs=()
+for name in "${workloads[@]}" open-set unloaded-set; do
+    for server in zookeeper ringkeeper zookeeper-ensemble; do
+        if [[ -f $results/$stamp-$server-$name.json ]]; then report_runs+=("$results/$stamp-$server-$name.json"); fi
+    done
+done
 "$binary" report --title "Ringkeeper against Apache ZooKeeper 3.8, $stamp" --out "perf/reports/$stamp.html" \
-    "$results/$stamp"-*.json
+    "${report_runs[@]}"
 python3 - "$results" "$stamp" "$rss_zk" "$rss_rk" "$sessions" "$depth" "$procs" "$threads" "${workloads[@]}" \
     <<'PY' | tee "$results/$stamp-compare.md"
 import json, os, sys

@@ -1,6 +1,7 @@
 //! The HTML report: one self-contained page for one run (`ringkeeper bench --report DIR`)
 //! or for several (`ringkeeper report`, as `perf/compare.sh` draws ZooKeeper against
-//! Ringkeeper). Runs of the same workload share a section whose charts overlay them:
+//! Ringkeeper). Runs of the same workload under the same load (sessions and depth, or
+//! open-loop rate) share a section whose charts overlay them:
 //! throughput over time, latency (p50 dashed, p99 solid) over time, and the latency
 //! distribution by percentile.
 
@@ -25,9 +26,9 @@ pub fn page(title: &str, runs: &[Report]) -> String {
         title = escape(title)
     );
     html.push_str(&summary_table(runs));
-    for workload in workloads(runs) {
-        let group: Vec<&Report> = runs.iter().filter(|run| run.workload == workload).collect();
-        let _ = writeln!(html, "<h2>{}</h2>", escape(&workload));
+    for section in sections(runs) {
+        let group: Vec<&Report> = runs.iter().filter(|run| section_of(run) == section).collect();
+        let _ = writeln!(html, "<h2>{}</h2>", escape(&section));
         let _ = writeln!(html, "<p>{}.</p>", describe(group[0]));
         for run in &group {
             let _ = writeln!(html, "<p>{}: {}</p>", escape(&run.label), escape(&run.cpu_text()).replace('\n', "<br>"));
@@ -42,12 +43,21 @@ pub fn page(title: &str, runs: &[Report]) -> String {
     html
 }
 
-/// Workloads in order of first appearance.
-fn workloads(runs: &[Report]) -> Vec<String> {
+/// Runs are compared with runs of the same workload under the same load.
+fn section_of(run: &Report) -> String {
+    match run.rate_per_s {
+        Some(rate) => format!("{}, open loop at {rate:.0}/s over {} sessions", run.workload, run.sessions),
+        None => format!("{}, {} sessions x {}", run.workload, run.sessions, run.depth),
+    }
+}
+
+/// Sections in order of first appearance.
+fn sections(runs: &[Report]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for run in runs {
-        if !names.contains(&run.workload) {
-            names.push(run.workload.clone());
+        let section = section_of(run);
+        if !names.contains(&section) {
+            names.push(section);
         }
     }
     names
@@ -61,22 +71,22 @@ fn describe(run: &Report) -> String {
     format!("{load}, {:.0} s measured; {}", run.duration_s, run.latency_name())
 }
 
-/// One row per run: throughput (and its ratio to the first run of the same workload),
+/// One row per run: throughput (and its ratio to the first run of the same section),
 /// latency, errors and CPU.
 fn summary_table(runs: &[Report]) -> String {
     let mut html = String::from(
-        "<table><tr><th>workload</th><th>run</th><th>throughput /s</th><th>ratio</th><th>p50 ms</th>\
+        "<table><tr><th>workload and load</th><th>run</th><th>throughput /s</th><th>ratio</th><th>p50 ms</th>\
          <th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th><th>server CPU us/op</th>\
          <th>generator CPU %</th></tr>\n",
     );
     for run in runs {
-        let first = runs.iter().find(|other| other.workload == run.workload).expect("run itself");
+        let first = runs.iter().find(|other| section_of(other) == section_of(run)).expect("run itself");
         let errors: u64 = run.errors.values().sum();
         let _ = writeln!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{:.0} {}</td><td>{:.2}x</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td>\
              <td>{:.3}</td><td>{errors}</td><td>{}</td><td{}>{:.0}</td></tr>",
-            escape(&run.workload),
+            escape(&section_of(run)),
             escape(&run.label),
             run.ops_per_s,
             escape(&run.unit),
@@ -157,6 +167,47 @@ fn nines(percentile: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::report::CpuUse;
+    use crate::bench::stats::{record, SessionStats};
+    use crate::bench::workload::Workload;
+    use crate::bench::Options;
+
+    fn run(label: &str, sessions: usize, rate_per_s: Option<f64>, operations: usize) -> Report {
+        let options = Options {
+            servers: vec!["127.0.0.1:2181".parse().expect("address")],
+            workload: Workload::Set,
+            sessions,
+            depth: 16,
+            duration: std::time::Duration::from_secs(2),
+            warmup: std::time::Duration::ZERO,
+            value_size: 100,
+            keys: 10,
+            threads: 1,
+            procs: 1,
+            server_pids: Vec::new(),
+            rate_per_s,
+            label: Some(label.to_owned()),
+            progress: false,
+        };
+        let mut stats = SessionStats::new();
+        let start = std::time::Instant::now();
+        for _ in 0..operations {
+            record(&mut stats, start, std::time::Duration::from_micros(300), start, 0);
+        }
+        Report::new(&options, &stats, &CpuUse { generator_s: vec![0.1], server_s: None, machine_busy_pct: 50.0 })
+    }
+
+    #[test]
+    fn runs_share_charts_only_with_runs_of_the_same_workload_and_load() {
+        let runs =
+            [run("zk", 64, None, 1), run("rk", 64, None, 2), run("zk", 64, Some(1000.0), 1), run("zk", 1, None, 1)];
+        let page = page("t", &runs);
+        assert_eq!(page.matches("<h2>").count(), 3, "{page}");
+        assert!(page.contains("set, 64 sessions x 16") && page.contains("set, open loop at 1000/s over 64 sessions"));
+        // The second run's ratio is to the first of its section; the others are firsts.
+        assert_eq!(page.matches("<td>1.00x</td>").count(), 3);
+        assert_eq!(page.matches("<td>2.00x</td>").count(), 1);
+    }
 
     #[test]
     fn percentiles_sit_on_a_nines_axis() {
