@@ -111,11 +111,38 @@ const IGNORED_KEYS: [&str; 7] = [
     "metricsProvider.className",
 ];
 
+/// A zoo.cfg that names two or more servers asks for a replicated ensemble, which this
+/// build does not run yet. Starting anyway would make each server a separate standalone:
+/// clients spread over them would each see only their own server's writes. So it refuses,
+/// rather than ignore the lines. One `server.N` line is a standalone server, as ZooKeeper
+/// runs it (`standaloneEnabled`, true by default).
+fn refuse_ensemble(server_lines: &[usize], warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    match server_lines {
+        [] => Ok(()),
+        [line] => {
+            warnings.push(format!("line {line}: a single server.N entry; running standalone"));
+            Ok(())
+        }
+        [first, ..] => Err(ConfigError {
+            line: *first,
+            key: "server.N".into(),
+            message: format!(
+                "{} servers are configured, but Ringkeeper runs standalone only (replication is not built \
+                 yet); each would serve alone and never see the others' writes. Remove the server.N lines to \
+                 run one standalone server",
+                server_lines.len()
+            ),
+        }),
+    }
+}
+
 impl Config {
     /// Parses a zoo.cfg. Returns the configuration and warnings for keys we do not know.
     pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
         let mut config = Config::default();
         let mut warnings = Vec::new();
+        // The line numbers of `server.N` entries: an ensemble's members.
+        let mut server_lines = Vec::new();
         for (index, raw_line) in text.lines().enumerate() {
             let line = raw_line.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
@@ -219,10 +246,12 @@ impl Config {
                     }
                     config.segment_size_bytes = kib * 1024;
                 }
-                key if IGNORED_KEYS.contains(&key) || key.starts_with("server.") => {}
+                key if key.starts_with("server.") => server_lines.push(line_number),
+                key if IGNORED_KEYS.contains(&key) => {}
                 _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
             }
         }
+        refuse_ensemble(&server_lines, &mut warnings)?;
         config.validate()?;
         Ok((config, warnings))
     }
@@ -294,6 +323,21 @@ mod tests {
         assert_eq!(config.jute_max_buffer_bytes, 0x100000);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("foo"));
+    }
+
+    #[test]
+    fn an_ensemble_configuration_is_refused_not_served_as_separate_standalones() {
+        // Two or more server.N lines ask for replication, which this build lacks: starting
+        // would split the ensemble into standalones, so the configuration is an error that
+        // names its first server line. One server.N line is a standalone, as in ZooKeeper.
+        let ensemble = "tickTime=2000\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n\
+                        server.3=127.0.0.1:2890:3890\n";
+        let error = Config::parse(ensemble).unwrap_err();
+        assert_eq!((error.line, error.key.as_str()), (2, "server.N"));
+        assert!(error.message.contains("3 servers") && error.message.contains("standalone only"), "{error}");
+        let (_, warnings) = Config::parse("server.1=127.0.0.1:2888:3888\n").unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("running standalone"));
     }
 
     #[test]

@@ -362,3 +362,22 @@ fn a_full_disk_stops_acknowledging_writes_while_reads_go_on() {
     let mntr = server.four_letter("mntr");
     assert!(mntr.contains("ringkeeper_log_failed\t1"), "{mntr}");
 }
+
+#[test]
+fn an_ensemble_configuration_is_refused_rather_than_split_into_standalones() {
+    // Ringkeeper does not replicate yet. A zoo.cfg naming three servers must not start
+    // three standalones that each acknowledge writes the others never see: serve exits
+    // with status 2 and says why, and the server with one server.N line still starts.
+    let mut server = Server::start();
+    server.kill();
+    let config = server.dir.join("zoo.cfg");
+    let standalone = std::fs::read_to_string(&config).unwrap();
+    let ensemble = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n";
+    std::fs::write(&config, format!("{standalone}{ensemble}")).unwrap();
+    let (status, stderr) = server.run_to_exit();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("3 servers are configured") && stderr.contains("standalone only"), "{stderr}");
+    std::fs::write(&config, format!("{standalone}server.1=127.0.0.1:2888:3888\n")).unwrap();
+    server.start_again();
+    assert!(server.four_letter("ruok").contains("imok"));
+}
