@@ -40,9 +40,10 @@ impl ProgressBar {
             let done = now.min(schedule.stop_at).duration_since(schedule.measure_from).as_secs_f64();
             let filled = ((done / total) * BAR_WIDTH as f64).round() as usize;
             format!(
-                "[{}{}] {done:.0}/{total:.0} s  {:.0} {unit}/s",
+                "[{}{}] {:.0}/{total:.0} s  {:.0} {unit}/s",
                 "#".repeat(filled.min(BAR_WIDTH)),
                 ".".repeat(BAR_WIDTH - filled.min(BAR_WIDTH)),
+                done.floor(),
                 self.rate_per_s
             )
         };
