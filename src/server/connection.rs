@@ -51,11 +51,15 @@ pub struct CoreContext {
     pub shared: std::sync::Arc<Shared>,
 }
 
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// A connection's input buffer starts small (most sessions are idle or send one small
+/// request at a time: thousands of them should not hold 64 KiB each) and doubles, up to
+/// `INPUT_BYTES_MAX`, whenever a read fills it (a pipelining client).
+const INPUT_BYTES_INITIAL: usize = 4 * 1024;
+const INPUT_BYTES_MAX: usize = 64 * 1024;
 
 /// Bytes read from the socket and not yet consumed as frames: `bytes[start..end]`. The
-/// buffer is zeroed once and reused; it grows only for a frame larger than itself. (It was
-/// resized by a read chunk before every read, which zeroed 64 KiB per small request.)
+/// buffer is zeroed when it grows and is otherwise reused (it was resized by a 64 KiB
+/// chunk before every read, which zeroed 64 KiB per small request).
 struct Input {
     bytes: Vec<u8>,
     start: usize,
@@ -64,7 +68,7 @@ struct Input {
 
 impl Input {
     fn new() -> Input {
-        Input { bytes: vec![0; READ_CHUNK_BYTES], start: 0, end: 0 }
+        Input { bytes: vec![0; INPUT_BYTES_INITIAL], start: 0, end: 0 }
     }
 
     fn available(&self) -> &[u8] {
@@ -96,6 +100,9 @@ impl Input {
             match reader.read(&mut self.bytes[self.end..]).await {
                 Ok(0) | Err(_) => return false,
                 Ok(read) => self.end += read,
+            }
+            if self.end == self.bytes.len() && self.bytes.len() < INPUT_BYTES_MAX {
+                self.bytes.resize(self.bytes.len() * 2, 0);
             }
         }
         true
