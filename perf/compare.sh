@@ -27,9 +27,8 @@ threads=${THREADS:-1}
 read -r -a workloads <<< "${WORKLOADS:-set get create exists children mixed watch lock churn}"
 ensemble_workloads=(set get create)
 
-if ! dpkg -s zookeeper >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
-fi
+source perf/servers.sh
+ensure_zookeeper
 cargo build --release --locked -q
 binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
 work=$(mktemp -d /tmp/ringkeeper-compare.XXXXXX)
@@ -43,49 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-    for _ in $(seq 1 600); do
-        if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$1),1); s.sendall(b'srvr'); d=s.recv(4096); sys.exit(0 if b'Mode:' in d else 1)" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "server on port $1 did not start" >&2; exit 1
-}
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
-classpath=$(ls /usr/share/java/zookeeper.jar /usr/share/java/slf4j-nop.jar 2>/dev/null | paste -sd:)
-
-# start_zookeeper NAME CLIENT_PORT [ENSEMBLE_LINES MYID]: starts one ZooKeeper server;
-# sets $started_pid.
-start_zookeeper() {
-    local name=$1 port=$2 ensemble=${3:-} myid=${4:-}
-    mkdir -p "$work/$name/data"
-    cat > "$work/$name/zoo.cfg" <<CFG
-tickTime=2000
-initLimit=10
-syncLimit=5
-dataDir=$work/$name/data
-clientPort=$port
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-forceSync=yes
-admin.enableServer=false
-4lw.commands.whitelist=*
-$ensemble
-CFG
-    if [[ -n $myid ]]; then echo "$myid" > "$work/$name/data/myid"; fi
-    java -Xmx1g -cp "$classpath" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/$name/zoo.cfg" \
-        >"$work/$name.log" 2>&1 &
-    started_pid=$!; pids+=("$started_pid"); disown
-}
-
-start_ringkeeper() {
-    local name=$1 port=$2
-    mkdir -p "$work/$name"
-    printf 'tickTime=2000\nmaxClientCnxns=0\nforceSync=yes\n4lw.commands.whitelist=*\n' > "$work/$name/zoo.cfg"
-    "$binary" serve --config "$work/$name/zoo.cfg" --client-port "$port" --data-dir "$work/$name/data" \
-        >"$work/$name.log" 2>&1 &
-    started_pid=$!; pids+=("$started_pid"); disown
-}
 
 # run SERVER_LABEL SERVERS PIDS NAME BENCH_ARGS...: one bench run, its JSON named NAME.
 run() {
@@ -98,7 +55,7 @@ run() {
 }
 
 zk_port=$(free_port); start_zookeeper zookeeper "$zk_port"; zk_pid=$started_pid
-rk_port=$(free_port); start_ringkeeper ringkeeper "$rk_port"; rk_pid=$started_pid
+rk_port=$(free_port); start_ringkeeper ringkeeper "$rk_port" "$binary"; rk_pid=$started_pid
 wait_ready "$zk_port"
 wait_ready "$rk_port"
 echo "standalone: ZooKeeper pid $zk_pid on $zk_port, Ringkeeper pid $rk_pid on $rk_port" >&2

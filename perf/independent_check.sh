@@ -16,9 +16,8 @@ sessions=${2:-64}
 depth=${3:-16}
 rounds=${4:-2}
 
-if ! dpkg -s zookeeper >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
-fi
+source perf/servers.sh
+ensure_zookeeper
 cargo build --release --locked -q
 cargo bench --locked -q --bench third_party_client --no-run 2>/dev/null
 binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
@@ -26,34 +25,19 @@ work=$(mktemp -d /tmp/ringkeeper-independent.XXXXXX)
 results=perf/results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$results"
-zk_pid=""
+pids=()
 cleanup() {
-    if [[ -n $zk_pid ]]; then kill -9 "$zk_pid" 2>/dev/null || true; fi
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/data"
-cat > "$work/zoo.cfg" <<CFG
-tickTime=2000
-dataDir=$work/data
-clientPort=$port
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-forceSync=yes
-admin.enableServer=false
-4lw.commands.whitelist=*
-CFG
-server_cpus=""; client_cpus=""
-if [[ ${PIN:-0} == 1 ]]; then server_cpus="taskset -c 1"; client_cpus="taskset -c 0"; fi
-$server_cpus java -Xmx1g -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.jar \
-    org.apache.zookeeper.server.ZooKeeperServerMain "$work/zoo.cfg" >"$work/zk.log" 2>&1 &
-zk_pid=$!
-for _ in $(seq 1 300); do
-    if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$port),1); s.sendall(b'srvr'); sys.exit(0 if b'Mode:' in s.recv(4096) else 1)" 2>/dev/null; then break; fi
-    sleep 0.1
-done
+client_cpus=""
+if [[ ${PIN:-0} == 1 ]]; then client_cpus="taskset -c 0"; fi
+port=$(free_port)
+CPUS=$([[ ${PIN:-0} == 1 ]] && echo "taskset -c 1" || true) start_zookeeper zookeeper "$port"
+zk_pid=$started_pid
+wait_ready "$port"
 
 ours() {
     $client_cpus "$binary" bench --servers "127.0.0.1:$port" --workload "$workload" --sessions "$sessions" --depth "$depth" \

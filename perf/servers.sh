@@ -1,0 +1,67 @@
+# Starting the servers the perf scripts compare, with equivalent settings: sourced by
+# compare.sh and independent_check.sh. Both servers get tickTime 2000, fsync on, no limit
+# on connections per address, every four-letter word, and listen on 127.0.0.1 only.
+#
+# Needs: $work (a scratch directory the caller removes) and $pids (an array the caller's
+# clean-up kills). Each start_* function sets $started_pid.
+
+# Installs Apache ZooKeeper from Debian's package if it is missing.
+ensure_zookeeper() {
+    if ! dpkg -s zookeeper >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper >/dev/null
+    fi
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_ready PORT: until the server on PORT answers srvr with its mode (an ensemble
+# member only does once it has a leader).
+wait_ready() {
+    for _ in $(seq 1 600); do
+        if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$1),1); s.sendall(b'srvr'); d=s.recv(4096); sys.exit(0 if b'Mode:' in d else 1)" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "server on port $1 did not start" >&2
+    exit 1
+}
+
+# start_zookeeper NAME CLIENT_PORT [ENSEMBLE_LINES MYID]: one ZooKeeper 3.8 server under
+# $work/NAME, standalone unless ENSEMBLE_LINES (server.N=...) are given. $CPUS, if set, is
+# a taskset prefix (e.g. "taskset -c 1").
+start_zookeeper() {
+    local name=$1 port=$2 ensemble=${3:-} myid=${4:-}
+    mkdir -p "$work/$name/data"
+    cat > "$work/$name/zoo.cfg" <<CFG
+tickTime=2000
+initLimit=10
+syncLimit=5
+dataDir=$work/$name/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+forceSync=yes
+admin.enableServer=false
+4lw.commands.whitelist=*
+$ensemble
+CFG
+    if [[ -n $myid ]]; then echo "$myid" > "$work/$name/data/myid"; fi
+    local classpath
+    classpath=$(ls /usr/share/java/zookeeper.jar /usr/share/java/slf4j-nop.jar 2>/dev/null | paste -sd:)
+    ${CPUS:-} java -Xmx1g -cp "$classpath" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/$name/zoo.cfg" \
+        >"$work/$name.log" 2>&1 &
+    started_pid=$!
+    pids+=("$started_pid")
+    disown
+}
+
+# start_ringkeeper NAME CLIENT_PORT BINARY: one Ringkeeper server under $work/NAME.
+start_ringkeeper() {
+    local name=$1 port=$2 binary=$3
+    mkdir -p "$work/$name"
+    printf 'tickTime=2000\nmaxClientCnxns=0\nforceSync=yes\n4lw.commands.whitelist=*\n' > "$work/$name/zoo.cfg"
+    ${CPUS:-} "$binary" serve --config "$work/$name/zoo.cfg" --client-port "$port" --data-dir "$work/$name/data" \
+        >"$work/$name.log" 2>&1 &
+    started_pid=$!
+    pids+=("$started_pid")
+    disown
+}
