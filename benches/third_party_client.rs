@@ -20,10 +20,11 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+// The bench's node names and /proc reading, not its client: what is checked is how the
+// requests are sent and timed, which stays third-party.
+use ringkeeper::bench::report::process_cpu_seconds;
+use ringkeeper::bench::workload::{CREATED, ROOT};
 use zookeeper_client as zk;
-
-const ROOT: &str = "/ringkeeper-bench";
-const CREATED: &str = "/ringkeeper-bench/created";
 
 #[derive(Clone)]
 struct Options {
@@ -176,16 +177,6 @@ async fn set_up(options: &Options) -> Result<(), zk::Error> {
         }
     }
     Ok(())
-}
-
-/// User + system CPU seconds of a process (this one without a pid), from /proc.
-fn process_cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |pid| format!("/proc/{pid}/stat"));
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let fields: Vec<f64> = rest.split_whitespace().map(|field| field.parse().unwrap_or(0.0)).collect();
-    // utime and stime, in clock ticks (100 per second on Linux).
-    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
 }
 
 fn main() {

@@ -128,6 +128,10 @@ fn splitting_the_load_over_processes_measures_one_run() {
     assert!(json.contains("\"errors\":{}"), "{json}");
     let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(report["timeline"].as_array().expect("timeline").len(), 2, "{json}");
+    // Both processes ran their share and were measured: each used CPU of its own.
+    let by_process = report["generator_cpu_pct_by_process"].as_array().expect("per process");
+    assert_eq!(by_process.len(), 2, "{json}");
+    assert!(by_process.iter().all(|pct| pct.as_f64().expect("number") > 0.0), "{json}");
 
     let json = bench(&server, &["--workload", "watch", "--procs", "2", "--depth", "2"]);
     assert!(number(&json, "operations") > 100.0, "{json}");

@@ -250,31 +250,22 @@ fn join_threads(
     Ok(stats)
 }
 
-/// Starts `procs` copies of this executable as generator processes of this run.
+/// Starts `procs` copies of this executable as generator processes of this run. Each gets
+/// this process's own command line (so every bench option reaches it as given) plus its
+/// place in the run; a generator process prints its stats and writes no report.
 fn spawn_processes(options: &Options, role: impl Fn(usize) -> ProcessRole) -> Result<Vec<Child>, String> {
     let executable = std::env::current_exe().map_err(|error| format!("cannot find this executable: {error}"))?;
-    let (workload, read_pct) = options.workload.flag();
-    let servers: Vec<String> = options.servers.iter().map(ToString::to_string).collect();
     let mut children = Vec::new();
     for index in 0..options.procs {
         let role = role(index);
         let mut command = Command::new(&executable);
         command
-            .arg("bench")
-            .args(["--servers", &servers.join(","), "--workload", workload, "--read-pct", &read_pct.to_string()])
-            .args(["--sessions", &options.sessions.to_string(), "--depth", &options.depth.to_string()])
-            .args(["--duration", &options.duration.as_secs().to_string()])
-            .args(["--warmup", &options.warmup.as_secs().to_string()])
-            .args(["--value-size", &options.value_size.to_string(), "--keys", &options.keys.to_string()])
-            .args(["--threads", &options.threads.to_string(), "--procs", &options.procs.to_string()])
+            .args(std::env::args_os().skip(1))
             .args(["--process-index", &index.to_string(), "--process-start-ns", &role.start_ns.to_string()])
             .arg("--process-board")
             .arg(&role.board)
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
-        if let Some(rate) = options.rate_per_s {
-            command.args(["--rate", &rate.to_string()]);
-        }
         match command.spawn() {
             Ok(child) => children.push(child),
             Err(error) => {

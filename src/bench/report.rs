@@ -78,6 +78,8 @@ pub struct Report {
     pub generator_threads: usize,
     /// All generator processes together, in percent of one core.
     pub generator_cpu_pct: f64,
+    /// Each generator process, in percent of one core.
+    pub generator_cpu_pct_by_process: Vec<f64>,
     /// Some generator process used at least 90% of its threads' cores.
     pub generator_saturated: bool,
     pub machine_cores: usize,
@@ -125,6 +127,7 @@ impl Report {
             generator_processes: options.procs,
             generator_threads: options.threads,
             generator_cpu_pct: generator_cpu_s / duration_s * 100.0,
+            generator_cpu_pct_by_process: cpu.generator_s.iter().map(|seconds| seconds / duration_s * 100.0).collect(),
             generator_saturated: cpu.generator_s.iter().any(|seconds| *seconds >= saturated_s),
             machine_cores: std::thread::available_parallelism().map_or(1, usize::from),
             machine_cpu_busy_pct: cpu.machine_busy_pct,

@@ -62,22 +62,6 @@ impl Workload {
         }
     }
 
-    /// The `--workload` and `--read-pct` that name this workload on a command line.
-    pub fn flag(&self) -> (&'static str, u32) {
-        match self {
-            Workload::Get => ("get", 0),
-            Workload::Set => ("set", 0),
-            Workload::Create => ("create", 0),
-            Workload::Delete => ("delete", 0),
-            Workload::Exists => ("exists", 0),
-            Workload::Children => ("children", 0),
-            Workload::Mixed { read_pct } => ("mixed", *read_pct),
-            Workload::Watch => ("watch", 0),
-            Workload::Lock => ("lock", 0),
-            Workload::Churn => ("churn", 0),
-        }
-    }
-
     /// Whether the workload is a recipe with its own driver (one request at a time per
     /// session, so neither `--depth` pipelining nor `--rate` applies, except the watch
     /// writer's depth).
