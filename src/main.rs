@@ -39,6 +39,22 @@ enum Command {
     /// Draw JSON reports of `ringkeeper bench` runs on one HTML page (runs of the same
     /// workload overlaid, e.g. ZooKeeper against Ringkeeper).
     Report(ReportArgs),
+    /// Run the consensus simulator: seeded ensembles under message loss, partitions,
+    /// crashes, clock skew and stalled disks, checked at every step. A failing seed
+    /// replays exactly.
+    Simulate {
+        /// Run this one seed (with --trace, print every output of every member).
+        #[arg(long, value_name = "N", conflicts_with_all = ["first", "seeds"])]
+        seed: Option<u64>,
+        /// The first seed of a range.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        first: u64,
+        /// How many seeds, from --first.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        seeds: u64,
+        #[arg(long)]
+        trace: bool,
+    },
     /// Inspect transaction log segments.
     Log {
         #[command(subcommand)]
@@ -152,19 +168,26 @@ enum LogCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The simulator's members log their elections: thousands per run, so only what
+    // RUST_LOG asks for.
+    let default_level = if matches!(cli.command, Command::Simulate { .. }) { "off" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .init();
-    // A panic on one core would leave the others serving a half-dead server: take the
-    // whole process down instead, so a supervisor restarts it from durable state.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        std::process::abort();
-    }));
-    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Simulate { .. }) {
+        // A panic on one core would leave the others serving a half-dead server: take the
+        // whole process down instead, so a supervisor restarts it from durable state. (The
+        // simulator catches a core's panic as a violation instead.)
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            std::process::abort();
+        }));
+    }
     match cli.command {
+        Command::Simulate { seed, first, seeds, trace } => simulate(seed, first, seeds, trace),
         Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),
         Command::Log { command: LogCommand::Dump { path, json } } => {
             dump_file(&path, json, ringkeeper::log::dump::dump)
@@ -175,6 +198,29 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench(*args),
         Command::Report(args) => report(args),
     }
+}
+
+fn simulate(seed: Option<u64>, first: u64, seeds: u64, trace: bool) -> ExitCode {
+    use ringkeeper::consensus::simulator::{run_scenario, RunStats, Scenario};
+    let (first, seeds) = seed.map_or((first, seeds), |seed| (seed, 1));
+    let started = std::time::Instant::now();
+    let mut total = RunStats::default();
+    for seed in first..first.saturating_add(seeds) {
+        match run_scenario(seed, Scenario::from_seed(seed), trace) {
+            Ok(stats) => total.add(&stats),
+            Err(violation) => {
+                eprintln!("seed {seed} FAILED at {} ms: {}", violation.at_ms, violation.what);
+                eprintln!("replay: ringkeeper simulate --seed {seed} --trace");
+                return ExitCode::FAILURE;
+            }
+        }
+        let done = seed - first + 1;
+        if done % 10_000 == 0 {
+            eprintln!("{done} seeds in {:.0} s", started.elapsed().as_secs_f64());
+        }
+    }
+    println!("{seeds} seeds from {first} passed in {:.1} s: {total:?}", started.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
 }
 
 fn bench(args: BenchArgs) -> ExitCode {

@@ -1,0 +1,414 @@
+//! The consensus core's behaviour, one guarantee per test, on a hand-driven ensemble:
+//! messages are delivered only when a test says so, disks finish only when it says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::*;
+use crate::consensus::simulator::SimBatch;
+
+type Sent = (MemberId, MemberId, Message<SimBatch>);
+
+struct Ensemble {
+    cores: BTreeMap<MemberId, Core<SimBatch>>,
+    /// Messages sent and not yet delivered, in order.
+    wire: Vec<Sent>,
+    /// Log operations issued and not yet durable, per member.
+    disk: BTreeMap<MemberId, Vec<u64>>,
+    applied: BTreeMap<MemberId, Vec<i64>>,
+    snapshots_wanted: Vec<(MemberId, MemberId)>,
+    now_ms: u64,
+}
+
+fn settings(id: MemberId, voters: &[MemberId], observers: &[MemberId]) -> Settings {
+    Settings {
+        id,
+        members: Members { voters: voters.iter().copied().collect(), observers: observers.iter().copied().collect() },
+        heartbeat_ms: 10,
+        sync_limit_ms: 100,
+        election_timeout_ms: 50,
+        window_bytes: 1 << 20,
+        frame_bytes_max: 1 << 16,
+        retained_bytes_max: 1 << 20,
+        counter_limit: u32::MAX - 1,
+    }
+}
+
+impl Ensemble {
+    fn new(voters: &[MemberId], observers: &[MemberId]) -> Ensemble {
+        Ensemble::with(voters, observers, |_| {})
+    }
+
+    fn with(voters: &[MemberId], observers: &[MemberId], adjust: impl Fn(&mut Settings)) -> Ensemble {
+        let mut cores = BTreeMap::new();
+        for &id in voters.iter().chain(observers) {
+            let mut settings = settings(id, voters, observers);
+            adjust(&mut settings);
+            cores.insert(id, Core::new(settings, HardState::default(), History::new(0), Vec::new(), 0, id, 0));
+        }
+        Ensemble {
+            cores,
+            wire: Vec::new(),
+            disk: BTreeMap::new(),
+            applied: BTreeMap::new(),
+            snapshots_wanted: Vec::new(),
+            now_ms: 0,
+        }
+    }
+
+    fn core(&self, id: MemberId) -> &Core<SimBatch> {
+        &self.cores[&id]
+    }
+
+    fn collect(&mut self, id: MemberId) {
+        let outputs = self.cores.get_mut(&id).expect("a member").take_outputs();
+        for output in outputs {
+            match output {
+                Output::Send { to, message } => self.wire.push((id, to, message)),
+                Output::Append { seq, .. } | Output::Truncate { seq, .. } | Output::InstallSnapshot { seq, .. } => {
+                    self.disk.entry(id).or_default().push(seq)
+                }
+                Output::Apply { batches } => {
+                    let applied = self.applied.entry(id).or_default();
+                    applied.extend(batches.iter().flat_map(|batch| batch.entries.iter().map(|entry| entry.0)));
+                }
+                Output::SnapshotWanted { to } => self.snapshots_wanted.push((id, to)),
+                Output::PersistHardState(_) | Output::RoleChanged(_) | Output::Established { .. } => {}
+            }
+        }
+    }
+
+    /// Delivers every message on the wire (and those they cause) whose link `keep`s,
+    /// dropping the rest.
+    fn deliver(&mut self, keep: impl Fn(MemberId, MemberId) -> bool) {
+        for _ in 0..1000 {
+            if self.wire.is_empty() {
+                return;
+            }
+            for (from, to, message) in std::mem::take(&mut self.wire) {
+                if keep(from, to) {
+                    self.cores.get_mut(&to).expect("a member").step(from, message);
+                    self.collect(to);
+                }
+            }
+        }
+        panic!("messages kept flowing");
+    }
+
+    fn deliver_all(&mut self) {
+        self.deliver(|_, _| true);
+    }
+
+    /// Makes every issued log operation of `id` durable.
+    fn flush(&mut self, id: MemberId) {
+        if let Some(&seq) = self.disk.get(&id).and_then(|ops| ops.last()) {
+            self.disk.remove(&id);
+            self.cores.get_mut(&id).expect("a member").durable(seq);
+            self.collect(id);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let ids: Vec<MemberId> = self.cores.keys().copied().collect();
+        for id in ids {
+            self.flush(id);
+        }
+    }
+
+    fn settle(&mut self) {
+        for _ in 0..20 {
+            self.deliver_all();
+            self.flush_all();
+        }
+    }
+
+    fn tick(&mut self, id: MemberId, elapsed_ms: u64) {
+        self.now_ms += elapsed_ms;
+        let now_ms = self.now_ms;
+        self.cores.get_mut(&id).expect("a member").tick(now_ms);
+        self.collect(id);
+    }
+
+    /// Lets time pass in 10 ms steps for every member but `down`, delivering among them,
+    /// until `done` holds (bounded).
+    fn run_until(&mut self, down: MemberId, done: impl Fn(&Ensemble) -> bool) {
+        for _ in 0..1000 {
+            if done(self) {
+                return;
+            }
+            self.now_ms += 10;
+            let now_ms = self.now_ms;
+            let ids: Vec<MemberId> = self.cores.keys().copied().filter(|&id| id != down).collect();
+            for id in ids {
+                self.cores.get_mut(&id).expect("a member").tick(now_ms);
+                self.collect(id);
+            }
+            self.deliver(|from, to| from != down && to != down);
+            self.flush_all();
+            self.deliver(|from, to| from != down && to != down);
+        }
+        let roles: Vec<_> = self.cores.values().map(|core| (core.role(), core.epoch(), core.hard_state())).collect();
+        panic!("the condition never held: {roles:?}");
+    }
+
+    fn leader_among(&self, ids: &[MemberId]) -> Option<MemberId> {
+        ids.iter().copied().find(|&id| self.core(id).role() == Role::Leader)
+    }
+
+    /// Lets `id`'s election timer run out and the election finish.
+    fn elect(&mut self, id: MemberId) {
+        self.tick(id, 10_000);
+        self.settle();
+        assert_eq!(self.core(id).role(), Role::Leader);
+        assert!(self.core(id).accepts_proposals());
+    }
+
+    fn propose(&mut self, leader: MemberId, count: i64) -> (i64, i64) {
+        let last = self.core(leader).last_zxid();
+        let entries: Vec<(i64, u64)> = (1..=count).map(|offset| (last + offset, offset as u64)).collect();
+        let batch = SimBatch { entries: Arc::new(entries) };
+        self.cores.get_mut(&leader).expect("a member").propose(batch).expect("leader");
+        self.collect(leader);
+        (last + 1, last + count)
+    }
+}
+
+#[test]
+fn an_election_picks_the_member_with_the_most_recent_log() {
+    // "Election picks a server with the most recent durable log (epoch, zxid)": member
+    // 3 alone holds the last records, so when the leader dies only 3 can win.
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    let (_, last) = ensemble.propose(1, 5);
+    ensemble.deliver(|_, to| to != 2);
+    ensemble.flush(3);
+    ensemble.deliver(|_, to| to != 2);
+    assert_eq!(ensemble.core(3).last_zxid(), last);
+    assert!(ensemble.core(2).last_zxid() < last);
+    // 1 dies; 2 times out first but 3 refuses it, and stands itself.
+    ensemble.tick(2, 10_000);
+    ensemble.deliver(|from, to| from != 1 && to != 1);
+    ensemble.tick(3, 10_000);
+    ensemble.deliver(|from, to| from != 1 && to != 1);
+    ensemble.flush_all();
+    ensemble.deliver(|from, to| from != 1 && to != 1);
+    assert_eq!(ensemble.core(3).role(), Role::Leader);
+    assert!(ensemble.core(3).epoch() > 1);
+}
+
+#[test]
+fn every_new_epoch_is_larger_than_every_earlier_one() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    let first = ensemble.core(1).epoch();
+    ensemble.run_until(1, |ensemble| ensemble.leader_among(&[2, 3]).is_some());
+    let leader = ensemble.leader_among(&[2, 3]).expect("a new leader");
+    assert!(ensemble.core(leader).epoch() > first);
+}
+
+#[test]
+fn a_restarted_or_cut_off_member_cannot_depose_a_healthy_leader() {
+    // Pre-vote: 3 was cut off and times out; 2 still hears from leader 1 and refuses,
+    // so nobody's epoch moves and 1 keeps leading.
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    let epoch = ensemble.core(1).epoch();
+    ensemble.tick(3, 10_000);
+    assert_eq!(ensemble.core(3).role(), Role::Candidate { pre: true });
+    ensemble.deliver_all();
+    assert_eq!(ensemble.core(1).role(), Role::Leader);
+    assert_eq!(ensemble.core(1).epoch(), epoch);
+    assert_eq!(ensemble.core(2).epoch(), epoch);
+}
+
+#[test]
+fn a_record_commits_on_a_quorum_of_durable_acks_counting_the_leader() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    let (_, last) = ensemble.propose(1, 3);
+    ensemble.deliver_all();
+    assert!(ensemble.core(1).commit_zxid() < last, "nothing is durable yet");
+    ensemble.flush(2);
+    ensemble.deliver_all();
+    assert!(ensemble.core(1).commit_zxid() < last, "one follower alone is not a quorum of 3");
+    ensemble.flush(1);
+    assert_eq!(ensemble.core(1).commit_zxid(), last, "the leader's own durable write completes the quorum");
+}
+
+#[test]
+fn a_follower_acknowledges_only_what_it_has_made_durable() {
+    // ZOOKEEPER-4646: a follower that acknowledges before its log write is durable can
+    // lose an acknowledged write in a crash.
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    let (_, last) = ensemble.propose(1, 2);
+    ensemble.flush(1);
+    ensemble.deliver_all();
+    assert!(ensemble.core(1).commit_zxid() < last, "followers received but did not make durable");
+    ensemble.flush(3);
+    ensemble.deliver_all();
+    assert_eq!(ensemble.core(1).commit_zxid(), last);
+}
+
+#[test]
+fn a_slow_follower_does_not_stall_the_others() {
+    let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.window_bytes = 64);
+    ensemble.elect(1);
+    for _ in 0..20 {
+        let (_, last) = ensemble.propose(1, 2);
+        ensemble.deliver_all();
+        ensemble.flush(1);
+        ensemble.flush(2);
+        ensemble.deliver_all();
+        assert_eq!(ensemble.core(1).commit_zxid(), last, "3's disk is stalled; 1 and 2 commit");
+    }
+    let (_, _, in_sync) = ensemble.core(1).followers().into_iter().find(|(id, _, _)| *id == 3).unwrap();
+    assert!(!in_sync, "3's window is full: it is behind, not waited for");
+    ensemble.settle();
+    ensemble.tick(1, 20);
+    ensemble.settle();
+    assert_eq!(ensemble.core(3).applied_zxid(), ensemble.core(1).last_zxid(), "3 catches up later");
+}
+
+#[test]
+fn a_follower_cuts_a_tail_the_new_leader_never_had_then_takes_what_follows() {
+    // TRUNC then DIFF: 1 led and wrote records only it holds; 2 leads next epoch and
+    // writes its own. When 1 returns it cuts its tail back to the last shared zxid.
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    ensemble.propose(1, 2);
+    ensemble.settle();
+    let shared = ensemble.core(1).last_zxid();
+    ensemble.propose(1, 3);
+    ensemble.flush(1);
+    ensemble.wire.clear();
+    ensemble.run_until(1, |ensemble| {
+        ensemble.leader_among(&[2, 3]).is_some_and(|id| ensemble.core(id).accepts_proposals())
+    });
+    let leader = ensemble.leader_among(&[2, 3]).expect("a new leader");
+    ensemble.propose(leader, 4);
+    ensemble.deliver(|from, to| from != 1 && to != 1);
+    ensemble.flush_all();
+    ensemble.deliver(|from, to| from != 1 && to != 1);
+    assert!(!ensemble.core(leader).history().contains(ensemble.core(1).last_zxid()), "1 holds a tail of its own");
+    ensemble.tick(leader, 10);
+    ensemble.settle();
+    assert_eq!(ensemble.core(1).history(), ensemble.core(leader).history(), "1's log is now the leader's");
+    assert!(ensemble.core(1).history().contains(shared));
+    let applied: BTreeSet<i64> = ensemble.applied[&1].iter().copied().collect();
+    assert!(applied.iter().all(|zxid| ensemble.core(leader).history().contains(*zxid)));
+}
+
+#[test]
+fn a_follower_behind_the_leaders_window_is_sent_a_snapshot() {
+    let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
+    ensemble.elect(1);
+    for _ in 0..10 {
+        ensemble.propose(1, 4);
+        ensemble.deliver(|_, to| to != 3);
+        ensemble.flush(1);
+        ensemble.flush(2);
+        ensemble.deliver(|_, to| to != 3);
+    }
+    ensemble.wire.clear();
+    // The first heartbeat finds 3 has acknowledged nothing since the last one; the next
+    // resends from its acknowledgement, which the window no longer holds.
+    ensemble.tick(1, 20);
+    ensemble.tick(1, 20);
+    assert!(ensemble.snapshots_wanted.contains(&(1, 3)));
+}
+
+#[test]
+fn a_leader_that_hears_from_no_quorum_for_the_sync_limit_steps_down() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    ensemble.wire.clear();
+    for _ in 0..12 {
+        ensemble.tick(1, 10);
+        ensemble.wire.clear();
+    }
+    assert_eq!(ensemble.core(1).role(), Role::Looking);
+}
+
+#[test]
+fn a_leader_whose_disk_stalls_for_the_sync_limit_steps_down_but_not_before() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    ensemble.propose(1, 1);
+    for _ in 0..9 {
+        ensemble.tick(1, 10);
+        ensemble.deliver_all();
+        ensemble.flush(2);
+        ensemble.flush(3);
+        assert_eq!(ensemble.core(1).role(), Role::Leader, "a slow disk is not a failure");
+    }
+    ensemble.tick(1, 20);
+    assert_eq!(ensemble.core(1).role(), Role::Looking);
+}
+
+#[test]
+fn a_follower_whose_disk_stalls_keeps_its_leader() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    for _ in 0..30 {
+        ensemble.propose(1, 1);
+        ensemble.tick(1, 10);
+        ensemble.tick(3, 10);
+        ensemble.deliver_all();
+        ensemble.flush(1);
+        ensemble.flush(2);
+        ensemble.deliver_all();
+    }
+    assert_eq!(ensemble.core(3).role(), Role::Follower { leader: 1 });
+    assert_eq!(ensemble.core(1).role(), Role::Leader);
+}
+
+#[test]
+fn an_observer_follows_but_does_not_count_toward_the_quorum() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[4]);
+    ensemble.elect(1);
+    let (_, last) = ensemble.propose(1, 2);
+    ensemble.deliver_all();
+    ensemble.flush(1);
+    ensemble.flush(4);
+    ensemble.deliver_all();
+    assert!(ensemble.core(1).commit_zxid() < last, "the observer's ack is not a vote");
+    ensemble.settle();
+    assert_eq!(ensemble.core(4).role(), Role::Observer { leader: Some(1) });
+    assert_eq!(ensemble.core(4).applied_zxid(), last);
+}
+
+#[test]
+fn a_spent_zxid_counter_opens_a_new_epoch_without_an_election() {
+    // ZOOKEEPER-2789: ZooKeeper re-elects when the counter runs out; here the leader asks
+    // for the next epoch while it leads and keeps leading.
+    let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.counter_limit = 5);
+    ensemble.elect(1);
+    let epoch = ensemble.core(1).epoch();
+    ensemble.propose(1, 5);
+    assert!(!ensemble.core(1).accepts_proposals(), "opening the next epoch");
+    ensemble.settle();
+    assert_eq!(ensemble.core(1).role(), Role::Leader);
+    assert_eq!(ensemble.core(1).epoch(), epoch + 1);
+    assert!(ensemble.core(1).accepts_proposals());
+    assert_eq!(ensemble.core(2).role(), Role::Follower { leader: 1 });
+    let (_, last) = ensemble.propose(1, 1);
+    ensemble.settle();
+    assert_eq!(ensemble.core(2).applied_zxid(), last);
+}
+
+#[test]
+fn a_lost_leader_link_starts_an_election_at_once() {
+    // When the leader's process dies its followers see their links close: they look for
+    // a new leader within a fraction of the election timeout instead of the sync limit.
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    let lost_at_ms = ensemble.now_ms;
+    for id in [2, 3] {
+        ensemble.cores.get_mut(&id).unwrap().link_lost(1);
+        ensemble.collect(id);
+    }
+    ensemble.run_until(1, |ensemble| ensemble.leader_among(&[2, 3]).is_some());
+    let settings = settings(1, &[1, 2, 3], &[]);
+    assert!(ensemble.now_ms - lost_at_ms < settings.sync_limit_ms, "no sync limit waited out");
+}
