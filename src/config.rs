@@ -52,6 +52,79 @@ pub struct Config {
     /// also takes from zoo.cfg as `enforceQuota`): quota limits are checked, a hard one
     /// refusing writes with QuotaExceeded and a soft one logged. Off by default.
     pub enforce_quota: bool,
+    /// The `server.N` lines: the ensemble's members (empty or one: standalone).
+    pub servers: Vec<ServerSpec>,
+    /// `initLimit`, in ticks: how long a new leader waits for a quorum to sync before
+    /// giving up, and how long a member waits to be synced.
+    pub init_limit_ticks: u32,
+    /// `syncLimit`, in ticks: how long a member may go without hearing from its leader
+    /// (or a leader from a quorum) before it looks for another.
+    pub sync_limit_ticks: u32,
+    /// `readOnlyMode.enabled` (ZooKeeper's `readonlymode.enabled` property): a member cut
+    /// off from its quorum keeps serving reads to clients that asked for read-only.
+    pub read_only_mode: bool,
+    /// This member's id, from `dataDir/myid` (0 standalone).
+    pub my_id: u64,
+}
+
+/// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub id: u64,
+    pub host: String,
+    /// Members talk to each other here (ZooKeeper's quorum port).
+    pub quorum_port: u16,
+    /// Accepted for compatibility: Ringkeeper runs its elections over the quorum port.
+    pub election_port: u16,
+    pub observer: bool,
+    /// The client address from the line's `;[clientHost:]clientPort` part, if any.
+    pub client_port: Option<u16>,
+    pub client_host: Option<String>,
+}
+
+impl ServerSpec {
+    /// Parses the part after `server.N=`.
+    pub fn parse(id: u64, value: &str) -> Result<ServerSpec, String> {
+        let (address, client) = match value.split_once(';') {
+            Some((address, client)) => (address.trim(), Some(client.trim())),
+            None => (value.trim(), None),
+        };
+        let fields: Vec<&str> = address.split(':').collect();
+        if !(3..=4).contains(&fields.len()) || fields[0].is_empty() {
+            return Err(format!("'{value}' is not host:quorumPort:electionPort[:participant|:observer]"));
+        }
+        let port = |text: &str| text.parse::<u16>().map_err(|_| format!("'{text}' is not a port"));
+        let observer = match fields.get(3) {
+            None | Some(&"participant") => false,
+            Some(&"observer") => true,
+            Some(other) => return Err(format!("'{other}' is neither participant nor observer")),
+        };
+        let (client_host, client_port) = match client {
+            None => (None, None),
+            Some(client) => match client.rsplit_once(':') {
+                Some((host, client_port)) => (Some(host.to_owned()), Some(port(client_port)?)),
+                None => (None, Some(port(client)?)),
+            },
+        };
+        Ok(ServerSpec {
+            id,
+            host: fields[0].to_owned(),
+            quorum_port: port(fields[1])?,
+            election_port: port(fields[2])?,
+            observer,
+            client_port,
+            client_host,
+        })
+    }
+
+    pub fn quorum_address(&self) -> Result<std::net::SocketAddr, String> {
+        use std::net::ToSocketAddrs;
+        (self.host.as_str(), self.quorum_port)
+            .to_socket_addrs()
+            .map_err(|error| format!("server.{}: cannot resolve {}: {error}", self.id, self.host))?
+            .next()
+            .ok_or_else(|| format!("server.{}: {} has no address", self.id, self.host))
+    }
 }
 
 impl Default for Config {
@@ -79,6 +152,11 @@ impl Default for Config {
             super_digest: None,
             skip_acl: false,
             enforce_quota: false,
+            servers: Vec::new(),
+            init_limit_ticks: 10,
+            sync_limit_ticks: 5,
+            read_only_mode: false,
+            my_id: 0,
         }
     }
 }
@@ -101,9 +179,7 @@ impl std::error::Error for ConfigError {}
 
 /// Keys ZooKeeper knows that we accept and ignore, because they concern features that
 /// either do not apply to a standalone server or have no equivalent here.
-const IGNORED_KEYS: [&str; 7] = [
-    "initLimit",
-    "syncLimit",
+const IGNORED_KEYS: [&str; 5] = [
     "admin.enableServer",
     "admin.serverPort",
     "standaloneEnabled",
@@ -111,38 +187,11 @@ const IGNORED_KEYS: [&str; 7] = [
     "metricsProvider.className",
 ];
 
-/// A zoo.cfg that names two or more servers asks for a replicated ensemble, which this
-/// build does not run yet. Starting anyway would make each server a separate standalone:
-/// clients spread over them would each see only their own server's writes. So it refuses,
-/// rather than ignore the lines. One `server.N` line is a standalone server, as ZooKeeper
-/// runs it (`standaloneEnabled`, true by default).
-fn refuse_ensemble(server_lines: &[usize], warnings: &mut Vec<String>) -> Result<(), ConfigError> {
-    match server_lines {
-        [] => Ok(()),
-        [line] => {
-            warnings.push(format!("line {line}: a single server.N entry; running standalone"));
-            Ok(())
-        }
-        [first, ..] => Err(ConfigError {
-            line: *first,
-            key: "server.N".into(),
-            message: format!(
-                "{} servers are configured, but Ringkeeper runs standalone only (replication is not built \
-                 yet); each would serve alone and never see the others' writes. Remove the server.N lines to \
-                 run one standalone server",
-                server_lines.len()
-            ),
-        }),
-    }
-}
-
 impl Config {
     /// Parses a zoo.cfg. Returns the configuration and warnings for keys we do not know.
     pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
         let mut config = Config::default();
         let mut warnings = Vec::new();
-        // The line numbers of `server.N` entries: an ensemble's members.
-        let mut server_lines = Vec::new();
         for (index, raw_line) in text.lines().enumerate() {
             let line = raw_line.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
@@ -246,17 +295,42 @@ impl Config {
                     }
                     config.segment_size_bytes = kib * 1024;
                 }
-                key if key.starts_with("server.") => server_lines.push(line_number),
+                "initLimit" => config.init_limit_ticks = to_u32(number(value)?, &error)?.max(1),
+                "syncLimit" => config.sync_limit_ticks = to_u32(number(value)?, &error)?.max(1),
+                "readonlymode.enabled" | "readOnlyMode.enabled" => {
+                    config.read_only_mode = match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(error(format!("'{value}' must be true or false"))),
+                    }
+                }
+                key if key.starts_with("server.") => {
+                    let id = number(&key["server.".len()..])?;
+                    if config.servers.iter().any(|server| server.id == id) {
+                        return Err(error("a server id is listed twice".into()));
+                    }
+                    config.servers.push(ServerSpec::parse(id, value).map_err(error)?);
+                }
                 key if IGNORED_KEYS.contains(&key) => {}
                 _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
             }
         }
-        refuse_ensemble(&server_lines, &mut warnings)?;
+        config.servers.sort_by_key(|server| server.id);
+        if config.servers.len() == 1 {
+            warnings.push("a single server.N entry; running standalone".into());
+        }
         config.validate()?;
         Ok((config, warnings))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.is_ensemble() && self.servers.iter().all(|server| server.observer) {
+            return Err(ConfigError {
+                line: 0,
+                key: "server.N".into(),
+                message: "every server is an observer: an ensemble needs voting members".into(),
+            });
+        }
         if self.min_session_timeout_ms() > self.max_session_timeout_ms() {
             return Err(ConfigError {
                 line: 0,
@@ -269,6 +343,35 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// Two or more `server.N` lines: an ensemble (one is a standalone, as ZooKeeper's
+    /// standaloneEnabled runs it).
+    pub fn is_ensemble(&self) -> bool {
+        self.servers.len() >= 2
+    }
+
+    /// Reads `dataDir/myid` and takes this member's client port and address from its
+    /// `server.N` line where the line gives them (as ZooKeeper's dynamic-config form).
+    pub fn identify_member(&mut self) -> Result<u64, String> {
+        let path = self.data_dir.join("myid");
+        let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let id: u64 = text.trim().parse().map_err(|_| format!("{}: '{}' is not a server id", path.display(), text.trim()))?;
+        let spec = self
+            .servers
+            .iter()
+            .find(|server| server.id == id)
+            .ok_or_else(|| format!("{}: server.{id} is not in the configuration", path.display()))?
+            .clone();
+        self.my_id = id;
+        if let Some(port) = spec.client_port {
+            self.client_port = port;
+        }
+        if let Some(host) = &spec.client_host {
+            self.client_port_address =
+                host.parse().map_err(|_| format!("server.{id}: client address '{host}' is not an IP address"))?;
+        }
+        Ok(id)
     }
 
     pub fn min_session_timeout_ms(&self) -> u32 {
@@ -326,18 +429,30 @@ mod tests {
     }
 
     #[test]
-    fn an_ensemble_configuration_is_refused_not_served_as_separate_standalones() {
-        // Two or more server.N lines ask for replication, which this build lacks: starting
-        // would split the ensemble into standalones, so the configuration is an error that
-        // names its first server line. One server.N line is a standalone, as in ZooKeeper.
-        let ensemble = "tickTime=2000\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n\
-                        server.3=127.0.0.1:2890:3890\n";
-        let error = Config::parse(ensemble).unwrap_err();
-        assert_eq!((error.line, error.key.as_str()), (2, "server.N"));
-        assert!(error.message.contains("3 servers") && error.message.contains("standalone only"), "{error}");
+    fn an_ensembles_server_lines_parse_as_zookeeper_writes_them() {
+        let text = "tickTime=500\ninitLimit=10\nsyncLimit=4\nserver.1=127.0.0.1:2888:3888\n\
+                    server.2=127.0.0.1:2889:3889:participant;2182\nserver.3=host3:2890:3890:observer;0.0.0.0:2183\n";
+        let (config, _) = Config::parse(text).unwrap();
+        assert!(config.is_ensemble());
+        assert_eq!((config.init_limit_ticks, config.sync_limit_ticks), (10, 4));
+        assert_eq!(config.servers.len(), 3);
+        assert_eq!(config.servers[0].quorum_port, 2888);
+        assert_eq!(config.servers[1].client_port, Some(2182));
+        assert!(!config.servers[1].observer);
+        assert!(config.servers[2].observer);
+        assert_eq!(config.servers[2].client_host.as_deref(), Some("0.0.0.0"));
         let (_, warnings) = Config::parse("server.1=127.0.0.1:2888:3888\n").unwrap();
-        assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("running standalone"));
+    }
+
+    #[test]
+    fn a_malformed_server_line_names_its_key() {
+        let error = Config::parse("server.1=127.0.0.1:2888\n").unwrap_err();
+        assert_eq!((error.line, error.key.as_str()), (1, "server.1"));
+        let error = Config::parse("server.1=a:1:2:leader\n").unwrap_err();
+        assert!(error.message.contains("neither participant nor observer"), "{error}");
+        let error = Config::parse("server.x=a:1:2\n").unwrap_err();
+        assert_eq!(error.key, "server.x");
     }
 
     #[test]

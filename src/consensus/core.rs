@@ -1012,8 +1012,10 @@ impl<P: Payload> Core<P> {
             return;
         }
         self.follow(from);
-        if zxid <= self.applied_zxid && self.history.contains(zxid) {
-            // Already there (a duplicate): acknowledge what we hold.
+        if self.history.contains(zxid) {
+            // We hold the record at `zxid`, so our log equals the leader's through it and
+            // has everything the snapshot would give (a late or duplicated snapshot):
+            // installing it would drop records after it we may have acknowledged.
             self.leader_match = self.leader_match.max(zxid);
             self.acknowledge(from);
             return;

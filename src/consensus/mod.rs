@@ -8,5 +8,6 @@ pub mod core;
 pub mod history;
 pub mod message;
 pub mod payload;
+pub mod record_batch;
 pub mod simulator;
 pub mod zxid;

@@ -46,6 +46,7 @@ fn describe(txn: &ArchivedTxn) -> (String, Vec<String>) {
             let (kind, path) = describe_step(step);
             (kind, path.into_iter().collect())
         }
+        ArchivedTxnOp::EpochMarker => ("epoch".to_owned(), vec![]),
         ArchivedTxnOp::Multi { ops } => {
             let steps: Vec<(String, Option<String>)> = ops.iter().map(describe_step).collect();
             let kinds: Vec<&str> = steps.iter().map(|(kind, _)| kind.as_str()).collect();

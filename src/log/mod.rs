@@ -2,10 +2,12 @@
 //! segments found on disk, and a bounded in-memory view of recent batches.
 
 pub mod dump;
+pub mod epoch_file;
 pub mod memory_log;
 pub mod record;
 pub mod recovery;
 pub mod segment;
 pub mod snapshot_file;
+pub mod truncate;
 
 pub use memory_log::MemoryLog;

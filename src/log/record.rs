@@ -34,6 +34,42 @@ pub fn append(batch: &mut AlignedVec<16>, txn: &Txn) {
     debug_assert_eq!(batch.len() % ALIGNMENT_BYTES, 0);
 }
 
+/// The frames of an intact batch (one the log or a peer already checked) with zxids in
+/// `(after, through]`, copied into a batch of their own.
+pub fn slice(batch: &[u8], after: i64, through: i64) -> AlignedVec<16> {
+    assert!(after < through);
+    let mut sliced = AlignedVec::<16>::new();
+    let mut offset = 0;
+    while offset < batch.len() {
+        assert!(batch.len() - offset >= HEADER_SIZE_BYTES, "an intact batch");
+        let length = u32::from_le_bytes(batch[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+        let zxid = i64::from_le_bytes(batch[offset + 8..offset + 16].try_into().expect("8 bytes"));
+        let padded = (HEADER_SIZE_BYTES + length).div_ceil(ALIGNMENT_BYTES) * ALIGNMENT_BYTES;
+        assert!(offset + padded <= batch.len(), "an intact batch");
+        if zxid > after && zxid <= through {
+            sliced.extend_from_slice(&batch[offset..offset + padded]);
+        }
+        offset += padded;
+    }
+    sliced
+}
+
+/// The offset just past the last frame with a zxid at or below `zxid`, in a run of intact
+/// frames in zxid order.
+pub fn frame_end_after(frames: &[u8], zxid: i64) -> usize {
+    let mut offset = 0;
+    while frames.len() - offset >= HEADER_SIZE_BYTES {
+        let length = u32::from_le_bytes(frames[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+        let frame_zxid = i64::from_le_bytes(frames[offset + 8..offset + 16].try_into().expect("8 bytes"));
+        let padded = (HEADER_SIZE_BYTES + length).div_ceil(ALIGNMENT_BYTES) * ALIGNMENT_BYTES;
+        if frame_zxid > zxid || offset + padded > frames.len() {
+            break;
+        }
+        offset += padded;
+    }
+    offset
+}
+
 /// Why a frame could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
@@ -107,6 +143,17 @@ mod tests {
         }
         let zxids: Vec<i64> = Records::new(&batch).map(|record| record.unwrap().0).collect();
         assert_eq!(zxids, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_slice_keeps_the_frames_of_its_zxids_whole() {
+        let mut batch = AlignedVec::<16>::new();
+        for zxid in 1..=5 {
+            append(&mut batch, &txn(zxid));
+        }
+        let sliced = slice(&batch, 2, 4);
+        let zxids: Vec<i64> = Records::new(&sliced).map(|record| record.unwrap().0).collect();
+        assert_eq!(zxids, vec![3, 4]);
     }
 
     #[test]

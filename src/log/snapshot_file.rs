@@ -38,8 +38,21 @@ pub fn snapshot_files(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
 /// Writes a snapshot of `tree` and returns its path and size.
 pub fn write(dir: &Path, tree: &DataTree) -> std::io::Result<(PathBuf, usize)> {
     let bytes = snapshot::encode(tree);
-    let path = dir.join(file_name(tree.last_zxid()));
-    let temporary = dir.join(format!("{}.tmp", file_name(tree.last_zxid())));
+    let path = write_image(dir, tree.last_zxid(), &bytes)?;
+    Ok((path, bytes.len()))
+}
+
+/// Writes a snapshot image (`tree::snapshot::encode`) taken at `zxid`: this server's, or
+/// one a leader sent (SNAP), checked before it is written.
+pub fn write_image(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    match snapshot::access(&aligned) {
+        Ok(image) if image.zxid.to_native() == zxid => {}
+        _ => return Err(std::io::Error::other(format!("a snapshot image for {zxid:#x} that does not check out"))),
+    }
+    let path = dir.join(file_name(zxid));
+    let temporary = dir.join(format!("{}.tmp", file_name(zxid)));
     let mut file = File::create(&temporary)?;
     // Written and flushed a slice at a time, so the device never holds a long queue of
     // snapshot pages in front of the log's fdatasync, which every write waits for.
@@ -51,7 +64,7 @@ pub fn write(dir: &Path, tree: &DataTree) -> std::io::Result<(PathBuf, usize)> {
     drop(file);
     std::fs::rename(&temporary, &path)?;
     File::open(dir)?.sync_all()?;
-    Ok((path, bytes.len()))
+    Ok(path)
 }
 
 /// A mapped, verified snapshot.

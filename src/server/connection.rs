@@ -203,6 +203,7 @@ async fn handshake_and_serve<R, W>(
     let sent = context
         .leader
         .send(ToLeader::Connect {
+            member: context.shared.config.my_id,
             core: context.core,
             connection: id,
             session_id: connect.session_id,
@@ -447,10 +448,11 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 (conn.session_id, conn.id)
             };
             let message = if is_sync {
-                ToLeader::Sync { core: context.core, connection: id, xid: header.xid }
+                ToLeader::Sync { member: context.shared.config.my_id, core: context.core, connection: id, xid: header.xid }
             } else {
                 let identities = connection.borrow().identities.clone();
-                ToLeader::Write { session_id, identities, xid: header.xid, request }
+                let frame = if context.shared.config.is_ensemble() { frame_bytes.to_vec() } else { Vec::new() };
+                ToLeader::Write { session_id, identities, xid: header.xid, request, frame }
             };
             if !context.leader.send(message).await {
                 return;

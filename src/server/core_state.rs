@@ -227,11 +227,11 @@ impl CoreState {
     /// among the records.
     pub fn apply_batch(&mut self, batch: &CommittedBatch) -> i64 {
         let mut controls = batch.controls.iter().peekable();
-        for (applied, record) in Records::new(&batch.records).enumerate() {
-            while let Some((_, control)) = controls.next_if(|(position, _)| *position <= applied as u64) {
+        for record in Records::new(&batch.records) {
+            let (zxid, txn) = record.expect("records from the ordering point are intact");
+            while let Some((_, control)) = controls.next_if(|(after_zxid, _)| *after_zxid < zxid) {
                 self.apply_control(control);
             }
-            let (zxid, txn) = record.expect("records from the ordering point are intact");
             debug_assert!(zxid > self.tree.last_zxid());
             let mut triggers = std::mem::take(&mut self.triggers);
             triggers.clear();
@@ -400,6 +400,12 @@ impl CoreState {
                     conn.borrow_mut().close();
                 }
                 self.sessions.remove(session_id);
+            }
+            Control::CloseAll => {
+                for conn in self.connections.values() {
+                    conn.borrow_mut().close();
+                }
+                self.sessions.clear();
             }
         }
     }

@@ -14,7 +14,7 @@ use glommio::channels::local_channel::LocalSender;
 use rkyv::util::AlignedVec;
 
 use super::core_state::CoreState;
-use super::messages::{Control, PlacedControl, ToLeader};
+use super::messages::{Control, PlacedControl, RemoteControl, ToLeader, EVERY_CORE};
 use super::shared::Shared;
 use crate::consensus::zxid::{epoch, ZxidCounter};
 use crate::log::{record, MemoryLog};
@@ -32,6 +32,11 @@ const MEMORY_LOG_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 pub struct Leader {
     shared: Arc<Shared>,
+    /// This server's ensemble member id (0 standalone): messages from other members are
+    /// answered through `remote_controls`.
+    member: u64,
+    /// Controls for other members' cores, taken by the ensemble to send.
+    remote_controls: Vec<RemoteControl>,
     /// Core 0's state: its tree is the base that pending changes are layered on.
     core0: Rc<RefCell<CoreState>>,
     pending: PendingChanges,
@@ -68,16 +73,26 @@ fn wall_clock_ms() -> i64 {
 }
 
 impl Leader {
-    pub fn new(shared: Arc<Shared>, core0: Rc<RefCell<CoreState>>, publisher_wake: LocalSender<()>) -> Leader {
+    pub fn new(
+        shared: Arc<Shared>,
+        member: u64,
+        core0: Rc<RefCell<CoreState>>,
+        publisher_wake: LocalSender<()>,
+    ) -> Leader {
         let cores = shared.cores;
         let tick_ms = shared.config.tick_time_ms as u64;
         let now_ms = wall_clock_ms() as u64;
+        // Session ids carry the id of the server that made them in their top byte, as
+        // ZooKeeper's do, so a new leader never hands out an id an earlier one did.
+        let server_id = u8::try_from(member).unwrap_or(u8::MAX);
         let mut leader = Leader {
             shared,
+            member,
+            remote_controls: Vec::new(),
             core0,
             pending: PendingChanges::default(),
             zxids: ZxidCounter::new(0, 0),
-            sessions: SessionTable::new(0, now_ms, tick_ms),
+            sessions: SessionTable::new(server_id, now_ms, tick_ms),
             log: MemoryLog::new(MEMORY_LOG_BYTES_MAX),
             batch: AlignedVec::new(),
             batch_records: 0,
@@ -126,16 +141,16 @@ impl Leader {
             return;
         }
         match message {
-            ToLeader::Connect { core, connection, session_id, password, timeout_ms } => {
-                self.connect(core, connection, session_id, &password, timeout_ms)
+            ToLeader::Connect { member, core, connection, session_id, password, timeout_ms } => {
+                self.connect(member, core, connection, session_id, &password, timeout_ms)
             }
-            ToLeader::Write { session_id, identities, xid, request } => {
+            ToLeader::Write { session_id, identities, xid, request, .. } => {
                 let extended_types = self.shared.config.extended_types_enabled;
                 let enforce_quota = self.shared.config.enforce_quota;
                 self.write(Caller { session_id, identities: &identities, extended_types, enforce_quota }, xid, &request)
             }
-            ToLeader::Sync { core, connection, xid } => {
-                self.place(core, Control::Synced { connection, xid });
+            ToLeader::Sync { member, core, connection, xid } => {
+                self.place(member, core, Control::Synced { connection, xid });
                 self.wake_publisher();
             }
             ToLeader::Touch { sessions } => {
@@ -147,20 +162,19 @@ impl Leader {
         }
     }
 
-    fn connect(&mut self, core: usize, connection: u64, session_id: i64, password: &[u8], timeout_ms: i32) {
+    fn connect(&mut self, member: u64, core: usize, connection: u64, session_id: i64, password: &[u8], timeout_ms: i32) {
         let now_ms = self.monotonic_ms();
+        let owner = owner_of(member, core);
         if session_id == 0 {
-            let (session_id, password) = self.sessions.create(timeout_ms, core, now_ms);
+            let (session_id, password) = self.sessions.create(timeout_ms, owner, now_ms);
             self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
             self.order(session_id, 0, TxnOp::CreateSession { timeout_ms, password });
-            self.place(core, Control::Connected { connection, session: Some((session_id, password)) });
+            self.place(member, core, Control::Connected { connection, session: Some((session_id, password)) });
             tracing::debug!(session = format_args!("{session_id:#x}"), timeout_ms, "session created");
         } else {
-            let session = match self.sessions.reattach(session_id, password, core, now_ms) {
-                Some(_previous_core) => {
-                    for other_core in (0..self.controls.len()).filter(|&other| other != core) {
-                        self.place(other_core, Control::SessionMoved { session_id, keep: None });
-                    }
+            let session = match self.sessions.reattach(session_id, password, owner, now_ms) {
+                Some(_previous_owner) => {
+                    self.close_elsewhere(session_id, member, core, Some(connection));
                     let password = self.sessions.get(session_id).expect("just re-attached").password;
                     Some((session_id, password))
                 }
@@ -168,16 +182,28 @@ impl Leader {
                     // A wrong password also ends the session's live connection, though the
                     // session itself lives on (as ZooKeeper does).
                     if self.sessions.get(session_id).is_some_and(|entry| !entry.closing) {
-                        for any_core in 0..self.controls.len() {
-                            self.place(any_core, Control::SessionMoved { session_id, keep: None });
-                        }
+                        self.close_elsewhere(session_id, member, usize::MAX, None);
                     }
                     None
                 }
             };
-            self.place(core, Control::Connected { connection, session });
+            self.place(member, core, Control::Connected { connection, session });
         }
         self.wake_publisher();
+    }
+
+    /// Closes the session's connection wherever it is, except on `keep_core` of
+    /// `keep_member` (where the new connection takes it over) and except `keep`.
+    fn close_elsewhere(&mut self, session_id: i64, keep_member: u64, keep_core: usize, keep: Option<u64>) {
+        let member = self.member;
+        for any_core in (0..self.controls.len()).filter(|&any| keep_member != member || any != keep_core) {
+            self.place(member, any_core, Control::SessionMoved { session_id, keep: None });
+        }
+        let others: Vec<u64> = self.shared.config.servers.iter().map(|server| server.id).filter(|&id| id != member).collect();
+        for other in others {
+            let keep = if other == keep_member { keep } else { None };
+            self.place_remote(other, EVERY_CORE, Control::SessionMoved { session_id, keep });
+        }
     }
 
     fn write(&mut self, caller: Caller<'_>, xid: i32, request: &Request) {
@@ -279,9 +305,23 @@ impl Leader {
         snap_count / 2 + jitter
     }
 
-    /// Queues a control for `core` at the current end of the batch.
-    fn place(&mut self, core: usize, control: Control) {
-        self.controls[core].push((self.batch_records, control));
+    /// Queues a control for `core` of `member` after everything ordered so far.
+    fn place(&mut self, member: u64, core: usize, control: Control) {
+        if member == self.member {
+            self.controls[core].push((self.zxids.last(), control));
+        } else {
+            self.place_remote(member, core as u32, control);
+        }
+    }
+
+    fn place_remote(&mut self, member: u64, core: u32, control: Control) {
+        let after_zxid = self.zxids.last();
+        self.remote_controls.push(RemoteControl { member, core, after_zxid, control });
+    }
+
+    /// The controls for other members placed since the last call.
+    pub fn take_remote_controls(&mut self) -> Vec<RemoteControl> {
+        std::mem::take(&mut self.remote_controls)
     }
 
     fn wake_publisher(&self) {
@@ -315,6 +355,11 @@ impl Leader {
         self.shared.committed_zxid.fetch_max(zxid, Ordering::AcqRel);
     }
 
+    /// Whether ordered records wait to be published.
+    pub fn has_batch(&self) -> bool {
+        !self.batch.is_empty() || self.controls.iter().any(|controls| !controls.is_empty())
+    }
+
     pub fn last_zxid(&self) -> i64 {
         self.zxids.last()
     }
@@ -322,4 +367,9 @@ impl Leader {
     pub fn log_records(&self) -> u64 {
         self.log.appended_records()
     }
+}
+
+/// A session's owner for the session table: the member and the core its connection is on.
+fn owner_of(member: u64, core: usize) -> usize {
+    ((member as usize) << 16) | core
 }

@@ -13,18 +13,20 @@ use crate::session::ConnectionId;
 /// From a session's core to the ordering point.
 #[derive(Debug)]
 pub enum ToLeader {
-    /// A new session (`session_id == 0`) or a re-attach.
-    Connect { core: usize, connection: ConnectionId, session_id: i64, password: Vec<u8>, timeout_ms: i32 },
-    /// A write request, in the session's order.
-    Write { session_id: i64, identities: Arc<Vec<(String, String)>>, xid: i32, request: Request },
+    /// A new session (`session_id == 0`) or a re-attach, from a connection on `core` of
+    /// ensemble member `member` (the ordering point's own member for its own cores).
+    Connect { member: u64, core: usize, connection: ConnectionId, session_id: i64, password: Vec<u8>, timeout_ms: i32 },
+    /// A write request, in the session's order. In an ensemble `frame` holds the request
+    /// as the client sent it, for a follower to forward to the leader.
+    Write { session_id: i64, identities: Arc<Vec<(String, String)>>, xid: i32, request: Request, frame: Vec<u8> },
     /// A sync: answered once everything ordered before it is applied on the core.
-    Sync { core: usize, connection: ConnectionId, xid: i32 },
+    Sync { member: u64, core: usize, connection: ConnectionId, xid: i32 },
     /// Sessions with activity since the last touch.
     Touch { sessions: Vec<i64> },
 }
 
 /// What the ordering point tells one core after a batch of records.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Control {
     /// The answer to `ToLeader::Connect`: the negotiated session, or `None` if the
     /// session is unknown or the password is wrong.
@@ -34,12 +36,27 @@ pub enum Control {
     /// The session now lives on another connection: close the one here, except
     /// `keep` (the connection that re-attached, if it is on this core).
     SessionMoved { session_id: i64, keep: Option<ConnectionId> },
+    /// This member left its quorum or changed leader: its clients reconnect, to it or
+    /// another member (ZooKeeper closes them the same way when a server stops serving).
+    CloseAll,
 }
 
-/// A control message and its place in the batch: it takes effect after this many of the
-/// batch's records, exactly where it was ordered (a sync answered after the writes
-/// before it and before the writes after it).
-pub type PlacedControl = (u64, Control);
+/// A Routed control with this core number is for every core of the member.
+pub const EVERY_CORE: u32 = u32::MAX;
+
+/// A control for a core of another ensemble member, sent over the peer link.
+#[derive(Debug, Clone)]
+pub struct RemoteControl {
+    pub member: u64,
+    pub core: u32,
+    pub after_zxid: i64,
+    pub control: Control,
+}
+
+/// A control message and its place in the committed stream: it takes effect once the
+/// core has applied this zxid and before any record after it, exactly where it was
+/// ordered (a sync answered after the writes before it and before the writes after it).
+pub type PlacedControl = (i64, Control);
 
 /// One step of the committed stream to a core.
 #[derive(Debug)]

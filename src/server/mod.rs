@@ -9,6 +9,7 @@ pub mod four_letter;
 pub mod leader;
 pub mod log_writer;
 pub mod messages;
+pub mod peer_codec;
 pub mod shared;
 pub mod snapshotter;
 
@@ -265,7 +266,7 @@ async fn core_main(
     state.borrow_mut().recover(snapshot.as_ref().as_ref(), &recovered);
     let leader = if core == 0 {
         let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
-        let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), state.clone(), publisher_wake)));
+        let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), 0, state.clone(), publisher_wake)));
         leader.borrow_mut().restore();
         let config = &shared.config;
         let log_writer =

@@ -384,6 +384,8 @@ impl DataTree {
             ArchivedTxnOp::Multi { ops } => {
                 Outcome::Multi(ops.iter().map(|op| self.apply_step(op, zxid, time_ms, triggers)).collect())
             }
+            // Session 0 owns no connection: nobody is answered.
+            ArchivedTxnOp::EpochMarker => Outcome::Checked,
         };
         self.last_zxid = zxid;
         outcome

@@ -72,6 +72,10 @@ pub enum TxnOp {
     Multi {
         ops: Vec<Step>,
     },
+    /// Opens an ensemble leader's epoch, at zxid `epoch << 32` (a counter no client write
+    /// takes): once a quorum holds it, every record before it is committed. It changes
+    /// nothing in the tree. (Last, so logs written before it read unchanged.)
+    EpochMarker,
 }
 
 /// A transaction: the session and request it came from, its zxid and its time.
@@ -85,6 +89,12 @@ pub struct Txn {
 }
 
 impl Txn {
+    /// The record that opens an ensemble leader's epoch.
+    pub fn epoch_marker(zxid: i64) -> Txn {
+        assert_eq!(zxid & 0xffff_ffff, 0, "an epoch marker takes counter 0");
+        Txn { session_id: 0, cxid: 0, zxid, time_ms: 0, op: TxnOp::EpochMarker }
+    }
+
     /// Serializes the transaction to rkyv bytes.
     pub fn to_bytes(&self) -> rkyv::util::AlignedVec {
         rkyv::to_bytes::<rkyv::rancor::Error>(self).expect("serializing a txn into memory cannot fail")
