@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod config;
 pub mod consensus;
+pub mod ensemble_local;
 pub mod log;
 pub mod proto;
 pub mod server;

@@ -34,6 +34,27 @@ enum Command {
         #[arg(long, value_name = "N")]
         cores: Option<usize>,
     },
+    /// Run an ensemble of N members on this machine (loopback), in the foreground: writes
+    /// each member's zoo.cfg and myid under DIR and starts them; Ctrl-C stops them all.
+    Ensemble {
+        /// Members: 3, 5 or 7 (any number from 2 works).
+        #[arg(long, value_name = "N")]
+        local: usize,
+        /// Where the members' configurations and data go.
+        #[arg(long, value_name = "DIR", default_value = "ringkeeper-ensemble")]
+        dir: PathBuf,
+        /// Member i (from 1) serves clients on this port + i - 1.
+        #[arg(long, value_name = "PORT", default_value_t = 2181)]
+        client_port: u16,
+        /// Member i talks to the others on this port + i - 1.
+        #[arg(long, value_name = "PORT", default_value_t = 2888)]
+        quorum_port: u16,
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        tick_time: u32,
+        /// Executors per member.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        cores: usize,
+    },
     /// Drive a ZooKeeper-protocol server (Ringkeeper or Apache ZooKeeper) with load.
     Bench(Box<BenchArgs>),
     /// Draw JSON reports of `ringkeeper bench` runs on one HTML page (runs of the same
@@ -188,6 +209,16 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Simulate { seed, first, seeds, trace } => simulate(seed, first, seeds, trace),
+        Command::Ensemble { local, dir, client_port, quorum_port, tick_time, cores } => {
+            let layout = ringkeeper::ensemble_local::Layout { members: local, dir, client_port, quorum_port, tick_time_ms: tick_time, cores };
+            match ringkeeper::ensemble_local::run(&layout) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("ringkeeper: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Serve { config, client_port, data_dir, cores } => serve(config, client_port, data_dir, cores),
         Command::Log { command: LogCommand::Dump { path, json } } => {
             dump_file(&path, json, ringkeeper::log::dump::dump)

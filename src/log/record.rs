@@ -34,22 +34,32 @@ pub fn append(batch: &mut AlignedVec<16>, txn: &Txn) {
     debug_assert_eq!(batch.len() % ALIGNMENT_BYTES, 0);
 }
 
-/// The frames of an intact batch (one the log or a peer already checked) with zxids in
-/// `(after, through]`, copied into a batch of their own.
-pub fn slice(batch: &[u8], after: i64, through: i64) -> AlignedVec<16> {
+/// The frames of an intact run of frames (one the log or a peer already checked): each
+/// one's zxid and byte range, in order. Stops at the first header that does not fit.
+pub fn frame_spans(frames: &[u8]) -> impl Iterator<Item = (i64, std::ops::Range<usize>)> + '_ {
+    let mut offset = 0;
+    std::iter::from_fn(move || {
+        if frames.len() - offset < HEADER_SIZE_BYTES {
+            return None;
+        }
+        let length = u32::from_le_bytes(frames[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+        let zxid = i64::from_le_bytes(frames[offset + 8..offset + 16].try_into().expect("8 bytes"));
+        let padded = (HEADER_SIZE_BYTES + length).div_ceil(ALIGNMENT_BYTES) * ALIGNMENT_BYTES;
+        if length == 0 || offset + padded > frames.len() {
+            return None;
+        }
+        let span = offset..offset + padded;
+        offset += padded;
+        Some((zxid, span))
+    })
+}
+
+/// The frames with zxids in `(after, through]`, copied into a batch of their own.
+pub fn slice(frames: &[u8], after: i64, through: i64) -> AlignedVec<16> {
     assert!(after < through);
     let mut sliced = AlignedVec::<16>::new();
-    let mut offset = 0;
-    while offset < batch.len() {
-        assert!(batch.len() - offset >= HEADER_SIZE_BYTES, "an intact batch");
-        let length = u32::from_le_bytes(batch[offset..offset + 4].try_into().expect("4 bytes")) as usize;
-        let zxid = i64::from_le_bytes(batch[offset + 8..offset + 16].try_into().expect("8 bytes"));
-        let padded = (HEADER_SIZE_BYTES + length).div_ceil(ALIGNMENT_BYTES) * ALIGNMENT_BYTES;
-        assert!(offset + padded <= batch.len(), "an intact batch");
-        if zxid > after && zxid <= through {
-            sliced.extend_from_slice(&batch[offset..offset + padded]);
-        }
-        offset += padded;
+    for (_, span) in frame_spans(frames).filter(|(zxid, _)| *zxid > after && *zxid <= through) {
+        sliced.extend_from_slice(&frames[span]);
     }
     sliced
 }
@@ -57,17 +67,7 @@ pub fn slice(batch: &[u8], after: i64, through: i64) -> AlignedVec<16> {
 /// The offset just past the last frame with a zxid at or below `zxid`, in a run of intact
 /// frames in zxid order.
 pub fn frame_end_after(frames: &[u8], zxid: i64) -> usize {
-    let mut offset = 0;
-    while frames.len() - offset >= HEADER_SIZE_BYTES {
-        let length = u32::from_le_bytes(frames[offset..offset + 4].try_into().expect("4 bytes")) as usize;
-        let frame_zxid = i64::from_le_bytes(frames[offset + 8..offset + 16].try_into().expect("8 bytes"));
-        let padded = (HEADER_SIZE_BYTES + length).div_ceil(ALIGNMENT_BYTES) * ALIGNMENT_BYTES;
-        if frame_zxid > zxid || offset + padded > frames.len() {
-            break;
-        }
-        offset += padded;
-    }
-    offset
+    frame_spans(frames).take_while(|(frame_zxid, _)| *frame_zxid <= zxid).last().map_or(0, |(_, span)| span.end)
 }
 
 /// Why a frame could not be read.

@@ -13,6 +13,7 @@ use glommio::net::TcpStream;
 
 use super::connection_state::{Connection, Phase, OUTPUT_BYTES_HIGH_WATER, QUEUED_REQUESTS_MAX};
 use super::core_state::{CoreState, Dispatch};
+use super::ensemble::Ensemble;
 use super::four_letter;
 use super::leader::Leader;
 use super::messages::ToLeader;
@@ -23,10 +24,12 @@ use crate::proto::response::{encode_reply, ReplyBody};
 use crate::proto::{four_letter as words, frame, ErrorCode};
 use crate::session::auth::AuthIds;
 
-/// The way from a core to the ordering point: a direct call on core 0, a bounded
-/// channel from the other cores.
+/// The way from a core to the ordering point: a direct call on core 0 (to the ordering
+/// point itself, or to the ensemble driver, which orders or forwards), a bounded channel
+/// from the other cores.
 pub enum LeaderLink {
     Local(Rc<RefCell<Leader>>),
+    Ensemble(Rc<RefCell<Ensemble>>),
     Remote(glommio::channels::shared_channel::ConnectedSender<ToLeader>),
 }
 
@@ -36,6 +39,10 @@ impl LeaderLink {
         match self {
             LeaderLink::Local(leader) => {
                 leader.borrow_mut().handle(message);
+                true
+            }
+            LeaderLink::Ensemble(driver) => {
+                driver.borrow_mut().handle(message);
                 true
             }
             LeaderLink::Remote(sender) => sender.send(message).await.is_ok(),

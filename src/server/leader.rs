@@ -48,7 +48,7 @@ pub struct Leader {
     batch_first_zxid: i64,
     batch_last_zxid: i64,
     controls: Vec<Vec<PlacedControl>>,
-    publisher_wake: LocalSender<()>,
+    publisher_wake: Rc<LocalSender<()>>,
     /// Transactions ordered since the last snapshot request, and the count that triggers
     /// the next one.
     since_snapshot: u64,
@@ -77,7 +77,7 @@ impl Leader {
         shared: Arc<Shared>,
         member: u64,
         core0: Rc<RefCell<CoreState>>,
-        publisher_wake: LocalSender<()>,
+        publisher_wake: Rc<LocalSender<()>>,
     ) -> Leader {
         let cores = shared.cores;
         let tick_ms = shared.config.tick_time_ms as u64;

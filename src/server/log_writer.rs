@@ -73,6 +73,15 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Closes the current segment (synced), before the log is cut or replaced.
+    pub async fn close(mut self) -> io::Result<()> {
+        if let Some(file) = self.file.take() {
+            file.fdatasync().await?;
+            file.close().await?;
+        }
+        Ok(())
+    }
+
     /// Closes the current segment (synced) and starts a new one named after `first_zxid`.
     async fn roll(&mut self, first_zxid: i64, batch_bytes: u64) -> io::Result<()> {
         if let Some(file) = self.file.take() {

@@ -4,12 +4,15 @@
 
 pub mod connection;
 pub mod connection_state;
+pub mod ensemble;
+pub mod ensemble_log;
 pub mod core_state;
 pub mod four_letter;
 pub mod leader;
 pub mod log_writer;
 pub mod messages;
 pub mod peer_codec;
+pub mod peer_links;
 pub mod shared;
 pub mod snapshotter;
 
@@ -26,7 +29,9 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::config::Config;
 use crate::log::recovery::RecoveredLog;
 use crate::log::snapshot_file::LoadedSnapshot;
+use crate::consensus::core::{Core, Members, Settings};
 use connection::{CoreContext, LeaderLink};
+use ensemble::{Ensemble, EnsembleParts};
 use core_state::CoreState;
 use leader::Leader;
 use log_writer::LogWriter;
@@ -36,6 +41,15 @@ use snapshotter::{SnapshotWork, Snapshotter};
 
 /// Capacity of each cross-core channel, in messages.
 const CHANNEL_CAPACITY: usize = 4096;
+/// Bytes sent to one follower and not yet acknowledged before the leader waits for it.
+const ENSEMBLE_WINDOW_BYTES: usize = 32 * 1024 * 1024;
+/// The most bytes of batches in one Append.
+const ENSEMBLE_FRAME_BYTES_MAX: usize = 1024 * 1024;
+/// Applied batches kept in memory for DIFFs; a follower further behind gets a snapshot.
+const ENSEMBLE_RETAINED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// A leader opens its next epoch here, leaving room for a whole batch of records before
+/// the counter would run out (a batch is at most 4 MiB of records of 64 bytes or more).
+const ENSEMBLE_COUNTER_LIMIT: u32 = 0xffff_0000;
 
 /// The channel ends one core takes with it to its executor.
 struct CoreChannels {
@@ -195,7 +209,7 @@ fn bind_raw(fd: i32, address: SocketAddr) -> std::io::Result<()> {
 
 /// Blocks SIGINT and SIGTERM in this thread (and the threads it spawns), so that the
 /// main thread can wait for them with sigwait.
-fn block_shutdown_signals() -> libc::sigset_t {
+pub fn block_shutdown_signals() -> libc::sigset_t {
     // SAFETY: plain libc signal-set calls on a set we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -207,9 +221,27 @@ fn block_shutdown_signals() -> libc::sigset_t {
     }
 }
 
+/// Starts this process again with the same arguments: an ensemble member whose trees hold
+/// records its log no longer has (after a TRUNC below them, or a SNAP) rebuilds them from
+/// the log as a restart does. Every descriptor is close-on-exec, the data directory's lock
+/// included.
+pub fn restart_process() -> ! {
+    use std::os::unix::process::CommandExt;
+    let error = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec(),
+        Err(error) => error,
+    };
+    tracing::error!(%error, "cannot restart this process");
+    std::process::exit(1);
+}
+
 /// Runs the server until SIGINT or SIGTERM.
-pub fn run(config: Config, cores: usize) -> Result<(), String> {
+pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     assert!(cores > 0);
+    if config.is_ensemble() {
+        let my_id = config.identify_member()?;
+        tracing::info!(my_id, members = config.servers.len(), "starting as an ensemble member");
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|error| format!("cannot create dataDir {}: {error}", config.data_dir.display()))?;
     let address = SocketAddr::new(config.client_port_address, config.client_port);
@@ -264,33 +296,21 @@ async fn core_main(
 ) {
     let state = Rc::new(RefCell::new(CoreState::new(core, shared.clone())));
     state.borrow_mut().recover(snapshot.as_ref().as_ref(), &recovered);
-    let leader = if core == 0 {
+    let leader = if core == 0 && shared.config.is_ensemble() {
+        let driver = start_ensemble(shared.clone(), state.clone(), channels, &recovered, &snapshot).await;
+        LeaderLink::Ensemble(driver)
+    } else if core == 0 {
         let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
-        let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), 0, state.clone(), publisher_wake)));
+        let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), 0, state.clone(), Rc::new(publisher_wake))));
         leader.borrow_mut().restore();
         let config = &shared.config;
-        let log_writer =
-            match LogWriter::open(&config.log_dir(), recovered.tail(), config.segment_size_bytes, config.force_sync)
-                .await
-            {
-                Ok(writer) => writer,
-                Err(error) => {
-                    tracing::error!(%error, "cannot open the transaction log");
-                    std::process::exit(1);
-                }
-            };
+        let log_writer = open_log_writer(config, &recovered).await;
         for inbox in channels.leader_inboxes {
-            glommio::spawn_local(forward_to_leader(inbox, leader.clone())).detach();
+            let leader = leader.clone();
+            glommio::spawn_local(forward_to_leader(inbox, move |message| leader.borrow_mut().handle(message))).detach();
         }
-        let mut outboxes = Vec::new();
-        for outbox in channels.committed_outboxes {
-            outboxes.push(outbox.connect().await);
-        }
-        let (snapshot, log) = (snapshot.clone(), recovered.clone());
-        let snapshotter = Snapshotter::start(
-            move || core_state::recovered_tree(snapshot.as_ref().as_ref(), &log),
-            shared.config.clone(),
-        );
+        let outboxes = connect_outboxes(channels.committed_outboxes).await;
+        let snapshotter = start_snapshotter(&shared, &recovered, &snapshot);
         glommio::spawn_local(publish(
             leader.clone(),
             state.clone(),
@@ -300,8 +320,12 @@ async fn core_main(
             snapshotter,
         ))
         .detach();
-        glommio::spawn_local(expire_sessions(leader.clone(), shared.config.tick_time_ms)).detach();
-        glommio::spawn_local(reap_containers(leader.clone(), shared.clone())).detach();
+        let tick_ms = shared.config.tick_time_ms;
+        let expiring = leader.clone();
+        glommio::spawn_local(every_half_tick(tick_ms, move || expiring.borrow_mut().expire_sessions())).detach();
+        let reaping = leader.clone();
+        glommio::spawn_local(reap_containers(shared.clone(), move |limit| reaping.borrow_mut().reap_containers(limit)))
+            .detach();
         LeaderLink::Local(leader)
     } else {
         let inbox = channels.committed_inbox.expect("every other core has a committed stream").connect().await;
@@ -333,12 +357,155 @@ async fn core_main(
     }
 }
 
-/// Core 0: takes messages from another core's channel to the ordering point.
-async fn forward_to_leader(inbox: SharedReceiver<ToLeader>, leader: Rc<RefCell<Leader>>) {
+/// Core 0: takes messages from another core's channel to the ordering point (or the
+/// ensemble driver).
+async fn forward_to_leader(inbox: SharedReceiver<ToLeader>, handle: impl Fn(ToLeader)) {
     let inbox = inbox.connect().await;
     while let Some(message) = inbox.recv().await {
-        leader.borrow_mut().handle(message);
+        handle(message);
         glommio::yield_if_needed().await;
+    }
+}
+
+async fn open_log_writer(config: &Config, recovered: &RecoveredLog) -> LogWriter {
+    match LogWriter::open(&config.log_dir(), recovered.tail(), config.segment_size_bytes, config.force_sync).await {
+        Ok(writer) => writer,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the transaction log");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn connect_outboxes(outboxes: Vec<SharedSender<CommittedBatch>>) -> Vec<ConnectedSender<CommittedBatch>> {
+    let mut connected = Vec::new();
+    for outbox in outboxes {
+        connected.push(outbox.connect().await);
+    }
+    connected
+}
+
+fn start_snapshotter(shared: &Shared, recovered: &Arc<RecoveredLog>, snapshot: &Arc<Option<LoadedSnapshot>>) -> Snapshotter {
+    let (snapshot, log) = (snapshot.clone(), recovered.clone());
+    Snapshotter::start(move || core_state::recovered_tree(snapshot.as_ref().as_ref(), &log), shared.config.clone())
+}
+
+/// Core 0 of an ensemble member: the consensus core from what the disk holds, the log
+/// task, the peer links and the tasks that feed the driver.
+async fn start_ensemble(
+    shared: Arc<Shared>,
+    state: Rc<RefCell<CoreState>>,
+    channels: CoreChannels,
+    recovered: &Arc<RecoveredLog>,
+    snapshot: &Arc<Option<LoadedSnapshot>>,
+) -> Rc<RefCell<Ensemble>> {
+    let config = shared.config.clone();
+    let fail = |message: String| -> ! {
+        tracing::error!("{message}");
+        std::process::exit(1);
+    };
+    let log_dir = config.log_dir();
+    let hard = crate::log::epoch_file::read(&log_dir).unwrap_or_else(|error| fail(error));
+    let base = snapshot.as_ref().as_ref().map_or(0, |snapshot| snapshot.zxid);
+    let (history, window) = ensemble_log::recovered_history(recovered, base, ENSEMBLE_RETAINED_BYTES_MAX);
+    let applied = state.borrow().tree.last_zxid();
+    assert_eq!(history.last(), applied, "the trees hold the snapshot and the whole log");
+    let voters = config.servers.iter().filter(|server| !server.observer).map(|server| server.id).collect();
+    let observers = config.servers.iter().filter(|server| server.observer).map(|server| server.id).collect();
+    let tick_ms = config.tick_time_ms as u64;
+    let settings = Settings {
+        id: config.my_id,
+        members: Members { voters, observers },
+        heartbeat_ms: (tick_ms / 4).clamp(5, 500),
+        sync_limit_ms: tick_ms * config.sync_limit_ticks as u64,
+        election_timeout_ms: tick_ms,
+        window_bytes: ENSEMBLE_WINDOW_BYTES,
+        frame_bytes_max: ENSEMBLE_FRAME_BYTES_MAX,
+        retained_bytes_max: ENSEMBLE_RETAINED_BYTES_MAX,
+        counter_limit: ENSEMBLE_COUNTER_LIMIT,
+    };
+    let seed = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), config.my_id);
+    let now_ms = shared.started.elapsed().as_millis() as u64;
+    let core = Core::new(settings, hard, history, window, applied, seed, now_ms);
+    tracing::info!(epoch = hard.epoch, last_zxid = format_args!("{applied:#x}"), "ensemble member recovered");
+    let mut peers = Vec::new();
+    for server in &config.servers {
+        peers.push((server.id, server.quorum_address().unwrap_or_else(|error| fail(error))));
+    }
+    let listen_on = peers.iter().find(|(id, _)| *id == config.my_id).expect("identified").1;
+    let (links, dialers) = peer_links::links(config.my_id, &peers);
+    let writer = open_log_writer(&config, recovered).await;
+    let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
+    let (log_wake, log_woken) = local_channel::new_bounded(1);
+    let log_queue = Rc::new(ensemble_log::LogQueue::new(log_wake));
+    let (distribute, distributed) = local_channel::new_unbounded();
+    let driver = Rc::new(RefCell::new(Ensemble::new(EnsembleParts {
+        shared: shared.clone(),
+        core,
+        state,
+        publisher_wake: Rc::new(publisher_wake),
+        links: links.clone(),
+        log_ops: log_queue.clone(),
+        distribute,
+        snapshotter: start_snapshotter(&shared, recovered, snapshot),
+    })));
+    glommio::spawn_local(ensemble_log::run(
+        log_queue,
+        log_woken,
+        writer,
+        driver.clone(),
+        log_dir,
+        config.segment_size_bytes,
+        config.force_sync,
+    ))
+    .detach();
+    let outboxes = connect_outboxes(channels.committed_outboxes).await;
+    glommio::spawn_local(distribute_committed(distributed, outboxes)).detach();
+    let publishing = driver.clone();
+    glommio::spawn_local(async move {
+        while publisher_woken.recv().await.is_some() {
+            publishing.borrow_mut().publish();
+        }
+    })
+    .detach();
+    let ticking = driver.clone();
+    let period_ms = (tick_ms / 20).clamp(2, 50);
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(period_ms)).await;
+            ticking.borrow_mut().tick();
+        }
+    })
+    .detach();
+    let expiring = driver.clone();
+    glommio::spawn_local(every_half_tick(config.tick_time_ms, move || expiring.borrow_mut().expire_sessions())).detach();
+    let reaping = driver.clone();
+    glommio::spawn_local(reap_containers(shared.clone(), move |limit| reaping.borrow_mut().reap_containers(limit)))
+        .detach();
+    for inbox in channels.leader_inboxes {
+        let forwarding = driver.clone();
+        glommio::spawn_local(forward_to_leader(inbox, move |message| forwarding.borrow_mut().handle(message))).detach();
+    }
+    let members = config.servers.iter().map(|server| server.id).collect();
+    if let Err(error) = peer_links::start(config.my_id, listen_on, members, links, dialers, driver.clone()) {
+        fail(error);
+    }
+    driver
+}
+
+/// Core 0 of an ensemble member: hands committed batches to the other cores, in order.
+async fn distribute_committed(
+    distributed: LocalReceiver<Vec<CommittedBatch>>,
+    outboxes: Vec<ConnectedSender<CommittedBatch>>,
+) {
+    while let Some(batches) = distributed.recv().await {
+        assert_eq!(batches.len(), outboxes.len(), "one batch per other core");
+        for (outbox, batch) in outboxes.iter().zip(batches) {
+            if outbox.send(batch).await.is_err() {
+                tracing::error!("a core's committed stream is closed");
+                return;
+            }
+        }
     }
 }
 
@@ -407,20 +574,21 @@ async fn apply_committed(
     }
 }
 
-async fn expire_sessions(leader: Rc<RefCell<Leader>>, tick_ms: u32) {
+/// Session expiry runs twice per tick.
+async fn every_half_tick(tick_ms: u32, work: impl Fn()) {
     let period = Duration::from_millis((tick_ms as u64 / 2).max(1));
     loop {
         glommio::timer::sleep(period).await;
-        leader.borrow_mut().expire_sessions();
+        work();
     }
 }
 
-async fn reap_containers(leader: Rc<RefCell<Leader>>, shared: Arc<Shared>) {
+async fn reap_containers(shared: Arc<Shared>, reap: impl Fn(usize)) {
     let interval_ms = shared.config.container_check_interval_ms;
     let limit = (shared.config.container_max_per_minute * interval_ms / 60_000).max(1) as usize;
     loop {
         glommio::timer::sleep(Duration::from_millis(interval_ms)).await;
-        leader.borrow_mut().reap_containers(limit);
+        reap(limit);
     }
 }
 

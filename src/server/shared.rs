@@ -62,6 +62,20 @@ pub struct ConnectionSummary {
     pub stats: super::connection_state::ConnectionStats,
 }
 
+/// An ensemble member's state for the four-letter words.
+#[derive(Debug, Clone, Default)]
+pub struct EnsembleStatus {
+    /// leader, follower, observer, or looking (not serving).
+    pub mode: &'static str,
+    pub epoch: u32,
+    pub leader: Option<u64>,
+    /// Leader: every other member, whether it is in sync, and how many zxids its
+    /// acknowledgements trail the leader's log by.
+    pub followers: Vec<(u64, bool, u64)>,
+    pub last_proposal_bytes: usize,
+    pub commit_zxid: i64,
+}
+
 pub struct Shared {
     pub config: Config,
     pub cores: usize,
@@ -104,6 +118,8 @@ pub struct Shared {
     pub quota_gauges: Mutex<Vec<(String, &'static str, i64)>>,
     /// Repeats of one quota warning are folded, as ZooKeeper's RateLogger does.
     quota_warnings: Mutex<RateLogger>,
+    /// Written by the ensemble driver (unused standalone).
+    pub ensemble_status: Mutex<EnsembleStatus>,
 }
 
 /// ZooKeeper's `RateLogger` (100 ms): a message is logged when it first appears; while
@@ -178,6 +194,7 @@ impl Shared {
             quota_soft_exceeded: AtomicU64::new(0),
             quota_gauges: Mutex::new(Vec::new()),
             quota_warnings: Mutex::new(RateLogger::default()),
+            ensemble_status: Mutex::new(EnsembleStatus::default()),
         }
     }
 

@@ -1,0 +1,509 @@
+//! An ensemble member's driver, on core 0: it moves bytes between the consensus core
+//! (`consensus::core`), the peer links, the log and this server's cores, and nothing else.
+//!
+//! - Leading (once its epoch is established): the ordering point (`leader::Leader`)
+//!   orders this member's and the followers' writes; each batch it makes is proposed to
+//!   the core, which streams it to the followers while the log task writes it here.
+//! - Following: writes, syncs, connects and touches are forwarded to the leader; the
+//!   controls it places for our cores come back over the link and take effect once we
+//!   have applied what was ordered before them.
+//! - Whatever the role, committed records are applied on core 0 and sent to every other
+//!   core, with their controls, exactly as a standalone server publishes them.
+//! - A member serves clients only while it leads an established epoch or follows a leader
+//!   and holds everything it applied at start as committed; otherwise it holds new
+//!   sessions until it does and closes the connections it had (as ZooKeeper closes them
+//!   when a server leaves its quorum).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use glommio::channels::local_channel::LocalSender;
+
+use super::core_state::CoreState;
+use super::ensemble_log::LogQueue;
+use super::leader::Leader;
+use super::messages::{CommittedBatch, Control, PlacedControl, ToLeader, EVERY_CORE};
+use super::peer_codec::{Forwarded, PeerFrame};
+use super::shared::{EnsembleStatus, Shared};
+use super::snapshotter::{SnapshotWork, Snapshotter};
+use crate::consensus::core::{Core, Output, Role};
+use crate::consensus::message::MemberId;
+use crate::consensus::record_batch::RecordBatch;
+use crate::log::record::Records;
+use crate::proto::request::decode_request;
+
+/// Connect requests held while there is no leader to send them to.
+const HELD_CONNECTS_MAX: usize = 100_000;
+/// Rounds of outputs carried out per input before giving the executor back.
+const OUTPUT_ROUNDS_MAX: usize = 64;
+
+/// What the log task does, in order; each reports its sequence number once durable.
+#[derive(Debug)]
+pub enum LogOp {
+    Append { seq: u64, batch: RecordBatch },
+    /// Cut the log after `after_zxid`; `restart` when the trees already hold records
+    /// after it (they are rebuilt from the log by restarting the process).
+    Truncate { seq: u64, after_zxid: i64, restart: bool },
+    /// Replace the state with a leader's snapshot, then restart from it.
+    Install { seq: u64, zxid: i64, image: Arc<Vec<u8>> },
+}
+
+/// Sends encoded peer frames; implemented by `peer_links`.
+pub trait PeerSender {
+    fn send(&self, to: MemberId, frame: &PeerFrame);
+}
+
+pub struct Ensemble {
+    shared: Arc<Shared>,
+    my_id: MemberId,
+    core: Core<RecordBatch>,
+    /// Core 0's state: the tree the ordering point validates against.
+    state: Rc<RefCell<CoreState>>,
+    /// The ordering point while leading an established epoch.
+    ordering: Option<Rc<RefCell<Leader>>>,
+    publisher_wake: Rc<LocalSender<()>>,
+    links: Rc<dyn PeerSender>,
+    log_ops: Rc<LogQueue>,
+    /// Log appends handed to the log task and not yet durable: the publisher takes the
+    /// next batch when there are none (group commit).
+    appends_in_flight: usize,
+    /// Committed batches for the other cores, sent by the distributor task.
+    distribute: LocalSender<Vec<CommittedBatch>>,
+    snapshotter: Snapshotter,
+    /// Controls for this member's cores, in order, waiting for their zxid to be applied.
+    pending_controls: Vec<VecDeque<PlacedControl>>,
+    held_connects: VecDeque<ToLeader>,
+    /// What the trees held when the process started: the member serves once this is known
+    /// to be committed.
+    startup_zxid: i64,
+    /// The (leader, epoch) this member serves under, if it serves.
+    serving: Option<(MemberId, u32)>,
+    established: bool,
+    since_snapshot: u64,
+    next_snapshot_at: u64,
+    last_proposal_bytes: usize,
+}
+
+pub struct EnsembleParts {
+    pub shared: Arc<Shared>,
+    pub core: Core<RecordBatch>,
+    pub state: Rc<RefCell<CoreState>>,
+    pub publisher_wake: Rc<LocalSender<()>>,
+    pub links: Rc<dyn PeerSender>,
+    pub log_ops: Rc<LogQueue>,
+    pub distribute: LocalSender<Vec<CommittedBatch>>,
+    pub snapshotter: Snapshotter,
+}
+
+impl Ensemble {
+    pub fn new(parts: EnsembleParts) -> Ensemble {
+        let cores = parts.shared.cores;
+        let startup_zxid = parts.state.borrow().tree.last_zxid();
+        let my_id = parts.core.id();
+        let mut ensemble = Ensemble {
+            shared: parts.shared,
+            my_id,
+            core: parts.core,
+            state: parts.state,
+            ordering: None,
+            publisher_wake: parts.publisher_wake,
+            links: parts.links,
+            log_ops: parts.log_ops,
+            appends_in_flight: 0,
+            distribute: parts.distribute,
+            snapshotter: parts.snapshotter,
+            pending_controls: (0..cores).map(|_| VecDeque::new()).collect(),
+            held_connects: VecDeque::new(),
+            startup_zxid,
+            serving: None,
+            established: false,
+            since_snapshot: 0,
+            next_snapshot_at: 0,
+            last_proposal_bytes: 0,
+        };
+        ensemble.next_snapshot_at = ensemble.snapshot_threshold();
+        ensemble.publish_status();
+        ensemble
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.shared.started.elapsed().as_millis() as u64
+    }
+
+    // ---- inputs
+
+    pub fn tick(&mut self) {
+        let now_ms = self.now_ms();
+        self.core.tick(now_ms);
+        self.process();
+    }
+
+    pub fn durable(&mut self, seq: u64, appends: usize) {
+        self.appends_in_flight -= appends;
+        self.core.durable(seq);
+        self.process();
+        if self.appends_in_flight == 0 && self.ordering.as_ref().is_some_and(|ordering| ordering.borrow().has_batch()) {
+            let _ = self.publisher_wake.try_send(());
+        }
+    }
+
+    pub fn link_lost(&mut self, peer: MemberId) {
+        self.core.link_lost(peer);
+        self.process();
+    }
+
+    pub fn on_frame(&mut self, from: MemberId, frame: PeerFrame) {
+        match frame {
+            PeerFrame::Hello { .. } => tracing::warn!(from, "a second hello on a peer link; ignored"),
+            PeerFrame::Consensus(message) => {
+                let now_ms = self.now_ms();
+                self.core.tick(now_ms);
+                self.core.step(from, message);
+                self.process();
+            }
+            PeerFrame::Forward(forwarded) => self.on_forwarded(from, forwarded),
+            PeerFrame::Routed { core, after_zxid, control } => {
+                if self.core.leader() != Some(from) || self.serving.is_none() {
+                    return;
+                }
+                if core == EVERY_CORE {
+                    for queue in &mut self.pending_controls {
+                        queue.push_back((after_zxid, control.clone()));
+                    }
+                } else if let Some(queue) = self.pending_controls.get_mut(core as usize) {
+                    queue.push_back((after_zxid, control));
+                } else {
+                    tracing::warn!(from, core, "a control for a core this member does not have");
+                }
+                self.deliver_ready_controls();
+            }
+        }
+    }
+
+    /// A message from one of this member's cores for the ordering point.
+    pub fn handle(&mut self, message: ToLeader) {
+        if self.serving.is_none() {
+            // Sessions wait for a leader; everything else belonged to connections that
+            // are being closed.
+            if matches!(message, ToLeader::Connect { .. }) && self.held_connects.len() < HELD_CONNECTS_MAX {
+                self.held_connects.push_back(message);
+            }
+            return;
+        }
+        if let Some(ordering) = self.ordering.clone() {
+            ordering.borrow_mut().handle(message);
+            self.send_remote_controls();
+            return;
+        }
+        let Some(leader) = self.core.leader() else { return };
+        let forwarded = match message {
+            ToLeader::Connect { core, connection, session_id, password, timeout_ms, .. } => {
+                Forwarded::Connect { core: core as u32, connection, session_id, timeout_ms, password }
+            }
+            ToLeader::Write { session_id, identities, xid, frame, .. } => {
+                Forwarded::Write { session_id, xid, identities: identities.as_ref().clone(), request: frame }
+            }
+            ToLeader::Sync { core, connection, xid, .. } => Forwarded::Sync { core: core as u32, connection, xid },
+            ToLeader::Touch { sessions } => Forwarded::Touch { sessions },
+        };
+        self.links.send(leader, &PeerFrame::Forward(forwarded));
+    }
+
+    fn on_forwarded(&mut self, from: MemberId, forwarded: Forwarded) {
+        let Some(ordering) = self.ordering.clone() else {
+            // Not the leader (any more): the follower finds the new one and its clients
+            // reconnect.
+            return;
+        };
+        let message = match forwarded {
+            Forwarded::Connect { core, connection, session_id, timeout_ms, password } => {
+                ToLeader::Connect { member: from, core: core as usize, connection, session_id, password, timeout_ms }
+            }
+            Forwarded::Write { session_id, xid, identities, request } => match decode_request(&request) {
+                Ok((_, decoded)) if decoded.is_write() => ToLeader::Write {
+                    session_id,
+                    identities: Arc::new(identities),
+                    xid,
+                    request: decoded,
+                    frame: Vec::new(),
+                },
+                _ => {
+                    tracing::warn!(from, session = format_args!("{session_id:#x}"), "a forwarded write that is not one; dropped");
+                    return;
+                }
+            },
+            Forwarded::Sync { core, connection, xid } => {
+                ToLeader::Sync { member: from, core: core as usize, connection, xid }
+            }
+            Forwarded::Touch { sessions } => ToLeader::Touch { sessions },
+        };
+        ordering.borrow_mut().handle(message);
+        self.send_remote_controls();
+    }
+
+    /// The publisher: proposes what the ordering point ordered, a batch at a time while
+    /// the log is idle (what arrives meanwhile makes the next batch).
+    pub fn publish(&mut self) {
+        let Some(ordering) = self.ordering.clone() else { return };
+        while self.appends_in_flight == 0 && self.core.accepts_proposals() {
+            let Some(published) = ordering.borrow_mut().take_batch() else { break };
+            for (core, controls) in published.controls.into_iter().enumerate() {
+                self.pending_controls[core].extend(controls);
+            }
+            if !published.records.is_empty() {
+                self.last_proposal_bytes = published.records.len();
+                let batch = RecordBatch::new(published.records, published.first_zxid, published.last_zxid);
+                self.core.propose(batch).expect("a leader that accepts proposals");
+            }
+            self.process();
+            self.deliver_ready_controls();
+        }
+        self.send_remote_controls();
+    }
+
+    pub fn expire_sessions(&mut self) {
+        if let Some(ordering) = self.ordering.clone() {
+            ordering.borrow_mut().expire_sessions();
+            self.send_remote_controls();
+        }
+    }
+
+    pub fn reap_containers(&mut self, limit: usize) {
+        if let Some(ordering) = self.ordering.clone() {
+            ordering.borrow_mut().reap_containers(limit);
+        }
+    }
+
+    // ---- outputs
+
+    fn process(&mut self) {
+        for _ in 0..OUTPUT_ROUNDS_MAX {
+            let outputs = self.core.take_outputs();
+            if outputs.is_empty() {
+                break;
+            }
+            for output in outputs {
+                self.carry_out(output);
+            }
+        }
+        self.update_serving();
+    }
+
+    fn carry_out(&mut self, output: Output<RecordBatch>) {
+        match output {
+            Output::PersistHardState(hard) => {
+                if let Err(error) = crate::log::epoch_file::write(&self.shared.config.log_dir(), &hard) {
+                    // Voting without a durable record of the vote could elect two leaders.
+                    tracing::error!(%error, "cannot persist the epoch; stopping");
+                    std::process::exit(1);
+                }
+            }
+            Output::Append { seq, batch } => {
+                self.appends_in_flight += 1;
+                self.send_log(LogOp::Append { seq, batch });
+            }
+            Output::Truncate { seq, after_zxid } => {
+                let restart = after_zxid < self.state.borrow().tree.last_zxid();
+                tracing::info!(after = format_args!("{after_zxid:#x}"), restart, "truncating the log (TRUNC)");
+                self.send_log(LogOp::Truncate { seq, after_zxid, restart });
+            }
+            Output::InstallSnapshot { seq, zxid, data } => {
+                tracing::info!(zxid = format_args!("{zxid:#x}"), bytes = data.len(), "installing the leader's snapshot (SNAP)");
+                self.send_log(LogOp::Install { seq, zxid, image: data });
+            }
+            Output::Send { to, message } => self.links.send(to, &PeerFrame::Consensus(message)),
+            Output::Apply { batches } => {
+                for batch in batches {
+                    self.apply(batch);
+                }
+                self.deliver_ready_controls();
+                self.finish_establishing();
+            }
+            Output::RoleChanged(role) => {
+                tracing::info!(member = self.my_id, ?role, epoch = self.core.epoch(), "role");
+                if role != Role::Leader {
+                    self.ordering = None;
+                    self.established = false;
+                }
+            }
+            Output::Established { .. } => {
+                self.established = true;
+                self.finish_establishing();
+            }
+            Output::SnapshotWanted { to } => {
+                let (zxid, image) = {
+                    let state = self.state.borrow();
+                    (state.tree.last_zxid(), crate::tree::snapshot::encode(&state.tree))
+                };
+                tracing::info!(to, zxid = format_args!("{zxid:#x}"), bytes = image.len(), "sending a snapshot (SNAP)");
+                self.core.send_snapshot(to, zxid, Arc::new(image));
+            }
+        }
+    }
+
+    fn send_log(&self, op: LogOp) {
+        self.log_ops.push(op);
+    }
+
+    /// Applies one committed batch on core 0 and hands it to every other core, each with
+    /// the controls that fall inside or before it.
+    fn apply(&mut self, batch: RecordBatch) {
+        let last_zxid = batch.last_zxid;
+        let mut per_core: Vec<Vec<PlacedControl>> = self
+            .pending_controls
+            .iter_mut()
+            .map(|queue| {
+                let ready = queue.iter().take_while(|(after_zxid, _)| *after_zxid <= last_zxid).count();
+                queue.drain(..ready).collect()
+            })
+            .collect();
+        // Committed before anyone hears of it: reads on any core wait until their core has
+        // applied this far, so no client of this member reads older state than a write it
+        // was already told of.
+        self.shared.committed_zxid.fetch_max(last_zxid, Ordering::AcqRel);
+        let local = CommittedBatch { records: batch.bytes.clone(), controls: std::mem::take(&mut per_core[0]) };
+        self.state.borrow_mut().apply_batch(&local);
+        let others: Vec<CommittedBatch> = per_core
+            .into_iter()
+            .skip(1)
+            .map(|controls| CommittedBatch { records: batch.bytes.clone(), controls })
+            .collect();
+        if !others.is_empty() {
+            self.distribute.try_send(others).expect("the distributor's queue is unbounded");
+        }
+        if let Some(ordering) = &self.ordering {
+            ordering.borrow_mut().applied_through(last_zxid);
+        }
+        let records = Records::new(&batch.bytes).count() as u64;
+        self.snapshotter.send(SnapshotWork::Batch(batch.bytes));
+        self.since_snapshot += records;
+        if self.since_snapshot >= self.next_snapshot_at {
+            self.snapshotter.send(SnapshotWork::Take);
+            self.since_snapshot = 0;
+            self.next_snapshot_at = self.snapshot_threshold();
+        }
+    }
+
+    /// Between half and all of snapCount, at random, so members do not all snapshot at
+    /// once (ZooKeeper's SyncRequestProcessor does the same).
+    fn snapshot_threshold(&self) -> u64 {
+        let snap_count = self.shared.config.snap_count.max(2);
+        let random = std::collections::hash_map::RandomState::new();
+        let jitter = std::hash::BuildHasher::hash_one(&random, self.now_ms()) % (snap_count / 2).max(1);
+        snap_count / 2 + jitter
+    }
+
+    /// Hands each core the controls whose place in the stream it has already applied.
+    fn deliver_ready_controls(&mut self) {
+        let applied = self.state.borrow().tree.last_zxid();
+        let mut others = Vec::new();
+        for core in 0..self.pending_controls.len() {
+            let queue = &mut self.pending_controls[core];
+            let ready = queue.iter().take_while(|(after_zxid, _)| *after_zxid <= applied).count();
+            let controls: Vec<PlacedControl> = queue.drain(..ready).collect();
+            let batch = CommittedBatch { records: Arc::new(Default::default()), controls };
+            if core == 0 {
+                if !batch.controls.is_empty() {
+                    self.state.borrow_mut().apply_batch(&batch);
+                }
+            } else {
+                others.push(batch);
+            }
+        }
+        if others.iter().any(|batch| !batch.controls.is_empty()) {
+            self.distribute.try_send(others).expect("the distributor's queue is unbounded");
+        }
+    }
+
+    /// The leader opens for business once its epoch is established and its trees hold
+    /// everything up to the epoch's marker: the ordering point starts afresh from the tree
+    /// (every live session gets a whole timeout to reconnect, as ZooKeeper's new leader
+    /// gives them).
+    fn finish_establishing(&mut self) {
+        if !self.established || self.ordering.is_some() || self.core.role() != Role::Leader {
+            return;
+        }
+        let marker = (self.core.epoch() as i64) << 32;
+        if self.state.borrow().tree.last_zxid() < marker {
+            return;
+        }
+        let ordering = Leader::new(self.shared.clone(), self.my_id, self.state.clone(), self.publisher_wake.clone());
+        let ordering = Rc::new(RefCell::new(ordering));
+        ordering.borrow_mut().restore();
+        self.ordering = Some(ordering);
+    }
+
+    fn send_remote_controls(&mut self) {
+        let Some(ordering) = &self.ordering else { return };
+        let controls = ordering.borrow_mut().take_remote_controls();
+        for remote in controls {
+            let frame = PeerFrame::Routed { core: remote.core, after_zxid: remote.after_zxid, control: remote.control };
+            self.links.send(remote.member, &frame);
+        }
+    }
+
+    /// Starts or stops serving clients as the role and the commit point allow.
+    fn update_serving(&mut self) {
+        let should = match self.core.role() {
+            Role::Leader => self.ordering.is_some().then(|| (self.my_id, self.core.epoch())),
+            Role::Follower { leader } | Role::Observer { leader: Some(leader) } => (self.core.commit_zxid()
+                >= self.startup_zxid
+                && self.state.borrow().tree.last_zxid() >= self.startup_zxid)
+                .then(|| (leader, self.core.epoch())),
+            _ => None,
+        };
+        if should != self.serving {
+            if self.serving.is_some() {
+                tracing::info!(member = self.my_id, "no longer serving: closing client connections");
+                self.close_all_connections();
+            }
+            self.serving = should;
+            if let Some((leader, epoch)) = should {
+                tracing::info!(member = self.my_id, leader, epoch, "serving");
+                for message in std::mem::take(&mut self.held_connects) {
+                    self.handle(message);
+                }
+            }
+        }
+        self.publish_status();
+    }
+
+    fn close_all_connections(&mut self) {
+        for queue in &mut self.pending_controls {
+            queue.clear();
+        }
+        let close_all = || CommittedBatch { records: Arc::new(Default::default()), controls: vec![(i64::MIN, Control::CloseAll)] };
+        self.state.borrow_mut().apply_batch(&close_all());
+        let others: Vec<CommittedBatch> = (1..self.pending_controls.len()).map(|_| close_all()).collect();
+        if !others.is_empty() {
+            self.distribute.try_send(others).expect("the distributor's queue is unbounded");
+        }
+    }
+
+    fn publish_status(&self) {
+        let mode = match (self.core.role(), self.serving.is_some()) {
+            (Role::Leader, true) => "leader",
+            (Role::Follower { .. }, true) => "follower",
+            (Role::Observer { .. }, true) => "observer",
+            _ => "looking",
+        };
+        let followers = self.core.followers();
+        let last_zxid = self.core.last_zxid();
+        let mut status = self.shared.ensemble_status.lock().expect("not poisoned");
+        *status = EnsembleStatus {
+            mode,
+            epoch: self.core.epoch(),
+            leader: self.core.leader(),
+            followers: followers
+                .iter()
+                .map(|&(id, acknowledged, synced)| (id, synced, last_zxid.saturating_sub(acknowledged).max(0) as u64))
+                .collect(),
+            last_proposal_bytes: self.last_proposal_bytes,
+            commit_zxid: self.core.commit_zxid(),
+        };
+    }
+
+}

@@ -1,0 +1,209 @@
+//! An ensemble member's log task, on core 0: carries out the consensus core's log
+//! operations in order and reports each one durable. Appends queued together are written
+//! with one O_DSYNC write (group commit, for a follower as for a leader).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glommio::channels::local_channel::{LocalReceiver, LocalSender};
+use rkyv::util::AlignedVec;
+
+use super::ensemble::{Ensemble, LogOp};
+use super::log_writer::LogWriter;
+use crate::consensus::history::History;
+use crate::consensus::record_batch::RecordBatch;
+use crate::consensus::zxid::epoch;
+use crate::log::record::frame_spans;
+use crate::log::recovery::RecoveredLog;
+use crate::log::segment::SEGMENT_HEADER_BYTES;
+
+/// The most bytes written in one go when several appends are queued.
+const COALESCED_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Records per batch when the recovered log is cut into batches for the window.
+const RECOVERED_BATCH_BYTES_MAX: usize = 1024 * 1024;
+
+/// The log operations waiting for the log task.
+pub struct LogQueue {
+    ops: RefCell<VecDeque<LogOp>>,
+    wake: LocalSender<()>,
+}
+
+impl LogQueue {
+    pub fn new(wake: LocalSender<()>) -> LogQueue {
+        LogQueue { ops: RefCell::new(VecDeque::new()), wake }
+    }
+
+    pub fn push(&self, op: LogOp) {
+        self.ops.borrow_mut().push_back(op);
+        let _ = self.wake.try_send(());
+    }
+
+    /// The next operation, with the appends queued right after it when it is one (and
+    /// the last of their sequence numbers).
+    fn take(&self) -> Option<(LogOp, Vec<RecordBatch>, u64)> {
+        let mut ops = self.ops.borrow_mut();
+        let first = ops.pop_front()?;
+        let mut more = Vec::new();
+        let mut last_seq = 0;
+        if let LogOp::Append { batch, seq } = &first {
+            last_seq = *seq;
+            let mut bytes = batch.bytes.len();
+            while let Some(LogOp::Append { batch, .. }) = ops.front() {
+                if bytes + batch.bytes.len() > COALESCED_BYTES_MAX {
+                    break;
+                }
+                bytes += batch.bytes.len();
+                let Some(LogOp::Append { seq, batch }) = ops.pop_front() else { unreachable!() };
+                assert!(seq > last_seq, "log operations queue in order");
+                last_seq = seq;
+                more.push(batch);
+            }
+        }
+        Some((first, more, last_seq))
+    }
+}
+
+pub async fn run(
+    queue: Rc<LogQueue>,
+    woken: LocalReceiver<()>,
+    mut writer: LogWriter,
+    driver: Rc<RefCell<Ensemble>>,
+    log_dir: PathBuf,
+    segment_size_bytes: u64,
+    force_sync: bool,
+) {
+    while woken.recv().await.is_some() {
+        while let Some((op, more, last_seq)) = queue.take() {
+            match op {
+                LogOp::Append { batch, .. } => {
+                    let appends = 1 + more.len();
+                    let result = if more.is_empty() {
+                        writer.append(&batch.bytes, batch.first_zxid).await
+                    } else {
+                        let mut bytes = AlignedVec::<16>::new();
+                        for part in std::iter::once(&batch).chain(more.iter()) {
+                            bytes.extend_from_slice(&part.bytes);
+                        }
+                        writer.append(&bytes, batch.first_zxid).await
+                    };
+                    if let Err(error) = result {
+                        // Nothing more can be made durable: this member must not
+                        // acknowledge anything again. Restarting recovers from the log.
+                        tracing::error!(%error, "the transaction log failed; stopping this member");
+                        std::process::exit(1);
+                    }
+                    driver.borrow_mut().durable(last_seq, appends);
+                }
+                LogOp::Truncate { seq, after_zxid, restart } => {
+                    if let Err(error) = writer.close().await {
+                        tracing::error!(%error, "cannot close the log to cut it");
+                        std::process::exit(1);
+                    }
+                    let tail = match crate::log::truncate::truncate_after(&log_dir, after_zxid) {
+                        Ok(tail) => tail,
+                        Err(error) => {
+                            tracing::error!(%error, "cannot cut the log");
+                            std::process::exit(1);
+                        }
+                    };
+                    if restart {
+                        remove_snapshots_after(&log_dir, after_zxid);
+                        tracing::info!(after = format_args!("{after_zxid:#x}"), "the trees hold records the log no longer has: restarting to rebuild them");
+                        super::restart_process();
+                    }
+                    let tail = tail.as_ref().map(|(path, end)| (path.as_path(), *end));
+                    writer = match LogWriter::open(&log_dir, tail, segment_size_bytes, force_sync).await {
+                        Ok(writer) => writer,
+                        Err(error) => {
+                            tracing::error!(%error, "cannot reopen the log after cutting it");
+                            std::process::exit(1);
+                        }
+                    };
+                    driver.borrow_mut().durable(seq, 0);
+                }
+                LogOp::Install { zxid, image, .. } => {
+                    let _ = writer.close().await;
+                    if let Err(error) = install(&log_dir, zxid, &image) {
+                        tracing::error!(%error, "cannot install the leader's snapshot");
+                        std::process::exit(1);
+                    }
+                    tracing::info!(zxid = format_args!("{zxid:#x}"), "installed the leader's snapshot: restarting from it");
+                    super::restart_process();
+                }
+            }
+        }
+    }
+}
+
+/// Writes the snapshot, then drops every log segment and every newer snapshot: the
+/// member restarts from the snapshot alone.
+fn install(log_dir: &std::path::Path, zxid: i64, image: &[u8]) -> std::io::Result<()> {
+    crate::log::snapshot_file::write_image(log_dir, zxid, image)?;
+    let segments = crate::log::recovery::segment_files(log_dir).map_err(|error| std::io::Error::other(error.to_string()))?;
+    for (_, path) in segments {
+        std::fs::remove_file(path)?;
+    }
+    remove_snapshots_after(log_dir, zxid);
+    std::fs::File::open(log_dir)?.sync_all()
+}
+
+/// Snapshots after a cut may hold records the ensemble never committed.
+fn remove_snapshots_after(log_dir: &std::path::Path, zxid: i64) {
+    if let Ok(snapshots) = crate::log::snapshot_file::snapshot_files(log_dir) {
+        for (_, path) in snapshots.into_iter().filter(|(snapshot_zxid, _)| *snapshot_zxid > zxid) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The shape of the recovered log after the snapshot at `base`, and its newest batches
+/// (up to `retained_bytes_max`) for DIFFs to lagging followers.
+pub fn recovered_history(log: &RecoveredLog, base: i64, retained_bytes_max: usize) -> (History, Vec<RecordBatch>) {
+    let mut history = History::new(base);
+    let mut batches: VecDeque<RecordBatch> = VecDeque::new();
+    let mut retained = 0;
+    let mut current = AlignedVec::<16>::new();
+    let mut current_zxids: Option<(i64, i64)> = None;
+    let mut finish = |current: &mut AlignedVec<16>, zxids: &mut Option<(i64, i64)>, batches: &mut VecDeque<RecordBatch>| {
+        if let Some((first, last)) = zxids.take() {
+            retained += current.len();
+            batches.push_back(RecordBatch::new(Arc::new(std::mem::take(current)), first, last));
+            while retained > retained_bytes_max && batches.len() > 1 {
+                retained -= batches.pop_front().expect("more than one").bytes.len();
+            }
+        }
+    };
+    for segment in &log.segments {
+        let frames = &segment.map[SEGMENT_HEADER_BYTES..segment.valid_end];
+        for (zxid, span) in frame_spans(frames).filter(|(zxid, _)| *zxid > base) {
+            let starts_epoch = current_zxids.is_some_and(|(first, _)| epoch(first) != epoch(zxid));
+            if starts_epoch || current.len() + span.len() > RECOVERED_BATCH_BYTES_MAX {
+                finish(&mut current, &mut current_zxids, &mut batches);
+            }
+            current.extend_from_slice(&frames[span]);
+            current_zxids = Some((current_zxids.map_or(zxid, |(first, _)| first), zxid));
+        }
+    }
+    finish(&mut current, &mut current_zxids, &mut batches);
+    for segment in &log.segments {
+        let frames = &segment.map[SEGMENT_HEADER_BYTES..segment.valid_end];
+        let mut run: Option<(i64, i64)> = None;
+        for (zxid, _) in frame_spans(frames).filter(|(zxid, _)| *zxid > base) {
+            match run {
+                Some((first, last)) if epoch(first) == epoch(zxid) && zxid == last + 1 => run = Some((first, zxid)),
+                Some((first, last)) => {
+                    history.append(first, last);
+                    run = Some((zxid, zxid));
+                }
+                None => run = Some((zxid, zxid)),
+            }
+        }
+        if let Some((first, last)) = run {
+            history.append(first, last);
+        }
+    }
+    (history, batches.into())
+}
