@@ -179,13 +179,8 @@ impl std::error::Error for ConfigError {}
 
 /// Keys ZooKeeper knows that we accept and ignore, because they concern features that
 /// either do not apply to a standalone server or have no equivalent here.
-const IGNORED_KEYS: [&str; 5] = [
-    "admin.enableServer",
-    "admin.serverPort",
-    "standaloneEnabled",
-    "reconfigEnabled",
-    "metricsProvider.className",
-];
+const IGNORED_KEYS: [&str; 5] =
+    ["admin.enableServer", "admin.serverPort", "standaloneEnabled", "reconfigEnabled", "metricsProvider.className"];
 
 impl Config {
     /// Parses a zoo.cfg. Returns the configuration and warnings for keys we do not know.
@@ -355,8 +350,10 @@ impl Config {
     /// `server.N` line where the line gives them (as ZooKeeper's dynamic-config form).
     pub fn identify_member(&mut self) -> Result<u64, String> {
         let path = self.data_dir.join("myid");
-        let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-        let id: u64 = text.trim().parse().map_err(|_| format!("{}: '{}' is not a server id", path.display(), text.trim()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let id: u64 =
+            text.trim().parse().map_err(|_| format!("{}: '{}' is not a server id", path.display(), text.trim()))?;
         let spec = self
             .servers
             .iter()

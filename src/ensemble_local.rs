@@ -63,7 +63,11 @@ pub fn run(layout: &Layout) -> Result<(), String> {
     }
     let servers: Vec<String> =
         (1..=layout.members).map(|id| format!("127.0.0.1:{}", layout.client_port as usize + id - 1)).collect();
-    eprintln!("ringkeeper: {} members running; clients connect to {}; Ctrl-C stops them", layout.members, servers.join(","));
+    eprintln!(
+        "ringkeeper: {} members running; clients connect to {}; Ctrl-C stops them",
+        layout.members,
+        servers.join(",")
+    );
     let mut signal: libc::c_int = 0;
     // SAFETY: waits on the signal set blocked above.
     unsafe { libc::sigwait(&signals, &mut signal) };

@@ -210,7 +210,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Simulate { seed, first, seeds, trace } => simulate(seed, first, seeds, trace),
         Command::Ensemble { local, dir, client_port, quorum_port, tick_time, cores } => {
-            let layout = ringkeeper::ensemble_local::Layout { members: local, dir, client_port, quorum_port, tick_time_ms: tick_time, cores };
+            let layout = ringkeeper::ensemble_local::Layout {
+                members: local,
+                dir,
+                client_port,
+                quorum_port,
+                tick_time_ms: tick_time,
+                cores,
+            };
             match ringkeeper::ensemble_local::run(&layout) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

@@ -364,10 +364,10 @@ fn a_full_disk_stops_acknowledging_writes_while_reads_go_on() {
 }
 
 #[test]
-fn an_ensemble_configuration_is_refused_rather_than_split_into_standalones() {
-    // Ringkeeper does not replicate yet. A zoo.cfg naming three servers must not start
-    // three standalones that each acknowledge writes the others never see: serve exits
-    // with status 2 and says why, and the server with one server.N line still starts.
+fn an_ensemble_member_without_a_myid_refuses_to_start_and_one_server_line_runs_standalone() {
+    // ZooKeeper's QuorumPeerConfig: a zoo.cfg naming several servers starts one member,
+    // identified by dataDir/myid; without it the member cannot know which it is and
+    // refuses to start rather than guess. One server.N line is a standalone server.
     let mut server = Server::start();
     server.kill();
     let config = server.dir.join("zoo.cfg");
@@ -375,9 +375,10 @@ fn an_ensemble_configuration_is_refused_rather_than_split_into_standalones() {
     let ensemble = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n";
     std::fs::write(&config, format!("{standalone}{ensemble}")).unwrap();
     let (status, stderr) = server.run_to_exit();
-    assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("3 servers are configured") && stderr.contains("standalone only"), "{stderr}");
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("myid"), "{stderr}");
     std::fs::write(&config, format!("{standalone}server.1=127.0.0.1:2888:3888\n")).unwrap();
     server.start_again();
     assert!(server.four_letter("ruok").contains("imok"));
+    assert!(server.four_letter("srvr").contains("Mode: standalone"));
 }

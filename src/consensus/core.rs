@@ -341,7 +341,13 @@ impl<P: Payload> Core<P> {
                     self.campaign();
                 }
             }
-            Role::Observer { .. } => {}
+            Role::Observer { leader: Some(_) } => {
+                if self.now_ms.saturating_sub(self.leader_heard_ms) >= self.settings.sync_limit_ms {
+                    tracing::info!(member = self.settings.id, "leader silent for the sync limit; observing nobody");
+                    self.become_role(Role::Observer { leader: None });
+                }
+            }
+            Role::Observer { leader: None } => {}
         }
         self.check_window();
     }
@@ -383,6 +389,7 @@ impl<P: Payload> Core<P> {
             self.election_deadline_ms = self.now_ms + stagger_ms;
         } else if self.role == (Role::Observer { leader: Some(peer) }) {
             self.leader_link_up = false;
+            self.become_role(Role::Observer { leader: None });
         }
     }
 

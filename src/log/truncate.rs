@@ -14,13 +14,16 @@ use super::segment::{self, SEGMENT_HEADER_BYTES};
 /// appending resumes in it, or None if no segment is left.
 pub fn truncate_after(dir: &Path, after_zxid: i64) -> std::io::Result<Option<(PathBuf, u64)>> {
     let mut tail = None;
-    for (first_zxid, path) in segment_files(dir).map_err(|error| std::io::Error::other(error.to_string()))?.into_iter().rev() {
+    for (first_zxid, path) in
+        segment_files(dir).map_err(|error| std::io::Error::other(error.to_string()))?.into_iter().rev()
+    {
         if first_zxid > after_zxid {
             std::fs::remove_file(&path)?;
             continue;
         }
         let bytes = std::fs::read(&path)?;
-        let scan = segment::scan(&bytes).map_err(|error| std::io::Error::other(format!("{}: {error:?}", path.display())))?;
+        let scan =
+            segment::scan(&bytes).map_err(|error| std::io::Error::other(format!("{}: {error:?}", path.display())))?;
         let records = &bytes[SEGMENT_HEADER_BYTES..scan.valid_end];
         let cut = SEGMENT_HEADER_BYTES + frame_end_after(records, after_zxid);
         if cut < scan.valid_end {

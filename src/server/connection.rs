@@ -455,7 +455,12 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 (conn.session_id, conn.id)
             };
             let message = if is_sync {
-                ToLeader::Sync { member: context.shared.config.my_id, core: context.core, connection: id, xid: header.xid }
+                ToLeader::Sync {
+                    member: context.shared.config.my_id,
+                    core: context.core,
+                    connection: id,
+                    xid: header.xid,
+                }
             } else {
                 let identities = connection.borrow().identities.clone();
                 let frame = if context.shared.config.is_ensemble() { frame_bytes.to_vec() } else { Vec::new() };

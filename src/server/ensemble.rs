@@ -43,12 +43,23 @@ const OUTPUT_ROUNDS_MAX: usize = 64;
 /// What the log task does, in order; each reports its sequence number once durable.
 #[derive(Debug)]
 pub enum LogOp {
-    Append { seq: u64, batch: RecordBatch },
+    Append {
+        seq: u64,
+        batch: RecordBatch,
+    },
     /// Cut the log after `after_zxid`; `restart` when the trees already hold records
     /// after it (they are rebuilt from the log by restarting the process).
-    Truncate { seq: u64, after_zxid: i64, restart: bool },
+    Truncate {
+        seq: u64,
+        after_zxid: i64,
+        restart: bool,
+    },
     /// Replace the state with a leader's snapshot, then restart from it.
-    Install { seq: u64, zxid: i64, image: Arc<Vec<u8>> },
+    Install {
+        seq: u64,
+        zxid: i64,
+        image: Arc<Vec<u8>>,
+    },
 }
 
 /// Sends encoded peer frames; implemented by `peer_links`.
@@ -231,7 +242,11 @@ impl Ensemble {
                     frame: Vec::new(),
                 },
                 _ => {
-                    tracing::warn!(from, session = format_args!("{session_id:#x}"), "a forwarded write that is not one; dropped");
+                    tracing::warn!(
+                        from,
+                        session = format_args!("{session_id:#x}"),
+                        "a forwarded write that is not one; dropped"
+                    );
                     return;
                 }
             },
@@ -311,7 +326,11 @@ impl Ensemble {
                 self.send_log(LogOp::Truncate { seq, after_zxid, restart });
             }
             Output::InstallSnapshot { seq, zxid, data } => {
-                tracing::info!(zxid = format_args!("{zxid:#x}"), bytes = data.len(), "installing the leader's snapshot (SNAP)");
+                tracing::info!(
+                    zxid = format_args!("{zxid:#x}"),
+                    bytes = data.len(),
+                    "installing the leader's snapshot (SNAP)"
+                );
                 self.send_log(LogOp::Install { seq, zxid, image: data });
             }
             Output::Send { to, message } => self.links.send(to, &PeerFrame::Consensus(message)),
@@ -475,7 +494,8 @@ impl Ensemble {
         for queue in &mut self.pending_controls {
             queue.clear();
         }
-        let close_all = || CommittedBatch { records: Arc::new(Default::default()), controls: vec![(i64::MIN, Control::CloseAll)] };
+        let close_all =
+            || CommittedBatch { records: Arc::new(Default::default()), controls: vec![(i64::MIN, Control::CloseAll)] };
         self.state.borrow_mut().apply_batch(&close_all());
         let others: Vec<CommittedBatch> = (1..self.pending_controls.len()).map(|_| close_all()).collect();
         if !others.is_empty() {
@@ -505,5 +525,4 @@ impl Ensemble {
             commit_zxid: self.core.commit_zxid(),
         };
     }
-
 }

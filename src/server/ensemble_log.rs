@@ -111,7 +111,10 @@ pub async fn run(
                     };
                     if restart {
                         remove_snapshots_after(&log_dir, after_zxid);
-                        tracing::info!(after = format_args!("{after_zxid:#x}"), "the trees hold records the log no longer has: restarting to rebuild them");
+                        tracing::info!(
+                            after = format_args!("{after_zxid:#x}"),
+                            "the trees hold records the log no longer has: restarting to rebuild them"
+                        );
                         super::restart_process();
                     }
                     let tail = tail.as_ref().map(|(path, end)| (path.as_path(), *end));
@@ -130,7 +133,10 @@ pub async fn run(
                         tracing::error!(%error, "cannot install the leader's snapshot");
                         std::process::exit(1);
                     }
-                    tracing::info!(zxid = format_args!("{zxid:#x}"), "installed the leader's snapshot: restarting from it");
+                    tracing::info!(
+                        zxid = format_args!("{zxid:#x}"),
+                        "installed the leader's snapshot: restarting from it"
+                    );
                     super::restart_process();
                 }
             }
@@ -142,7 +148,8 @@ pub async fn run(
 /// member restarts from the snapshot alone.
 fn install(log_dir: &std::path::Path, zxid: i64, image: &[u8]) -> std::io::Result<()> {
     crate::log::snapshot_file::write_image(log_dir, zxid, image)?;
-    let segments = crate::log::recovery::segment_files(log_dir).map_err(|error| std::io::Error::other(error.to_string()))?;
+    let segments =
+        crate::log::recovery::segment_files(log_dir).map_err(|error| std::io::Error::other(error.to_string()))?;
     for (_, path) in segments {
         std::fs::remove_file(path)?;
     }
@@ -167,15 +174,16 @@ pub fn recovered_history(log: &RecoveredLog, base: i64, retained_bytes_max: usiz
     let mut retained = 0;
     let mut current = AlignedVec::<16>::new();
     let mut current_zxids: Option<(i64, i64)> = None;
-    let mut finish = |current: &mut AlignedVec<16>, zxids: &mut Option<(i64, i64)>, batches: &mut VecDeque<RecordBatch>| {
-        if let Some((first, last)) = zxids.take() {
-            retained += current.len();
-            batches.push_back(RecordBatch::new(Arc::new(std::mem::take(current)), first, last));
-            while retained > retained_bytes_max && batches.len() > 1 {
-                retained -= batches.pop_front().expect("more than one").bytes.len();
+    let mut finish =
+        |current: &mut AlignedVec<16>, zxids: &mut Option<(i64, i64)>, batches: &mut VecDeque<RecordBatch>| {
+            if let Some((first, last)) = zxids.take() {
+                retained += current.len();
+                batches.push_back(RecordBatch::new(Arc::new(std::mem::take(current)), first, last));
+                while retained > retained_bytes_max && batches.len() > 1 {
+                    retained -= batches.pop_front().expect("more than one").bytes.len();
+                }
             }
-        }
-    };
+        };
     for segment in &log.segments {
         let frames = &segment.map[SEGMENT_HEADER_BYTES..segment.valid_end];
         for (zxid, span) in frame_spans(frames).filter(|(zxid, _)| *zxid > base) {

@@ -17,6 +17,11 @@ pub fn answer(command: &str, shared: &Shared, peer: std::net::SocketAddr) -> Str
     if !is_allowed(&shared.config.four_letter_whitelist, command) {
         return format!("{command} is not executed because it is not in the whitelist.\n");
     }
+    let mode = shared.server_mode();
+    if mode == "looking" && matches!(command, "srvr" | "stat" | "mntr" | "cons" | "wchs" | "wchc" | "wchp" | "dirs") {
+        // ZooKeeper's answer while a member has no quorum (ZooKeeperServer not running).
+        return "This ZooKeeper instance is not currently serving requests\n".to_owned();
+    }
     match command {
         "ruok" => "imok".to_owned(),
         "isro" => "rw".to_owned(),
@@ -93,7 +98,7 @@ fn server_stats(shared: &Shared, asking: Option<std::net::SocketAddr>) -> String
     let _ = writeln!(text, "Connections: {}", shared.sum(|c| &c.connections));
     let _ = writeln!(text, "Outstanding: {}", shared.sum(|c| &c.outstanding_requests));
     let _ = writeln!(text, "Zxid: 0x{:x}", shared.committed_zxid());
-    let _ = writeln!(text, "Mode: standalone");
+    let _ = writeln!(text, "Mode: {}", shared.server_mode());
     let _ = writeln!(text, "Node count: {}", node_count(shared));
     text
 }
@@ -145,7 +150,7 @@ fn monitor(shared: &Shared) -> String {
     let counters = &shared.counters[0];
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", format!("{VERSION}, {BUILT_ON}")),
-        ("zk_server_state", "standalone".into()),
+        ("zk_server_state", shared.server_mode().into()),
         ("zk_avg_latency", java_double(avg)),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),
@@ -162,14 +167,14 @@ fn monitor(shared: &Shared) -> String {
         ("zk_global_sessions", shared.session_count.load(Ordering::Relaxed).to_string()),
         ("zk_local_sessions", "0".into()),
         ("zk_uptime", shared.started.elapsed().as_millis().to_string()),
-        ("zk_last_proposal_size", "-1".into()),
+        ("zk_last_proposal_size", last_proposal_size(shared)),
         ("ringkeeper_log_fsync_count", shared.log_fsyncs.load(Ordering::Relaxed).to_string()),
         ("ringkeeper_log_failed", u8::from(shared.log_failed.load(Ordering::Acquire)).to_string()),
         ("zk_max_proposal_size", "-1".into()),
         ("zk_min_proposal_size", "-1".into()),
     ];
     let mut text = String::new();
-    for (key, value) in lines {
+    for (key, value) in lines.into_iter().map(|(key, value)| (key.to_owned(), value)).chain(ensemble_lines(shared)) {
         let _ = writeln!(text, "{key}\t{value}");
     }
     // Per-namespace quota metrics, named as ZooKeeper's metrics dump names a gauge or
@@ -311,4 +316,47 @@ fn directory_size(path: &std::path::Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+fn last_proposal_size(shared: &Shared) -> String {
+    let status = shared.ensemble_status.lock().expect("not poisoned");
+    if status.mode == "leader" {
+        status.last_proposal_bytes.to_string()
+    } else {
+        "-1".into()
+    }
+}
+
+/// An ensemble member's mntr lines: ZooKeeper's leader figures, plus the epoch, the
+/// commit point and each follower's lag in zxids.
+fn ensemble_lines(shared: &Shared) -> Vec<(String, String)> {
+    if !shared.config.is_ensemble() {
+        return Vec::new();
+    }
+    let status = shared.ensemble_status.lock().expect("not poisoned").clone();
+    let mut lines = vec![
+        ("ringkeeper_epoch".to_owned(), status.epoch.to_string()),
+        ("ringkeeper_commit_zxid".to_owned(), format!("0x{:x}", status.commit_zxid)),
+    ];
+    if status.mode == "leader" {
+        let voters: Vec<u64> =
+            shared.config.servers.iter().filter(|server| !server.observer).map(|server| server.id).collect();
+        let synced = status.followers.iter().filter(|(id, synced, _)| *synced && voters.contains(id)).count();
+        let followers = status.followers.iter().filter(|(id, _, _)| voters.contains(id)).count();
+        lines.push(("zk_learners".to_owned(), status.followers.len().to_string()));
+        lines.push(("zk_followers".to_owned(), followers.to_string()));
+        lines.push(("zk_synced_followers".to_owned(), synced.to_string()));
+        lines.push((
+            "zk_synced_non_voting_followers".to_owned(),
+            status.followers.iter().filter(|(id, synced, _)| *synced && !voters.contains(id)).count().to_string(),
+        ));
+        lines.push((
+            "zk_pending_syncs".to_owned(),
+            status.followers.iter().filter(|(_, synced, _)| !synced).count().to_string(),
+        ));
+        for (id, _, lag) in &status.followers {
+            lines.push((format!("ringkeeper_follower_{id}_lag_zxids"), lag.to_string()));
+        }
+    }
+    lines
 }

@@ -162,7 +162,15 @@ impl Leader {
         }
     }
 
-    fn connect(&mut self, member: u64, core: usize, connection: u64, session_id: i64, password: &[u8], timeout_ms: i32) {
+    fn connect(
+        &mut self,
+        member: u64,
+        core: usize,
+        connection: u64,
+        session_id: i64,
+        password: &[u8],
+        timeout_ms: i32,
+    ) {
         let now_ms = self.monotonic_ms();
         let owner = owner_of(member, core);
         if session_id == 0 {
@@ -199,7 +207,8 @@ impl Leader {
         for any_core in (0..self.controls.len()).filter(|&any| keep_member != member || any != keep_core) {
             self.place(member, any_core, Control::SessionMoved { session_id, keep: None });
         }
-        let others: Vec<u64> = self.shared.config.servers.iter().map(|server| server.id).filter(|&id| id != member).collect();
+        let others: Vec<u64> =
+            self.shared.config.servers.iter().map(|server| server.id).filter(|&id| id != member).collect();
         for other in others {
             let keep = if other == keep_member { keep } else { None };
             self.place_remote(other, EVERY_CORE, Control::SessionMoved { session_id, keep });

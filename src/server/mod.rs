@@ -4,9 +4,9 @@
 
 pub mod connection;
 pub mod connection_state;
+pub mod core_state;
 pub mod ensemble;
 pub mod ensemble_log;
-pub mod core_state;
 pub mod four_letter;
 pub mod leader;
 pub mod log_writer;
@@ -27,12 +27,12 @@ use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, S
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
+use crate::consensus::core::{Core, Members, Settings};
 use crate::log::recovery::RecoveredLog;
 use crate::log::snapshot_file::LoadedSnapshot;
-use crate::consensus::core::{Core, Members, Settings};
 use connection::{CoreContext, LeaderLink};
-use ensemble::{Ensemble, EnsembleParts};
 use core_state::CoreState;
+use ensemble::{Ensemble, EnsembleParts};
 use leader::Leader;
 use log_writer::LogWriter;
 use messages::{CommittedBatch, ToLeader};
@@ -385,7 +385,11 @@ async fn connect_outboxes(outboxes: Vec<SharedSender<CommittedBatch>>) -> Vec<Co
     connected
 }
 
-fn start_snapshotter(shared: &Shared, recovered: &Arc<RecoveredLog>, snapshot: &Arc<Option<LoadedSnapshot>>) -> Snapshotter {
+fn start_snapshotter(
+    shared: &Shared,
+    recovered: &Arc<RecoveredLog>,
+    snapshot: &Arc<Option<LoadedSnapshot>>,
+) -> Snapshotter {
     let (snapshot, log) = (snapshot.clone(), recovered.clone());
     Snapshotter::start(move || core_state::recovered_tree(snapshot.as_ref().as_ref(), &log), shared.config.clone())
 }
@@ -478,7 +482,8 @@ async fn start_ensemble(
     })
     .detach();
     let expiring = driver.clone();
-    glommio::spawn_local(every_half_tick(config.tick_time_ms, move || expiring.borrow_mut().expire_sessions())).detach();
+    glommio::spawn_local(every_half_tick(config.tick_time_ms, move || expiring.borrow_mut().expire_sessions()))
+        .detach();
     let reaping = driver.clone();
     glommio::spawn_local(reap_containers(shared.clone(), move |limit| reaping.borrow_mut().reap_containers(limit)))
         .detach();

@@ -33,22 +33,45 @@ const BATCHES_MAX: usize = 1 << 16;
 
 #[derive(Debug, Clone)]
 pub enum PeerFrame {
-    Hello { member: MemberId },
+    Hello {
+        member: MemberId,
+    },
     Consensus(Message<RecordBatch>),
     Forward(Forwarded),
     /// A control the leader placed for one core of the receiving member: it takes effect
     /// once that member has applied `after_zxid`.
-    Routed { core: u32, after_zxid: i64, control: Control },
+    Routed {
+        core: u32,
+        after_zxid: i64,
+        control: Control,
+    },
 }
 
 /// A follower's client traffic, forwarded to the leader's ordering point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Forwarded {
-    Connect { core: u32, connection: u64, session_id: i64, timeout_ms: i32, password: Vec<u8> },
+    Connect {
+        core: u32,
+        connection: u64,
+        session_id: i64,
+        timeout_ms: i32,
+        password: Vec<u8>,
+    },
     /// `request` is the client's request frame as received, decoded again by the leader.
-    Write { session_id: i64, xid: i32, identities: Vec<(String, String)>, request: Vec<u8> },
-    Sync { core: u32, connection: u64, xid: i32 },
-    Touch { sessions: Vec<i64> },
+    Write {
+        session_id: i64,
+        xid: i32,
+        identities: Vec<(String, String)>,
+        request: Vec<u8>,
+    },
+    Sync {
+        core: u32,
+        connection: u64,
+        xid: i32,
+    },
+    Touch {
+        sessions: Vec<i64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,7 +335,9 @@ pub fn decode(bytes: &[u8]) -> Result<(PeerFrame, usize), DecodeError> {
     let mut cursor = Cursor { bytes: &bytes[4..4 + length] };
     let frame = match cursor.u8()? {
         1 => PeerFrame::Hello { member: cursor.u64()? },
-        2 => PeerFrame::Consensus(Message::Vote { epoch: cursor.u32()?, last_zxid: cursor.i64()?, pre: cursor.bool()? }),
+        2 => {
+            PeerFrame::Consensus(Message::Vote { epoch: cursor.u32()?, last_zxid: cursor.i64()?, pre: cursor.bool()? })
+        }
         3 => PeerFrame::Consensus(Message::VoteReply {
             for_epoch: cursor.u32()?,
             voter_epoch: cursor.u32()?,

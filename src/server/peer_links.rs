@@ -68,7 +68,8 @@ pub fn links(my_id: MemberId, peers: &[(MemberId, SocketAddr)]) -> (Rc<PeerLinks
     let mut wakes = Vec::new();
     for &(id, address) in peers.iter().filter(|(id, _)| *id != my_id) {
         let (wake, woken) = local_channel::new_bounded(1);
-        let outbox = Outbox { bytes: RefCell::new(Vec::new()), connected: Cell::new(false), overflowed: Cell::new(false), wake };
+        let outbox =
+            Outbox { bytes: RefCell::new(Vec::new()), connected: Cell::new(false), overflowed: Cell::new(false), wake };
         outboxes.insert(id, outbox);
         wakes.push((id, address, woken));
     }
@@ -84,7 +85,8 @@ pub fn start(
     dialers: Dialers,
     driver: Rc<RefCell<Ensemble>>,
 ) -> Result<(), String> {
-    let listener = TcpListener::bind(listen_on).map_err(|error| format!("cannot listen on quorum port {listen_on}: {error}"))?;
+    let listener =
+        TcpListener::bind(listen_on).map_err(|error| format!("cannot listen on quorum port {listen_on}: {error}"))?;
     glommio::spawn_local(accept(listener, members, driver.clone())).detach();
     for (peer, address, woken) in dialers.wakes {
         glommio::spawn_local(dial(my_id, peer, address, woken, links.clone(), driver.clone())).detach();
@@ -176,7 +178,10 @@ async fn receive(mut stream: TcpStream, members: BTreeSet<MemberId>, driver: Rc<
                     match (from, frame) {
                         (None, PeerFrame::Hello { member }) if members.contains(&member) => from = Some(member),
                         (None, _) => {
-                            tracing::warn!(?remote, "a peer link that does not open with a known member's hello; closing");
+                            tracing::warn!(
+                                ?remote,
+                                "a peer link that does not open with a known member's hello; closing"
+                            );
                             break 'reading;
                         }
                         (Some(member), frame) => {

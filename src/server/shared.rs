@@ -212,6 +212,15 @@ impl Shared {
         }
     }
 
+    /// standalone, or an ensemble member's leader, follower, observer or looking.
+    pub fn server_mode(&self) -> &'static str {
+        if self.config.is_ensemble() {
+            self.ensemble_status.lock().expect("not poisoned").mode
+        } else {
+            "standalone"
+        }
+    }
+
     pub fn committed_zxid(&self) -> i64 {
         self.committed_zxid.load(Ordering::Acquire)
     }

@@ -430,3 +430,17 @@ fn a_late_snapshot_never_drops_records_a_follower_acknowledged() {
     assert_eq!(ensemble.core(2).history(), &history);
     assert_eq!(ensemble.core(2).last_zxid(), last);
 }
+
+#[test]
+fn an_observer_that_loses_its_leader_observes_nobody() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[4]);
+    ensemble.elect(1);
+    assert_eq!(ensemble.core(4).role(), Role::Observer { leader: Some(1) });
+    ensemble.cores.get_mut(&4).unwrap().link_lost(1);
+    assert_eq!(ensemble.core(4).role(), Role::Observer { leader: None });
+    ensemble.tick(1, 10);
+    ensemble.settle();
+    assert_eq!(ensemble.core(4).role(), Role::Observer { leader: Some(1) }, "the leader's next message brings it back");
+    ensemble.tick(4, 1_000);
+    assert_eq!(ensemble.core(4).role(), Role::Observer { leader: None }, "silent for the sync limit");
+}

@@ -1,0 +1,333 @@
+//! An ensemble of real `ringkeeper serve` processes on loopback, driven through the Rust
+//! `zookeeper-client` crate. Each test opens with the guarantee it checks (ZooKeeper
+//! Programmer's Guide, "ZooKeeper guarantees", and the administrator's guide on
+//! ensembles).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::ensemble::Ensemble;
+use zookeeper_client as zk;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+fn ephemeral() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
+}
+
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(TEST_TIMEOUT, test).await.expect("test finishes in time");
+    });
+}
+
+async fn connect(address: &str) -> zk::Client {
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(6))
+        .with_connection_timeout(Duration::from_secs(2))
+        .connect(address)
+        .await
+        .unwrap_or_else(|error| panic!("client connects to {address}: {error}"))
+}
+
+/// Reads `path` on one member after a sync, so the read reflects every write
+/// acknowledged before it ("sync: ... the client will see the latest value").
+async fn read_on(address: &str, path: &str) -> Option<Vec<u8>> {
+    let client = connect(address).await;
+    client.sync(path).await.unwrap();
+    match client.get_data(path).await {
+        Ok((data, _)) => Some(data),
+        Err(zk::Error::NoNode) => None,
+        Err(error) => panic!("reading {path} on {address}: {error}"),
+    }
+}
+
+#[test]
+fn a_write_through_any_member_is_read_on_every_member() {
+    // "Single System Image: a client will see the same view of the service regardless of
+    // the server that it connects to." Writes go to followers and the leader alike.
+    let ensemble = Ensemble::start(3, 0, "");
+    run(async {
+        for index in 0..3 {
+            let client = connect(&ensemble.address(index)).await;
+            let path = format!("/written-on-{index}");
+            client.create(&path, format!("from {index}").as_bytes(), &persistent()).await.unwrap();
+        }
+        for reader in 0..3 {
+            for writer in 0..3 {
+                let data = read_on(&ensemble.address(reader), &format!("/written-on-{writer}")).await;
+                assert_eq!(data, Some(format!("from {writer}").into_bytes()), "read on member {reader}");
+            }
+        }
+    });
+}
+
+#[test]
+fn one_sessions_writes_apply_in_the_order_it_sent_them() {
+    // "Sequential Consistency: updates from a client will be applied in the order that
+    // they were sent", here through a follower that forwards them to the leader.
+    let ensemble = Ensemble::start(3, 0, "");
+    let leader = ensemble.leader().unwrap();
+    let follower = (0..3).find(|&index| index != leader).unwrap();
+    run(async {
+        let client = connect(&ensemble.address(follower)).await;
+        client.create("/order", b"", &persistent()).await.unwrap();
+        let writes: Vec<_> = (0..200).map(|n| client.set_data("/order", format!("{n}").as_bytes(), None)).collect();
+        let mut versions = Vec::new();
+        for write in writes {
+            versions.push(write.await.unwrap().version);
+        }
+        assert_eq!(versions, (1..=200).collect::<Vec<i32>>());
+        assert_eq!(read_on(&ensemble.address(leader), "/order").await, Some(b"199".to_vec()));
+    });
+}
+
+/// What writers were told: path -> data.
+type Acknowledged = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// Creates nodes through `address` until told to stop or the connection fails; records
+/// every create the ensemble acknowledged.
+async fn write_until_stopped(address: String, writer: usize, acknowledged: Acknowledged, stop: Arc<AtomicBool>) {
+    let Ok(client) = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(6))
+        .with_connection_timeout(Duration::from_secs(2))
+        .connect(&address)
+        .await
+    else {
+        return;
+    };
+    for n in 0.. {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let path = format!("/failover/w{writer}-{n}-{}", rand_suffix());
+        let leaked: &'static str = Box::leak(path.clone().into_boxed_str());
+        let data = format!("{writer}:{n}").into_bytes();
+        match client.create(leaked, &data, &persistent()).await {
+            Ok(_) => {
+                acknowledged.lock().unwrap().insert(path, data);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now())
+}
+
+/// Every acknowledged write is on `member`, read after a sync.
+async fn verify_on(address: &str, acknowledged: &Acknowledged) -> usize {
+    let client = connect(address).await;
+    client.sync("/failover").await.unwrap();
+    let expected: Vec<(String, Vec<u8>)> =
+        acknowledged.lock().unwrap().iter().map(|(path, data)| (path.clone(), data.clone())).collect();
+    for chunk in expected.chunks(64) {
+        let reads: Vec<_> = chunk.iter().map(|(path, _)| client.get_data(path)).collect();
+        for ((path, data), read) in chunk.iter().zip(reads) {
+            let (found, _) =
+                read.await.unwrap_or_else(|error| panic!("acknowledged {path} missing on {address}: {error}"));
+            assert_eq!(&found, data, "{path} on {address}");
+        }
+    }
+    expected.len()
+}
+
+#[test]
+fn no_acknowledged_write_is_lost_when_the_leader_is_killed() {
+    // "Reliability: once an update has been applied, it will persist from that time
+    // forward." The leader is killed with SIGKILL while writers on every member keep
+    // writing; after each failover every acknowledged write is on every member.
+    // RINGKEEPER_FAILOVER_CYCLES sets the number of kills (the documented long run: 200).
+    let cycles: usize = std::env::var("RINGKEEPER_FAILOVER_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let mut ensemble = Ensemble::start(3, 0, "");
+    let acknowledged: Acknowledged = Arc::default();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = connect(&ensemble.address(0)).await;
+        client.create("/failover", b"", &persistent()).await.unwrap();
+    });
+    for cycle in 0..cycles {
+        let leader = ensemble.wait_serving();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..3)
+            .map(|writer| {
+                runtime.spawn(write_until_stopped(ensemble.address(writer), writer, acknowledged.clone(), stop.clone()))
+            })
+            .collect();
+        let before = acknowledged.lock().unwrap().len();
+        ensemble.wait_for("writes acknowledged before the kill", || acknowledged.lock().unwrap().len() > before + 20);
+        ensemble.kill(leader);
+        ensemble.wait_for("a new leader", || ensemble.leader().is_some_and(|new| new != leader));
+        stop.store(true, Ordering::Relaxed);
+        runtime.block_on(async {
+            for writer in writers {
+                let _ = tokio::time::timeout(Duration::from_secs(30), writer).await;
+            }
+        });
+        ensemble.start_member(leader);
+        ensemble.wait_serving();
+        runtime.block_on(async {
+            for index in 0..3 {
+                let checked = tokio::time::timeout(TEST_TIMEOUT, verify_on(&ensemble.address(index), &acknowledged))
+                    .await
+                    .expect("verification finishes");
+                assert!(checked > 0);
+            }
+        });
+        eprintln!(
+            "cycle {cycle}: killed member {}, {} acknowledged writes on every member",
+            leader + 1,
+            acknowledged.lock().unwrap().len()
+        );
+    }
+}
+
+#[test]
+fn a_session_and_its_ephemeral_node_survive_a_leader_change() {
+    // "Failover keeps sessions": the new leader gives every live session a fresh timeout,
+    // so a client that reconnects within its timeout keeps its session and ephemerals.
+    let mut ensemble = Ensemble::start(3, 0, "");
+    let leader = ensemble.leader().unwrap();
+    let follower = (0..3).find(|&index| index != leader).unwrap();
+    run(async {
+        let client = connect(&ensemble.address(follower)).await;
+        client.create("/owned", b"", &ephemeral()).await.unwrap();
+        let session = client.session_id();
+        ensemble.kill(leader);
+        ensemble.wait_for("a new leader", || ensemble.leader().is_some_and(|new| new != leader));
+        // The client's connection was closed when its member lost the leader; it
+        // reconnects to the same member with the same session.
+        let mut reads = 0;
+        loop {
+            match client.check_stat("/owned").await {
+                Ok(Some(stat)) => {
+                    assert_eq!(stat.ephemeral_owner, session.0, "the ephemeral node is still the session's");
+                    break;
+                }
+                Ok(None) => panic!("the session's ephemeral node was deleted by the leader change"),
+                Err(error) => {
+                    assert!(!matches!(error, zk::Error::SessionExpired), "the session expired");
+                    reads += 1;
+                    assert!(reads < 1000, "the client never got back: {error}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        assert_eq!(client.session_id(), session);
+        let reader = connect(&ensemble.address(follower)).await;
+        assert!(reader.check_stat("/owned").await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn a_paused_leader_is_replaced_and_rejoins_as_a_follower() {
+    // A leader cut off from its peers (SIGSTOP: its sockets stay open, nothing is read)
+    // is replaced once the followers stop hearing from it for syncLimit ticks; when it
+    // resumes it finds a newer epoch and follows, and writes made meanwhile reach it.
+    let ensemble = Ensemble::start(3, 0, "");
+    let leader = ensemble.leader().unwrap();
+    let other = (0..3).find(|&index| index != leader).unwrap();
+    ensemble.pause(leader);
+    ensemble.wait_for("a new leader among the others", || {
+        (0..3).filter(|&index| index != leader).any(|index| ensemble.mode(index).as_deref() == Some("leader"))
+    });
+    run(async {
+        let client = connect(&ensemble.address(other)).await;
+        client.create("/while-paused", b"x", &persistent()).await.unwrap();
+    });
+    ensemble.resume(leader);
+    ensemble.wait_for("the old leader following", || ensemble.mode(leader).as_deref() == Some("follower"));
+    run(async {
+        assert_eq!(read_on(&ensemble.address(leader), "/while-paused").await, Some(b"x".to_vec()));
+    });
+}
+
+#[test]
+fn a_member_that_loses_its_quorum_stops_serving() {
+    // A member that cannot reach a quorum stops serving clients (ZooKeeper closes their
+    // connections and answers four-letter words with "not currently serving requests");
+    // it serves again once a quorum is back, with every write.
+    let mut ensemble = Ensemble::start(3, 0, "");
+    run(async {
+        let client = connect(&ensemble.address(0)).await;
+        client.create("/before", b"", &persistent()).await.unwrap();
+    });
+    ensemble.kill(1);
+    ensemble.kill(2);
+    ensemble.wait_for("member 1 to stop serving", || ensemble.mode(0).is_none());
+    assert!(ensemble.four_letter(0, "srvr").contains("not currently serving requests"));
+    ensemble.start_member(1);
+    ensemble.wait_for("members 1 and 2 serving", || ensemble.mode(0).is_some() && ensemble.mode(1).is_some());
+    run(async {
+        assert_eq!(read_on(&ensemble.address(0), "/before").await, Some(Vec::new()));
+    });
+}
+
+#[test]
+fn restarting_every_member_keeps_every_write() {
+    let mut ensemble = Ensemble::start(3, 0, "");
+    run(async {
+        let client = connect(&ensemble.addresses()).await;
+        for n in 0..50 {
+            client.create(&format!("/kept-{n}"), b"k", &persistent()).await.unwrap();
+        }
+    });
+    for index in 0..3 {
+        ensemble.kill(index);
+    }
+    for index in 0..3 {
+        ensemble.start_member(index);
+    }
+    ensemble.wait_serving();
+    run(async {
+        for index in 0..3 {
+            for n in [0, 25, 49] {
+                assert_eq!(read_on(&ensemble.address(index), &format!("/kept-{n}")).await, Some(b"k".to_vec()));
+            }
+        }
+    });
+}
+
+#[test]
+fn an_observer_serves_reads_and_writes_but_does_not_vote() {
+    // Observers "do not take part in the voting": with one of two voters down... no
+    // quorum, whatever the observer does; while a quorum of voters is up the observer
+    // forwards writes and serves reads like a follower.
+    let mut ensemble = Ensemble::start(3, 1, "");
+    assert_eq!(ensemble.mode(3).as_deref(), Some("observer"));
+    run(async {
+        let client = connect(&ensemble.address(3)).await;
+        client.create("/via-observer", b"o", &persistent()).await.unwrap();
+        assert_eq!(read_on(&ensemble.address(0), "/via-observer").await, Some(b"o".to_vec()));
+    });
+    let leader = ensemble.leader().unwrap();
+    let follower = (0..3).find(|&index| index != leader).unwrap();
+    ensemble.kill(leader);
+    ensemble.kill(follower);
+    ensemble.wait_for("the observer to stop serving", || ensemble.mode(3).is_none());
+}
+
+#[test]
+fn mntr_reports_the_ensemble_from_the_leader() {
+    let ensemble = Ensemble::start(3, 0, "");
+    let leader = ensemble.leader().unwrap();
+    ensemble
+        .wait_for("both followers in sync", || ensemble.four_letter(leader, "mntr").contains("zk_synced_followers\t2"));
+    let mntr = ensemble.four_letter(leader, "mntr");
+    assert!(mntr.contains("zk_server_state\tleader"), "{mntr}");
+    assert!(mntr.contains("zk_followers\t2"), "{mntr}");
+    assert!(mntr.contains("zk_pending_syncs\t0"), "{mntr}");
+    let follower = (0..3).find(|&index| index != leader).unwrap();
+    assert!(ensemble.four_letter(follower, "mntr").contains("zk_server_state\tfollower"));
+}
