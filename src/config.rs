@@ -65,6 +65,11 @@ pub struct Config {
     pub read_only_mode: bool,
     /// This member's id, from `dataDir/myid` (0 standalone).
     pub my_id: u64,
+    /// `syncRetainedBytes` (Ringkeeper's): bytes of recent committed records a member
+    /// keeps in memory to bring a lagging follower up to date (DIFF); one further behind
+    /// is sent a snapshot (SNAP). ZooKeeper decides the same with its in-memory
+    /// committedLog and `zookeeper.snapshotSizeFactor`.
+    pub sync_retained_bytes: usize,
 }
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
@@ -157,6 +162,7 @@ impl Default for Config {
             sync_limit_ticks: 5,
             read_only_mode: false,
             my_id: 0,
+            sync_retained_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -289,6 +295,10 @@ impl Config {
                         return Err(error(format!("'{value}' KiB must be between 1 and 4194304")));
                     }
                     config.segment_size_bytes = kib * 1024;
+                }
+                "syncRetainedBytes" => {
+                    config.sync_retained_bytes =
+                        usize::try_from(number(value)?.max(1)).map_err(|_| error(format!("'{value}' is too large")))?
                 }
                 "initLimit" => config.init_limit_ticks = to_u32(number(value)?, &error)?.max(1),
                 "syncLimit" => config.sync_limit_ticks = to_u32(number(value)?, &error)?.max(1),

@@ -331,3 +331,87 @@ fn mntr_reports_the_ensemble_from_the_leader() {
     let follower = (0..3).find(|&index| index != leader).unwrap();
     assert!(ensemble.four_letter(follower, "mntr").contains("zk_server_state\tfollower"));
 }
+
+/// A hexadecimal mntr value of `member`.
+fn mntr_zxid(ensemble: &Ensemble, index: usize, key: &str) -> Option<i64> {
+    let mntr = ensemble.four_letter(index, "mntr");
+    let line = mntr.lines().find_map(|line| line.strip_prefix(&format!("{key}\t")))?;
+    i64::from_str_radix(line.trim_start_matches("0x"), 16).ok()
+}
+
+#[test]
+fn a_member_far_behind_is_sent_a_snapshot() {
+    // SNAP: a follower that was down while the others wrote more than the leader keeps
+    // for DIFFs gets the leader's state whole, and serves every write after it.
+    let mut ensemble = Ensemble::start(3, 0, "syncRetainedBytes=32768\nsnapCount=100000");
+    let leader = ensemble.leader().unwrap();
+    let behind = (0..3).find(|&index| index != leader).unwrap();
+    ensemble.kill(behind);
+    run(async {
+        let client = connect(&ensemble.address(leader)).await;
+        let value = vec![7u8; 1024];
+        for n in 0..200 {
+            client.create(&format!("/bulk-{n}"), &value, &persistent()).await.unwrap();
+        }
+    });
+    ensemble.start_member(behind);
+    ensemble.wait_serving();
+    run(async {
+        assert_eq!(read_on(&ensemble.address(behind), "/bulk-0").await.map(|data| data.len()), Some(1024));
+        assert_eq!(read_on(&ensemble.address(behind), "/bulk-199").await.map(|data| data.len()), Some(1024));
+    });
+    let log = std::fs::read_to_string(ensemble.members[behind].dir.join("server.log")).unwrap();
+    assert!(log.contains("installing the leader's snapshot"), "the member was brought up by SNAP");
+}
+
+#[test]
+fn a_record_only_the_old_leader_wrote_is_cut_when_it_returns() {
+    // TRUNC: the leader appends a write that no follower receives (both are down), then
+    // dies. The others elect a leader without it; when the old leader comes back its
+    // uncommitted record is cut from its log and its trees (it had applied it when it
+    // restarted), and it follows the new history.
+    let mut ensemble = Ensemble::start(3, 0, "syncLimit=100");
+    let leader = ensemble.leader().unwrap();
+    let followers: Vec<usize> = (0..3).filter(|&index| index != leader).collect();
+    run(async {
+        let client = connect(&ensemble.address(leader)).await;
+        client.create("/committed", b"", &persistent()).await.unwrap();
+    });
+    // The session exists before the followers go down: the one record they miss is the
+    // create.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let client = runtime.block_on(connect(&ensemble.address(leader)));
+    for &follower in &followers {
+        ensemble.kill(follower);
+    }
+    let commit = mntr_zxid(&ensemble, leader, "ringkeeper_commit_zxid").unwrap();
+    let writer = runtime.spawn(async move {
+        let _ = client.create("/uncommitted", b"", &persistent()).await;
+    });
+    ensemble.wait_for("the leader to make a record nobody else has durable", || {
+        mntr_zxid(&ensemble, leader, "ringkeeper_log_durable_zxid").is_some_and(|durable| durable > commit)
+    });
+    ensemble.kill(leader);
+    writer.abort();
+    drop(runtime);
+    for &follower in &followers {
+        ensemble.start_member(follower);
+    }
+    ensemble.wait_for("a leader among the others", || {
+        followers.iter().any(|&index| ensemble.mode(index).as_deref() == Some("leader"))
+    });
+    run(async {
+        let client = connect(&ensemble.address(followers[0])).await;
+        client.create("/after", b"", &persistent()).await.unwrap();
+    });
+    ensemble.start_member(leader);
+    ensemble.wait_serving();
+    run(async {
+        assert_eq!(read_on(&ensemble.address(leader), "/after").await, Some(Vec::new()));
+        assert_eq!(read_on(&ensemble.address(leader), "/uncommitted").await, None, "the uncommitted record was cut");
+        assert_eq!(read_on(&ensemble.address(followers[1]), "/uncommitted").await, None);
+        assert_eq!(read_on(&ensemble.address(leader), "/committed").await, Some(Vec::new()));
+    });
+    let log = std::fs::read_to_string(ensemble.members[leader].dir.join("server.log")).unwrap();
+    assert!(log.contains("restarting to rebuild them"), "the old leader's trees were rebuilt after TRUNC");
+}

@@ -93,6 +93,9 @@ pub struct Ensemble {
     /// The (leader, epoch) this member serves under, if it serves.
     serving: Option<(MemberId, u32)>,
     established: bool,
+    /// A TRUNC below the trees or a SNAP is on its way to the log: the process restarts
+    /// once it is done, and serves nobody meanwhile.
+    restarting: bool,
     since_snapshot: u64,
     next_snapshot_at: u64,
     last_proposal_bytes: usize,
@@ -131,6 +134,7 @@ impl Ensemble {
             startup_zxid,
             serving: None,
             established: false,
+            restarting: false,
             since_snapshot: 0,
             next_snapshot_at: 0,
             last_proposal_bytes: 0,
@@ -322,6 +326,7 @@ impl Ensemble {
             }
             Output::Truncate { seq, after_zxid } => {
                 let restart = after_zxid < self.state.borrow().tree.last_zxid();
+                self.restarting |= restart;
                 tracing::info!(after = format_args!("{after_zxid:#x}"), restart, "truncating the log (TRUNC)");
                 self.send_log(LogOp::Truncate { seq, after_zxid, restart });
             }
@@ -468,10 +473,13 @@ impl Ensemble {
     fn update_serving(&mut self) {
         let should = match self.core.role() {
             Role::Leader => self.ordering.is_some().then(|| (self.my_id, self.core.epoch())),
-            Role::Follower { leader } | Role::Observer { leader: Some(leader) } => (self.core.commit_zxid()
-                >= self.startup_zxid
-                && self.state.borrow().tree.last_zxid() >= self.startup_zxid)
-                .then(|| (leader, self.core.epoch())),
+            // The trees were rebuilt at start from the whole log, uncommitted tail and all:
+            // serve once the record they end with is the leader's and committed. If the
+            // leader cut it (TRUNC) the member restarts instead.
+            Role::Follower { leader } | Role::Observer { leader: Some(leader) } => (!self.restarting
+                && self.core.commit_zxid() >= self.startup_zxid
+                && self.core.history().contains(self.startup_zxid))
+            .then(|| (leader, self.core.epoch())),
             _ => None,
         };
         if should != self.serving {
@@ -523,6 +531,8 @@ impl Ensemble {
                 .collect(),
             last_proposal_bytes: self.last_proposal_bytes,
             commit_zxid: self.core.commit_zxid(),
+            last_zxid,
+            durable_zxid: self.core.durable_zxid(),
         };
     }
 }

@@ -337,6 +337,8 @@ fn ensemble_lines(shared: &Shared) -> Vec<(String, String)> {
     let mut lines = vec![
         ("ringkeeper_epoch".to_owned(), status.epoch.to_string()),
         ("ringkeeper_commit_zxid".to_owned(), format!("0x{:x}", status.commit_zxid)),
+        ("ringkeeper_log_last_zxid".to_owned(), format!("0x{:x}", status.last_zxid)),
+        ("ringkeeper_log_durable_zxid".to_owned(), format!("0x{:x}", status.durable_zxid)),
     ];
     if status.mode == "leader" {
         let voters: Vec<u64> =

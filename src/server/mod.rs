@@ -45,8 +45,6 @@ const CHANNEL_CAPACITY: usize = 4096;
 const ENSEMBLE_WINDOW_BYTES: usize = 32 * 1024 * 1024;
 /// The most bytes of batches in one Append.
 const ENSEMBLE_FRAME_BYTES_MAX: usize = 1024 * 1024;
-/// Applied batches kept in memory for DIFFs; a follower further behind gets a snapshot.
-const ENSEMBLE_RETAINED_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// A leader opens its next epoch here, leaving room for a whole batch of records before
 /// the counter would run out (a batch is at most 4 MiB of records of 64 bytes or more).
 const ENSEMBLE_COUNTER_LIMIT: u32 = 0xffff_0000;
@@ -411,7 +409,7 @@ async fn start_ensemble(
     let log_dir = config.log_dir();
     let hard = crate::log::epoch_file::read(&log_dir).unwrap_or_else(|error| fail(error));
     let base = snapshot.as_ref().as_ref().map_or(0, |snapshot| snapshot.zxid);
-    let (history, window) = ensemble_log::recovered_history(recovered, base, ENSEMBLE_RETAINED_BYTES_MAX);
+    let (history, window) = ensemble_log::recovered_history(recovered, base, config.sync_retained_bytes);
     let applied = state.borrow().tree.last_zxid();
     assert_eq!(history.last(), applied, "the trees hold the snapshot and the whole log");
     let voters = config.servers.iter().filter(|server| !server.observer).map(|server| server.id).collect();
@@ -425,7 +423,7 @@ async fn start_ensemble(
         election_timeout_ms: tick_ms,
         window_bytes: ENSEMBLE_WINDOW_BYTES,
         frame_bytes_max: ENSEMBLE_FRAME_BYTES_MAX,
-        retained_bytes_max: ENSEMBLE_RETAINED_BYTES_MAX,
+        retained_bytes_max: config.sync_retained_bytes,
         counter_limit: ENSEMBLE_COUNTER_LIMIT,
     };
     let seed = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), config.my_id);

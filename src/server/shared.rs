@@ -74,6 +74,9 @@ pub struct EnsembleStatus {
     pub followers: Vec<(u64, bool, u64)>,
     pub last_proposal_bytes: usize,
     pub commit_zxid: i64,
+    /// The last zxid in this member's log, committed or not, and the last one durable.
+    pub last_zxid: i64,
+    pub durable_zxid: i64,
 }
 
 pub struct Shared {
