@@ -60,9 +60,6 @@ pub struct Config {
     /// `syncLimit`, in ticks: how long a member may go without hearing from its leader
     /// (or a leader from a quorum) before it looks for another.
     pub sync_limit_ticks: u32,
-    /// `readOnlyMode.enabled` (ZooKeeper's `readonlymode.enabled` property): a member cut
-    /// off from its quorum keeps serving reads to clients that asked for read-only.
-    pub read_only_mode: bool,
     /// This member's id, from `dataDir/myid` (0 standalone).
     pub my_id: u64,
     /// `syncRetainedBytes` (Ringkeeper's): bytes of recent committed records a member
@@ -160,7 +157,6 @@ impl Default for Config {
             servers: Vec::new(),
             init_limit_ticks: 10,
             sync_limit_ticks: 5,
-            read_only_mode: false,
             my_id: 0,
             sync_retained_bytes: 64 * 1024 * 1024,
         }
@@ -302,13 +298,6 @@ impl Config {
                 }
                 "initLimit" => config.init_limit_ticks = to_u32(number(value)?, &error)?.max(1),
                 "syncLimit" => config.sync_limit_ticks = to_u32(number(value)?, &error)?.max(1),
-                "readonlymode.enabled" | "readOnlyMode.enabled" => {
-                    config.read_only_mode = match value {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(error(format!("'{value}' must be true or false"))),
-                    }
-                }
                 key if key.starts_with("server.") => {
                     let id = number(&key["server.".len()..])?;
                     if config.servers.iter().any(|server| server.id == id) {
