@@ -195,6 +195,11 @@ pub struct Core<P: Payload> {
     outputs: Vec<Output<P>>,
 }
 
+/// The most a follower that saw its leader's link close waits before standing: enough to
+/// keep the followers, who all see it at once, from splitting the vote, and small next to
+/// the failover time users expect.
+const STAGGER_MS_MAX: u64 = 20;
+
 /// Members' messages held per output batch.
 const OUTPUTS_MAX: usize = 1 << 20;
 
@@ -248,7 +253,11 @@ impl<P: Payload> Core<P> {
             rng: (seed ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9) | 1,
             outputs: Vec::new(),
         };
-        core.reset_election_deadline();
+        // The first election comes soon after start: with pre-vote a member that joins a
+        // working ensemble cannot disturb it, and a new ensemble should not wait a whole
+        // election timeout.
+        let first_wait_ms = core.random_below(core.settings.election_timeout_ms / 4 + 1);
+        core.election_deadline_ms = now_ms + first_wait_ms;
         core
     }
 
@@ -331,7 +340,7 @@ impl<P: Payload> Core<P> {
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Follower { .. } => {
-                if self.now_ms.saturating_sub(self.leader_heard_ms) >= self.settings.sync_limit_ms {
+                if self.now_ms.saturating_sub(self.leader_heard_ms) >= self.follower_timeout_ms() {
                     tracing::info!(member = self.settings.id, "leader silent for the sync limit; looking");
                     self.campaign();
                 }
@@ -342,7 +351,7 @@ impl<P: Payload> Core<P> {
                 }
             }
             Role::Observer { leader: Some(_) } => {
-                if self.now_ms.saturating_sub(self.leader_heard_ms) >= self.settings.sync_limit_ms {
+                if self.now_ms.saturating_sub(self.leader_heard_ms) >= self.follower_timeout_ms() {
                     tracing::info!(member = self.settings.id, "leader silent for the sync limit; observing nobody");
                     self.become_role(Role::Observer { leader: None });
                 }
@@ -385,7 +394,7 @@ impl<P: Payload> Core<P> {
             // Every follower sees the link close at once; a small random wait before
             // standing keeps them from splitting the vote.
             self.become_role(Role::Looking);
-            let stagger_ms = self.random_below(self.settings.election_timeout_ms / 4 + 1);
+            let stagger_ms = self.random_below(STAGGER_MS_MAX.min(self.settings.election_timeout_ms / 4) + 1);
             self.election_deadline_ms = self.now_ms + stagger_ms;
         } else if self.role == (Role::Observer { leader: Some(peer) }) {
             self.leader_link_up = false;
@@ -548,11 +557,18 @@ impl<P: Payload> Core<P> {
         }
     }
 
+    /// A follower gives up on a silent leader after three quarters of the sync limit, so
+    /// that a leader cut off from its peers is replaced within the sync limit, election
+    /// included (the leader itself steps down at the whole limit).
+    fn follower_timeout_ms(&self) -> u64 {
+        self.settings.sync_limit_ms * 3 / 4
+    }
+
     fn has_live_leader(&self) -> bool {
         match self.role {
             Role::Leader => true,
             Role::Follower { .. } => {
-                self.leader_link_up && self.now_ms.saturating_sub(self.leader_heard_ms) < self.settings.sync_limit_ms
+                self.leader_link_up && self.now_ms.saturating_sub(self.leader_heard_ms) < self.follower_timeout_ms()
             }
             _ => false,
         }
@@ -564,7 +580,12 @@ impl<P: Payload> Core<P> {
         }
         let log_ok = last_zxid >= self.history.last();
         let granted = if pre {
-            vote_epoch > self.hard.epoch && log_ok && !self.has_live_leader()
+            // Two members that stand at once (both saw the leader's link close) would each
+            // pass the pre-vote and split the real one. Between them the more recent log
+            // wins, then the larger id, as ZooKeeper's election orders votes.
+            let contested = self.role == Role::Candidate { pre: true };
+            let ahead_of_us = (last_zxid, from) > (self.history.last(), self.settings.id);
+            vote_epoch > self.hard.epoch && log_ok && !self.has_live_leader() && (!contested || ahead_of_us)
         } else {
             let free = self.hard.vote.is_none_or(|vote| vote == from);
             vote_epoch == self.hard.epoch && free && log_ok && !matches!(self.role, Role::Leader)
@@ -572,6 +593,11 @@ impl<P: Payload> Core<P> {
         if granted && !pre {
             self.hard.vote = Some(from);
             self.outputs.push(Output::PersistHardState(self.hard));
+            self.reset_election_deadline();
+        }
+        if granted && pre && matches!(self.role, Role::Looking | Role::Candidate { pre: true }) {
+            // We would vote for it: give it a whole election timeout before standing.
+            self.become_role(Role::Looking);
             self.reset_election_deadline();
         }
         let reply = Message::VoteReply { for_epoch: vote_epoch, voter_epoch: self.hard.epoch, granted, pre };

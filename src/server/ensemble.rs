@@ -35,7 +35,8 @@ use crate::consensus::record_batch::RecordBatch;
 use crate::log::record::Records;
 use crate::proto::request::decode_request;
 
-/// Connect requests held while there is no leader to send them to.
+/// Connect requests held while there is no leader to send them to (and followers'
+/// requests held by a leader until its epoch is established).
 const HELD_CONNECTS_MAX: usize = 100_000;
 /// Rounds of outputs carried out per input before giving the executor back.
 const OUTPUT_ROUNDS_MAX: usize = 64;
@@ -87,6 +88,8 @@ pub struct Ensemble {
     /// Controls for this member's cores, in order, waiting for their zxid to be applied.
     pending_controls: Vec<VecDeque<PlacedControl>>,
     held_connects: VecDeque<ToLeader>,
+    /// Followers' traffic that reached this leader before its epoch was established.
+    held_forwarded: VecDeque<(MemberId, Forwarded)>,
     /// What the trees held when the process started: the member serves once this is known
     /// to be committed.
     startup_zxid: i64,
@@ -131,6 +134,7 @@ impl Ensemble {
             snapshotter: parts.snapshotter,
             pending_controls: (0..cores).map(|_| VecDeque::new()).collect(),
             held_connects: VecDeque::new(),
+            held_forwarded: VecDeque::new(),
             startup_zxid,
             serving: None,
             established: false,
@@ -229,8 +233,12 @@ impl Ensemble {
 
     fn on_forwarded(&mut self, from: MemberId, forwarded: Forwarded) {
         let Some(ordering) = self.ordering.clone() else {
-            // Not the leader (any more): the follower finds the new one and its clients
-            // reconnect.
+            if self.core.role() == Role::Leader && self.held_forwarded.len() < HELD_CONNECTS_MAX {
+                // Leading, but the ordering point opens once the epoch is established.
+                self.held_forwarded.push_back((from, forwarded));
+            }
+            // Otherwise not the leader (any more): the follower finds the new one and its
+            // clients reconnect.
             return;
         };
         let message = match forwarded {
@@ -351,6 +359,7 @@ impl Ensemble {
                 if role != Role::Leader {
                     self.ordering = None;
                     self.established = false;
+                    self.held_forwarded.clear();
                 }
             }
             Output::Established { .. } => {
@@ -458,6 +467,9 @@ impl Ensemble {
         let ordering = Rc::new(RefCell::new(ordering));
         ordering.borrow_mut().restore();
         self.ordering = Some(ordering);
+        for (from, forwarded) in std::mem::take(&mut self.held_forwarded) {
+            self.on_forwarded(from, forwarded);
+        }
     }
 
     fn send_remote_controls(&mut self) {
@@ -476,8 +488,11 @@ impl Ensemble {
             // The trees were rebuilt at start from the whole log, uncommitted tail and all:
             // serve once the record they end with is the leader's and committed. If the
             // leader cut it (TRUNC) the member restarts instead.
+            // Forwarded requests must find the leader's ordering point open: wait until the
+            // epoch's marker is committed here too.
             Role::Follower { leader } | Role::Observer { leader: Some(leader) } => (!self.restarting
                 && self.core.commit_zxid() >= self.startup_zxid
+                && self.core.commit_zxid() >= (self.core.epoch() as i64) << 32
                 && self.core.history().contains(self.startup_zxid))
             .then(|| (leader, self.core.epoch())),
             _ => None,

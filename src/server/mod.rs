@@ -471,7 +471,8 @@ async fn start_ensemble(
     })
     .detach();
     let ticking = driver.clone();
-    let period_ms = (tick_ms / 20).clamp(2, 50);
+    // Fine enough that a failover with tickTime 500 is not rounded up by the ticks.
+    let period_ms = (tick_ms / 100).clamp(2, 20);
     glommio::spawn_local(async move {
         loop {
             glommio::timer::sleep(Duration::from_millis(period_ms)).await;

@@ -124,15 +124,21 @@ async fn dial(
         outbox.bytes.borrow_mut().clear();
         outbox.overflowed.set(false);
         outbox.connected.set(true);
+        // The peer never writes on this link: a read that ends means it closed (its
+        // process died), found at once rather than by the next write, which would be lost.
+        let (mut reader, mut writer) = futures_lite::io::split(stream);
         loop {
-            if woken.recv().await.is_none() {
-                return;
-            }
-            if outbox.overflowed.get() {
+            let mut probe = [0u8; 1];
+            let woken_up = async { woken.recv().await.is_some() };
+            let closed = async {
+                let _ = reader.read(&mut probe).await;
+                false
+            };
+            if !futures_lite::future::or(woken_up, closed).await || outbox.overflowed.get() {
                 break;
             }
             let bytes = std::mem::take(&mut *outbox.bytes.borrow_mut());
-            if !bytes.is_empty() && (stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err()) {
+            if !bytes.is_empty() && (writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err()) {
                 break;
             }
         }
