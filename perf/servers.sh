@@ -65,3 +65,26 @@ start_ringkeeper() {
     pids+=("$started_pid")
     disown
 }
+
+# start_ringkeeper_member NAME CLIENT_PORT ENSEMBLE_LINES MYID BINARY: one member of a
+# Ringkeeper ensemble under $work/NAME, with the same settings as start_zookeeper's.
+start_ringkeeper_member() {
+    local name=$1 port=$2 ensemble=$3 myid=$4 binary=$5
+    mkdir -p "$work/$name/data"
+    echo "$myid" > "$work/$name/data/myid"
+    cat > "$work/$name/zoo.cfg" <<CFG
+tickTime=2000
+initLimit=10
+syncLimit=5
+dataDir=$work/$name/data
+clientPort=$port
+maxClientCnxns=0
+forceSync=yes
+4lw.commands.whitelist=*
+$ensemble
+CFG
+    ${CPUS:-} "$binary" serve --config "$work/$name/zoo.cfg" --cores "${MEMBER_CORES:-1}" >"$work/$name.log" 2>&1 &
+    started_pid=$!
+    pids+=("$started_pid")
+    disown
+}
