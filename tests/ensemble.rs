@@ -415,3 +415,219 @@ fn a_record_only_the_old_leader_wrote_is_cut_when_it_returns() {
     let log = std::fs::read_to_string(ensemble.members[leader].dir.join("server.log")).unwrap();
     assert!(log.contains("restarting to rebuild them"), "the old leader's trees were rebuilt after TRUNC");
 }
+
+// ---- linearizability of compare-and-set across faults
+
+/// What a client saw of one operation on the register `/register`: a compare-and-set
+/// (setData with the expected version) or a read (sync, then getData).
+#[derive(Debug, Clone)]
+struct Operation {
+    start_ns: u64,
+    /// None: the outcome is unknown (the connection broke), so it may or may not have
+    /// taken effect, at any point after it started.
+    end_ns: Option<u64>,
+    kind: OperationKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OperationKind {
+    /// setData(expected version) of a unique value; `applied` is whether it succeeded.
+    Cas {
+        expected: i32,
+        value: Vec<u8>,
+        applied: Option<bool>,
+    },
+    Read {
+        version: i32,
+        value: Vec<u8>,
+    },
+}
+
+/// The register's state: its version and value.
+type Register = (i32, Vec<u8>);
+
+/// Applies `operation` to `state` if it can explain what the client saw.
+fn step_register(state: &Register, operation: &Operation) -> Option<Register> {
+    match &operation.kind {
+        OperationKind::Cas { expected, value, applied } => {
+            let matches = state.0 == *expected;
+            match applied {
+                Some(true) if matches => Some((state.0 + 1, value.clone())),
+                Some(false) if !matches => Some(state.clone()),
+                None if matches => Some((state.0 + 1, value.clone())),
+                _ => None,
+            }
+        }
+        OperationKind::Read { version, value } => (state.0 == *version && state.1 == *value).then(|| state.clone()),
+    }
+}
+
+/// Wing and Gong's search with Lowe's memoisation: is there an order of the operations,
+/// consistent with real time (an operation that ended before another started goes first),
+/// in which each completed one does what its client saw? Operations with unknown outcomes
+/// may be left out.
+fn linearizable(operations: &[Operation], initial: Register) -> bool {
+    let count = operations.len();
+    let mut seen: std::collections::HashSet<(Vec<bool>, Register)> = std::collections::HashSet::new();
+    let mut stack = vec![(vec![false; count], initial)];
+    while let Some((done, state)) = stack.pop() {
+        if (0..count).all(|index| done[index] || operations[index].end_ns.is_none()) {
+            return true;
+        }
+        if !seen.insert((done.clone(), state.clone())) {
+            continue;
+        }
+        // The earliest end among the completed operations not yet placed: anything that
+        // started after it cannot go before it.
+        let horizon = (0..count).filter(|&index| !done[index]).filter_map(|index| operations[index].end_ns).min();
+        for index in (0..count).filter(|&index| !done[index]) {
+            if horizon.is_some_and(|horizon| operations[index].start_ns > horizon) {
+                continue;
+            }
+            if let Some(next) = step_register(&state, &operations[index]) {
+                let mut placed = done.clone();
+                placed[index] = true;
+                stack.push((placed, next));
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn the_checker_refuses_a_history_that_is_not_linearizable() {
+    // A read that sees a write's value before the write started cannot be ordered.
+    let write = Operation {
+        start_ns: 10,
+        end_ns: Some(20),
+        kind: OperationKind::Cas { expected: 0, value: b"a".to_vec(), applied: Some(true) },
+    };
+    let early_read =
+        Operation { start_ns: 0, end_ns: Some(5), kind: OperationKind::Read { version: 1, value: b"a".to_vec() } };
+    assert!(!linearizable(&[write.clone(), early_read], (0, Vec::new())));
+    let late_read =
+        Operation { start_ns: 25, end_ns: Some(30), kind: OperationKind::Read { version: 1, value: b"a".to_vec() } };
+    assert!(linearizable(&[write, late_read], (0, Vec::new())));
+}
+
+/// What the linearizability test's clients share: when to stop, and how many operations
+/// they have completed.
+struct Progress {
+    stop: AtomicBool,
+    completed: std::sync::atomic::AtomicUsize,
+}
+
+async fn cas_client(
+    address: String,
+    client_id: usize,
+    progress: Arc<Progress>,
+    epoch: std::time::Instant,
+) -> Vec<Operation> {
+    let now_ns = || epoch.elapsed().as_nanos() as u64;
+    let mut history = Vec::new();
+    let mut client = None;
+    let mut known_version = 0;
+    // Bounded, and paced so that the history spans the faults without growing past what
+    // the checker searches quickly.
+    for n in 0..OPERATIONS_MAX {
+        if progress.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        progress.completed.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        if client.is_none() {
+            client = zk::Client::connector()
+                .with_session_timeout(Duration::from_secs(6))
+                .with_connection_timeout(Duration::from_secs(2))
+                .connect(&address)
+                .await
+                .ok();
+            if client.is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        }
+        let session = client.as_ref().unwrap();
+        let start_ns = now_ns();
+        if n % 2 == 0 {
+            let sync = session.sync("/register").await;
+            let read = match sync {
+                Ok(()) => session.get_data("/register").await,
+                Err(error) => Err(error),
+            };
+            match read {
+                Ok((value, stat)) => {
+                    known_version = stat.version;
+                    let kind = OperationKind::Read { version: stat.version, value };
+                    history.push(Operation { start_ns, end_ns: Some(now_ns()), kind });
+                }
+                // A read that failed changed nothing: it is left out.
+                Err(_) => client = None,
+            }
+        } else {
+            let value = format!("{client_id}:{n}").into_bytes();
+            let expected = known_version;
+            let (end_ns, applied) = match session.set_data("/register", &value, Some(expected)).await {
+                Ok(stat) => {
+                    known_version = stat.version;
+                    (Some(now_ns()), Some(true))
+                }
+                Err(zk::Error::BadVersion) => (Some(now_ns()), Some(false)),
+                Err(_) => {
+                    client = None;
+                    (None, None)
+                }
+            };
+            history.push(Operation { start_ns, end_ns, kind: OperationKind::Cas { expected, value, applied } });
+        }
+    }
+    history
+}
+
+/// Operations per client in the linearizability test.
+const OPERATIONS_MAX: usize = 1000;
+
+#[test]
+fn compare_and_set_and_synced_reads_stay_linearizable_across_leader_kills() {
+    // "Linearizable writes": a history of setData-with-version and sync+getData from
+    // clients on every member, while the leader is killed twice, has an order consistent
+    // with real time in which every operation does what its client saw.
+    let mut ensemble = Ensemble::start(3, 0, "");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = connect(&ensemble.address(0)).await;
+        client.create("/register", b"", &persistent()).await.unwrap();
+    });
+    let epoch = std::time::Instant::now();
+    let progress = Arc::new(Progress { stop: AtomicBool::new(false), completed: Default::default() });
+    let clients: Vec<_> = (0..3)
+        .map(|index| runtime.spawn(cas_client(ensemble.address(index), index, progress.clone(), epoch)))
+        .collect();
+    let operations_since = |before: usize| progress.completed.load(Ordering::Relaxed) > before + 60;
+    for _ in 0..2 {
+        let leader = ensemble.wait_serving();
+        let before = progress.completed.load(Ordering::Relaxed);
+        ensemble.wait_for("operations before the kill", || operations_since(before));
+        ensemble.kill(leader);
+        ensemble.wait_for("a new leader", || ensemble.leader().is_some_and(|new| new != leader));
+        ensemble.start_member(leader);
+    }
+    ensemble.wait_serving();
+    let before = progress.completed.load(Ordering::Relaxed);
+    ensemble.wait_for("operations after the last kill", || operations_since(before));
+    progress.stop.store(true, Ordering::Relaxed);
+    let histories: Vec<Vec<Operation>> = runtime.block_on(async {
+        let mut histories = Vec::new();
+        for client in clients {
+            histories.push(tokio::time::timeout(TEST_TIMEOUT, client).await.expect("clients finish").unwrap());
+        }
+        histories
+    });
+    let operations: Vec<Operation> = histories.into_iter().flatten().collect();
+    let applied = operations
+        .iter()
+        .filter(|operation| matches!(operation.kind, OperationKind::Cas { applied: Some(true), .. }))
+        .count();
+    assert!(applied > 5, "the clients' compare-and-sets succeeded {applied} times");
+    assert!(linearizable(&operations, (0, Vec::new())), "not linearizable: {operations:#?}");
+}
