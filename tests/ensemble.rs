@@ -332,11 +332,10 @@ fn mntr_reports_the_ensemble_from_the_leader() {
     assert!(ensemble.four_letter(follower, "mntr").contains("zk_server_state\tfollower"));
 }
 
-/// A hexadecimal mntr value of `member`.
+/// A zxid mntr reports for `member`.
 fn mntr_zxid(ensemble: &Ensemble, index: usize, key: &str) -> Option<i64> {
     let mntr = ensemble.four_letter(index, "mntr");
-    let line = mntr.lines().find_map(|line| line.strip_prefix(&format!("{key}\t")))?;
-    i64::from_str_radix(line.trim_start_matches("0x"), 16).ok()
+    mntr.lines().find_map(|line| line.strip_prefix(&format!("{key}\t")))?.parse().ok()
 }
 
 #[test]

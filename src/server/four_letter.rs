@@ -336,9 +336,10 @@ fn ensemble_lines(shared: &Shared) -> Vec<(String, String)> {
     let status = shared.ensemble_status.lock().expect("not poisoned").clone();
     let mut lines = vec![
         ("ringkeeper_epoch".to_owned(), status.epoch.to_string()),
-        ("ringkeeper_commit_zxid".to_owned(), format!("0x{:x}", status.commit_zxid)),
-        ("ringkeeper_log_last_zxid".to_owned(), format!("0x{:x}", status.last_zxid)),
-        ("ringkeeper_log_durable_zxid".to_owned(), format!("0x{:x}", status.durable_zxid)),
+        // Decimal, as every mntr value is a number to the tools that read it.
+        ("ringkeeper_commit_zxid".to_owned(), status.commit_zxid.to_string()),
+        ("ringkeeper_log_last_zxid".to_owned(), status.last_zxid.to_string()),
+        ("ringkeeper_log_durable_zxid".to_owned(), status.durable_zxid.to_string()),
     ];
     if status.mode == "leader" {
         let voters: Vec<u64> =

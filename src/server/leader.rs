@@ -200,18 +200,17 @@ impl Leader {
         self.wake_publisher();
     }
 
-    /// Closes the session's connection wherever it is, except on `keep_core` of
-    /// `keep_member` (where the new connection takes it over) and except `keep`.
-    fn close_elsewhere(&mut self, session_id: i64, keep_member: u64, keep_core: usize, keep: Option<u64>) {
-        let member = self.member;
-        for any_core in (0..self.controls.len()).filter(|&any| keep_member != member || any != keep_core) {
-            self.place(member, any_core, Control::SessionMoved { session_id, keep: None });
-        }
-        let others: Vec<u64> =
-            self.shared.config.servers.iter().map(|server| server.id).filter(|&id| id != member).collect();
-        for other in others {
-            let keep = if other == keep_member { keep } else { None };
-            self.place_remote(other, EVERY_CORE, Control::SessionMoved { session_id, keep });
+    /// Closes the session's other connection on the member where it re-attached, except
+    /// on `keep_core` (where the new connection takes it over) and except `keep`. As in
+    /// ZooKeeper, whose server closes the session's old connection only if it holds it
+    /// (`processConnectRequest`): an old connection on another member stays open.
+    fn close_elsewhere(&mut self, session_id: i64, on_member: u64, keep_core: usize, keep: Option<u64>) {
+        if on_member == self.member {
+            for any_core in (0..self.controls.len()).filter(|&any| any != keep_core) {
+                self.place(on_member, any_core, Control::SessionMoved { session_id, keep: None });
+            }
+        } else {
+            self.place_remote(on_member, EVERY_CORE, Control::SessionMoved { session_id, keep });
         }
     }
 

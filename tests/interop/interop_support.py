@@ -103,6 +103,8 @@ class ServerProcess:
         self.tmpdir = None
         self.proc = None
         self.log_path = None
+        # Set for an ensemble member: its dataDir/myid; its port is chosen in advance.
+        self.myid = None
 
     @property
     def hosts(self) -> str:
@@ -111,6 +113,9 @@ class ServerProcess:
     def _write_cfg(self) -> str:
         data_dir = os.path.join(self.tmpdir, "data")
         os.makedirs(data_dir, exist_ok=True)
+        if self.myid is not None:
+            with open(os.path.join(data_dir, "myid"), "w") as f:
+                f.write(f"{self.myid}\n")
         cfg = {
             "tickTime": str(TICK_MS),
             "dataDir": data_dir,
@@ -164,6 +169,19 @@ class ServerProcess:
                 last_error = f"{exc}\n--- server log tail ---\n{self.log_tail()}"
                 self.stop()
         raise RuntimeError(f"{self.kind} server did not start: {last_error}")
+
+    def launch(self):
+        """Starts an ensemble member without waiting: its peers start alongside."""
+        self.tmpdir = tempfile.mkdtemp(prefix=f"interop-{self.kind}-")
+        self.port = free_port()
+        cfg_path = self._write_cfg()
+        self.log_path = os.path.join(self.tmpdir, "server.log")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self._command(cfg_path),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.tmpdir, start_new_session=True,
+            )
 
     def _wait_ready(self, timeout: float):
         def ready():
@@ -230,21 +248,70 @@ class ServerProcess:
             self.tmpdir = None
 
 
-def server_from_env(extra_cfg: dict | None = None) -> ServerProcess:
+class EnsembleProcess:
+    """A 3-member Ringkeeper ensemble on loopback, standing in for one server: `hosts` lists
+    every member (a client spreads over them), `port` is member 1's (four-letter words and
+    raw-socket tests)."""
+
+    def __init__(self, binary: str, extra_cfg: dict | None = None, members: int = 3):
+        self.members = [ServerProcess("ringkeeper", binary=binary, extra_cfg=extra_cfg) for _ in range(members)]
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(member.hosts for member in self.members)
+
+    @property
+    def port(self):
+        return self.members[0].port
+
+    @property
+    def tmpdir(self):
+        return self.members[0].tmpdir
+
+    @property
+    def kind(self) -> str:
+        return "ringkeeper"
+
+    def start(self, ready_timeout: float = 60.0):
+        ports = [(free_port(), free_port()) for _ in self.members]
+        lines = {f"server.{i + 1}": f"{HOST}:{quorum}:{election}" for i, (quorum, election) in enumerate(ports)}
+        for i, member in enumerate(self.members):
+            member.extra_cfg.update(lines)
+            member.myid = i + 1
+        for member in self.members:
+            member.launch()
+        for member in self.members:
+            member._wait_ready(ready_timeout)
+        return self
+
+    def alive(self) -> bool:
+        return all(member.alive() for member in self.members)
+
+    def log_tail(self, n: int = 40) -> str:
+        return "\n".join(member.log_tail(n) for member in self.members)
+
+    def stop(self):
+        for member in self.members:
+            member.stop()
+
+
+def server_from_env(extra_cfg: dict | None = None):
     binary = os.environ.get("RINGKEEPER_BIN")
     target = os.environ.get("INTEROP_TARGET", "").strip().lower()
     if target in ("zookeeper", "zk"):
         if not os.path.exists(ZK_JAR):
             raise RuntimeError(f"{ZK_JAR} missing: apt-get install -y zookeeper")
         return ServerProcess("zookeeper", extra_cfg=extra_cfg)
-    if target not in ("", "ringkeeper"):
-        raise RuntimeError(f"unknown INTEROP_TARGET={target!r} (zookeeper|ringkeeper)")
+    if target not in ("", "ringkeeper", "ringkeeper-ensemble"):
+        raise RuntimeError(f"unknown INTEROP_TARGET={target!r} (zookeeper|ringkeeper|ringkeeper-ensemble)")
     if not binary:
         default = os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "ringkeeper")
         if os.path.exists(default):
             binary = os.path.abspath(default)
         else:
             raise RuntimeError("set RINGKEEPER_BIN=/path/to/ringkeeper or INTEROP_TARGET=zookeeper")
+    if target == "ringkeeper-ensemble":
+        return EnsembleProcess(binary, extra_cfg=extra_cfg)
     return ServerProcess("ringkeeper", binary=binary, extra_cfg=extra_cfg)
 
 
