@@ -914,7 +914,9 @@ impl<P: Payload> Core<P> {
         progress.heard_ms = now_ms;
         match outcome {
             AppendOutcome::Ack { zxid } => {
-                if zxid > last || !self.history.contains(zxid) {
+                // Below our snapshot base we cannot tell the leader's records from a
+                // follower's own: such an acknowledgement proves nothing.
+                if zxid > last || zxid < self.history.base() || !self.history.contains(zxid) {
                     tracing::warn!(member = self.settings.id, from, zxid, "acknowledgement of a zxid we do not hold");
                     return;
                 }
@@ -1059,9 +1061,12 @@ impl<P: Payload> Core<P> {
         self.window_prev = zxid;
         self.commit_zxid = self.commit_zxid.max(zxid);
         self.applied_zxid = zxid;
-        self.durable_zxid = self.durable_zxid.min(zxid);
+        // Nothing of the new log is durable until the install is: the old durable point
+        // names a record of the old log, which must never be acknowledged as the leader's
+        // (the long simulator run found a follower acknowledging one, seed 19300).
+        self.durable_zxid = 0;
         for op in &mut self.pending {
-            op.last_zxid = op.last_zxid.min(zxid);
+            op.last_zxid = 0;
         }
         self.leader_match = zxid;
         let seq = self.next_seq();

@@ -444,3 +444,27 @@ fn an_observer_that_loses_its_leader_observes_nobody() {
     ensemble.tick(4, 1_000);
     assert_eq!(ensemble.core(4).role(), Role::Observer { leader: None }, "silent for the sync limit");
 }
+
+#[test]
+fn after_installing_a_snapshot_a_follower_acknowledges_nothing_of_its_old_log() {
+    // Found by the simulator's long run (seed 19300): a follower that installed a
+    // snapshot acknowledged its old durable point, a record the leader never had, which
+    // the leader took as matched (it lies below the leader's snapshot base), and a later
+    // heartbeat naming it let the follower apply its own uncommitted records.
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    ensemble.propose(1, 3);
+    ensemble.settle();
+    let leader_epoch = ensemble.core(1).epoch();
+    let snapshot_zxid = ((leader_epoch as i64) << 32) + 100;
+    let install = Message::Snapshot { epoch: leader_epoch, zxid: snapshot_zxid, data: Arc::new(Vec::new()) };
+    ensemble.cores.get_mut(&2).unwrap().step(1, install);
+    let outputs = ensemble.cores.get_mut(&2).unwrap().take_outputs();
+    assert!(outputs.iter().any(|output| matches!(output, Output::InstallSnapshot { .. })));
+    for output in &outputs {
+        if let Output::Send { message: Message::AppendReply { outcome: AppendOutcome::Ack { zxid }, .. }, .. } = output
+        {
+            assert!(*zxid == 0 || *zxid >= snapshot_zxid, "acknowledged {zxid:#x} from the old log");
+        }
+    }
+}
