@@ -67,6 +67,10 @@ pub struct Config {
     /// is sent a snapshot (SNAP). ZooKeeper decides the same with its in-memory
     /// committedLog and `zookeeper.snapshotSizeFactor`.
     pub sync_retained_bytes: usize,
+    /// `zxidCounterLimit` (Ringkeeper's, for tests): the counter at which an ensemble's
+    /// leader opens its next epoch, leaving room for a whole batch before the 32-bit
+    /// counter would run out (a batch is at most 4 MiB of records of 64 bytes or more).
+    pub zxid_counter_limit: u32,
 }
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
@@ -159,6 +163,7 @@ impl Default for Config {
             sync_limit_ticks: 5,
             my_id: 0,
             sync_retained_bytes: 64 * 1024 * 1024,
+            zxid_counter_limit: 0xffff_0000,
         }
     }
 }
@@ -296,6 +301,7 @@ impl Config {
                     config.sync_retained_bytes =
                         usize::try_from(number(value)?.max(1)).map_err(|_| error(format!("'{value}' is too large")))?
                 }
+                "zxidCounterLimit" => config.zxid_counter_limit = to_u32(number(value)?, &error)?.clamp(2, 0xffff_0000),
                 "initLimit" => config.init_limit_ticks = to_u32(number(value)?, &error)?.max(1),
                 "syncLimit" => config.sync_limit_ticks = to_u32(number(value)?, &error)?.max(1),
                 key if key.starts_with("server.") => {

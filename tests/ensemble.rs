@@ -630,3 +630,32 @@ fn compare_and_set_and_synced_reads_stay_linearizable_across_leader_kills() {
     assert!(applied > 5, "the clients' compare-and-sets succeeded {applied} times");
     assert!(linearizable(&operations, (0, Vec::new())), "not linearizable: {operations:#?}");
 }
+
+/// The epoch mntr reports for `member`.
+fn mntr_epoch(ensemble: &Ensemble, index: usize) -> Option<u32> {
+    let mntr = ensemble.four_letter(index, "mntr");
+    mntr.lines().find_map(|line| line.strip_prefix("ringkeeper_epoch\t"))?.parse().ok()
+}
+
+#[test]
+fn a_spent_zxid_counter_opens_a_new_epoch_without_an_election() {
+    // ZooKeeper re-elects when the 32-bit counter of the zxid runs out (ZOOKEEPER-2789);
+    // here the leader opens the next epoch while it leads. With the counter limited to
+    // 20, a hundred writes cross several epochs, every one succeeds, and the same member
+    // leads throughout.
+    let ensemble = Ensemble::start(3, 0, "zxidCounterLimit=20");
+    let leader = ensemble.leader().unwrap();
+    let first_epoch = mntr_epoch(&ensemble, leader).unwrap();
+    run(async {
+        let clients = [connect(&ensemble.address(0)).await, connect(&ensemble.address(1)).await];
+        for n in 0..100 {
+            let client = &clients[n % 2];
+            client.create(&format!("/spent-{n}"), b"", &persistent()).await.unwrap();
+        }
+        for index in 0..3 {
+            assert_eq!(read_on(&ensemble.address(index), "/spent-99").await, Some(Vec::new()));
+        }
+    });
+    assert_eq!(ensemble.leader(), Some(leader), "no election");
+    assert!(mntr_epoch(&ensemble, leader).unwrap() >= first_epoch + 3, "new epochs opened");
+}

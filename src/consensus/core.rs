@@ -454,7 +454,14 @@ impl<P: Payload> Core<P> {
                 message,
                 Message::Vote { pre: true, .. } | Message::VoteReply { pre: true, granted: true, .. }
             );
-            if !is_pre_vote {
+            // Our own leader asking for the next epoch (its counter ran out) keeps us
+            // following it: its log and ours still match, and its clients stay connected.
+            let renewal =
+                self.role == (Role::Follower { leader: from }) && matches!(message, Message::Vote { pre: false, .. });
+            if renewal {
+                self.hard = HardState { epoch: message_epoch, vote: None };
+                self.outputs.push(Output::PersistHardState(self.hard));
+            } else if !is_pre_vote {
                 self.adopt_epoch(message_epoch);
             }
         }

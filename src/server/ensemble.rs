@@ -93,9 +93,12 @@ pub struct Ensemble {
     /// What the trees held when the process started: the member serves once this is known
     /// to be committed.
     startup_zxid: i64,
-    /// The (leader, epoch) this member serves under, if it serves.
+    /// The (leader, epoch) this member serves under, if it serves; a change of leader closes
+    /// the clients' connections.
     serving: Option<(MemberId, u32)>,
     established: bool,
+    /// The epoch a leader opened while leading, waiting for its marker to be applied.
+    renewed_epoch: Option<u32>,
     /// A TRUNC below the trees or a SNAP is on its way to the log: the process restarts
     /// once it is done, and serves nobody meanwhile.
     restarting: bool,
@@ -138,6 +141,7 @@ impl Ensemble {
             startup_zxid,
             serving: None,
             established: false,
+            renewed_epoch: None,
             restarting: false,
             since_snapshot: 0,
             next_snapshot_at: 0,
@@ -359,11 +363,17 @@ impl Ensemble {
                 if role != Role::Leader {
                     self.ordering = None;
                     self.established = false;
+                    self.renewed_epoch = None;
                     self.held_forwarded.clear();
                 }
             }
-            Output::Established { .. } => {
+            Output::Established { epoch } => {
                 self.established = true;
+                if self.ordering.is_some() {
+                    // A new epoch opened while leading (the counter ran out): ordering
+                    // resumes in it once its marker is applied.
+                    self.renewed_epoch = Some(epoch);
+                }
                 self.finish_establishing();
             }
             Output::SnapshotWanted { to } => {
@@ -456,14 +466,24 @@ impl Ensemble {
     /// (every live session gets a whole timeout to reconnect, as ZooKeeper's new leader
     /// gives them).
     fn finish_establishing(&mut self) {
+        let marker = (self.core.epoch() as i64) << 32;
+        if let (Some(epoch), Some(ordering)) = (self.renewed_epoch, &self.ordering) {
+            if self.state.borrow().tree.last_zxid() >= marker {
+                self.renewed_epoch = None;
+                ordering.borrow_mut().open_epoch(epoch);
+                self.send_remote_controls();
+            }
+            return;
+        }
         if !self.established || self.ordering.is_some() || self.core.role() != Role::Leader {
             return;
         }
-        let marker = (self.core.epoch() as i64) << 32;
         if self.state.borrow().tree.last_zxid() < marker {
             return;
         }
-        let ordering = Leader::new(self.shared.clone(), self.my_id, self.state.clone(), self.publisher_wake.clone());
+        let mut ordering =
+            Leader::new(self.shared.clone(), self.my_id, self.state.clone(), self.publisher_wake.clone());
+        ordering.set_counter_limit(self.shared.config.zxid_counter_limit);
         let ordering = Rc::new(RefCell::new(ordering));
         ordering.borrow_mut().restore();
         self.ordering = Some(ordering);
@@ -490,13 +510,25 @@ impl Ensemble {
             // leader cut it (TRUNC) the member restarts instead.
             // Forwarded requests must find the leader's ordering point open: wait until the
             // epoch's marker is committed here too.
-            Role::Follower { leader } | Role::Observer { leader: Some(leader) } => (!self.restarting
-                && self.core.commit_zxid() >= self.startup_zxid
-                && self.core.commit_zxid() >= (self.core.epoch() as i64) << 32
-                && self.core.history().contains(self.startup_zxid))
-            .then(|| (leader, self.core.epoch())),
+            // (A leader that opens its next epoch while leading keeps its followers'
+            // clients meanwhile: its ordering point holds their requests.)
+            Role::Follower { leader } | Role::Observer { leader: Some(leader) } => {
+                let epoch_open = self.core.commit_zxid() >= (self.core.epoch() as i64) << 32
+                    || self.serving.is_some_and(|(serving_leader, _)| serving_leader == leader);
+                (!self.restarting
+                    && epoch_open
+                    && self.core.commit_zxid() >= self.startup_zxid
+                    && self.core.history().contains(self.startup_zxid))
+                .then(|| (leader, self.core.epoch()))
+            }
             _ => None,
         };
+        // A new epoch under the same leader (it renewed its epoch when its counter ran
+        // out) keeps the clients: the leader's ordering point and its sessions are the same.
+        let leader_of = |serving: Option<(MemberId, u32)>| serving.map(|(leader, _)| leader);
+        if leader_of(should) == leader_of(self.serving) {
+            self.serving = should;
+        }
         if should != self.serving {
             if self.serving.is_some() {
                 tracing::info!(member = self.my_id, "no longer serving: closing client connections");

@@ -5,6 +5,7 @@
 //! published; the ensemble's broadcaster will commit on a quorum of durable acks instead.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use rkyv::util::AlignedVec;
 use super::core_state::CoreState;
 use super::messages::{Control, PlacedControl, RemoteControl, ToLeader, EVERY_CORE};
 use super::shared::Shared;
-use crate::consensus::zxid::{epoch, ZxidCounter};
+use crate::consensus::zxid::{counter, epoch, ZxidCounter};
 use crate::log::{record, MemoryLog};
 use crate::proto::request::{Request, WriteOp};
 use crate::proto::ErrorCode;
@@ -37,6 +38,11 @@ pub struct Leader {
     member: u64,
     /// Controls for other members' cores, taken by the ensemble to send.
     remote_controls: Vec<RemoteControl>,
+    /// In an ensemble, the counter at which ordering pauses until the next epoch opens
+    /// (the consensus core opens it without an election); u32::MAX standalone.
+    counter_limit: u32,
+    /// Messages that arrived while ordering was paused, in order.
+    held: VecDeque<ToLeader>,
     /// Core 0's state: its tree is the base that pending changes are layered on.
     core0: Rc<RefCell<CoreState>>,
     pending: PendingChanges,
@@ -89,6 +95,8 @@ impl Leader {
             shared,
             member,
             remote_controls: Vec::new(),
+            counter_limit: u32::MAX,
+            held: VecDeque::new(),
             core0,
             pending: PendingChanges::default(),
             zxids: ZxidCounter::new(0, 0),
@@ -135,7 +143,31 @@ impl Leader {
         tracing::info!(last_zxid = format_args!("{last_zxid:#x}"), sessions = self.sessions.len(), "recovered");
     }
 
+    /// An ensemble leader pauses ordering when its counter reaches `limit`, until
+    /// `open_epoch` gives it the next epoch.
+    pub fn set_counter_limit(&mut self, limit: u32) {
+        self.counter_limit = limit;
+    }
+
+    fn paused_at_limit(&self) -> bool {
+        counter(self.zxids.last()) >= self.counter_limit
+    }
+
+    /// The next epoch is open (its marker applied): ordering resumes with its zxids.
+    pub fn open_epoch(&mut self, new_epoch: u32) {
+        assert!(new_epoch > epoch(self.zxids.last()), "epochs only grow");
+        self.zxids = ZxidCounter::new(new_epoch, 0);
+        tracing::info!(epoch = new_epoch, held = self.held.len(), "ordering in the new epoch");
+        for message in std::mem::take(&mut self.held) {
+            self.handle(message);
+        }
+    }
+
     pub fn handle(&mut self, message: ToLeader) {
+        if self.paused_at_limit() && !matches!(message, ToLeader::Touch { .. }) {
+            self.held.push_back(message);
+            return;
+        }
         if self.shared.log_failed.load(Ordering::Acquire) && !matches!(message, ToLeader::Touch { .. }) {
             // The log stopped: nothing more can be made durable, so nothing more is ordered.
             return;
@@ -258,7 +290,7 @@ impl Leader {
     /// Deletes empty containers and expired TTL nodes through ordinary transactions, so
     /// every server agrees (ZooKeeper's ContainerManager). At most `limit` per call.
     pub fn reap_containers(&mut self, limit: usize) {
-        if self.shared.log_failed.load(Ordering::Acquire) {
+        if self.shared.log_failed.load(Ordering::Acquire) || self.paused_at_limit() {
             return;
         }
         let candidates = self.core0.borrow().tree.reapable(wall_clock_ms(), limit);
@@ -270,7 +302,7 @@ impl Leader {
 
     /// Closes every session whose timeout passed without a touch.
     pub fn expire_sessions(&mut self) {
-        if self.shared.log_failed.load(Ordering::Acquire) {
+        if self.shared.log_failed.load(Ordering::Acquire) || self.paused_at_limit() {
             return;
         }
         let now_ms = self.monotonic_ms();

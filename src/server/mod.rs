@@ -45,9 +45,6 @@ const CHANNEL_CAPACITY: usize = 4096;
 const ENSEMBLE_WINDOW_BYTES: usize = 32 * 1024 * 1024;
 /// The most bytes of batches in one Append.
 const ENSEMBLE_FRAME_BYTES_MAX: usize = 1024 * 1024;
-/// A leader opens its next epoch here, leaving room for a whole batch of records before
-/// the counter would run out (a batch is at most 4 MiB of records of 64 bytes or more).
-const ENSEMBLE_COUNTER_LIMIT: u32 = 0xffff_0000;
 
 /// The channel ends one core takes with it to its executor.
 struct CoreChannels {
@@ -424,7 +421,7 @@ async fn start_ensemble(
         window_bytes: ENSEMBLE_WINDOW_BYTES,
         frame_bytes_max: ENSEMBLE_FRAME_BYTES_MAX,
         retained_bytes_max: config.sync_retained_bytes,
-        counter_limit: ENSEMBLE_COUNTER_LIMIT,
+        counter_limit: config.zxid_counter_limit,
     };
     let seed = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), config.my_id);
     let now_ms = shared.started.elapsed().as_millis() as u64;
