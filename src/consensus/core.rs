@@ -461,6 +461,10 @@ impl<P: Payload> Core<P> {
             if renewal {
                 self.hard = HardState { epoch: message_epoch, vote: None };
                 self.outputs.push(Output::PersistHardState(self.hard));
+                // It may also be our leader restarted with a shorter log (the long simulator
+                // run found one, seed 501431): what we matched before counts no longer,
+                // only what is committed.
+                self.leader_match = self.history.base().max(self.commit_zxid);
             } else if !is_pre_vote {
                 self.adopt_epoch(message_epoch);
             }
