@@ -25,10 +25,9 @@ wait_ready() {
     exit 1
 }
 
-# start_zookeeper NAME CLIENT_PORT [ENSEMBLE_LINES MYID]: one ZooKeeper 3.8 server under
-# $work/NAME, standalone unless ENSEMBLE_LINES (server.N=...) are given. $CPUS, if set, is
-# a taskset prefix (e.g. "taskset -c 1").
-start_zookeeper() {
+# write_cfg NAME CLIENT_PORT [ENSEMBLE_LINES MYID]: the zoo.cfg (and myid) both servers
+# share, under $work/NAME.
+write_cfg() {
     local name=$1 port=$2 ensemble=${3:-} myid=${4:-}
     mkdir -p "$work/$name/data"
     cat > "$work/$name/zoo.cfg" <<CFG
@@ -37,14 +36,21 @@ initLimit=10
 syncLimit=5
 dataDir=$work/$name/data
 clientPort=$port
-clientPortAddress=127.0.0.1
 maxClientCnxns=0
 forceSync=yes
-admin.enableServer=false
 4lw.commands.whitelist=*
 $ensemble
 CFG
     if [[ -n $myid ]]; then echo "$myid" > "$work/$name/data/myid"; fi
+}
+
+# start_zookeeper NAME CLIENT_PORT [ENSEMBLE_LINES MYID]: one ZooKeeper 3.8 server under
+# $work/NAME, standalone unless ENSEMBLE_LINES (server.N=...) are given. $CPUS, if set, is
+# a taskset prefix (e.g. "taskset -c 1").
+start_zookeeper() {
+    local name=$1 port=$2 ensemble=${3:-} myid=${4:-}
+    write_cfg "$name" "$port" "$ensemble" "$myid"
+    printf 'clientPortAddress=127.0.0.1\nadmin.enableServer=false\n' >> "$work/$name/zoo.cfg"
     local classpath
     classpath=$(ls /usr/share/java/zookeeper.jar /usr/share/java/slf4j-nop.jar 2>/dev/null | paste -sd:)
     ${CPUS:-} java -Xmx1g -cp "$classpath" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/$name/zoo.cfg" \
@@ -70,19 +76,7 @@ start_ringkeeper() {
 # Ringkeeper ensemble under $work/NAME, with the same settings as start_zookeeper's.
 start_ringkeeper_member() {
     local name=$1 port=$2 ensemble=$3 myid=$4 binary=$5
-    mkdir -p "$work/$name/data"
-    echo "$myid" > "$work/$name/data/myid"
-    cat > "$work/$name/zoo.cfg" <<CFG
-tickTime=2000
-initLimit=10
-syncLimit=5
-dataDir=$work/$name/data
-clientPort=$port
-maxClientCnxns=0
-forceSync=yes
-4lw.commands.whitelist=*
-$ensemble
-CFG
+    write_cfg "$name" "$port" "$ensemble" "$myid"
     ${CPUS:-} "$binary" serve --config "$work/$name/zoo.cfg" --cores "${MEMBER_CORES:-1}" >"$work/$name.log" 2>&1 &
     started_pid=$!
     pids+=("$started_pid")

@@ -4,15 +4,12 @@
 
 mod support;
 
+use support::run_within;
+
 use std::time::Duration;
 
 use support::Server;
 use zookeeper_client as zk;
-
-fn run<F: std::future::Future<Output = ()>>(test: F) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(30), test).await.expect("in time") });
-}
 
 async fn connect(server: &Server, auth: Option<&[u8]>) -> zk::Client {
     let connector = zk::Client::connector();
@@ -84,4 +81,8 @@ fn an_auth_acl_without_authentication_is_invalid() {
         let creator_only = zk::CreateMode::Persistent.with_acls(zk::Acls::creator_all());
         assert_eq!(stranger.create("/x", b"", &creator_only).await.unwrap_err(), zk::Error::InvalidAcl);
     });
+}
+
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    run_within(Duration::from_secs(30), test)
 }

@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::{ephemeral, persistent, run_within};
+
 use std::time::Duration;
 
 use support::Server;
@@ -17,21 +19,6 @@ async fn connect(server: &Server) -> zk::Client {
         .connect(&server.address())
         .await
         .expect("client connects")
-}
-
-fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
-fn ephemeral() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
-}
-
-fn run<F: std::future::Future<Output = ()>>(test: F) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
-        tokio::time::timeout(TEST_TIMEOUT, test).await.expect("test finishes in time");
-    });
 }
 
 #[test]
@@ -339,4 +326,8 @@ fn wchs_counts_a_path_once_however_many_cores_hold_watches_on_it() {
         }
         assert_eq!(server.four_letter("wchs"), "8 connections watching 1 paths\nTotal watches:8\n");
     });
+}
+
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    run_within(TEST_TIMEOUT, test)
 }

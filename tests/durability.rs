@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::persistent;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,10 +24,6 @@ type Acknowledged = Arc<Mutex<HashMap<String, (Vec<u8>, i32)>>>;
 
 const WRITERS: usize = 4;
 const WINDOW: usize = 16;
-
-fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
 
 /// Writes until the server dies: creates new keys and overwrites earlier ones, up to
 /// WINDOW requests in flight.

@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::{ephemeral, persistent, run_within};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,21 +16,6 @@ use support::ensemble::Ensemble;
 use zookeeper_client as zk;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
-
-fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
-fn ephemeral() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
-}
-
-fn run<F: std::future::Future<Output = ()>>(test: F) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
-        tokio::time::timeout(TEST_TIMEOUT, test).await.expect("test finishes in time");
-    });
-}
 
 async fn connect(address: &str) -> zk::Client {
     zk::Client::connector()
@@ -658,4 +645,8 @@ fn a_spent_zxid_counter_opens_a_new_epoch_without_an_election() {
     });
     assert_eq!(ensemble.leader(), Some(leader), "no election");
     assert!(mntr_epoch(&ensemble, leader).unwrap() >= first_epoch + 3, "new epochs opened");
+}
+
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    run_within(TEST_TIMEOUT, test)
 }

@@ -5,19 +5,12 @@
 
 mod support;
 
+use support::{persistent, run_within};
+
 use std::time::Duration;
 
 use support::Server;
 use zookeeper_client as zk;
-
-fn run<F: std::future::Future<Output = ()>>(test: F) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(30), test).await.expect("in time") });
-}
-
-fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
 
 async fn connect(server: &Server) -> zk::Client {
     zk::Client::connector().connect(&server.address()).await.expect("connects")
@@ -194,4 +187,8 @@ fn quotas_and_usage_survive_a_restart_from_log_and_from_snapshot() {
         client.create("/r/e", b"", &persistent()).await.unwrap();
         assert_eq!(usage(&client, "/r").await, "count=4,bytes=4");
     });
+}
+
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    run_within(Duration::from_secs(30), test)
 }

@@ -5,6 +5,23 @@
 
 pub mod ensemble;
 
+use zookeeper_client as zk;
+
+/// Open to anyone, as most tests create their nodes.
+pub fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+pub fn ephemeral() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
+}
+
+/// Runs an async test on a two-thread runtime, failing it after `limit`.
+pub fn run_within<F: std::future::Future<Output = ()>>(limit: Duration, test: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async { tokio::time::timeout(limit, test).await.expect("test finishes in time") });
+}
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
