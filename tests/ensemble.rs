@@ -650,3 +650,52 @@ fn a_spent_zxid_counter_opens_a_new_epoch_without_an_election() {
 fn run<F: std::future::Future<Output = ()>>(test: F) {
     run_within(TEST_TIMEOUT, test)
 }
+
+#[test]
+fn a_leader_cut_off_from_its_peers_is_replaced_and_rejoins_when_the_network_heals() {
+    // A partition, not a crash: the leader's links stay open but carry nothing. The others
+    // elect a leader within the sync limit and go on writing; the old leader, hearing
+    // from no quorum, stops serving; healed, it follows and has every write.
+    let ensemble = Ensemble::start_partitionable(3, "");
+    let leader = ensemble.leader().unwrap();
+    let others: Vec<usize> = (0..3).filter(|&index| index != leader).collect();
+    ensemble.cut(&[leader]);
+    ensemble.wait_for("a leader among the others", || {
+        others.iter().any(|&index| ensemble.mode(index).as_deref() == Some("leader"))
+    });
+    ensemble.wait_for("the cut-off leader to stop serving", || ensemble.mode(leader).is_none());
+    run(async {
+        let client = connect(&ensemble.address(others[0])).await;
+        client.create("/during-partition", b"p", &persistent()).await.unwrap();
+    });
+    ensemble.heal();
+    ensemble.wait_for("the old leader following", || ensemble.mode(leader).as_deref() == Some("follower"));
+    run(async {
+        assert_eq!(read_on(&ensemble.address(leader), "/during-partition").await, Some(b"p".to_vec()));
+    });
+}
+
+#[test]
+fn a_minority_cut_off_stops_serving_while_the_majority_goes_on() {
+    let ensemble = Ensemble::start_partitionable(5, "");
+    let leader = ensemble.leader().unwrap();
+    let minority: Vec<usize> = (0..5).filter(|&index| index != leader).take(2).collect();
+    ensemble.cut(&minority);
+    for &index in &minority {
+        ensemble.wait_for("the minority to stop serving", || ensemble.mode(index).is_none());
+    }
+    run(async {
+        let client = connect(&ensemble.address(leader)).await;
+        for n in 0..20 {
+            client.create(&format!("/majority-{n}"), b"", &persistent()).await.unwrap();
+        }
+    });
+    assert_eq!(ensemble.leader(), Some(leader), "the majority kept its leader");
+    ensemble.heal();
+    ensemble.wait_serving();
+    run(async {
+        for &index in &minority {
+            assert_eq!(read_on(&ensemble.address(index), "/majority-19").await, Some(Vec::new()));
+        }
+    });
+}

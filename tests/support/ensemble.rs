@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +28,9 @@ pub struct Member {
 pub struct Ensemble {
     pub members: Vec<Member>,
     root: PathBuf,
+    /// With `start_partitionable`: the proxy each member sends through to each other one,
+    /// by (from, to) index.
+    proxies: std::collections::BTreeMap<(usize, usize), super::link_proxy::LinkProxy>,
 }
 
 fn free_port() -> u16 {
@@ -42,16 +45,38 @@ impl Ensemble {
     /// `voters` voting members and `observers` observers, tickTime 100 ms, syncLimit 10
     /// ticks, every four-letter word allowed, plus `extra` zoo.cfg lines.
     pub fn start(voters: usize, observers: usize, extra: &str) -> Ensemble {
+        Ensemble::start_with(voters, observers, extra, false)
+    }
+
+    /// Like `start`, with every member's link to every other one through a proxy that
+    /// `cut` and `heal` control.
+    pub fn start_partitionable(voters: usize, extra: &str) -> Ensemble {
+        Ensemble::start_with(voters, 0, extra, true)
+    }
+
+    fn start_with(voters: usize, observers: usize, extra: &str, partitionable: bool) -> Ensemble {
         let count = voters + observers;
         let ports: Vec<(u16, u16)> = (0..count).map(|_| (free_port(), free_port())).collect();
         let root = std::env::temp_dir().join(format!("ringkeeper-ensemble-{}-{}", std::process::id(), ports[0].0));
-        let mut servers = String::new();
-        for (index, (_, quorum)) in ports.iter().enumerate() {
-            let role = if index < voters { "participant" } else { "observer" };
-            servers.push_str(&format!("server.{}=127.0.0.1:{quorum}:{}:{role}\n", index + 1, quorum.wrapping_add(1)));
+        let mut proxies = std::collections::BTreeMap::new();
+        if partitionable {
+            for from in 0..count {
+                for to in (0..count).filter(|&to| to != from) {
+                    let target = SocketAddr::from(([127, 0, 0, 1], ports[to].1));
+                    proxies.insert((from, to), super::link_proxy::LinkProxy::start(target));
+                }
+            }
         }
         let mut members = Vec::new();
         for (index, (client_port, _)) in ports.iter().enumerate() {
+            // Each member reaches the others at their proxies (its own line names its own
+            // listening port).
+            let mut servers = String::new();
+            for (other, (_, quorum)) in ports.iter().enumerate() {
+                let role = if other < voters { "participant" } else { "observer" };
+                let port = proxies.get(&(index, other)).map_or(*quorum, |proxy| proxy.address.port());
+                servers.push_str(&format!("server.{}=127.0.0.1:{port}:{}:{role}\n", other + 1, port.wrapping_add(1)));
+            }
             let dir = root.join(format!("m{}", index + 1));
             std::fs::create_dir_all(dir.join("data")).unwrap();
             std::fs::write(dir.join("data/myid"), format!("{}\n", index + 1)).unwrap();
@@ -63,12 +88,27 @@ impl Ensemble {
             std::fs::write(dir.join("zoo.cfg"), config).unwrap();
             members.push(Member { id: index as u64 + 1, client_port: *client_port, dir, child: None });
         }
-        let mut ensemble = Ensemble { members, root };
+        let mut ensemble = Ensemble { members, root, proxies };
         for index in 0..count {
             ensemble.start_member(index);
         }
         ensemble.wait_serving();
         ensemble
+    }
+
+    /// Cuts every link between a member of `side` and one outside it, both ways.
+    pub fn cut(&self, side: &[usize]) {
+        for ((from, to), proxy) in &self.proxies {
+            if side.contains(from) != side.contains(to) {
+                proxy.cut();
+            }
+        }
+    }
+
+    pub fn heal(&self) {
+        for proxy in self.proxies.values() {
+            proxy.heal();
+        }
     }
 
     pub fn start_member(&mut self, index: usize) {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod ensemble;
+pub mod link_proxy;
 
 use zookeeper_client as zk;
 
