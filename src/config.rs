@@ -62,6 +62,10 @@ pub struct Config {
     pub sync_limit_ticks: u32,
     /// This member's id, from `dataDir/myid` (0 standalone).
     pub my_id: u64,
+    /// `readonlymode.enabled` (ZooKeeper's system property of that name, taken from
+    /// zoo.cfg here): a member without a quorum serves clients that asked for read-only
+    /// sessions (reads; writes fail with NotReadOnly) instead of refusing everyone.
+    pub read_only_mode: bool,
     /// `syncRetainedBytes` (Ringkeeper's): bytes of recent committed records a member
     /// keeps in memory to bring a lagging follower up to date (DIFF); one further behind
     /// is sent a snapshot (SNAP). ZooKeeper decides the same with its in-memory
@@ -162,6 +166,7 @@ impl Default for Config {
             init_limit_ticks: 10,
             sync_limit_ticks: 5,
             my_id: 0,
+            read_only_mode: false,
             sync_retained_bytes: 64 * 1024 * 1024,
             zxid_counter_limit: 0xffff_0000,
         }
@@ -300,6 +305,13 @@ impl Config {
                 "syncRetainedBytes" => {
                     config.sync_retained_bytes =
                         usize::try_from(number(value)?.max(1)).map_err(|_| error(format!("'{value}' is too large")))?
+                }
+                "readonlymode.enabled" => {
+                    config.read_only_mode = match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(error(format!("'{value}' must be true or false"))),
+                    }
                 }
                 "zxidCounterLimit" => config.zxid_counter_limit = to_u32(number(value)?, &error)?.clamp(2, 0xffff_0000),
                 "initLimit" => config.init_limit_ticks = to_u32(number(value)?, &error)?.max(1),

@@ -699,3 +699,50 @@ fn a_minority_cut_off_stops_serving_while_the_majority_goes_on() {
         }
     });
 }
+
+#[test]
+fn a_member_without_quorum_serves_read_only_sessions_in_read_only_mode() {
+    // readonlymode.enabled: a member cut off from its quorum serves clients that asked for
+    // a read-only session (reads of what it has; writes fail with NotReadOnly), refuses
+    // the others, answers isro with "ro"; with a quorum again it ends those sessions and
+    // serves read-write.
+    let mut ensemble = Ensemble::start(3, 0, "readonlymode.enabled=true");
+    run(async {
+        let client = connect(&ensemble.address(0)).await;
+        client.create("/kept", b"v", &persistent()).await.unwrap();
+        client.sync("/kept").await.unwrap();
+    });
+    ensemble.wait_for("every member to hold /kept", || {
+        (0..3).all(|index| {
+            mntr_zxid(&ensemble, index, "ringkeeper_commit_zxid") == mntr_zxid(&ensemble, 0, "ringkeeper_commit_zxid")
+        })
+    });
+    ensemble.kill(1);
+    ensemble.kill(2);
+    ensemble.wait_for("member 1 in read-only mode", || ensemble.four_letter(0, "isro") == "ro");
+    assert_eq!(ensemble.mode(0).as_deref(), Some("read-only"));
+    run(async {
+        let client = zk::Client::connector()
+            .with_readonly(true)
+            .with_session_timeout(Duration::from_secs(6))
+            .connect(&ensemble.address(0))
+            .await
+            .expect("a read-only session");
+        assert_eq!(client.get_data("/kept").await.unwrap().0, b"v");
+        let refused = client.create("/written", b"", &persistent()).await.unwrap_err();
+        assert_eq!(refused, zk::Error::NotReadOnly);
+        let read_write = zk::Client::connector()
+            .with_connection_timeout(Duration::from_millis(500))
+            .with_session_timeout(Duration::from_secs(2))
+            .connect(&ensemble.address(0))
+            .await;
+        assert!(read_write.is_err(), "a session that did not ask for read-only is refused");
+    });
+    ensemble.start_member(1);
+    ensemble.wait_for("member 1 serving read-write", || {
+        ensemble.four_letter(0, "isro") == "rw" && ensemble.mode(0).is_some()
+    });
+    run(async {
+        assert_eq!(read_on(&ensemble.address(0), "/kept").await, Some(b"v".to_vec()));
+    });
+}

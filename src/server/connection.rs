@@ -175,6 +175,13 @@ async fn handshake_and_serve<R, W>(
         );
         return;
     }
+    // A member without a quorum in read-only mode serves read-only sessions of its own and
+    // refuses the rest, as ZooKeeper's ReadOnlyZooKeeperServer does.
+    let read_only = context.shared.read_only.load(std::sync::atomic::Ordering::Acquire);
+    if read_only && connect.read_only != Some(true) {
+        tracing::info!(%peer, "refusing a session that is not read-only: this member has no quorum");
+        return;
+    }
     let (writer_wake, writer_woken) = local_channel::new_bounded(1);
     let (reader_wake, reader_woken) = local_channel::new_bounded(1);
     let timeout_ms = context.shared.config.negotiate_timeout_ms(connect.timeout_ms);
@@ -182,13 +189,15 @@ async fn handshake_and_serve<R, W>(
     let connection = {
         let mut state = context.state.borrow_mut();
         let id = state.next_connection_id();
+        let session_id = if read_only { state.next_read_only_session() } else { 0 };
         let connection = Rc::new(RefCell::new(Connection {
             id,
             peer,
-            phase: Phase::Connecting,
-            session_id: 0,
+            phase: if read_only { Phase::Connected } else { Phase::Connecting },
+            session_id,
             timeout_ms,
             read_only_byte: connect.read_only,
+            read_only_session: read_only,
             queue: VecDeque::new(),
             output: Vec::new(),
             writer_wake,
@@ -203,21 +212,35 @@ async fn handshake_and_serve<R, W>(
         }));
         state.connections.insert(id, connection.clone());
         state.counters().connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if read_only {
+            state.sessions.insert(session_id, id);
+            let mut conn = connection.borrow_mut();
+            let response = crate::proto::connect::ConnectResponse {
+                protocol_version: 0,
+                timeout_ms,
+                session_id,
+                password: [0; crate::proto::connect::PASSWORD_SIZE_BYTES],
+                read_only: Some(true),
+            };
+            super::core_state::write_connect_response(&mut conn.output, &response);
+            conn.sent += 1;
+        }
         connection
     };
     let id = connection.borrow().id;
     let writer_task = glommio::spawn_local(write_loop(connection.clone(), writer_woken, writer, fd));
-    let sent = context
-        .leader
-        .send(ToLeader::Connect {
-            member: context.shared.config.my_id,
-            core: context.core,
-            connection: id,
-            session_id: connect.session_id,
-            password: connect.password.clone(),
-            timeout_ms,
-        })
-        .await;
+    let sent = read_only
+        || context
+            .leader
+            .send(ToLeader::Connect {
+                member: context.shared.config.my_id,
+                core: context.core,
+                connection: id,
+                session_id: connect.session_id,
+                password: connect.password.clone(),
+                timeout_ms,
+            })
+            .await;
     if sent {
         read_loop(reader, input, &connection, &reader_woken, context, max_bytes).await;
     }

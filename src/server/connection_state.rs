@@ -80,6 +80,9 @@ pub struct Connection {
     pub timeout_ms: i32,
     /// Whether the client sent the readOnly byte in its ConnectRequest.
     pub read_only_byte: Option<bool>,
+    /// A read-only session of this member's own (readonlymode.enabled, no quorum): its
+    /// writes fail with NotReadOnly and nothing of it reaches a leader.
+    pub read_only_session: bool,
     pub queue: VecDeque<Queued>,
     pub output: Vec<u8>,
     /// Wakes the connection's writer task.

@@ -94,6 +94,10 @@ impl CoreState {
         self.touched.insert(conn.session_id);
         self.counters().packets_received.fetch_add(1, Ordering::Relaxed);
         self.counters().outstanding_requests.fetch_add(1, Ordering::Relaxed);
+        if conn.read_only_session && (request.is_write() || matches!(request, Request::Sync { .. })) {
+            self.answer_read_only(&mut conn, xid, request, received);
+            return Dispatch::Done;
+        }
         let queued = match request {
             Request::CloseSession => Queued::Close { xid, received },
             Request::Sync { path } => Queued::Sync { xid, path, received },
@@ -120,6 +124,29 @@ impl CoreState {
         };
         conn.queue.push_back(queued);
         Dispatch::ToLeader
+    }
+
+    /// A read-only session's write, close or sync, answered here: no leader hears of it
+    /// (ZooKeeper's ReadOnlyRequestProcessor answers writes NotReadOnly).
+    fn answer_read_only(&mut self, conn: &mut Connection, xid: i32, request: Request, received: Instant) {
+        match request {
+            Request::CloseSession => {
+                self.reply(conn, xid, ErrorCode::Ok, &ReplyBody::Empty, received);
+                self.sessions.remove(&conn.session_id);
+                conn.close();
+            }
+            Request::Sync { path } => self.reply(conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received),
+            _ => self.reply(conn, xid, ErrorCode::NotReadOnly, &ReplyBody::Empty, received),
+        }
+    }
+
+    /// A session id for a read-only session of this member: the member's id on top, as
+    /// leaders' ids, and bit 55 set so no leader's id is ever the same.
+    pub fn next_read_only_session(&mut self) -> i64 {
+        let member = (self.shared.config.my_id & 0x7f) as i64;
+        let id = (member << 56) | (1 << 55) | ((self.core as i64 & 0xff) << 40) | self.next_connection as i64;
+        self.next_connection += 1;
+        id
     }
 
     fn serve_read(&mut self, conn: &mut Connection, xid: i32, request: &Request, received: Instant) {
@@ -406,6 +433,14 @@ impl CoreState {
                     conn.borrow_mut().close();
                 }
                 self.sessions.clear();
+            }
+            Control::CloseReadOnly => {
+                for conn in self.connections.values() {
+                    let mut conn = conn.borrow_mut();
+                    if conn.read_only_session {
+                        conn.close();
+                    }
+                }
             }
         }
     }

@@ -529,6 +529,11 @@ impl Ensemble {
         if leader_of(should) == leader_of(self.serving) {
             self.serving = should;
         }
+        let read_only = should.is_none() && self.shared.config.read_only_mode;
+        if self.shared.read_only.swap(read_only, Ordering::AcqRel) && !read_only {
+            tracing::info!(member = self.my_id, "a quorum again: ending read-only sessions");
+            self.broadcast_control(Control::CloseReadOnly);
+        }
         if should != self.serving {
             if self.serving.is_some() {
                 tracing::info!(member = self.my_id, "no longer serving: closing client connections");
@@ -549,10 +554,15 @@ impl Ensemble {
         for queue in &mut self.pending_controls {
             queue.clear();
         }
-        let close_all =
-            || CommittedBatch { records: Arc::new(Default::default()), controls: vec![(i64::MIN, Control::CloseAll)] };
-        self.state.borrow_mut().apply_batch(&close_all());
-        let others: Vec<CommittedBatch> = (1..self.pending_controls.len()).map(|_| close_all()).collect();
+        self.broadcast_control(Control::CloseAll);
+    }
+
+    /// Hands every core a control at once, outside the committed stream's order.
+    fn broadcast_control(&mut self, control: Control) {
+        let batch =
+            || CommittedBatch { records: Arc::new(Default::default()), controls: vec![(i64::MIN, control.clone())] };
+        self.state.borrow_mut().apply_batch(&batch());
+        let others: Vec<CommittedBatch> = (1..self.pending_controls.len()).map(|_| batch()).collect();
         if !others.is_empty() {
             self.distribute.try_send(others).expect("the distributor's queue is unbounded");
         }
@@ -563,6 +573,7 @@ impl Ensemble {
             (Role::Leader, true) => "leader",
             (Role::Follower { .. }, true) => "follower",
             (Role::Observer { .. }, true) => "observer",
+            _ if self.shared.read_only.load(Ordering::Acquire) => "read-only",
             _ => "looking",
         };
         let followers = self.core.followers();

@@ -24,7 +24,7 @@ pub fn answer(command: &str, shared: &Shared, peer: std::net::SocketAddr) -> Str
     }
     match command {
         "ruok" => "imok".to_owned(),
-        "isro" => "rw".to_owned(),
+        "isro" => if shared.read_only.load(Ordering::Acquire) { "ro" } else { "rw" }.to_owned(),
         "srvr" => server_stats(shared, None),
         "stat" => server_stats(shared, Some(peer)),
         "mntr" => monitor(shared),

@@ -39,6 +39,9 @@ pub enum Control {
     /// This member left its quorum or changed leader: its clients reconnect, to it or
     /// another member (ZooKeeper closes them the same way when a server stops serving).
     CloseAll,
+    /// The member has a quorum again: its read-only sessions end (ZooKeeper's read-only
+    /// server shuts down the same way) and their clients reconnect read-write.
+    CloseReadOnly,
 }
 
 /// A Routed control with this core number is for every core of the member.

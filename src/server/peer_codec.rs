@@ -248,6 +248,7 @@ fn encode_control(control: &Control, out: &mut Vec<u8>) {
             }
         }
         Control::CloseAll => out.push(4),
+        Control::CloseReadOnly => out.push(5),
     }
 }
 
@@ -468,6 +469,7 @@ fn decode_control(cursor: &mut Cursor<'_>) -> Result<Control, DecodeError> {
             Control::SessionMoved { session_id, keep }
         }
         4 => Control::CloseAll,
+        5 => Control::CloseReadOnly,
         _ => return Err(DecodeError::Malformed("unknown control kind")),
     })
 }

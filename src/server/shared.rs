@@ -123,6 +123,9 @@ pub struct Shared {
     quota_warnings: Mutex<RateLogger>,
     /// Written by the ensemble driver (unused standalone).
     pub ensemble_status: Mutex<EnsembleStatus>,
+    /// An ensemble member without a quorum, with readonlymode.enabled: it serves
+    /// read-only sessions of its own.
+    pub read_only: std::sync::atomic::AtomicBool,
 }
 
 /// ZooKeeper's `RateLogger` (100 ms): a message is logged when it first appears; while
@@ -198,6 +201,7 @@ impl Shared {
             quota_gauges: Mutex::new(Vec::new()),
             quota_warnings: Mutex::new(RateLogger::default()),
             ensemble_status: Mutex::new(EnsembleStatus::default()),
+            read_only: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
