@@ -218,10 +218,19 @@ pub fn block_shutdown_signals() -> libc::sigset_t {
 
 /// Starts this process again with the same arguments: an ensemble member whose trees hold
 /// records its log no longer has (after a TRUNC below them, or a SNAP) rebuilds them from
-/// the log as a restart does. Every descriptor is close-on-exec, the data directory's lock
-/// included.
+/// the log as a restart does. Every descriptor but the standard ones is closed by the exec:
+/// sockets accepted through io_uring are not close-on-exec by themselves, and a peer's
+/// link left open in the new image would be written to and never read.
 pub fn restart_process() -> ! {
     use std::os::unix::process::CommandExt;
+    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+        let descriptors: Vec<i32> =
+            entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok()).filter(|&fd| fd > 2).collect();
+        for fd in descriptors {
+            // SAFETY: fcntl on a descriptor number; an invalid one only returns an error.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
     let error = match std::env::current_exe() {
         Ok(exe) => std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec(),
         Err(error) => error,
