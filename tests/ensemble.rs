@@ -17,13 +17,13 @@ use zookeeper_client as zk;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 
+/// Sessions of 6 s, a connection attempt of 2 s: what every client of these tests uses.
+fn connector() -> zk::Connector {
+    zk::Client::connector().with_session_timeout(Duration::from_secs(6)).with_connection_timeout(Duration::from_secs(2))
+}
+
 async fn connect(address: &str) -> zk::Client {
-    zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(6))
-        .with_connection_timeout(Duration::from_secs(2))
-        .connect(address)
-        .await
-        .unwrap_or_else(|error| panic!("client connects to {address}: {error}"))
+    connector().connect(address).await.unwrap_or_else(|error| panic!("client connects to {address}: {error}"))
 }
 
 /// Reads `path` on one member after a sync, so the read reflects every write
@@ -84,12 +84,7 @@ type Acknowledged = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 /// Creates nodes through `address` until told to stop or the connection fails; records
 /// every create the ensemble acknowledged.
 async fn write_until_stopped(address: String, writer: usize, acknowledged: Acknowledged, stop: Arc<AtomicBool>) {
-    let Ok(client) = zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(6))
-        .with_connection_timeout(Duration::from_secs(2))
-        .connect(&address)
-        .await
-    else {
+    let Ok(client) = connector().connect(&address).await else {
         return;
     };
     for n in 0.. {
@@ -288,9 +283,9 @@ fn restarting_every_member_keeps_every_write() {
 
 #[test]
 fn an_observer_serves_reads_and_writes_but_does_not_vote() {
-    // Observers "do not take part in the voting": with one of two voters down... no
-    // quorum, whatever the observer does; while a quorum of voters is up the observer
-    // forwards writes and serves reads like a follower.
+    // Observers "do not take part in the voting": while a quorum of voters is up the
+    // observer forwards writes and serves reads like a follower; with two of the three
+    // voters gone, the last voter and the observer together are no quorum.
     let mut ensemble = Ensemble::start(3, 1, "");
     assert_eq!(ensemble.mode(3).as_deref(), Some("observer"));
     run(async {
@@ -522,12 +517,7 @@ async fn cas_client(
         progress.completed.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(3)).await;
         if client.is_none() {
-            client = zk::Client::connector()
-                .with_session_timeout(Duration::from_secs(6))
-                .with_connection_timeout(Duration::from_secs(2))
-                .connect(&address)
-                .await
-                .ok();
+            client = connector().connect(&address).await.ok();
             if client.is_none() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;

@@ -486,8 +486,9 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 }
             } else {
                 let identities = connection.borrow().identities.clone();
-                let frame = if context.shared.config.is_ensemble() { frame_bytes.to_vec() } else { Vec::new() };
-                ToLeader::Write { session_id, identities, xid: header.xid, request, frame }
+                // The frame as received travels along (moved, not copied): a follower
+                // forwards it to its leader as is.
+                ToLeader::Write { session_id, identities, xid: header.xid, request, frame: frame_bytes }
             };
             if !context.leader.send(message).await {
                 return;

@@ -28,11 +28,10 @@ use super::leader::Leader;
 use super::messages::{CommittedBatch, Control, PlacedControl, ToLeader, EVERY_CORE};
 use super::peer_codec::{Forwarded, PeerFrame};
 use super::shared::{EnsembleStatus, Shared};
-use super::snapshotter::{SnapshotWork, Snapshotter};
+use super::snapshotter::{SnapshotSchedule, SnapshotWork, Snapshotter};
 use crate::consensus::core::{Core, Output, Role};
 use crate::consensus::message::MemberId;
 use crate::consensus::record_batch::RecordBatch;
-use crate::log::record::Records;
 use crate::proto::request::decode_request;
 
 /// Connect requests held while there is no leader to send them to (and followers'
@@ -93,17 +92,15 @@ pub struct Ensemble {
     /// What the trees held when the process started: the member serves once this is known
     /// to be committed.
     startup_zxid: i64,
-    /// The (leader, epoch) this member serves under, if it serves; a change of leader closes
-    /// the clients' connections.
-    serving: Option<(MemberId, u32)>,
+    /// The leader this member serves under, if it serves.
+    serving: Option<MemberId>,
     established: bool,
     /// The epoch a leader opened while leading, waiting for its marker to be applied.
     renewed_epoch: Option<u32>,
     /// A TRUNC below the trees or a SNAP is on its way to the log: the process restarts
     /// once it is done, and serves nobody meanwhile.
     restarting: bool,
-    since_snapshot: u64,
-    next_snapshot_at: u64,
+    snapshots: SnapshotSchedule,
     last_proposal_bytes: usize,
 }
 
@@ -123,7 +120,8 @@ impl Ensemble {
         let cores = parts.shared.cores;
         let startup_zxid = parts.state.borrow().tree.last_zxid();
         let my_id = parts.core.id();
-        let mut ensemble = Ensemble {
+        let snap_count = parts.shared.config.snap_count;
+        let ensemble = Ensemble {
             shared: parts.shared,
             my_id,
             core: parts.core,
@@ -143,11 +141,9 @@ impl Ensemble {
             established: false,
             renewed_epoch: None,
             restarting: false,
-            since_snapshot: 0,
-            next_snapshot_at: 0,
+            snapshots: SnapshotSchedule::new(snap_count),
             last_proposal_bytes: 0,
         };
-        ensemble.next_snapshot_at = ensemble.snapshot_threshold();
         ensemble.publish_status();
         ensemble
     }
@@ -158,10 +154,13 @@ impl Ensemble {
 
     // ---- inputs
 
+    /// Time passes; the four-letter words' view of the member is refreshed here rather
+    /// than on every message.
     pub fn tick(&mut self) {
         let now_ms = self.now_ms();
         self.core.tick(now_ms);
         self.process();
+        self.publish_status();
     }
 
     pub fn durable(&mut self, seq: u64, appends: usize) {
@@ -227,7 +226,7 @@ impl Ensemble {
                 Forwarded::Connect { core: core as u32, connection, session_id, timeout_ms, password }
             }
             ToLeader::Write { session_id, identities, xid, frame, .. } => {
-                Forwarded::Write { session_id, xid, identities: identities.as_ref().clone(), request: frame }
+                Forwarded::Write { session_id, xid, identities, request: frame }
             }
             ToLeader::Sync { core, connection, xid, .. } => Forwarded::Sync { core: core as u32, connection, xid },
             ToLeader::Touch { sessions } => Forwarded::Touch { sessions },
@@ -250,13 +249,9 @@ impl Ensemble {
                 ToLeader::Connect { member: from, core: core as usize, connection, session_id, password, timeout_ms }
             }
             Forwarded::Write { session_id, xid, identities, request } => match decode_request(&request) {
-                Ok((_, decoded)) if decoded.is_write() => ToLeader::Write {
-                    session_id,
-                    identities: Arc::new(identities),
-                    xid,
-                    request: decoded,
-                    frame: Vec::new(),
-                },
+                Ok((_, decoded)) if decoded.is_write() => {
+                    ToLeader::Write { session_id, identities, xid, request: decoded, frame: request }
+                }
                 _ => {
                     tracing::warn!(
                         from,
@@ -395,14 +390,7 @@ impl Ensemble {
     /// the controls that fall inside or before it.
     fn apply(&mut self, batch: RecordBatch) {
         let last_zxid = batch.last_zxid;
-        let mut per_core: Vec<Vec<PlacedControl>> = self
-            .pending_controls
-            .iter_mut()
-            .map(|queue| {
-                let ready = queue.iter().take_while(|(after_zxid, _)| *after_zxid <= last_zxid).count();
-                queue.drain(..ready).collect()
-            })
-            .collect();
+        let mut per_core = self.take_ready_controls(last_zxid);
         // Committed before anyone hears of it: reads on any core wait until their core has
         // applied this far, so no client of this member reads older state than a write it
         // was already told of.
@@ -420,45 +408,39 @@ impl Ensemble {
         if let Some(ordering) = &self.ordering {
             ordering.borrow_mut().applied_through(last_zxid);
         }
-        let records = Records::new(&batch.bytes).count() as u64;
+        // A batch holds consecutive zxids of one epoch.
+        let records = (batch.last_zxid - batch.first_zxid + 1) as u64;
         self.snapshotter.send(SnapshotWork::Batch(batch.bytes));
-        self.since_snapshot += records;
-        if self.since_snapshot >= self.next_snapshot_at {
+        if self.snapshots.counted(records) {
             self.snapshotter.send(SnapshotWork::Take);
-            self.since_snapshot = 0;
-            self.next_snapshot_at = self.snapshot_threshold();
         }
-    }
-
-    /// Between half and all of snapCount, at random, so members do not all snapshot at
-    /// once (ZooKeeper's SyncRequestProcessor does the same).
-    fn snapshot_threshold(&self) -> u64 {
-        let snap_count = self.shared.config.snap_count.max(2);
-        let random = std::collections::hash_map::RandomState::new();
-        let jitter = std::hash::BuildHasher::hash_one(&random, self.now_ms()) % (snap_count / 2).max(1);
-        snap_count / 2 + jitter
     }
 
     /// Hands each core the controls whose place in the stream it has already applied.
     fn deliver_ready_controls(&mut self) {
         let applied = self.state.borrow().tree.last_zxid();
-        let mut others = Vec::new();
-        for core in 0..self.pending_controls.len() {
-            let queue = &mut self.pending_controls[core];
-            let ready = queue.iter().take_while(|(after_zxid, _)| *after_zxid <= applied).count();
-            let controls: Vec<PlacedControl> = queue.drain(..ready).collect();
-            let batch = CommittedBatch { records: Arc::new(Default::default()), controls };
-            if core == 0 {
-                if !batch.controls.is_empty() {
-                    self.state.borrow_mut().apply_batch(&batch);
-                }
-            } else {
-                others.push(batch);
-            }
+        let mut per_core = self.take_ready_controls(applied);
+        if per_core.iter().all(Vec::is_empty) {
+            return;
         }
+        let without_records = |controls| CommittedBatch { records: Arc::new(Default::default()), controls };
+        let local = without_records(std::mem::take(&mut per_core[0]));
+        if !local.controls.is_empty() {
+            self.state.borrow_mut().apply_batch(&local);
+        }
+        let others: Vec<CommittedBatch> = per_core.into_iter().skip(1).map(without_records).collect();
         if others.iter().any(|batch| !batch.controls.is_empty()) {
             self.distribute.try_send(others).expect("the distributor's queue is unbounded");
         }
+    }
+
+    /// Each core's controls placed at or before `zxid`, in order, taken from the queues.
+    fn take_ready_controls(&mut self, zxid: i64) -> Vec<Vec<PlacedControl>> {
+        let take = |queue: &mut VecDeque<PlacedControl>| {
+            let ready = queue.iter().take_while(|(after_zxid, _)| *after_zxid <= zxid).count();
+            queue.drain(..ready).collect()
+        };
+        self.pending_controls.iter_mut().map(take).collect()
     }
 
     /// The leader opens for business once its epoch is established and its trees hold
@@ -501,60 +483,51 @@ impl Ensemble {
         }
     }
 
-    /// Starts or stops serving clients as the role and the commit point allow.
+    /// Starts or stops serving clients as the role and the commit point allow. Only a
+    /// change of leader closes the clients' connections: a leader that opens its next epoch
+    /// while leading (its counter ran out) keeps its ordering point and its sessions.
     fn update_serving(&mut self) {
         let should = match self.core.role() {
-            Role::Leader => self.ordering.is_some().then(|| (self.my_id, self.core.epoch())),
+            Role::Leader => self.ordering.is_some().then_some(self.my_id),
             // The trees were rebuilt at start from the whole log, uncommitted tail and all:
-            // serve once the record they end with is the leader's and committed. If the
-            // leader cut it (TRUNC) the member restarts instead.
-            // Forwarded requests must find the leader's ordering point open: wait until the
-            // epoch's marker is committed here too.
-            // (A leader that opens its next epoch while leading keeps its followers'
-            // clients meanwhile: its ordering point holds their requests.)
+            // serve once the record they end with is the leader's and committed (if the
+            // leader cut it, TRUNC, the member restarts instead). Forwarded requests must
+            // find the leader's ordering point open: wait for the epoch's marker to be
+            // committed here too, unless already serving under this leader.
             Role::Follower { leader } | Role::Observer { leader: Some(leader) } => {
-                let epoch_open = self.core.commit_zxid() >= (self.core.epoch() as i64) << 32
-                    || self.serving.is_some_and(|(serving_leader, _)| serving_leader == leader);
+                let epoch_open =
+                    self.core.commit_zxid() >= (self.core.epoch() as i64) << 32 || self.serving == Some(leader);
                 (!self.restarting
                     && epoch_open
                     && self.core.commit_zxid() >= self.startup_zxid
                     && self.core.history().contains(self.startup_zxid))
-                .then(|| (leader, self.core.epoch()))
+                .then_some(leader)
             }
             _ => None,
         };
-        // A new epoch under the same leader (it renewed its epoch when its counter ran
-        // out) keeps the clients: the leader's ordering point and its sessions are the same.
-        let leader_of = |serving: Option<(MemberId, u32)>| serving.map(|(leader, _)| leader);
-        if leader_of(should) == leader_of(self.serving) {
-            self.serving = should;
-        }
         let read_only = should.is_none() && self.shared.config.read_only_mode;
         if self.shared.read_only.swap(read_only, Ordering::AcqRel) && !read_only {
             tracing::info!(member = self.my_id, "a quorum again: ending read-only sessions");
             self.broadcast_control(Control::CloseReadOnly);
         }
-        if should != self.serving {
-            if self.serving.is_some() {
-                tracing::info!(member = self.my_id, "no longer serving: closing client connections");
-                self.close_all_connections();
+        if should == self.serving {
+            return;
+        }
+        if self.serving.is_some() {
+            tracing::info!(member = self.my_id, "no longer serving: closing client connections");
+            for queue in &mut self.pending_controls {
+                queue.clear();
             }
-            self.serving = should;
-            if let Some((leader, epoch)) = should {
-                tracing::info!(member = self.my_id, leader, epoch, "serving");
-                for message in std::mem::take(&mut self.held_connects) {
-                    self.handle(message);
-                }
+            self.broadcast_control(Control::CloseAll);
+        }
+        self.serving = should;
+        if let Some(leader) = should {
+            tracing::info!(member = self.my_id, leader, epoch = self.core.epoch(), "serving");
+            for message in std::mem::take(&mut self.held_connects) {
+                self.handle(message);
             }
         }
         self.publish_status();
-    }
-
-    fn close_all_connections(&mut self) {
-        for queue in &mut self.pending_controls {
-            queue.clear();
-        }
-        self.broadcast_control(Control::CloseAll);
     }
 
     /// Hands every core a control at once, outside the committed stream's order.

@@ -193,25 +193,9 @@ pub fn recovered_history(log: &RecoveredLog, base: i64, retained_bytes_max: usiz
             }
             current.extend_from_slice(&frames[span]);
             current_zxids = Some((current_zxids.map_or(zxid, |(first, _)| first), zxid));
+            history.append(zxid, zxid);
         }
     }
     finish(&mut current, &mut current_zxids, &mut batches);
-    for segment in &log.segments {
-        let frames = &segment.map[SEGMENT_HEADER_BYTES..segment.valid_end];
-        let mut run: Option<(i64, i64)> = None;
-        for (zxid, _) in frame_spans(frames).filter(|(zxid, _)| *zxid > base) {
-            match run {
-                Some((first, last)) if epoch(first) == epoch(zxid) && zxid == last + 1 => run = Some((first, zxid)),
-                Some((first, last)) => {
-                    history.append(first, last);
-                    run = Some((zxid, zxid));
-                }
-                None => run = Some((zxid, zxid)),
-            }
-        }
-        if let Some((first, last)) = run {
-            history.append(first, last);
-        }
-    }
     (history, batches.into())
 }

@@ -17,6 +17,7 @@ use rkyv::util::AlignedVec;
 use super::core_state::CoreState;
 use super::messages::{Control, PlacedControl, RemoteControl, ToLeader, EVERY_CORE};
 use super::shared::Shared;
+use super::snapshotter::SnapshotSchedule;
 use crate::consensus::zxid::{counter, epoch, ZxidCounter};
 use crate::log::{record, MemoryLog};
 use crate::proto::request::{Request, WriteOp};
@@ -57,8 +58,7 @@ pub struct Leader {
     publisher_wake: Rc<LocalSender<()>>,
     /// Transactions ordered since the last snapshot request, and the count that triggers
     /// the next one.
-    since_snapshot: u64,
-    next_snapshot_at: u64,
+    snapshots: SnapshotSchedule,
     /// A snapshot is due after the current batch.
     snapshot_due: bool,
 }
@@ -86,12 +86,13 @@ impl Leader {
         publisher_wake: Rc<LocalSender<()>>,
     ) -> Leader {
         let cores = shared.cores;
+        let snap_count = shared.config.snap_count;
         let tick_ms = shared.config.tick_time_ms as u64;
         let now_ms = wall_clock_ms() as u64;
         // Session ids carry the id of the server that made them in their top byte, as
         // ZooKeeper's do, so a new leader never hands out an id an earlier one did.
         let server_id = u8::try_from(member).unwrap_or(u8::MAX);
-        let mut leader = Leader {
+        Leader {
             shared,
             member,
             remote_controls: Vec::new(),
@@ -108,12 +109,9 @@ impl Leader {
             batch_last_zxid: 0,
             controls: (0..cores).map(|_| Vec::new()).collect(),
             publisher_wake,
-            since_snapshot: 0,
-            next_snapshot_at: 0,
+            snapshots: SnapshotSchedule::new(snap_count),
             snapshot_due: false,
-        };
-        leader.next_snapshot_at = leader.snapshot_threshold();
-        leader
+        }
     }
 
     fn monotonic_ms(&self) -> u64 {
@@ -204,45 +202,41 @@ impl Leader {
         timeout_ms: i32,
     ) {
         let now_ms = self.monotonic_ms();
-        let owner = owner_of(member, core);
         if session_id == 0 {
-            let (session_id, password) = self.sessions.create(timeout_ms, owner, now_ms);
+            let (session_id, password) = self.sessions.create(timeout_ms, now_ms);
             self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
             self.order(session_id, 0, TxnOp::CreateSession { timeout_ms, password });
             self.place(member, core, Control::Connected { connection, session: Some((session_id, password)) });
             tracing::debug!(session = format_args!("{session_id:#x}"), timeout_ms, "session created");
         } else {
-            let session = match self.sessions.reattach(session_id, password, owner, now_ms) {
-                Some(_previous_owner) => {
-                    self.close_elsewhere(session_id, member, core, Some(connection));
-                    let password = self.sessions.get(session_id).expect("just re-attached").password;
-                    Some((session_id, password))
+            let session = if self.sessions.reattach(session_id, password, now_ms) {
+                self.close_on(session_id, member, Some(connection));
+                let password = self.sessions.get(session_id).expect("just re-attached").password;
+                Some((session_id, password))
+            } else {
+                // A wrong password also ends the session's live connection, though the
+                // session itself lives on (as ZooKeeper does).
+                if self.sessions.get(session_id).is_some_and(|entry| !entry.closing) {
+                    self.close_on(session_id, member, None);
                 }
-                None => {
-                    // A wrong password also ends the session's live connection, though the
-                    // session itself lives on (as ZooKeeper does).
-                    if self.sessions.get(session_id).is_some_and(|entry| !entry.closing) {
-                        self.close_elsewhere(session_id, member, usize::MAX, None);
-                    }
-                    None
-                }
+                None
             };
             self.place(member, core, Control::Connected { connection, session });
         }
         self.wake_publisher();
     }
 
-    /// Closes the session's other connection on the member where it re-attached, except
-    /// on `keep_core` (where the new connection takes it over) and except `keep`. As in
-    /// ZooKeeper, whose server closes the session's old connection only if it holds it
-    /// (`processConnectRequest`): an old connection on another member stays open.
-    fn close_elsewhere(&mut self, session_id: i64, on_member: u64, keep_core: usize, keep: Option<u64>) {
-        if on_member == self.member {
-            for any_core in (0..self.controls.len()).filter(|&any| any != keep_core) {
-                self.place(on_member, any_core, Control::SessionMoved { session_id, keep: None });
+    /// Closes the session's connection on `member`, every core of it, except `keep` (the
+    /// connection taking the session over). Only there, as ZooKeeper's server closes the
+    /// session's old connection only if it holds it (`processConnectRequest`): an old
+    /// connection on another member stays open.
+    fn close_on(&mut self, session_id: i64, member: u64, keep: Option<u64>) {
+        if member == self.member {
+            for core in 0..self.controls.len() {
+                self.place(member, core, Control::SessionMoved { session_id, keep });
             }
         } else {
-            self.place_remote(on_member, EVERY_CORE, Control::SessionMoved { session_id, keep });
+            self.place_remote(member, EVERY_CORE, Control::SessionMoved { session_id, keep });
         }
     }
 
@@ -325,24 +319,12 @@ impl Leader {
         }
         record::append(&mut self.batch, &txn);
         self.batch_records += 1;
-        self.since_snapshot += 1;
-        if self.since_snapshot >= self.next_snapshot_at {
+        if self.snapshots.counted(1) {
             // The snapshotter takes it after applying this batch.
             self.snapshot_due = true;
-            self.since_snapshot = 0;
-            self.next_snapshot_at = self.snapshot_threshold();
         }
         self.batch_last_zxid = txn.zxid;
         self.wake_publisher();
-    }
-
-    /// Between half and all of snapCount, at random, so servers of an ensemble do not all
-    /// snapshot at once (ZooKeeper's SyncRequestProcessor does the same).
-    fn snapshot_threshold(&self) -> u64 {
-        let snap_count = self.shared.config.snap_count.max(2);
-        let random = std::collections::hash_map::RandomState::new();
-        let jitter = std::hash::BuildHasher::hash_one(&random, self.zxids.last()) % (snap_count / 2).max(1);
-        snap_count / 2 + jitter
     }
 
     /// Queues a control for `core` of `member` after everything ordered so far.
@@ -407,9 +389,4 @@ impl Leader {
     pub fn log_records(&self) -> u64 {
         self.log.appended_records()
     }
-}
-
-/// A session's owner for the session table: the member and the core its connection is on.
-fn owner_of(member: u64, core: usize) -> usize {
-    ((member as usize) << 16) | core
 }

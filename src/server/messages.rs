@@ -16,8 +16,8 @@ pub enum ToLeader {
     /// A new session (`session_id == 0`) or a re-attach, from a connection on `core` of
     /// ensemble member `member` (the ordering point's own member for its own cores).
     Connect { member: u64, core: usize, connection: ConnectionId, session_id: i64, password: Vec<u8>, timeout_ms: i32 },
-    /// A write request, in the session's order. In an ensemble `frame` holds the request
-    /// as the client sent it, for a follower to forward to the leader.
+    /// A write request, in the session's order, with the request frame as the client sent
+    /// it (`frame`), which an ensemble follower forwards to its leader.
     Write { session_id: i64, identities: Arc<Vec<(String, String)>>, xid: i32, request: Request, frame: Vec<u8> },
     /// A sync: answered once everything ordered before it is applied on the core.
     Sync { member: u64, core: usize, connection: ConnectionId, xid: i32 },

@@ -61,7 +61,7 @@ pub enum Forwarded {
     Write {
         session_id: i64,
         xid: i32,
-        identities: Vec<(String, String)>,
+        identities: Arc<Vec<(String, String)>>,
         request: Vec<u8>,
     },
     Sync {
@@ -195,7 +195,7 @@ fn encode_forwarded(forwarded: &Forwarded, out: &mut Vec<u8>) {
             out.extend_from_slice(&session_id.to_le_bytes());
             out.extend_from_slice(&xid.to_le_bytes());
             out.extend_from_slice(&(identities.len() as u32).to_le_bytes());
-            for (scheme, id) in identities {
+            for (scheme, id) in identities.iter() {
                 put_bytes(out, scheme.as_bytes());
                 put_bytes(out, id.as_bytes());
             }
@@ -437,7 +437,7 @@ fn decode_forwarded(cursor: &mut Cursor<'_>) -> Result<Forwarded, DecodeError> {
             let identities = (0..count)
                 .map(|_| Ok((cursor.string()?, cursor.string()?)))
                 .collect::<Result<Vec<(String, String)>, DecodeError>>()?;
-            Forwarded::Write { session_id, xid, identities, request: cursor.bytes()?.to_vec() }
+            Forwarded::Write { session_id, xid, identities: Arc::new(identities), request: cursor.bytes()?.to_vec() }
         }
         3 => Forwarded::Sync { core: cursor.u32()?, connection: cursor.u64()?, xid: cursor.i32()? },
         4 => {
@@ -507,7 +507,7 @@ mod tests {
         let write = Forwarded::Write {
             session_id: 7,
             xid: 9,
-            identities: vec![("ip".into(), "127.0.0.1".into())],
+            identities: Arc::new(vec![("ip".into(), "127.0.0.1".into())]),
             request: vec![1, 2, 3],
         };
         let PeerFrame::Forward(decoded) = round_trip(PeerFrame::Forward(write.clone())) else { panic!() };

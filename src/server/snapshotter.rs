@@ -25,6 +25,41 @@ pub struct Snapshotter {
     sender: Sender<SnapshotWork>,
 }
 
+/// When the next snapshot is due: after between half and all of snapCount transactions,
+/// at random, so servers of an ensemble do not all snapshot at once (ZooKeeper's
+/// SyncRequestProcessor does the same).
+pub struct SnapshotSchedule {
+    snap_count: u64,
+    since: u64,
+    next_at: u64,
+    random: std::collections::hash_map::RandomState,
+}
+
+impl SnapshotSchedule {
+    pub fn new(snap_count: u64) -> SnapshotSchedule {
+        let mut schedule =
+            SnapshotSchedule { snap_count: snap_count.max(2), since: 0, next_at: 0, random: Default::default() };
+        schedule.next_at = schedule.threshold();
+        schedule
+    }
+
+    fn threshold(&self) -> u64 {
+        let jitter = std::hash::BuildHasher::hash_one(&self.random, self.next_at) % (self.snap_count / 2).max(1);
+        self.snap_count / 2 + jitter
+    }
+
+    /// Counts `transactions` more; true when a snapshot is due (and starts counting anew).
+    pub fn counted(&mut self, transactions: u64) -> bool {
+        self.since += transactions;
+        if self.since < self.next_at {
+            return false;
+        }
+        self.since = 0;
+        self.next_at = self.threshold();
+        true
+    }
+}
+
 impl Snapshotter {
     /// Starts the thread, which first builds its copy of the recovered tree with `load`
     /// (at idle priority, while the cores already serve; committed batches queue until

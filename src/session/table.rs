@@ -14,7 +14,6 @@ pub struct SessionEntry {
     pub timeout_ms: i32,
     pub password: [u8; PASSWORD_SIZE_BYTES],
     pub expires_at_ms: u64,
-    pub owner_core: usize,
     /// Set once a closeSession is ordered, so the session is not closed twice.
     pub closing: bool,
 }
@@ -71,18 +70,13 @@ impl SessionTable {
     }
 
     /// Opens a session and returns its id and password.
-    pub fn create(&mut self, timeout_ms: i32, owner_core: usize, now_ms: u64) -> (i64, [u8; PASSWORD_SIZE_BYTES]) {
+    pub fn create(&mut self, timeout_ms: i32, now_ms: u64) -> (i64, [u8; PASSWORD_SIZE_BYTES]) {
         let session_id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         assert!(!self.sessions.contains_key(&session_id), "session id {session_id:#x} reused");
         let password = self.password_for(session_id);
-        let entry = SessionEntry {
-            timeout_ms,
-            password,
-            expires_at_ms: self.deadline(now_ms, timeout_ms),
-            owner_core,
-            closing: false,
-        };
+        let entry =
+            SessionEntry { timeout_ms, password, expires_at_ms: self.deadline(now_ms, timeout_ms), closing: false };
         self.sessions.insert(session_id, entry);
         (session_id, password)
     }
@@ -90,33 +84,24 @@ impl SessionTable {
     /// Restores a session found in the log after a restart. It gets a whole timeout from
     /// now to reconnect, as ZooKeeper gives sessions loaded from disk.
     pub fn restore(&mut self, session_id: i64, timeout_ms: i32, password: [u8; PASSWORD_SIZE_BYTES], now_ms: u64) {
-        let entry = SessionEntry {
-            timeout_ms,
-            password,
-            expires_at_ms: self.deadline(now_ms, timeout_ms),
-            owner_core: 0,
-            closing: false,
-        };
+        let entry =
+            SessionEntry { timeout_ms, password, expires_at_ms: self.deadline(now_ms, timeout_ms), closing: false };
         self.sessions.insert(session_id, entry);
         if session_id >= self.next_id {
             self.next_id = session_id.wrapping_add(1);
         }
     }
 
-    /// Re-attaches a session to a new connection if the password matches. Returns the
-    /// previous owning core.
-    pub fn reattach(&mut self, session_id: i64, password: &[u8], owner_core: usize, now_ms: u64) -> Option<usize> {
-        let deadline_base = now_ms;
-        let entry = self.sessions.get(&session_id)?;
+    /// Re-attaches a session to a new connection if it is open and the password matches.
+    pub fn reattach(&mut self, session_id: i64, password: &[u8], now_ms: u64) -> bool {
+        let Some(entry) = self.sessions.get(&session_id) else { return false };
         if entry.closing || entry.password.as_slice() != password {
-            return None;
+            return false;
         }
-        let deadline = self.deadline(deadline_base, entry.timeout_ms);
+        let deadline = self.deadline(now_ms, entry.timeout_ms);
         let entry = self.sessions.get_mut(&session_id).expect("looked up above");
-        let previous = entry.owner_core;
-        entry.owner_core = owner_core;
         entry.expires_at_ms = entry.expires_at_ms.max(deadline);
-        Some(previous)
+        true
     }
 
     /// Records activity: the session lives for another timeout from now.
@@ -168,7 +153,7 @@ mod tests {
     #[test]
     fn a_session_expires_a_timeout_after_its_last_touch_rounded_to_a_tick() {
         let mut table = SessionTable::new(0, 1_000_000, 100);
-        let (id, _) = table.create(1000, 0, 0);
+        let (id, _) = table.create(1000, 0);
         assert!(table.expired(1000).is_empty());
         assert_eq!(table.expired(1100), vec![id]);
         table.touch(id, 900);
@@ -179,19 +164,18 @@ mod tests {
     #[test]
     fn reattach_needs_the_password() {
         let mut table = SessionTable::new(0, 1_000_000, 100);
-        let (id, password) = table.create(1000, 0, 0);
-        assert_eq!(table.reattach(id, &[0; 16], 1, 10), None);
-        assert_eq!(table.reattach(id, &password, 1, 10), Some(0));
-        assert_eq!(table.get(id).unwrap().owner_core, 1);
+        let (id, password) = table.create(1000, 0);
+        assert!(!table.reattach(id, &[0; 16], 10));
+        assert!(table.reattach(id, &password, 10));
         assert!(table.begin_close(id));
-        assert_eq!(table.reattach(id, &password, 1, 10), None);
+        assert!(!table.reattach(id, &password, 10));
     }
 
     #[test]
     fn session_ids_are_distinct_and_non_zero() {
         let mut table = SessionTable::new(0, 0, 100);
-        let (a, _) = table.create(1000, 0, 0);
-        let (b, _) = table.create(1000, 0, 0);
+        let (a, _) = table.create(1000, 0);
+        let (b, _) = table.create(1000, 0);
         assert_ne!(a, 0);
         assert_ne!(a, b);
     }

@@ -4,8 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,16 +160,7 @@ impl Ensemble {
 
     /// A four-letter word's answer ("" when the member does not answer).
     pub fn four_letter(&self, index: usize, word: &str) -> String {
-        let Ok(mut stream) = TcpStream::connect(self.address(index)) else {
-            return String::new();
-        };
-        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        if stream.write_all(word.as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
+        super::four_letter_at(&self.address(index), word)
     }
 
     /// The member's mode as srvr reports it, or None when it does not serve.

@@ -17,6 +17,20 @@ pub fn ephemeral() -> zk::CreateOptions<'static> {
     zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
 }
 
+/// Sends a four-letter word to `address` and returns the answer ("" if nothing answers).
+pub fn four_letter_at(address: &str, word: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return String::new();
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    if stream.write_all(word.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
 /// Runs an async test on a two-thread runtime, failing it after `limit`.
 pub fn run_within<F: std::future::Future<Output = ()>>(limit: Duration, test: F) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -145,16 +159,7 @@ impl Server {
 
     /// Sends a four-letter word and returns the answer ("" if the server is not up).
     pub fn four_letter(&self, word: &str) -> String {
-        let Ok(mut stream) = TcpStream::connect(self.address()) else {
-            return String::new();
-        };
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        if stream.write_all(word.as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
+        four_letter_at(&self.address(), word)
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
