@@ -1,6 +1,7 @@
 //! Server configuration read from a ZooKeeper `zoo.cfg`, so an operator's file works as
 //! is. Sans-IO: `Config::parse` takes the file's text.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -171,6 +172,12 @@ impl Default for Config {
             zxid_counter_limit: 0xffff_0000,
         }
     }
+}
+
+/// `Long.hashCode` spread as Java's `HashMap.hash` spreads it.
+fn java_long_hash(value: u64) -> u32 {
+    let hash = (value ^ (value >> 32)) as u32;
+    hash ^ (hash >> 16)
 }
 
 /// A configuration problem that stops the server from starting.
@@ -388,6 +395,38 @@ impl Config {
         Ok(id)
     }
 
+    /// The membership as ZooKeeper writes it into `/zookeeper/config`
+    /// (`QuorumMaj.toString`): a `server.N=host:quorumPort:electionPort:role[;host:port]`
+    /// line per member, the client part only where the member's own line gave one (a bare
+    /// port there is `0.0.0.0:port`), then `version=` and the configuration's version in
+    /// hex, 0 for a static configuration. ZooKeeper lists the members in the order of its
+    /// `HashMap<Long, _>`: by id modulo the table's size (16 up to 12 members), which is
+    /// ascending id for the ids ensembles use.
+    pub fn membership_text(&self) -> String {
+        // HashMap's table doubles from 16 once it is over three quarters full.
+        let mut table_size = 16usize;
+        while self.servers.len() * 4 > table_size * 3 {
+            table_size *= 2;
+        }
+        let mut members: Vec<&ServerSpec> = self.servers.iter().collect();
+        members.sort_by_key(|server| (java_long_hash(server.id) as usize & (table_size - 1), server.id));
+        let mut text = String::new();
+        for server in members {
+            let role = if server.observer { "observer" } else { "participant" };
+            let _ = write!(
+                text,
+                "server.{}={}:{}:{}:{role}",
+                server.id, server.host, server.quorum_port, server.election_port
+            );
+            if let Some(port) = server.client_port {
+                let _ = write!(text, ";{}:{port}", server.client_host.as_deref().unwrap_or("0.0.0.0"));
+            }
+            text.push('\n');
+        }
+        text.push_str("version=0");
+        text
+    }
+
     pub fn min_session_timeout_ms(&self) -> u32 {
         self.min_session_timeout_ms.unwrap_or(self.tick_time_ms * 2)
     }
@@ -440,6 +479,22 @@ mod tests {
         assert_eq!(config.jute_max_buffer_bytes, 0x100000);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("foo"));
+    }
+
+    #[test]
+    fn the_membership_reads_as_zookeepers_zookeeper_config_node() {
+        // QuorumServer.toString: the role always, the client part only when the member's
+        // line gave one; members in HashMap order (id 17 lands in bucket 1, after 16's 0).
+        let text = "server.2=127.0.0.1:2889:3889:participant;2182\nserver.1=127.0.0.1:2888:3888\n\
+                    server.3=host3:2890:3890:observer;10.0.0.3:2183\nserver.17=h17:2891:3891\nserver.16=h:1:2\n";
+        let (config, _) = Config::parse(text).unwrap();
+        assert_eq!(
+            config.membership_text(),
+            "server.16=h:1:2:participant\nserver.1=127.0.0.1:2888:3888:participant\n\
+             server.17=h17:2891:3891:participant\n\
+             server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+             server.3=host3:2890:3890:observer;10.0.0.3:2183\nversion=0"
+        );
     }
 
     #[test]

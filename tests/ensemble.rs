@@ -301,6 +301,27 @@ fn an_observer_serves_reads_and_writes_but_does_not_vote() {
 }
 
 #[test]
+fn every_member_holds_the_membership_in_zookeeper_config() {
+    // ZooKeeper's ensemble members write the configuration into /zookeeper/config as they
+    // load their database (`ZKDatabase.initConfigInZKDatabase`), data version -1, mzxid
+    // 0 for a static configuration; Curator's EnsembleTracker reads it there.
+    let ensemble = Ensemble::start(3, 1, "");
+    let config = std::fs::read_to_string(ensemble.members[0].dir.join("zoo.cfg")).unwrap();
+    let mut expected: String =
+        config.lines().filter(|line| line.starts_with("server.")).map(|line| format!("{line}\n")).collect();
+    expected.push_str("version=0");
+    assert!(expected.contains(":observer\n"), "{expected}");
+    run(async {
+        for index in 0..4 {
+            let client = connect(&ensemble.address(index)).await;
+            let (data, stat) = client.get_data("/zookeeper/config").await.unwrap();
+            assert_eq!(String::from_utf8(data).unwrap(), expected, "member {index}");
+            assert_eq!((stat.version, stat.mzxid, stat.czxid), (-1, 0, 0), "member {index}");
+        }
+    });
+}
+
+#[test]
 fn mntr_reports_the_ensemble_from_the_leader() {
     let ensemble = Ensemble::start(3, 0, "");
     let leader = ensemble.leader().unwrap();

@@ -206,6 +206,15 @@ fn mntr_reports_in_tab_separated_key_value_lines() {
 }
 
 #[test]
+fn a_fresh_server_counts_its_nodes_as_zookeeper_does() {
+    // ZooKeeper's node map holds the root under "" and "/": /, /zookeeper,
+    // /zookeeper/quota and /zookeeper/config are reported as 5 nodes.
+    let server = Server::start();
+    assert!(server.four_letter("mntr").contains("zk_znode_count\t5\n"));
+    assert!(server.four_letter("srvr").contains("Node count: 5\n"));
+}
+
+#[test]
 fn sigterm_stops_the_server_cleanly() {
     let mut server = Server::start();
     let (_session, _, _) = handshake(&server);

@@ -221,6 +221,9 @@ impl CoreState {
         log: &crate::log::recovery::RecoveredLog,
     ) {
         self.tree = recovered_tree(snapshot, log);
+        if self.shared.config.is_ensemble() {
+            self.tree.set_membership(self.shared.config.membership_text().as_bytes(), wall_clock_ms());
+        }
         self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.publish_counters();
     }

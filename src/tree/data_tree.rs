@@ -129,6 +129,18 @@ impl DataTree {
         self.last_zxid
     }
 
+    /// What each member of a ZooKeeper ensemble writes into `/zookeeper/config` itself,
+    /// outside the log, as it loads its database (`ZKDatabase.initConfigInZKDatabase`):
+    /// the membership text, with data version -1 and mzxid the configuration's version
+    /// (0 for a static configuration). No watch fires: nobody is connected yet.
+    pub fn set_membership(&mut self, text: &[u8], mtime_ms: i64) {
+        // Clients cannot delete it, but a snapshot file might lack it.
+        let Some((node, _)) = self.replace_data(CONFIG, Some(text)) else { return };
+        node.version = -1;
+        node.mzxid = 0;
+        node.mtime_ms = mtime_ms;
+    }
+
     /// Containers that had children and have none left, and TTL nodes without children
     /// unchanged for longer than their TTL: what ZooKeeper's ContainerManager deletes.
     pub fn reapable(&self, now_ms: i64, limit: usize) -> Vec<String> {

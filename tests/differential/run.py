@@ -4,6 +4,7 @@
     python3 tests/differential/run.py --ringkeeper target/debug/ringkeeper --seeds 20 --ops 3000
     python3 tests/differential/run.py --target 127.0.0.1:2182 --reference 127.0.0.1:2181
     python3 tests/differential/run.py --target-zookeeper --seeds 3   # ZooKeeper vs ZooKeeper
+    python3 tests/differential/run.py --ringkeeper BIN --ensemble 3  # sessions over 3 members
 
 For every seed the same pseudo-random sequence of requests is sent, over ~4 sessions, to
 both servers, and every reply and every watch notification each session receives is
@@ -95,6 +96,16 @@ EXCLUDABLE = ("create create2 delete exists getData setData getChildren getChild
               "authRace multiDigestAuth").split()
 
 
+# Requests a member answers from its own state, with its last applied zxid in the reply
+# header. In an ensemble that zxid depends on how far the member had got (ZooKeeper
+# against itself differs there), so it is checked only for never going backwards within
+# a session, not compared.
+MEMBER_LOCAL_OPS = {Op.EXISTS, Op.GET_DATA, Op.GET_CHILDREN, Op.GET_CHILDREN2, Op.GET_ACL,
+                    Op.SYNC, Op.GET_EPHEMERALS, Op.GET_ALL_CHILDREN_NUMBER, Op.WHO_AM_I,
+                    Op.CHECK_WATCHES, Op.REMOVE_WATCHES, Op.ADD_WATCH, Op.SET_WATCHES,
+                    Op.SET_WATCHES2, Op.MULTI_READ, Op.AUTH}
+
+
 class Difference(Exception):
     pass
 
@@ -145,10 +156,23 @@ class Normalizer:
     else (xids, error codes, versions, cversion, aversion, dataLength, numChildren,
     data bytes, sequential suffixes, event types and states, frame lengths) is kept."""
 
-    def __init__(self, root, exact_zxids=False):
+    def __init__(self, root, exact_zxids=False, peer_ports=(), ensemble=False):
+        self.ensemble = ensemble
         self.zx = ZxidMap(exact_zxids)
         self.sids = {}
         self.root = root
+        # An ensemble's /zookeeper/config lists each member's quorum and election ports,
+        # which differ between the two ensembles: they are compared by name.
+        self.port_names = {}
+        for i, (quorum, election) in enumerate(peer_ports):
+            self.port_names[str(quorum)] = "quorum%d" % (i + 1)
+            self.port_names[str(election)] = "election%d" % (i + 1)
+
+    def data(self, v):
+        if not self.port_names or not v or not v.startswith(b"server."):
+            return v
+        return re.sub(rb":(\d+)", lambda m: b":" + self.port_names.get(
+            m.group(1).decode(), m.group(1).decode()).encode(), v)
 
     def sid(self, s):
         if not s:
@@ -191,7 +215,7 @@ class Normalizer:
             elif k == "results":
                 out[k] = [self.body(r) for r in v]
             elif k == "data":
-                out[k] = v
+                out[k] = self.data(v)
             else:
                 out[k] = v
         return out
@@ -207,7 +231,8 @@ class Normalizer:
                     m.decode_error, m.trailing)
         if m.kind == "garbage":
             return ("garbage", m.decode_error, hexs(m.raw[:64]))
-        return (m.kind, m.xid, jute.OP_NAMES.get(m.op, m.op), self.zx(m.zxid), m.err,
+        zxid = "member's" if self.ensemble and m.op in MEMBER_LOCAL_OPS else self.zx(m.zxid)
+        return (m.kind, m.xid, jute.OP_NAMES.get(m.op, m.op), zxid, m.err,
                 self.body(m.body), len(m.raw), m.decode_error, m.trailing)
 
     def connect(self, resp, index, new_session=True):
@@ -303,9 +328,16 @@ def fmt(n):
 
 
 class Side:
-    def __init__(self, name, host, port, root, exact_zxids):
-        self.name, self.host, self.port = name, host, port
-        self.norm = Normalizer(root, exact_zxids)
+    """One server, or an ensemble's members: session i goes to member i mod n (and a
+    re-attached session to the member the last operation went to, both sides alike)."""
+
+    def __init__(self, name, members, root, exact_zxids, peer_ports, ensemble):
+        self.name, self.members = name, members
+        self.norm = Normalizer(root, exact_zxids, peer_ports, ensemble)
+
+    def member(self, index):
+        """A standalone reference stands in for every member of the target."""
+        return self.members[index % len(self.members)]
 
 
 class Session:
@@ -326,6 +358,8 @@ class Session:
         # Watches asked for by requests generated in the current batch (not answered yet).
         self.gen_std, self.gen_pers = set(), set()
         self.auth = []  # credentials added (auth packet) on the current connection
+        self.member = 0  # which member of an ensemble the session is connected to
+        self.max_zxid = [0, 0]  # the largest reply zxid the session has seen, per side
         self.last_used = time.monotonic()
         self.alive = False
 
@@ -341,8 +375,12 @@ class Runner:
         self.rng = random.Random(seed)
         self.fresh = fresh
         self.root = "" if fresh else "/rkdiff-%s-s%d" % (nonce, seed)
-        self.sides = [Side("reference", ref[0], ref[1], self.root, args.exact_zxids),
-                      Side("target", tgt[0], tgt[1], self.root, args.exact_zxids)]
+        self.members = max(len(ref[0]), len(tgt[0]))
+        self.sides = [Side("reference", ref[0], self.root, args.exact_zxids, ref[1],
+                           self.members > 1),
+                      Side("target", tgt[0], self.root, args.exact_zxids, tgt[1],
+                           self.members > 1)]
+        self.last_member = None  # the member the last request went to
         self.slots = []
         self.next_index = 0
         self.oplog = collections.deque(maxlen=10)
@@ -402,6 +440,15 @@ class Runner:
             msgs = conn.messages[sess.processed[s]:end]
             sess.processed[s] = end
             slices.append([m for m in msgs if m.kind != "ping"])
+        for s in (0, 1):
+            for m in slices[s]:
+                if m.kind != "reply" or m.zxid <= 0:
+                    continue
+                if m.zxid < sess.max_zxid[s]:
+                    self.fail(sess, "%s: a reply's zxid 0x%x is older than 0x%x, which the "
+                              "session saw before" % (self.sides[s].name, m.zxid,
+                                                      sess.max_zxid[s]))
+                sess.max_zxid[s] = m.zxid
         nref = [self.sides[0].norm.message(m) for m in slices[0]]
         ntgt = [self.sides[1].norm.message(m) for m in slices[1]]
         if self.perturb_at is not None and ntgt:
@@ -542,6 +589,7 @@ class Runner:
 
     def request(self, sess, op, body, desc, path=None, watch=False, unordered_events=False):
         """Synchronous request on both servers; returns the reference's reply."""
+        self.settle(sess, unordered_events)
         self.step += 1
         self.check_time()
         self.keepalive()
@@ -554,6 +602,7 @@ class Runner:
 
     def burst(self, sess, reqs):
         """Write several requests of one session before reading any reply."""
+        self.settle(sess)
         self.step += 1
         self.check_time()
         self.keepalive()
@@ -563,6 +612,21 @@ class Runner:
             last = self.send_both(sess, op, body, (op, path, watch))
         upto = self.wait_both(sess, last, "last request of a burst")
         self.compare(sess, upto)
+
+    def settle(self, sess, unordered_events=False):
+        """In an ensemble a member answers from what it has applied, which may not yet
+        hold what the last request, sent through another member, changed; ZooKeeper
+        promises no more across sessions. A sync on the session first (on both sides,
+        compared) makes its member catch up, so the transcript depends only on the
+        order of the requests, as it does on one server: every event of the change is
+        delivered before the sync's reply (unordered_events: as the request's own)."""
+        previous, self.last_member = self.last_member, sess.member
+        if self.members == 1 or previous in (None, sess.member):
+            return
+        path = self.root or "/"
+        self.request(sess, Op.SYNC, jute.req_path(path),
+                     "sync %s (member %d catches up)" % (path, sess.member + 1), path,
+                     unordered_events=unordered_events)
 
     def keepalive(self):
         now = time.monotonic()
@@ -602,11 +666,20 @@ class Runner:
                                    session_id=old.session_id, passwd=old.passwd,
                                    last_zxid=old.last_zxid, with_read_only=with_ro))
             desc = "re-attach (lastZxidSeen = last zxid seen, readOnlyByte=%s)" % with_ro
+        # A new session goes to member index mod n; a re-attached one moves to the member
+        # the last request went to, which has applied everything the session saw.
+        if reattach is None:
+            sess.member = sess.index % self.members
+        elif self.last_member is not None:
+            sess.member = self.last_member
+        if self.members > 1:
+            desc += " on member %d" % (sess.member + 1)
         self.log(sess, desc)
         resps = []
         for s in (0, 1):
             side = self.sides[s]
-            conn = jute.ZKConn(side.host, side.port, timeout=self.args.reply_timeout,
+            host, port = side.member(sess.member)
+            conn = jute.ZKConn(host, port, timeout=self.args.reply_timeout,
                                name="%s-%s" % (side.name, sess.name))
             resps.append(conn.connect(**params[s]))
             sess.conns[s] = conn
@@ -650,6 +723,7 @@ class Runner:
                              "exists %s watch (ephemeral of %s)" % (p, sess.name), p, True)
             for o in others:
                 self.barrier(o)
+        self.settle(sess)
         self.step += 1
         self.log(sess, "closeSession")
         xid = self.send_both(sess, Op.CLOSE, b"", (Op.CLOSE, None, False))
@@ -690,7 +764,7 @@ class Runner:
         # (ZooKeeper 3.8 answers checkWatches OK when any session watches the exact
         # path). Wait until `cons` no longer lists the connection, on both servers.
         for s in (0, 1):
-            self.wait_connection_gone(self.sides[s], ports[s])
+            self.wait_connection_gone(self.sides[s], sess.member, ports[s])
         creds = list(sess.auth)
         sess.auth = []  # ZooKeeper keeps auth per connection
         others = [s for s in self.slots if s.alive]
@@ -753,14 +827,14 @@ class Runner:
         upto = self.wait_both(sess, xid, jute.OP_NAMES[op])
         self.compare(sess, upto)
 
-    def wait_connection_gone(self, side, local_port, timeout=5.0):
+    def wait_connection_gone(self, side, member, local_port, timeout=5.0):
         """Poll the `cons` four-letter word until the server no longer lists the client
         connection from local_port (a server whose cons lists nothing passes at once)."""
         needle = (":%d[" % local_port).encode()
         deadline = time.monotonic() + timeout
         while True:
             try:
-                out = jute.four_letter(side.host, side.port, "cons", timeout=2.0)
+                out = jute.four_letter(*side.member(member), "cons", timeout=2.0)
             except OSError:
                 out = b""
             if needle not in out:
@@ -961,6 +1035,12 @@ class Runner:
                     else self.pick_path())
         t = self.rng.choice([jute.WatcherType.CHILDREN, jute.WatcherType.DATA,
                              jute.WatcherType.ANY])
+        if self.standalone_stands_for_ensemble() and self.watched_elsewhere(sess, path):
+            # Each member keeps its own watch tables (ZooKeeper's WatchManager is per
+            # server), so a watch held through another member is not seen here, as
+            # ZooKeeper 3.8's "any session watches the path" answer on one server sees it.
+            return (Op.EXISTS, jute.req_path_watch(path, False), "exists %r" % path,
+                    path, False)
         if not self.enabled("recursiveChildTable") and (
                 sess.pdata.get(path) == 1 or sess.pchild.get(path) == 1):
             t = jute.WatcherType.ANY  # Children/Data only would meet ZooKeeper 3.8's
@@ -971,6 +1051,18 @@ class Runner:
             # of ZooKeeper's two tables only
         return (op, jute.req_path_type(path, t), "%s %r type=%s" % (
             jute.OP_NAMES[op], path, {1: "Children", 2: "Data", 3: "Any"}[t]), path, t)
+
+    def standalone_stands_for_ensemble(self):
+        return self.members > 1 and min(len(side.members) for side in self.sides) == 1
+
+    def watched_elsewhere(self, sess, path):
+        """A session on another member holds a watch of any kind on path."""
+        for o in self.slots:
+            if o is sess or not o.alive or o.member == sess.member:
+                continue
+            if any(path in w for w in (o.data_w, o.exist_w, o.child_w, o.pdata, o.pchild)):
+                return True
+        return False
 
     def auth_op(self, sess, cred=None):
         """The auth packet (xid -4, AuthPacket type 0, digest), alone on the session:
@@ -1098,7 +1190,11 @@ class Runner:
 
     def gen_zookeeper(self):
         """Operations on /zookeeper. Writes only when the server is fresh."""
-        p = self.rng.choice(ZK_NODES)
+        # An ensemble member writes its membership into /zookeeper/config, which a
+        # standalone ZooKeeper leaves empty (tests/ensemble.rs compares the text with
+        # ZooKeeper's): with a standalone reference it is left alone.
+        nodes = ZK_NODES[::2] if self.standalone_stands_for_ensemble() else ZK_NODES
+        p = self.rng.choice(nodes)
         if self.enabled("getACL") and self.rng.random() < 0.2:
             return self.gen_get_acl(p)
         if self.fresh and self.enabled("setACL") and self.rng.random() < 0.05:
@@ -1229,6 +1325,14 @@ class Runner:
                 sess.gen_std.clear()
                 sess.gen_pers.clear()
                 reqs = [self.gen_request(sess) for _ in range(self.rng.randint(2, 6))]
+                # A setACL ends a burst. ZooKeeper checks the requests behind it against
+                # the node's old ACL until the setACL is applied (PrepRequestProcessor's
+                # change record of a setACL keeps the old ACL), and against the new one
+                # after: a race of its own threads.
+                for i, req in enumerate(reqs):
+                    if req[0] == Op.SET_ACL:
+                        del reqs[i + 1:]
+                        break
                 self.counts["bursts"] += 1
                 self.burst(sess, reqs)
                 ops += len(reqs) - 1
@@ -1240,6 +1344,7 @@ class Runner:
             self.barrier(sess)
         for slot in range(len(self.slots)):
             sess = self.slots[slot]
+            self.settle(sess, self.args.unordered_close_events)
             self.step += 1
             self.log(sess, "closeSession (end)")
             xid = self.send_both(sess, Op.CLOSE, b"", (Op.CLOSE, None, False))
@@ -1270,6 +1375,11 @@ def parse_addr(s):
     return host.strip("[]"), int(port)
 
 
+def parse_members(s):
+    """HOST:PORT[,HOST:PORT...]: a server, or an ensemble's members (peer ports unknown)."""
+    return [parse_addr(a) for a in s.split(",")], ()
+
+
 def start_in_background(factory):
     """Enter a server context manager in a thread, so two servers start in parallel."""
     box = {}
@@ -1291,8 +1401,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ringkeeper", help="Ringkeeper binary to start as the target")
-    ap.add_argument("--target", help="HOST:PORT of a running target server")
-    ap.add_argument("--reference", help="HOST:PORT of a running reference ZooKeeper")
+    ap.add_argument("--target", help="HOST:PORT[,HOST:PORT...] of a running target server "
+                    "(or of each member of a running ensemble)")
+    ap.add_argument("--reference", help="HOST:PORT[,HOST:PORT...] of a running reference "
+                    "ZooKeeper (or of each member of a running ensemble)")
+    ap.add_argument("--ensemble", type=int, default=1, metavar="N",
+                    help="start the target as an ensemble of N members and spread the "
+                    "sessions over them")
+    ap.add_argument("--reference-ensemble", action="store_true",
+                    help="with --ensemble: the reference is a ZooKeeper ensemble of N "
+                    "(QuorumPeerMain) instead of one standalone ZooKeeper")
     ap.add_argument("--target-zookeeper", action="store_true",
                     help="start a second ZooKeeper as the target (checks the harness)")
     ap.add_argument("--seeds", type=int, default=20, help="number of seeds (default 20)")
@@ -1328,8 +1446,8 @@ def main():
     if not (args.target or args.ringkeeper or args.target_zookeeper):
         ap.error("give --ringkeeper BINARY, --target HOST:PORT or --target-zookeeper")
     seeds = args.seed or list(range(args.first_seed, args.first_seed + args.seeds))
-    ref_fixed = parse_addr(args.reference) if args.reference else None
-    tgt_fixed = parse_addr(args.target) if args.target else None
+    ref_fixed = parse_members(args.reference) if args.reference else None
+    tgt_fixed = parse_members(args.target) if args.target else None
     fresh = ref_fixed is None and tgt_fixed is None
     nonce = "%x" % (int(time.time() * 1000) % 0xffffffff)
     failed = []
@@ -1338,13 +1456,28 @@ def main():
         t0 = time.monotonic()
         with contextlib.ExitStack() as stack:
             starters = []
-            if ref_fixed is None:
+            if ref_fixed is None and args.ensemble > 1 and args.reference_ensemble:
+                starters.append(("ref", start_in_background(
+                    lambda: servers.start_zookeeper_ensemble(
+                        args.ensemble, extra_config={"forceSync": "no"},
+                        system_properties=servers.EXTENDED_TYPES))))
+            elif ref_fixed is None:
                 port = servers.free_port()
                 starters.append(("ref", start_in_background(
                     lambda port=port: servers.start_zookeeper(
                         port, extra_config={"forceSync": "no"},
                         system_properties=servers.EXTENDED_TYPES))))
-            if tgt_fixed is None:
+            if tgt_fixed is None and args.ensemble > 1:
+                if args.ringkeeper:
+                    f = (lambda: servers.start_ringkeeper_ensemble(
+                        args.ringkeeper, args.ensemble,
+                        extra_config=servers.EXTENDED_TYPES_CFG))
+                else:
+                    f = (lambda: servers.start_zookeeper_ensemble(
+                        args.ensemble, extra_config={"forceSync": "no"},
+                        system_properties=servers.EXTENDED_TYPES))
+                starters.append(("tgt", start_in_background(f)))
+            elif tgt_fixed is None:
                 port = servers.free_port()
                 if args.ringkeeper:
                     f = (lambda port=port: servers.start_ringkeeper(
@@ -1360,7 +1493,11 @@ def main():
                 t.join(120)
                 if "cm" in box:
                     stack.push(box["cm"].__exit__)
-                    addrs[key] = (box["server"].host, box["server"].port)
+                    server = box["server"]
+                    if isinstance(server, servers.Ensemble):
+                        addrs[key] = ([(m.host, m.port) for m in server.members], server.peers)
+                    else:
+                        addrs[key] = ([(server.host, server.port)], ())
                 else:
                     errors.append("%s: %s" % (key, box.get("error", "start-up timed out")))
             if errors:

@@ -29,6 +29,7 @@ import time
 
 ZK_JARS = ["/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"]
 ZK_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+ZK_QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 HOST = "127.0.0.1"
 
 # TTL nodes (createTTL, CreateMode 5/6) need this JVM property on ZooKeeper; Ringkeeper
@@ -243,6 +244,93 @@ def start_ringkeeper(binary, port, extra_config=None, extra_args=(), ready_timeo
             "--config", cfg_path] + list(extra_args)
     return _run("ringkeeper", argv, directory, port, os.path.join(directory, "server.log"),
                 cfg_path, ready_timeout, False, keep_dir)
+
+
+class Ensemble:
+    """Members of one ensemble; session i of a test goes to members[i % len(members)]."""
+
+    def __init__(self, kind, members, peers):
+        self.kind, self.members = kind, members
+        self.peers = peers  # (quorum port, election port) of each member
+
+    def log_tail(self, n=40):
+        return "\n".join("--- member %d\n%s" % (i + 1, m.log_tail(n))
+                         for i, m in enumerate(self.members))
+
+
+def _member_settings(directory, myid, port, peers, extra_config):
+    """zoo.cfg of ensemble member `myid` (1-based) with its dataDir/myid written."""
+    data_dir = os.path.join(directory, "data")
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, "myid"), "w") as f:
+        f.write("%d\n" % myid)
+    settings = dict(BASE_CONFIG)
+    settings.update({"dataDir": data_dir, "clientPort": str(port), "clientPortAddress": HOST,
+                     "initLimit": "10", "syncLimit": "5"})
+    for i, (quorum, election) in enumerate(peers):
+        settings["server.%d" % (i + 1)] = "%s:%d:%d" % (HOST, quorum, election)
+    for k, v in (extra_config or {}).items():
+        if v is None:
+            settings.pop(k, None)
+        else:
+            settings[k] = str(v)
+    cfg_path = os.path.join(directory, "zoo.cfg")
+    write_cfg(cfg_path, settings)
+    return cfg_path
+
+
+@contextlib.contextmanager
+def _run_ensemble(kind, size, argv_for, extra_config, ready_timeout):
+    """Launches every member before waiting for any (a member alone has no quorum), then
+    waits until each reports a Mode in srvr (it serves sessions only then)."""
+    peers = [(free_port(), free_port()) for _ in range(size)]
+    ports = [free_port() for _ in range(size)]
+    with contextlib.ExitStack() as stack:
+        members = []
+        for i in range(size):
+            directory = tempfile.mkdtemp(prefix="%s-member%d-" % (kind, i + 1))
+            stack.callback(shutil.rmtree, directory, True)
+            cfg_path = _member_settings(directory, i + 1, ports[i], peers, extra_config)
+            log_path = os.path.join(directory, "server.log")
+            log = stack.enter_context(open(log_path, "wb"))
+            proc = subprocess.Popen(argv_for(cfg_path, directory, ports[i]), cwd=directory,
+                                    stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            stack.callback(_stop, proc)
+            members.append(Server(kind, ports[i], directory, proc, log_path, cfg_path))
+        for member in members:
+            _wait_ready(member, ready_timeout, True)
+        yield Ensemble(kind, members, peers)
+
+
+def start_zookeeper_ensemble(size=3, extra_config=None, ready_timeout=120.0, java="java",
+                             heap="256m", system_properties=None):
+    """Context manager: an Apache ZooKeeper ensemble of `size` members on loopback
+    (QuorumPeerMain), each with a fresh dataDir and its myid."""
+    for jar in ZK_JARS:
+        if not os.path.exists(jar):
+            raise RuntimeError("%s is missing: apt-get install -y zookeeper" % jar)
+
+    def argv(cfg_path, _directory, _port):
+        out = [java, "-Xmx" + heap, "-XX:+UseSerialGC", "-Dzookeeper.jmx.log4j.disable=true",
+               "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+        out += ["-D%s=%s" % kv for kv in sorted((system_properties or {}).items())]
+        return out + ["-cp", ":".join(ZK_JARS), ZK_QUORUM_MAIN, cfg_path]
+
+    return _run_ensemble("zookeeper", size, argv, extra_config, ready_timeout)
+
+
+def start_ringkeeper_ensemble(binary, size=3, extra_config=None, ready_timeout=60.0):
+    """Context manager: a Ringkeeper ensemble of `size` members on loopback, each
+    `<binary> serve --cores 1 --config CFG` (the members share this machine's cores)."""
+    binary = os.path.abspath(binary)
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError("ringkeeper binary %s is not executable" % binary)
+
+    def argv(cfg_path, _directory, _port):
+        return [binary, "serve", "--cores", "1", "--config", cfg_path]
+
+    return _run_ensemble("ringkeeper", size, argv, extra_config, ready_timeout)
 
 
 if __name__ == "__main__":
