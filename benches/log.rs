@@ -109,42 +109,56 @@ fn group_commit(c: &mut Criterion) {
 }
 
 /// The floor under `append_group_commit`: the same batches written with a plain
-/// `pwrite` to an O_DSYNC file preallocated the same way, from this thread, with no
-/// io_uring and no executor. The gap between the two is what the log writer adds.
+/// `pwrite` to an O_DSYNC file, from this thread, with no io_uring and no executor. The
+/// gap between the two is what the log writer adds. Two ways to prepare the file: only
+/// fallocated, as the log's segments are (each write into a still unwritten block also
+/// commits the extent's conversion), and fallocated then written once with zeros, as a
+/// log padded ahead of its writes would be (no metadata change per write).
 fn pwrite_floor(c: &mut Criterion) {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    let mut group = c.benchmark_group("append_pwrite_floor");
-    group.sample_size(20).measurement_time(Duration::from_secs(5));
-    for records in [1usize, 16, 256] {
-        let batch = batch_of(records, 1);
-        group.throughput(Throughput::Elements(records as u64));
-        group.bench_function(format!("batch_{records}"), |b| {
-            b.iter_custom(|iterations| {
-                let dir = tempdir();
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_DSYNC)
-                    .open(dir.join("floor"))
-                    .expect("create floor file");
-                let capacity = (iterations as usize + 1) * batch.len() + 4096;
-                // SAFETY: fallocate on a file descriptor we own, within i64 range.
-                let allocated =
-                    unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, 0, capacity as libc::off_t) };
-                assert_eq!(allocated, 0, "fallocate");
-                let started = Instant::now();
-                for i in 0..iterations {
-                    file.write_all_at(&batch, i * batch.len() as u64).expect("pwrite");
-                }
-                let elapsed = started.elapsed();
-                drop(file);
-                std::fs::remove_dir_all(&dir).expect("remove bench dir");
-                elapsed
-            })
-        });
+    for (name, zero_filled) in [("append_pwrite_floor", false), ("append_pwrite_floor_zero_filled", true)] {
+        let mut group = c.benchmark_group(name);
+        group.sample_size(20).measurement_time(Duration::from_secs(5));
+        for records in [1usize, 16, 256] {
+            let batch = batch_of(records, 1);
+            group.throughput(Throughput::Elements(records as u64));
+            group.bench_function(format!("batch_{records}"), |b| {
+                b.iter_custom(|iterations| pwrite_batches(&batch, iterations, zero_filled))
+            });
+        }
+        group.finish();
     }
-    group.finish();
+}
+
+/// Writes `iterations` copies of `batch` one after another with pwrite into a prepared
+/// O_DSYNC file and returns the time the writes took (preparing excluded).
+fn pwrite_batches(batch: &AlignedVec<16>, iterations: u64, zero_filled: bool) -> Duration {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let dir = tempdir();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DSYNC)
+        .open(dir.join("floor"))
+        .expect("create floor file");
+    let capacity = (iterations as usize + 1) * batch.len() + 4096;
+    // SAFETY: fallocate on a file descriptor we own, within i64 range.
+    let allocated = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, 0, capacity as libc::off_t) };
+    assert_eq!(allocated, 0, "fallocate");
+    if zero_filled {
+        let zeros = vec![0u8; 1 << 20];
+        for offset in (0..capacity).step_by(zeros.len()) {
+            file.write_all_at(&zeros[..zeros.len().min(capacity - offset)], offset as u64).expect("zero fill");
+        }
+    }
+    let started = Instant::now();
+    for i in 0..iterations {
+        file.write_all_at(batch, i * batch.len() as u64).expect("pwrite");
+    }
+    let elapsed = started.elapsed();
+    drop(file);
+    std::fs::remove_dir_all(&dir).expect("remove bench dir");
+    elapsed
 }
 
 /// Appends `iterations` copies of `batch` through a LogWriter on a glommio executor and
