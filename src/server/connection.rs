@@ -488,7 +488,14 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 let identities = connection.borrow().identities.clone();
                 // The frame as received travels along (moved, not copied): a follower
                 // forwards it to its leader as is.
-                ToLeader::Write { session_id, identities, xid: header.xid, request, frame: frame_bytes }
+                ToLeader::Write {
+                    member: context.shared.config.my_id,
+                    session_id,
+                    identities,
+                    xid: header.xid,
+                    request,
+                    frame: frame_bytes,
+                }
             };
             if !context.leader.send(message).await {
                 return;

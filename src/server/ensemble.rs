@@ -250,7 +250,7 @@ impl Ensemble {
             }
             Forwarded::Write { session_id, xid, identities, request } => match decode_request(&request) {
                 Ok((_, decoded)) if decoded.is_write() => {
-                    ToLeader::Write { session_id, identities, xid, request: decoded, frame: request }
+                    ToLeader::Write { member: from, session_id, identities, xid, request: decoded, frame: request }
                 }
                 _ => {
                     tracing::warn!(

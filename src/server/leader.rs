@@ -174,7 +174,20 @@ impl Leader {
             ToLeader::Connect { member, core, connection, session_id, password, timeout_ms } => {
                 self.connect(member, core, connection, session_id, &password, timeout_ms)
             }
-            ToLeader::Write { session_id, identities, xid, request, .. } => {
+            ToLeader::Write { member, session_id, identities, xid, request, .. } => {
+                if !self.sessions.claim(session_id, member) {
+                    // ZooKeeper's checkSession throws SessionMovedException for a request
+                    // from a server that no longer owns the session, and that server closes
+                    // the connection it came from (FinalRequestProcessor): it is not ordered.
+                    tracing::info!(
+                        session = format_args!("{session_id:#x}"),
+                        member,
+                        "a write through a connection the session moved away from; closing it"
+                    );
+                    self.close_on(session_id, member, None);
+                    self.wake_publisher();
+                    return;
+                }
                 let extended_types = self.shared.config.extended_types_enabled;
                 let enforce_quota = self.shared.config.enforce_quota;
                 self.write(Caller { session_id, identities: &identities, extended_types, enforce_quota }, xid, &request)
@@ -203,14 +216,17 @@ impl Leader {
     ) {
         let now_ms = self.monotonic_ms();
         if session_id == 0 {
-            let (session_id, password) = self.sessions.create(timeout_ms, now_ms);
+            let (session_id, password) = self.sessions.create(timeout_ms, now_ms, member);
             self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
             self.order(session_id, 0, TxnOp::CreateSession { timeout_ms, password });
             self.place(member, core, Control::Connected { connection, session: Some((session_id, password)) });
             tracing::debug!(session = format_args!("{session_id:#x}"), timeout_ms, "session created");
         } else {
-            let session = if self.sessions.reattach(session_id, password, now_ms) {
+            let session = if self.sessions.reattach(session_id, password, now_ms, member) {
                 self.close_on(session_id, member, Some(connection));
+                for other in self.other_members(member) {
+                    self.close_on(session_id, other, None);
+                }
                 let password = self.sessions.get(session_id).expect("just re-attached").password;
                 Some((session_id, password))
             } else {
@@ -226,10 +242,17 @@ impl Leader {
         self.wake_publisher();
     }
 
+    /// The ensemble's members other than `member`.
+    fn other_members(&self, member: u64) -> Vec<u64> {
+        self.shared.config.servers.iter().map(|server| server.id).filter(|&id| id != member).collect()
+    }
+
     /// Closes the session's connection on `member`, every core of it, except `keep` (the
-    /// connection taking the session over). Only there, as ZooKeeper's server closes the
-    /// session's old connection only if it holds it (`processConnectRequest`): an old
-    /// connection on another member stays open.
+    /// connection taking the session over). A re-attach closes the session's connections
+    /// on every other member too: ZooKeeper leaves an old connection on another server
+    /// open until it next writes (then checkSession's SessionMovedException closes it),
+    /// but a member here answers a committed write of a session it holds, so a stale
+    /// holder could take a write made through the new one for its own.
     fn close_on(&mut self, session_id: i64, member: u64, keep: Option<u64>) {
         if member == self.member {
             for core in 0..self.controls.len() {

@@ -18,7 +18,15 @@ pub enum ToLeader {
     Connect { member: u64, core: usize, connection: ConnectionId, session_id: i64, password: Vec<u8>, timeout_ms: i32 },
     /// A write request, in the session's order, with the request frame as the client sent
     /// it (`frame`), which an ensemble follower forwards to its leader.
-    Write { session_id: i64, identities: Arc<Vec<(String, String)>>, xid: i32, request: Request, frame: Vec<u8> },
+    /// A write, from a connection on `member`.
+    Write {
+        member: u64,
+        session_id: i64,
+        identities: Arc<Vec<(String, String)>>,
+        xid: i32,
+        request: Request,
+        frame: Vec<u8>,
+    },
     /// A sync: answered once everything ordered before it is applied on the core.
     Sync { member: u64, core: usize, connection: ConnectionId, xid: i32 },
     /// Sessions with activity since the last touch.

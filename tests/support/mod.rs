@@ -5,6 +5,7 @@
 
 pub mod ensemble;
 pub mod link_proxy;
+pub mod raw;
 
 use zookeeper_client as zk;
 
