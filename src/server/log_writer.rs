@@ -32,6 +32,8 @@ pub struct LogWriter {
 /// The file the next segment is prepared in, until a roll renames it.
 const NEXT_SEGMENT_FILE: &str = "log.prepared";
 const ZERO_FILL_CHUNK_BYTES: usize = 1 << 20;
+/// O_DIRECT writes go in whole pages from page-aligned memory.
+const PAGE_BYTES: usize = 4096;
 
 /// The next segment, written once with zeros by a thread of its own while the current one
 /// fills. On ext4 a write into space that was only fallocated also commits the extent's
@@ -104,12 +106,23 @@ impl Drop for NextSegment {
     }
 }
 
-/// Writes `size_bytes` of zeros into a new file at `path` and makes them durable, a chunk
-/// at a time, stopping early (with an error) once `cancelled` is set.
+/// Writes `size_bytes` of zeros (rounded up to whole pages) into a new file at `path` and
+/// makes them durable, a chunk at a time, stopping early (with an error) once `cancelled`
+/// is set. O_DIRECT, so the fill leaves no dirty pages whose writeback would queue in
+/// front of the log's O_DSYNC writes; from a background thread (idle I/O class).
 fn fill_with_zeros(path: &Path, size_bytes: u64, cancelled: &AtomicBool) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
-    let zeros = vec![0u8; ZERO_FILL_CHUNK_BYTES];
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    super::placement::run_in_background();
+    let open =
+        |flags| std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(flags).open(path);
+    // A file system without O_DIRECT refuses it with EINVAL: fill through the page cache.
+    let file = match open(libc::O_DIRECT) {
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => open(0)?,
+        opened => opened?,
+    };
+    let mut zeros = rkyv::util::AlignedVec::<PAGE_BYTES>::with_capacity(ZERO_FILL_CHUNK_BYTES);
+    zeros.resize(ZERO_FILL_CHUNK_BYTES, 0);
+    let size_bytes = size_bytes.next_multiple_of(PAGE_BYTES as u64);
     let mut offset = 0u64;
     while offset < size_bytes {
         if cancelled.load(Ordering::Relaxed) {

@@ -13,6 +13,7 @@ pub mod log_writer;
 pub mod messages;
 pub mod peer_codec;
 pub mod peer_links;
+pub mod placement;
 pub mod shared;
 pub mod snapshotter;
 
@@ -263,13 +264,13 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     let snapshot = Arc::new(snapshot);
     let signals = block_shutdown_signals();
     let shared = Arc::new(Shared::new(config, cores));
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = placement::executor_cpus(&shared.config, cores);
     let mut handles = Vec::new();
     for (core, channels) in make_channels(cores).into_iter().enumerate() {
         let shared = shared.clone();
         let recovered = recovered.clone();
         let snapshot = snapshot.clone();
-        let placement = if cores <= cpus { Placement::Fixed(core) } else { Placement::Unbound };
+        let placement = cpus.as_ref().map_or(Placement::Unbound, |cpus| Placement::Fixed(cpus[core]));
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
             .spawn(move || async move { core_main(core, shared, channels, address, recovered, snapshot).await })

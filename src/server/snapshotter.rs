@@ -70,7 +70,7 @@ impl Snapshotter {
         std::thread::Builder::new()
             .name("snapshotter".into())
             .spawn(move || {
-                yield_to_serving();
+                super::placement::run_in_background();
                 let started = Instant::now();
                 let tree = load();
                 tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "snapshotter loaded its tree");
@@ -83,25 +83,6 @@ impl Snapshotter {
     pub fn send(&self, work: SnapshotWork) {
         // The thread only stops with the process.
         let _ = self.sender.send(work);
-    }
-}
-
-/// Lowers this thread's CPU and I/O priority: snapshots must yield to serving cores and
-/// to the log's fdatasync, which every write waits for.
-fn yield_to_serving() {
-    // SAFETY: plain syscalls on the calling thread (tid 0 means "this thread" for both).
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
-        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-        const IOPRIO_CLASS_IDLE: libc::c_long = 3;
-        const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
-        libc::syscall(
-            libc::SYS_ioprio_set,
-            IOPRIO_WHO_PROCESS,
-            0 as libc::c_long,
-            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
-        );
     }
 }
 

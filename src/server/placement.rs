@@ -1,0 +1,84 @@
+//! Where threads run and at what priority: the executors pinned one per CPU, helper
+//! threads (the snapshotter, the log's zero fill) anywhere, below the executors.
+
+use crate::config::Config;
+
+/// The CPU each executor is pinned to, or None (unpinned) when there are more executors
+/// than CPUs this process may use. The CPUs are those of the process's affinity mask
+/// (`taskset` chooses them), in order, starting for ensemble member N at the
+/// ((N - 1) x cores)-th, wrapping: members sharing a host (a local ensemble, the tests)
+/// then spread over its CPUs instead of all pinning their first executor to the same one,
+/// and a member alone on its host with as many executors as CPUs uses every CPU either way.
+pub fn executor_cpus(config: &Config, cores: usize) -> Option<Vec<usize>> {
+    let first = if config.is_ensemble() { (config.my_id as usize).saturating_sub(1) * cores } else { 0 };
+    spread(&allowed_cpus(), first, cores)
+}
+
+/// `cores` CPUs of `allowed`, from its `first`-th on, wrapping; None if there are fewer.
+fn spread(allowed: &[usize], first: usize, cores: usize) -> Option<Vec<usize>> {
+    if cores > allowed.len() {
+        return None;
+    }
+    Some((0..cores).map(|core| allowed[(first + core) % allowed.len()]).collect())
+}
+
+/// The CPUs in this process's affinity mask, ascending.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if read != 0 {
+        let count = std::thread::available_parallelism().map_or(1, |count| count.get());
+        return (0..count).collect();
+    }
+    // SAFETY: CPU_ISSET reads the set filled above, within CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+}
+
+/// For a helper thread, at its start: it may run on any CPU of the process (not only on
+/// the executor's it was started from, whose affinity it inherited), at the lowest CPU
+/// priority and in the idle I/O class: snapshots and zero fills must yield to the serving
+/// executors and to the log's O_DSYNC writes, which every write waits for.
+pub fn run_in_background() {
+    // SAFETY: plain syscalls on the calling thread (pid/tid 0 means this thread for
+    // sched_setaffinity and ioprio_set; setpriority takes the thread id).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in allowed_cpus() {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot unpin a helper thread");
+        }
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower a helper thread's priority");
+        }
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+        const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+        let class = IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT;
+        if libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0 as libc::c_long, class) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower a helper thread's I/O priority");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_sharing_a_host_spread_over_its_cpus() {
+        // Three one-executor members on CPUs 2 and 5 (taskset -c 2,5): 2, 5, 2.
+        let allowed = [2, 5];
+        let firsts = [0, 1, 2];
+        let cpus: Vec<_> = firsts.iter().map(|&first| spread(&allowed, first, 1).unwrap()).collect();
+        assert_eq!(cpus, [vec![2], vec![5], vec![2]]);
+        // A member alone with an executor per CPU uses every CPU whatever its id.
+        assert_eq!(spread(&[0, 1, 2, 3], 4, 4).unwrap(), [0, 1, 2, 3]);
+        assert_eq!(spread(&[0, 1, 2, 3], 3, 4).unwrap(), [3, 0, 1, 2]);
+        // More executors than CPUs: unpinned.
+        assert_eq!(spread(&[0, 1], 0, 3), None);
+    }
+}
