@@ -9,9 +9,9 @@
 #   - the recipes: watch (1 writer, SESSIONS-1 watchers), lock, churn;
 #   - p99 at equal offered load: an open loop at 80% of ZooKeeper's closed-loop set rate;
 #   - an unloaded set: one session, one request at a time;
-# then 3-node loopback ensembles of each (set, get, create over sessions spread on the
-# three; set in open loop at 80% of ZooKeeper's ensemble set rate; an unloaded set through
-# member 1), the server CPU summed over the members.
+# then 3-node loopback ensembles of each (set, get over sessions spread on the three; set
+# in open loop at 80% of ZooKeeper's ensemble set rate; an unloaded set through member 1;
+# then create, last, as it grows the trees), the server CPU summed over the members.
 #
 #   perf/compare.sh [DURATION_S] [SESSIONS] [DEPTH]
 #       env: PROCS, THREADS, WORKLOADS; ENSEMBLE_ONLY=1 runs only the ensemble half;
@@ -29,7 +29,7 @@ depth=${3:-16}
 procs=${PROCS:-1}
 threads=${THREADS:-1}
 read -r -a workloads <<< "${WORKLOADS:-set get create exists children mixed watch lock churn}"
-ensemble_workloads=(set get create)
+ensemble_workloads=(set get)
 
 source perf/servers.sh
 ensure_zookeeper
@@ -124,6 +124,10 @@ for kind in zookeeper ringkeeper; do
     fi
     run "$label" "$ensemble_servers" "$ensemble_pid_list" open-set --workload set --sessions "$sessions" --rate "$ensemble_rate"
     run "$label" "${ensemble_servers%%,*}" "$ensemble_pid_list" unloaded-set --workload set --sessions 1 --depth 1
+    # create last: it grows each tree in proportion to the server's own rate, so the runs
+    # at equal offered load (and the unloaded one) before it find trees of equal size
+    # (1000 keys), not one several times the other's, with its snapshots in progress.
+    run "$label" "$ensemble_servers" "$ensemble_pid_list" create --workload create --sessions "$sessions" --depth "$depth"
     for pid in "${ensemble_pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
 done
 
