@@ -26,7 +26,6 @@ pub struct LogWriter {
     force_sync: bool,
     next: NextSegment,
     pub fsync_count: u64,
-    pub bytes_written: u64,
 }
 
 /// The file the next segment is prepared in, until a roll renames it.
@@ -153,7 +152,6 @@ impl LogWriter {
             force_sync,
             next: NextSegment::new(dir, segment_size_bytes)?,
             fsync_count: 0,
-            bytes_written: 0,
         };
         if let Some((path, valid_end)) = tail {
             let file = open_options(force_sync).read(true).write(true).buffered_open(path).await?;
@@ -176,7 +174,6 @@ impl LogWriter {
         let file = self.file.as_ref().expect("a segment is open");
         write_all_at(file, batch, self.offset).await?;
         self.offset += batch.len() as u64;
-        self.bytes_written += batch.len() as u64;
         if self.offset * 2 >= self.capacity {
             self.next.start();
         }

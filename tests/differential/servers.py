@@ -71,6 +71,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def distinct_free_ports(count):
+    """count free ports, no two alike (each is released before its server binds it)."""
+    picked = []
+    for _ in range(100 * count):
+        port = free_port()
+        if port not in picked:
+            picked.append(port)
+        if len(picked) == count:
+            return picked
+    raise RuntimeError("could not pick %d distinct free ports" % count)
+
+
 def write_cfg(path, settings):
     with open(path, "w") as f:
         for k, v in settings.items():
@@ -283,8 +295,9 @@ def _member_settings(directory, myid, port, peers, extra_config):
 def _run_ensemble(kind, size, argv_for, extra_config, ready_timeout):
     """Launches every member before waiting for any (a member alone has no quorum), then
     waits until each reports a Mode in srvr (it serves sessions only then)."""
-    peers = [(free_port(), free_port()) for _ in range(size)]
-    ports = [free_port() for _ in range(size)]
+    picked = distinct_free_ports(3 * size)
+    peers = [(picked[2 * i], picked[2 * i + 1]) for i in range(size)]
+    ports = picked[2 * size:]
     with contextlib.ExitStack() as stack:
         members = []
         for i in range(size):

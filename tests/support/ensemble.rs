@@ -55,14 +55,31 @@ impl Ensemble {
 
     fn start_with(voters: usize, observers: usize, extra: &str, partitionable: bool) -> Ensemble {
         let count = voters + observers;
-        let ports: Vec<(u16, u16)> = (0..count).map(|_| (free_port(), free_port())).collect();
+        // Ports are picked free and released before the members bind them: no two may be
+        // picked alike, and no proxy may be handed one of them meanwhile.
+        let mut taken = std::collections::BTreeSet::new();
+        let mut distinct_port = || {
+            (0..1000)
+                .map(|_| free_port())
+                .find(|&port| !taken.contains(&port) && !taken.contains(&port.wrapping_add(1)))
+                .inspect(|&port| {
+                    taken.insert(port);
+                    taken.insert(port.wrapping_add(1));
+                })
+                .expect("a free port not picked yet")
+        };
+        let ports: Vec<(u16, u16)> = (0..count).map(|_| (distinct_port(), distinct_port())).collect();
         let root = std::env::temp_dir().join(format!("ringkeeper-ensemble-{}-{}", std::process::id(), ports[0].0));
         let mut proxies = std::collections::BTreeMap::new();
         if partitionable {
             for from in 0..count {
                 for to in (0..count).filter(|&to| to != from) {
                     let target = SocketAddr::from(([127, 0, 0, 1], ports[to].1));
-                    proxies.insert((from, to), super::link_proxy::LinkProxy::start(target));
+                    let proxy = (0..1000)
+                        .map(|_| super::link_proxy::LinkProxy::start(target))
+                        .find(|proxy| !taken.contains(&proxy.address.port()))
+                        .expect("a proxy port no member uses");
+                    proxies.insert((from, to), proxy);
                 }
             }
         }
