@@ -92,18 +92,30 @@ impl Snapshotter {
 /// few milliseconds of batches queue instead, and are applied together.
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// After this many polls in a row find nothing (a second), the snapshotter blocks on the
+/// channel instead: an idle server then wakes no thread, and only the first batch after
+/// the pause pays the wake-up.
+const IDLE_POLLS_BEFORE_BLOCKING: u32 = 200;
+
 fn run(mut tree: DataTree, config: &Config, receiver: &Receiver<SnapshotWork>) {
     let mut triggers = Vec::new();
     let mut last_snapshot_zxid = tree.last_zxid();
+    let mut idle_polls = 0;
     loop {
         let work = match receiver.try_recv() {
             Ok(work) => work,
-            Err(crossbeam::channel::TryRecvError::Empty) => {
+            Err(crossbeam::channel::TryRecvError::Empty) if idle_polls < IDLE_POLLS_BEFORE_BLOCKING => {
+                idle_polls += 1;
                 std::thread::sleep(IDLE_POLL);
                 continue;
             }
+            Err(crossbeam::channel::TryRecvError::Empty) => match receiver.recv() {
+                Ok(work) => work,
+                Err(crossbeam::channel::RecvError) => return,
+            },
             Err(crossbeam::channel::TryRecvError::Disconnected) => return,
         };
+        idle_polls = 0;
         match work {
             SnapshotWork::Batch(records) => {
                 for record in Records::new(&records) {
