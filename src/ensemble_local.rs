@@ -68,9 +68,7 @@ pub fn run(layout: &Layout) -> Result<(), String> {
         layout.members,
         servers.join(",")
     );
-    let mut signal: libc::c_int = 0;
-    // SAFETY: waits on the signal set blocked above.
-    unsafe { libc::sigwait(&signals, &mut signal) };
+    crate::server::wait_for_shutdown_signal(&signals);
     for child in &mut children {
         // SAFETY: kill(2) on a child we started.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };

@@ -3,11 +3,8 @@
 
 pub mod dump;
 pub mod epoch_file;
-pub mod memory_log;
 pub mod record;
 pub mod recovery;
 pub mod segment;
 pub mod snapshot_file;
 pub mod truncate;
-
-pub use memory_log::MemoryLog;

@@ -5,7 +5,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -30,14 +29,6 @@ pub struct RecoveredLog {
 }
 
 impl RecoveredLog {
-    pub fn last_zxid(&self) -> i64 {
-        self.segments.iter().rev().find_map(last_zxid_of).unwrap_or(0)
-    }
-
-    pub fn record_count(&self) -> u64 {
-        self.segments.iter().map(|segment| segment.record_count).sum()
-    }
-
     /// Every record, in zxid order, read in place from the maps.
     pub fn records(&self) -> impl Iterator<Item = (i64, &ArchivedTxn)> {
         self.segments.iter().flat_map(|segment| {
@@ -134,6 +125,15 @@ pub fn recover(dir: &Path) -> Result<RecoveredLog, RecoveryError> {
                 return Err(RecoveryError::Corrupt { path, offset, detail: "zxids out of order".into() })
             }
         };
+        if is_last && scan.record_count == 0 && !scan.valid_after_damage {
+            // The server stopped after creating this segment and before its first batch
+            // was durable (or a cut left none in it): it holds nothing, and the next record
+            // appended need not have the zxid the file is named after.
+            tracing::warn!(path = %path.display(), "removing a last segment that holds no records");
+            drop(map);
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
+            continue;
+        }
         check_continuity(&log, &path, first_zxid, &scan)?;
         if let Some((offset, damage)) = &scan.damage {
             if !is_last || scan.valid_after_damage {
@@ -192,5 +192,37 @@ fn zero_from(path: &Path, from: u64, to: u64) -> Result<(), RecoveryError> {
     file.sync_data().map_err(io_error(path))
 }
 
-/// Shares a recovered log between cores for replay.
-pub type SharedRecoveredLog = Arc<RecoveredLog>;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record::append;
+    use crate::txn::{Step, Txn, TxnOp};
+
+    fn segment_bytes(first_zxid: i64, zxids: std::ops::Range<i64>) -> Vec<u8> {
+        let mut bytes = rkyv::util::AlignedVec::<16>::new();
+        bytes.extend_from_slice(&segment::header(first_zxid));
+        for zxid in zxids {
+            let op = TxnOp::Single(Step::Delete { path: format!("/n{zxid}") });
+            append(&mut bytes, &Txn { session_id: 1, cxid: 1, zxid, time_ms: 0, op });
+        }
+        bytes.extend_from_slice(&[0; 4096]);
+        bytes.to_vec()
+    }
+
+    #[test]
+    fn a_last_segment_with_only_its_header_is_removed_and_the_log_ends_before_it() {
+        // A crash between writing a new segment's header and its first batch leaves a
+        // segment named after a zxid it never held; appending the next epoch's records
+        // there would name the file wrongly, so recovery drops it.
+        let dir = std::env::temp_dir().join(format!("ringkeeper-recovery-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(segment::file_name(1)), segment_bytes(1, 1..4)).unwrap();
+        std::fs::write(dir.join(segment::file_name(4)), segment_bytes(4, 4..4)).unwrap();
+        let log = recover(&dir).unwrap();
+        assert!(!dir.join(segment::file_name(4)).exists());
+        assert_eq!(log.records().map(|(zxid, _)| zxid).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(log.tail().unwrap().0, dir.join(segment::file_name(1)));
+        drop(log);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -19,7 +19,7 @@ use super::messages::{Control, PlacedControl, RemoteControl, ToLeader, EVERY_COR
 use super::shared::Shared;
 use super::snapshotter::SnapshotSchedule;
 use crate::consensus::zxid::{counter, epoch, ZxidCounter};
-use crate::log::{record, MemoryLog};
+use crate::log::record;
 use crate::proto::request::{Request, WriteOp};
 use crate::proto::ErrorCode;
 use crate::session::SessionTable;
@@ -29,8 +29,6 @@ use crate::txn::{Step, Txn, TxnOp};
 /// A batch is published at the latest when it holds this many bytes; the ordering point
 /// then waits for the publisher before taking more requests.
 pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// How much of the most recent log the in-memory log keeps.
-const MEMORY_LOG_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 pub struct Leader {
     shared: Arc<Shared>,
@@ -49,9 +47,7 @@ pub struct Leader {
     pending: PendingChanges,
     zxids: ZxidCounter,
     sessions: SessionTable,
-    log: MemoryLog,
     batch: AlignedVec<16>,
-    batch_records: u64,
     batch_first_zxid: i64,
     batch_last_zxid: i64,
     controls: Vec<Vec<PlacedControl>>,
@@ -102,9 +98,7 @@ impl Leader {
             pending: PendingChanges::default(),
             zxids: ZxidCounter::new(0, 0),
             sessions: SessionTable::new(server_id, now_ms, tick_ms),
-            log: MemoryLog::new(MEMORY_LOG_BYTES_MAX),
             batch: AlignedVec::new(),
-            batch_records: 0,
             batch_first_zxid: 0,
             batch_last_zxid: 0,
             controls: (0..cores).map(|_| Vec::new()).collect(),
@@ -242,8 +236,12 @@ impl Leader {
         self.wake_publisher();
     }
 
-    /// The ensemble's members other than `member`.
+    /// The ensemble's members other than `member`; none standalone (where a single
+    /// `server.N` line may still be configured).
     fn other_members(&self, member: u64) -> Vec<u64> {
+        if !self.shared.config.is_ensemble() {
+            return Vec::new();
+        }
         self.shared.config.servers.iter().map(|server| server.id).filter(|&id| id != member).collect()
     }
 
@@ -341,7 +339,6 @@ impl Leader {
             self.batch_first_zxid = txn.zxid;
         }
         record::append(&mut self.batch, &txn);
-        self.batch_records += 1;
         if self.snapshots.counted(1) {
             // The snapshotter takes it after applying this batch.
             self.snapshot_due = true;
@@ -379,10 +376,6 @@ impl Leader {
             return None;
         }
         let records = Arc::new(std::mem::take(&mut self.batch));
-        if self.batch_records > 0 {
-            self.log.append(records.clone(), self.batch_records);
-        }
-        self.batch_records = 0;
         let controls = self.controls.iter_mut().map(std::mem::take).collect();
         let snapshot_due = std::mem::take(&mut self.snapshot_due);
         Some(Published {
@@ -403,13 +396,5 @@ impl Leader {
     /// Whether ordered records wait to be published.
     pub fn has_batch(&self) -> bool {
         !self.batch.is_empty() || self.controls.iter().any(|controls| !controls.is_empty())
-    }
-
-    pub fn last_zxid(&self) -> i64 {
-        self.zxids.last()
-    }
-
-    pub fn log_records(&self) -> u64 {
-        self.log.appended_records()
     }
 }

@@ -28,8 +28,9 @@ pub struct LogWriter {
     pub fsync_count: u64,
 }
 
-/// The file the next segment is prepared in, until a roll renames it.
-const NEXT_SEGMENT_FILE: &str = "log.prepared";
+/// The files the next segment is prepared in (`log.prepared.<n>`), until a roll renames
+/// one; the suffix keeps a cancelled fill's file apart from the next one's.
+const NEXT_SEGMENT_PREFIX: &str = "log.prepared.";
 const ZERO_FILL_CHUNK_BYTES: usize = 1 << 20;
 /// O_DIRECT writes go in whole pages from page-aligned memory.
 const PAGE_BYTES: usize = 4096;
@@ -42,46 +43,56 @@ const PAGE_BYTES: usize = 4096;
 /// its logs too. Preparing starts once the current segment is half full, so a server
 /// that writes little never writes the extra segment.
 struct NextSegment {
-    path: PathBuf,
-    filling: Option<(std::thread::JoinHandle<io::Result<()>>, Arc<AtomicBool>)>,
+    dir: PathBuf,
+    filling: Option<Filling>,
     size_bytes: u64,
 }
 
+struct Filling {
+    path: PathBuf,
+    thread: std::thread::JoinHandle<io::Result<()>>,
+    cancelled: Arc<AtomicBool>,
+}
+
 impl NextSegment {
-    /// A leftover of an earlier process may be partly written: it is removed.
+    /// Leftovers of an earlier writer may be partly written: they are removed.
     fn new(dir: &Path, size_bytes: u64) -> io::Result<NextSegment> {
-        let path = dir.join(NEXT_SEGMENT_FILE);
-        match std::fs::remove_file(&path) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-            _ => {}
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name().to_str().is_some_and(|name| name.starts_with(NEXT_SEGMENT_PREFIX)) {
+                std::fs::remove_file(entry.path())?;
+            }
         }
-        Ok(NextSegment { path, filling: None, size_bytes })
+        Ok(NextSegment { dir: dir.to_owned(), filling: None, size_bytes })
     }
 
     fn start(&mut self) {
         if self.filling.is_some() {
             return;
         }
-        let (path, size_bytes) = (self.path.clone(), self.size_bytes);
+        static FILLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let fill = FILLS.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{NEXT_SEGMENT_PREFIX}{fill}"));
+        let size_bytes = self.size_bytes;
         let cancelled = Arc::new(AtomicBool::new(false));
-        let cancel = cancelled.clone();
-        let filling = std::thread::Builder::new()
+        let (cancel, fill_path) = (cancelled.clone(), path.clone());
+        let thread = std::thread::Builder::new()
             .name("log-zero-fill".into())
-            .spawn(move || fill_with_zeros(&path, size_bytes, &cancel));
-        match filling {
-            Ok(handle) => self.filling = Some((handle, cancelled)),
+            .spawn(move || fill_with_zeros(&fill_path, size_bytes, &cancel));
+        match thread {
+            Ok(thread) => self.filling = Some(Filling { path, thread, cancelled }),
             Err(error) => tracing::warn!(%error, "cannot start preparing the next log segment"),
         }
     }
 
     /// The prepared file, if it is complete: the caller renames it into place.
-    fn take(&mut self) -> Option<&Path> {
-        if !self.filling.as_ref().is_some_and(|(handle, _)| handle.is_finished()) {
+    fn take(&mut self) -> Option<PathBuf> {
+        if !self.filling.as_ref().is_some_and(|filling| filling.thread.is_finished()) {
             return None;
         }
-        let (handle, _) = self.filling.take().expect("checked above");
-        match handle.join() {
-            Ok(Ok(())) => Some(&self.path),
+        let Filling { path, thread, .. } = self.filling.take().expect("checked above");
+        match thread.join() {
+            Ok(Ok(())) => Some(path),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "preparing the next log segment failed");
                 None
@@ -95,12 +106,11 @@ impl NextSegment {
 }
 
 impl Drop for NextSegment {
-    /// No thread may go on writing zeros once this writer is gone: a later writer could
-    /// rename the same file into a live segment.
+    /// A fill in progress is told to stop and remove its file, without waiting for it on
+    /// the executor: it writes a file of its own that no later writer takes.
     fn drop(&mut self) {
-        if let Some((handle, cancelled)) = self.filling.take() {
-            cancelled.store(true, Ordering::Relaxed);
-            let _ = handle.join();
+        if let Some(filling) = self.filling.take() {
+            filling.cancelled.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -125,13 +135,20 @@ fn fill_with_zeros(path: &Path, size_bytes: u64, cancelled: &AtomicBool) -> io::
     let mut offset = 0u64;
     while offset < size_bytes {
         if cancelled.load(Ordering::Relaxed) {
+            drop(file);
+            std::fs::remove_file(path)?;
             return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
         }
         let length = (size_bytes - offset).min(zeros.len() as u64) as usize;
         file.write_all_at(&zeros[..length], offset)?;
         offset += length as u64;
     }
-    file.sync_all()
+    file.sync_all()?;
+    if cancelled.load(Ordering::Relaxed) {
+        std::fs::remove_file(path)?;
+        return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+    }
+    Ok(())
 }
 
 impl LogWriter {
@@ -153,12 +170,17 @@ impl LogWriter {
             next: NextSegment::new(dir, segment_size_bytes)?,
             fsync_count: 0,
         };
-        if let Some((path, valid_end)) = tail {
+        if let Some((path, valid_end)) = tail.filter(|&(_, valid_end)| valid_end > SEGMENT_HEADER_BYTES as u64) {
             let file = open_options(force_sync).read(true).write(true).buffered_open(path).await?;
             writer.capacity = file.file_size().await?;
             writer.offset = valid_end;
             assert!(writer.offset >= SEGMENT_HEADER_BYTES as u64 && writer.offset <= writer.capacity);
             writer.file = Some(file);
+        } else if let Some((path, _)) = tail {
+            // A cut left no record in it: the next record need not have the zxid it is
+            // named after, so the next append starts a segment of its own.
+            std::fs::remove_file(path)?;
+            std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(writer)
     }
@@ -204,7 +226,7 @@ impl LogWriter {
         let prepared = if fits { self.next.take() } else { None };
         let (file, capacity, zero_filled) = match prepared {
             Some(prepared) => {
-                std::fs::rename(prepared, &path)?;
+                std::fs::rename(&prepared, &path)?;
                 let file = open_options(self.force_sync).read(true).write(true).buffered_open(&path).await?;
                 (file, self.segment_size_bytes, true)
             }
@@ -281,9 +303,9 @@ mod tests {
                     writer.append(&batch(zxid, 16), zxid).await.unwrap();
                     zxid += 16;
                 }
-                let (handle, _) = writer.next.filling.as_ref().expect("preparing started");
+                let filling = writer.next.filling.as_ref().expect("preparing started");
                 for _ in 0..60_000 {
-                    if handle.is_finished() {
+                    if filling.thread.is_finished() {
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(1));
@@ -295,7 +317,13 @@ mod tests {
                     zxid += 16;
                 }
                 writer.append(&batch(zxid, 64), zxid).await.unwrap();
-                assert!(!dir.join(NEXT_SEGMENT_FILE).exists(), "the prepared segment was taken");
+                let prepared = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .filter(|entry| {
+                        entry.as_ref().unwrap().file_name().to_str().unwrap().starts_with(NEXT_SEGMENT_PREFIX)
+                    })
+                    .count();
+                assert_eq!(prepared, 0, "the prepared segment was taken");
                 assert_eq!(writer.capacity, SEGMENT_BYTES);
                 writer.close().await.unwrap();
             })

@@ -209,12 +209,22 @@ pub fn block_shutdown_signals() -> libc::sigset_t {
     // SAFETY: plain libc signal-set calls on a set we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        // These fail only on an invalid signal number or `how`, which would be a bug here.
+        assert_eq!(libc::sigemptyset(&mut set), 0);
+        assert_eq!(libc::sigaddset(&mut set, libc::SIGINT), 0);
+        assert_eq!(libc::sigaddset(&mut set, libc::SIGTERM), 0);
+        assert_eq!(libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), 0);
         set
     }
+}
+
+/// Waits for one of the signals `block_shutdown_signals` blocked; returns it.
+pub fn wait_for_shutdown_signal(signals: &libc::sigset_t) -> libc::c_int {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: waits on a signal set blocked in this thread; it fails only on an invalid set.
+    let waited = unsafe { libc::sigwait(signals, &mut signal) };
+    assert_eq!(waited, 0, "sigwait on the shutdown signals");
+    signal
 }
 
 /// Starts this process again with the same arguments: an ensemble member whose trees hold
@@ -282,9 +292,7 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     tracing::info!(%address, cores, "ringkeeper serving");
     // The lock is held until the process exits.
     let _keep_locked = &_data_dir_lock;
-    let mut signal: libc::c_int = 0;
-    // SAFETY: waits on the signal set blocked above.
-    unsafe { libc::sigwait(&signals, &mut signal) };
+    let signal = wait_for_shutdown_signal(&signals);
     tracing::info!(signal, "shutting down");
     // Nothing is buffered that a client was told is durable: replies are sent only after
     // their transactions are applied. Exiting now closes every connection.

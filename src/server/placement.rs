@@ -5,13 +5,15 @@ use crate::config::Config;
 
 /// The CPU each executor is pinned to, or None (unpinned) when there are more executors
 /// than CPUs this process may use. The CPUs are those of the process's affinity mask
-/// (`taskset` chooses them), in order, starting for ensemble member N at the
-/// ((N - 1) x cores)-th, wrapping: members sharing a host (a local ensemble, the tests)
+/// (`taskset` chooses them), in order, starting for the member listed N-th (from 0) among
+/// the `server.` lines at the (N x cores)-th, wrapping: members sharing a host (a local ensemble, the tests)
 /// then spread over its CPUs instead of all pinning their first executor to the same one,
 /// and a member alone on its host with as many executors as CPUs uses every CPU either way.
 pub fn executor_cpus(config: &Config, cores: usize) -> Option<Vec<usize>> {
-    let first = if config.is_ensemble() { (config.my_id as usize).saturating_sub(1) * cores } else { 0 };
-    spread(&allowed_cpus(), first, cores)
+    // The member's place among the configured ones, not its id: ids need not be dense.
+    let place = config.servers.iter().position(|server| server.id == config.my_id).unwrap_or(0);
+    let first = if config.is_ensemble() { place.wrapping_mul(cores) } else { 0 };
+    spread(allowed_cpus(), first, cores)
 }
 
 /// `cores` CPUs of `allowed`, from its `first`-th on, wrapping; None if there are fewer.
@@ -22,9 +24,17 @@ fn spread(allowed: &[usize], first: usize, cores: usize) -> Option<Vec<usize>> {
     Some((0..cores).map(|core| allowed[(first + core) % allowed.len()]).collect())
 }
 
-/// The CPUs in this process's affinity mask, ascending.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process.
+/// The CPUs in this process's affinity mask, ascending, as the first caller's thread had
+/// it: `executor_cpus`, on the main thread before any executor is pinned. A thread's own
+/// mask is not the process's once it is pinned (a helper started from an executor
+/// inherits that executor's single CPU).
+fn allowed_cpus() -> &'static [usize] {
+    static PROCESS_CPUS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    PROCESS_CPUS.get_or_init(this_threads_cpus)
+}
+
+fn this_threads_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the calling thread.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     let read = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if read != 0 {
@@ -44,7 +54,7 @@ pub fn run_in_background() {
     // sched_setaffinity and ioprio_set; setpriority takes the thread id).
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for cpu in allowed_cpus() {
+        for &cpu in allowed_cpus() {
             libc::CPU_SET(cpu, &mut set);
         }
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
