@@ -490,6 +490,7 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
                 // forwards it to its leader as is.
                 ToLeader::Write {
                     member: context.shared.config.my_id,
+                    connection: id,
                     session_id,
                     identities,
                     xid: header.xid,

@@ -225,8 +225,8 @@ impl Ensemble {
             ToLeader::Connect { core, connection, session_id, password, timeout_ms, .. } => {
                 Forwarded::Connect { core: core as u32, connection, session_id, timeout_ms, password }
             }
-            ToLeader::Write { session_id, identities, xid, frame, .. } => {
-                Forwarded::Write { session_id, xid, identities, request: frame }
+            ToLeader::Write { connection, session_id, identities, xid, frame, .. } => {
+                Forwarded::Write { connection, session_id, xid, identities, request: frame }
             }
             ToLeader::Sync { core, connection, xid, .. } => Forwarded::Sync { core: core as u32, connection, xid },
             ToLeader::Touch { sessions } => Forwarded::Touch { sessions },
@@ -248,10 +248,16 @@ impl Ensemble {
             Forwarded::Connect { core, connection, session_id, timeout_ms, password } => {
                 ToLeader::Connect { member: from, core: core as usize, connection, session_id, password, timeout_ms }
             }
-            Forwarded::Write { session_id, xid, identities, request } => match decode_request(&request) {
-                Ok((_, decoded)) if decoded.is_write() => {
-                    ToLeader::Write { member: from, session_id, identities, xid, request: decoded, frame: request }
-                }
+            Forwarded::Write { connection, session_id, xid, identities, request } => match decode_request(&request) {
+                Ok((_, decoded)) if decoded.is_write() => ToLeader::Write {
+                    member: from,
+                    connection,
+                    session_id,
+                    identities,
+                    xid,
+                    request: decoded,
+                    frame: request,
+                },
                 _ => {
                     tracing::warn!(
                         from,

@@ -168,17 +168,18 @@ impl Leader {
             ToLeader::Connect { member, core, connection, session_id, password, timeout_ms } => {
                 self.connect(member, core, connection, session_id, &password, timeout_ms)
             }
-            ToLeader::Write { member, session_id, identities, xid, request, .. } => {
-                if !self.sessions.claim(session_id, member) {
+            ToLeader::Write { member, connection, session_id, identities, xid, request, .. } => {
+                if let Err((owner_member, owner_connection)) = self.sessions.claim(session_id, (member, connection)) {
                     // ZooKeeper's checkSession throws SessionMovedException for a request
-                    // from a server that no longer owns the session, and that server closes
-                    // the connection it came from (FinalRequestProcessor): it is not ordered.
+                    // through a connection that no longer owns the session, and the server
+                    // closes that connection (FinalRequestProcessor): it is not ordered.
                     tracing::info!(
                         session = format_args!("{session_id:#x}"),
                         member,
                         "a write through a connection the session moved away from; closing it"
                     );
-                    self.close_on(session_id, member, None);
+                    let keep = (owner_member == member).then_some(owner_connection);
+                    self.close_on(session_id, member, keep);
                     self.wake_publisher();
                     return;
                 }
@@ -210,13 +211,13 @@ impl Leader {
     ) {
         let now_ms = self.monotonic_ms();
         if session_id == 0 {
-            let (session_id, password) = self.sessions.create(timeout_ms, now_ms, member);
+            let (session_id, password) = self.sessions.create(timeout_ms, now_ms, (member, connection));
             self.shared.session_count.store(self.sessions.len() as u64, Ordering::Relaxed);
             self.order(session_id, 0, TxnOp::CreateSession { timeout_ms, password });
             self.place(member, core, Control::Connected { connection, session: Some((session_id, password)) });
             tracing::debug!(session = format_args!("{session_id:#x}"), timeout_ms, "session created");
         } else {
-            let session = if self.sessions.reattach(session_id, password, now_ms, member) {
+            let session = if self.sessions.reattach(session_id, password, now_ms, (member, connection)) {
                 self.close_on(session_id, member, Some(connection));
                 for other in self.other_members(member) {
                     self.close_on(session_id, other, None);

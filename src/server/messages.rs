@@ -18,9 +18,10 @@ pub enum ToLeader {
     Connect { member: u64, core: usize, connection: ConnectionId, session_id: i64, password: Vec<u8>, timeout_ms: i32 },
     /// A write request, in the session's order, with the request frame as the client sent
     /// it (`frame`), which an ensemble follower forwards to its leader.
-    /// A write, from a connection on `member`.
+    /// A write, from `connection` on `member`.
     Write {
         member: u64,
+        connection: ConnectionId,
         session_id: i64,
         identities: Arc<Vec<(String, String)>>,
         xid: i32,

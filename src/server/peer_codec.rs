@@ -57,8 +57,10 @@ pub enum Forwarded {
         timeout_ms: i32,
         password: Vec<u8>,
     },
-    /// `request` is the client's request frame as received, decoded again by the leader.
+    /// `request` is the client's request frame as received, decoded again by the leader;
+    /// `connection` is the one it came through (the session's owner must match).
     Write {
+        connection: u64,
         session_id: i64,
         xid: i32,
         identities: Arc<Vec<(String, String)>>,
@@ -190,8 +192,9 @@ fn encode_forwarded(forwarded: &Forwarded, out: &mut Vec<u8>) {
             out.extend_from_slice(&timeout_ms.to_le_bytes());
             put_bytes(out, password);
         }
-        Forwarded::Write { session_id, xid, identities, request } => {
+        Forwarded::Write { connection, session_id, xid, identities, request } => {
             out.push(2);
+            out.extend_from_slice(&connection.to_le_bytes());
             out.extend_from_slice(&session_id.to_le_bytes());
             out.extend_from_slice(&xid.to_le_bytes());
             out.extend_from_slice(&(identities.len() as u32).to_le_bytes());
@@ -432,12 +435,13 @@ fn decode_forwarded(cursor: &mut Cursor<'_>) -> Result<Forwarded, DecodeError> {
             password: cursor.bytes()?.to_vec(),
         },
         2 => {
-            let (session_id, xid) = (cursor.i64()?, cursor.i32()?);
+            let (connection, session_id, xid) = (cursor.u64()?, cursor.i64()?, cursor.i32()?);
             let count = cursor.count(8)?;
             let identities = (0..count)
                 .map(|_| Ok((cursor.string()?, cursor.string()?)))
                 .collect::<Result<Vec<(String, String)>, DecodeError>>()?;
-            Forwarded::Write { session_id, xid, identities: Arc::new(identities), request: cursor.bytes()?.to_vec() }
+            let request = cursor.bytes()?.to_vec();
+            Forwarded::Write { connection, session_id, xid, identities: Arc::new(identities), request }
         }
         3 => Forwarded::Sync { core: cursor.u32()?, connection: cursor.u64()?, xid: cursor.i32()? },
         4 => {
@@ -505,6 +509,7 @@ mod tests {
     #[test]
     fn forwarded_traffic_and_controls_round_trip() {
         let write = Forwarded::Write {
+            connection: 3,
             session_id: 7,
             xid: 9,
             identities: Arc::new(vec![("ip".into(), "127.0.0.1".into())]),

@@ -16,10 +16,13 @@ pub struct SessionEntry {
     pub expires_at_ms: u64,
     /// Set once a closeSession is ordered, so the session is not closed twice.
     pub closing: bool,
-    /// The member whose connection holds the session (ZooKeeper's session owner); None
-    /// for a session restored from the log until a member writes for it.
-    pub owner: Option<u64>,
+    /// The connection that holds the session, as (member, connection) (ZooKeeper's session
+    /// owner); None for a session restored from the log until a connection writes for it.
+    pub owner: Option<Owner>,
 }
+
+/// A connection by member and connection id: where a session is held.
+pub type Owner = (u64, u64);
 
 pub struct SessionTable {
     sessions: HashMap<i64, SessionEntry>,
@@ -73,7 +76,7 @@ impl SessionTable {
     }
 
     /// Opens a session and returns its id and password.
-    pub fn create(&mut self, timeout_ms: i32, now_ms: u64, owner: u64) -> (i64, [u8; PASSWORD_SIZE_BYTES]) {
+    pub fn create(&mut self, timeout_ms: i32, now_ms: u64, owner: Owner) -> (i64, [u8; PASSWORD_SIZE_BYTES]) {
         let session_id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         assert!(!self.sessions.contains_key(&session_id), "session id {session_id:#x} reused");
@@ -95,9 +98,9 @@ impl SessionTable {
         }
     }
 
-    /// Re-attaches a session to a new connection on `member` if it is open and the
-    /// password matches; the member becomes its owner.
-    pub fn reattach(&mut self, session_id: i64, password: &[u8], now_ms: u64, member: u64) -> bool {
+    /// Re-attaches a session to a new connection if it is open and the password matches;
+    /// the connection becomes its owner.
+    pub fn reattach(&mut self, session_id: i64, password: &[u8], now_ms: u64, owner: Owner) -> bool {
         let Some(entry) = self.sessions.get(&session_id) else { return false };
         if entry.closing || entry.password.as_slice() != password {
             return false;
@@ -105,17 +108,22 @@ impl SessionTable {
         let deadline = self.deadline(now_ms, entry.timeout_ms);
         let entry = self.sessions.get_mut(&session_id).expect("looked up above");
         entry.expires_at_ms = entry.expires_at_ms.max(deadline);
-        entry.owner = Some(member);
+        entry.owner = Some(owner);
         true
     }
 
-    /// Whether a request of the session through `member` may be ordered: false if another
-    /// member owns it (ZooKeeper's `checkSession` with the request's owner). A session
-    /// without an owner is claimed by the first member that writes for it; an unknown
+    /// Whether a request of the session through `connection` may be ordered; if not, the
+    /// owner it has (ZooKeeper's `checkSession` with the request's owner). A session
+    /// without an owner is claimed by the first connection that writes for it; an unknown
     /// session is left to the caller.
-    pub fn claim(&mut self, session_id: i64, member: u64) -> bool {
-        let Some(entry) = self.sessions.get_mut(&session_id) else { return true };
-        *entry.owner.get_or_insert(member) == member
+    pub fn claim(&mut self, session_id: i64, connection: Owner) -> Result<(), Owner> {
+        let Some(entry) = self.sessions.get_mut(&session_id) else { return Ok(()) };
+        let owner = *entry.owner.get_or_insert(connection);
+        if owner == connection {
+            Ok(())
+        } else {
+            Err(owner)
+        }
     }
 
     /// Records activity: the session lives for another timeout from now.
@@ -167,7 +175,7 @@ mod tests {
     #[test]
     fn a_session_expires_a_timeout_after_its_last_touch_rounded_to_a_tick() {
         let mut table = SessionTable::new(0, 1_000_000, 100);
-        let (id, _) = table.create(1000, 0, 1);
+        let (id, _) = table.create(1000, 0, (1, 1));
         assert!(table.expired(1000).is_empty());
         assert_eq!(table.expired(1100), vec![id]);
         table.touch(id, 900);
@@ -178,35 +186,37 @@ mod tests {
     #[test]
     fn reattach_needs_the_password() {
         let mut table = SessionTable::new(0, 1_000_000, 100);
-        let (id, password) = table.create(1000, 0, 1);
-        assert!(!table.reattach(id, &[0; 16], 10, 1));
-        assert!(table.reattach(id, &password, 10, 1));
+        let (id, password) = table.create(1000, 0, (1, 1));
+        assert!(!table.reattach(id, &[0; 16], 10, (1, 1)));
+        assert!(table.reattach(id, &password, 10, (1, 1)));
         assert!(table.begin_close(id));
-        assert!(!table.reattach(id, &password, 10, 1));
+        assert!(!table.reattach(id, &password, 10, (1, 1)));
     }
 
     #[test]
     fn session_ids_are_distinct_and_non_zero() {
         let mut table = SessionTable::new(0, 0, 100);
-        let (a, _) = table.create(1000, 0, 1);
-        let (b, _) = table.create(1000, 0, 1);
+        let (a, _) = table.create(1000, 0, (1, 1));
+        let (b, _) = table.create(1000, 0, (1, 1));
         assert_ne!(a, 0);
         assert_ne!(a, b);
     }
 
     #[test]
-    fn only_the_member_holding_a_session_may_write_for_it() {
-        // ZooKeeper's checkSession: a request through the session's old server is refused
-        // once the session re-attached elsewhere.
+    fn only_the_connection_holding_a_session_may_write_for_it() {
+        // ZooKeeper's checkSession: a request through the session's old connection is
+        // refused once the session re-attached elsewhere, on another member or this one.
         let mut table = SessionTable::new(0, 1_000_000, 100);
-        let (id, password) = table.create(1000, 0, 1);
-        assert!(table.claim(id, 1));
-        assert!(table.reattach(id, &password, 10, 2));
-        assert!(!table.claim(id, 1));
-        assert!(table.claim(id, 2));
-        // Restored from the log: the first member to write for it owns it.
+        let (id, password) = table.create(1000, 0, (1, 10));
+        assert_eq!(table.claim(id, (1, 10)), Ok(()));
+        assert!(table.reattach(id, &password, 10, (2, 20)));
+        assert_eq!(table.claim(id, (1, 10)), Err((2, 20)));
+        assert!(table.reattach(id, &password, 10, (2, 21)));
+        assert_eq!(table.claim(id, (2, 20)), Err((2, 21)));
+        assert_eq!(table.claim(id, (2, 21)), Ok(()));
+        // Restored from the log: the first connection to write for it owns it.
         table.restore(7, 1000, password, 20);
-        assert!(table.claim(7, 3));
-        assert!(!table.claim(7, 1));
+        assert_eq!(table.claim(7, (3, 30)), Ok(()));
+        assert_eq!(table.claim(7, (1, 10)), Err((3, 30)));
     }
 }
