@@ -436,6 +436,18 @@ def without_events(lines: list[str]) -> list[str]:
     return [line for line in lines if line != "WATCHER::" and not line.startswith("WatchedEvent ")]
 
 
+# The `get /u` after the failed addauth races with the AuthFailed reply: the Java client
+# fails it with AuthFailed if it was sent before the reply came (ZooKeeper 3.8's
+# ClientCnxn fails pending packets so), and the CLI prints Not connected if the client was
+# already dead. Which one depends on how fast the server answered against how fast the
+# CLI read its next command, so the two are compared as one.
+GET_AFTER_AUTH_FAILED = ("KeeperErrorCode = AuthFailed for /u", "Not connected")
+
+
+def settled_auth_failure(lines: list[str]) -> list[str]:
+    return ["<AuthFailed or Not connected>" if line in GET_AFTER_AUTH_FAILED else line for line in lines]
+
+
 def events(lines: list[str]) -> list[str]:
     return sorted(line for line in lines if line.startswith("WatchedEvent "))
 
@@ -486,7 +498,8 @@ def test_cli_acl_session_prints_what_zookeeper_prints(both, number):
 
 @needs_both
 def test_cli_auth_failure_prints_what_zookeeper_prints(both):
-    assert without_events(both["ringkeeper"][1]) == without_events(both["zookeeper"][1])
+    ringkeeper, zookeeper = (settled_auth_failure(without_events(both[kind][1])) for kind in ("ringkeeper", "zookeeper"))
+    assert ringkeeper == zookeeper
     assert events(both["ringkeeper"][1]) == events(both["zookeeper"][1])
 
 
@@ -529,7 +542,8 @@ def test_cli_acl_output_is_what_zookeeper_3_8_defines(both):
     console = both["ringkeeper"][1]
     tail = console[console.index("Created /u") + 1:]
     assert "WatchedEvent state:AuthFailed type:None path:null" in tail
-    assert without_events(tail) == ["KeeperErrorCode = AuthFailed for /u", "Not connected"]
+    assert without_events(tail)[0] in GET_AFTER_AUTH_FAILED
+    assert without_events(tail)[1:] == ["Not connected"]
     ip_console = without_events(both["ringkeeper"][2])
     assert ip_console[ip_console.index("Auth scheme: User"):][:4] == [
         "Auth scheme: User", "ip: 127.0.0.1", "'ip,'127.0.0.0/8", ": cdrwa"]
