@@ -46,12 +46,13 @@ fn this_threads_cpus() -> Vec<usize> {
 }
 
 /// For a helper thread, at its start: it may run on any CPU of the process (not only on
-/// the executor's it was started from, whose affinity it inherited), at the lowest CPU
-/// priority and in the idle I/O class: snapshots and zero fills must yield to the serving
+/// the executor's it was started from, whose affinity it inherited), in the idle CPU
+/// scheduling class and the idle I/O class: snapshots and zero fills must yield to the serving
 /// executors and to the log's O_DSYNC writes, which every write waits for.
 pub fn run_in_background() {
     // SAFETY: plain syscalls on the calling thread (pid/tid 0 means this thread for
-    // sched_setaffinity and ioprio_set; setpriority takes the thread id).
+    // sched_setaffinity, sched_setscheduler and ioprio_set; setpriority takes the
+    // thread id).
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         for &cpu in allowed_cpus() {
@@ -60,9 +61,14 @@ pub fn run_in_background() {
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
             tracing::warn!(error = %std::io::Error::last_os_error(), "cannot unpin a helper thread");
         }
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower a helper thread's priority");
+        // SCHED_IDLE: the thread runs only on a CPU nothing else wants, and an executor
+        // waking there preempts it at once (nice 19 still takes a share of a busy CPU).
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+                tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower a helper thread's priority");
+            }
         }
         const IOPRIO_WHO_PROCESS: libc::c_long = 1;
         const IOPRIO_CLASS_IDLE: libc::c_long = 3;
