@@ -96,13 +96,19 @@ fn scanning(c: &mut Criterion) {
 /// the time per record falls as batches grow. The directory is a temporary one on the
 /// file system of the working directory (the disk the server's dataDir would be on).
 fn group_commit(c: &mut Criterion) {
-    let mut group = c.benchmark_group("append_group_commit");
+    bench_batches(c, "append_group_commit", append_batches);
+}
+
+/// One criterion group timing `append` for batches of 1, 16 and 256 records; `append`
+/// gets a batch, its record count and the iterations, and returns the time they took.
+fn bench_batches(c: &mut Criterion, name: &str, append: impl Fn(&AlignedVec<16>, usize, u64) -> Duration) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(20).measurement_time(Duration::from_secs(5));
     for records in [1usize, 16, 256] {
         let batch = batch_of(records, 1);
         group.throughput(Throughput::Elements(records as u64));
         group.bench_function(format!("batch_{records}"), |b| {
-            b.iter_custom(|iterations| append_batches(&batch, records, iterations))
+            b.iter_custom(|iterations| append(&batch, records, iterations))
         });
     }
     group.finish();
@@ -116,16 +122,7 @@ fn group_commit(c: &mut Criterion) {
 /// log padded ahead of its writes would be (no metadata change per write).
 fn pwrite_floor(c: &mut Criterion) {
     for (name, zero_filled) in [("append_pwrite_floor", false), ("append_pwrite_floor_zero_filled", true)] {
-        let mut group = c.benchmark_group(name);
-        group.sample_size(20).measurement_time(Duration::from_secs(5));
-        for records in [1usize, 16, 256] {
-            let batch = batch_of(records, 1);
-            group.throughput(Throughput::Elements(records as u64));
-            group.bench_function(format!("batch_{records}"), |b| {
-                b.iter_custom(|iterations| pwrite_batches(&batch, iterations, zero_filled))
-            });
-        }
-        group.finish();
+        bench_batches(c, name, |batch, _, iterations| pwrite_batches(batch, iterations, zero_filled));
     }
 }
 

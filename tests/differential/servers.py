@@ -199,35 +199,53 @@ def _run(kind, argv, directory, port, log_path, cfg_path, ready_timeout, require
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def start_zookeeper(port, extra_config=None, ready_timeout=60.0, java="java",
-                    heap="512m", keep_dir=False, system_properties=None):
-    """Context manager: a standalone ZooKeeper 3.8 on 127.0.0.1:port with a fresh dataDir.
-    extra_config: dict of zoo.cfg keys to add or override (value None removes a key).
-    system_properties: dict of JVM -D properties, e.g. EXTENDED_TYPES (TTL nodes)."""
+def _zookeeper_argv(java, heap, system_properties, main, cfg_path):
+    """The JVM command line of a ZooKeeper server class, after checking its jars exist."""
     for jar in ZK_JARS:
         if not os.path.exists(jar):
             raise RuntimeError("%s is missing: apt-get install -y zookeeper" % jar)
-    directory = tempfile.mkdtemp(prefix="zk-ref-")
-    data_dir = os.path.join(directory, "data")
-    os.mkdir(data_dir)
+    argv = [java, "-Xmx" + heap, "-XX:+UseSerialGC", "-Dzookeeper.jmx.log4j.disable=true",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+    argv += ["-D%s=%s" % kv for kv in sorted((system_properties or {}).items())]
+    return argv + ["-cp", ":".join(ZK_JARS), main, cfg_path]
+
+
+def _executable(binary):
+    binary = os.path.abspath(binary)
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError("ringkeeper binary %s is not executable" % binary)
+    return binary
+
+
+def _settings(data_dir, port, extra_config, more=None):
+    """BASE_CONFIG for a server on 127.0.0.1:port, with `more`, then `extra_config` (a key
+    whose value is None is removed)."""
     settings = dict(BASE_CONFIG)
-    settings.update({"dataDir": data_dir, "clientPort": str(port),
-                     "clientPortAddress": HOST})
+    settings.update({"dataDir": data_dir, "clientPort": str(port), "clientPortAddress": HOST})
+    settings.update(more or {})
     for k, v in (extra_config or {}).items():
         if v is None:
             settings.pop(k, None)
         else:
             settings[k] = str(v)
+    return settings
+
+
+def start_zookeeper(port, extra_config=None, ready_timeout=60.0, java="java",
+                    heap="512m", keep_dir=False, system_properties=None):
+    """Context manager: a standalone ZooKeeper 3.8 on 127.0.0.1:port with a fresh dataDir.
+    extra_config: dict of zoo.cfg keys to add or override (value None removes a key).
+    system_properties: dict of JVM -D properties, e.g. EXTENDED_TYPES (TTL nodes)."""
+    directory = tempfile.mkdtemp(prefix="zk-ref-")
+    data_dir = os.path.join(directory, "data")
+    os.mkdir(data_dir)
+    settings = _settings(data_dir, port, extra_config)
     wl = settings.get("4lw.commands.whitelist", "")
     if wl.strip() != "*" and "srvr" not in [w.strip() for w in wl.split(",")]:
         raise ValueError("the readiness check needs srvr in 4lw.commands.whitelist")
     cfg_path = os.path.join(directory, "zoo.cfg")
     write_cfg(cfg_path, settings)
-    argv = [java, "-Xmx" + heap, "-XX:+UseSerialGC",
-            "-Dzookeeper.jmx.log4j.disable=true",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
-    argv += ["-D%s=%s" % kv for kv in sorted((system_properties or {}).items())]
-    argv += ["-cp", ":".join(ZK_JARS), ZK_MAIN, cfg_path]
+    argv = _zookeeper_argv(java, heap, system_properties, ZK_MAIN, cfg_path)
     return _run("zookeeper", argv, directory, port, os.path.join(directory, "server.log"),
                 cfg_path, ready_timeout, True, keep_dir)
 
@@ -236,20 +254,11 @@ def start_ringkeeper(binary, port, extra_config=None, extra_args=(), ready_timeo
                      keep_dir=False):
     """Context manager: `<binary> serve --client-port PORT --data-dir DIR --config CFG`,
     CFG being a zoo.cfg with tickTime=2000 and 4lw.commands.whitelist=*."""
-    binary = os.path.abspath(binary)
-    if not os.access(binary, os.X_OK):
-        raise RuntimeError("ringkeeper binary %s is not executable" % binary)
+    binary = _executable(binary)
     directory = tempfile.mkdtemp(prefix="rk-test-")
     data_dir = os.path.join(directory, "data")
     os.mkdir(data_dir)
-    settings = dict(BASE_CONFIG)
-    settings.update({"dataDir": data_dir, "clientPort": str(port),
-                     "clientPortAddress": HOST})
-    for k, v in (extra_config or {}).items():
-        if v is None:
-            settings.pop(k, None)
-        else:
-            settings[k] = str(v)
+    settings = _settings(data_dir, port, extra_config)
     cfg_path = os.path.join(directory, "zoo.cfg")
     write_cfg(cfg_path, settings)
     argv = [binary, "serve", "--client-port", str(port), "--data-dir", data_dir,
@@ -276,16 +285,10 @@ def _member_settings(directory, myid, port, peers, extra_config):
     os.makedirs(data_dir, exist_ok=True)
     with open(os.path.join(data_dir, "myid"), "w") as f:
         f.write("%d\n" % myid)
-    settings = dict(BASE_CONFIG)
-    settings.update({"dataDir": data_dir, "clientPort": str(port), "clientPortAddress": HOST,
-                     "initLimit": "10", "syncLimit": "5"})
-    for i, (quorum, election) in enumerate(peers):
-        settings["server.%d" % (i + 1)] = "%s:%d:%d" % (HOST, quorum, election)
-    for k, v in (extra_config or {}).items():
-        if v is None:
-            settings.pop(k, None)
-        else:
-            settings[k] = str(v)
+    servers = {"server.%d" % (i + 1): "%s:%d:%d" % (HOST, quorum, election)
+               for i, (quorum, election) in enumerate(peers)}
+    settings = _settings(data_dir, port, extra_config,
+                         dict(initLimit="10", syncLimit="5", **servers))
     cfg_path = os.path.join(directory, "zoo.cfg")
     write_cfg(cfg_path, settings)
     return cfg_path
@@ -320,15 +323,8 @@ def start_zookeeper_ensemble(size=3, extra_config=None, ready_timeout=120.0, jav
                              heap="256m", system_properties=None):
     """Context manager: an Apache ZooKeeper ensemble of `size` members on loopback
     (QuorumPeerMain), each with a fresh dataDir and its myid."""
-    for jar in ZK_JARS:
-        if not os.path.exists(jar):
-            raise RuntimeError("%s is missing: apt-get install -y zookeeper" % jar)
-
     def argv(cfg_path, _directory, _port):
-        out = [java, "-Xmx" + heap, "-XX:+UseSerialGC", "-Dzookeeper.jmx.log4j.disable=true",
-               "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
-        out += ["-D%s=%s" % kv for kv in sorted((system_properties or {}).items())]
-        return out + ["-cp", ":".join(ZK_JARS), ZK_QUORUM_MAIN, cfg_path]
+        return _zookeeper_argv(java, heap, system_properties, ZK_QUORUM_MAIN, cfg_path)
 
     return _run_ensemble("zookeeper", size, argv, extra_config, ready_timeout)
 
@@ -336,9 +332,7 @@ def start_zookeeper_ensemble(size=3, extra_config=None, ready_timeout=120.0, jav
 def start_ringkeeper_ensemble(binary, size=3, extra_config=None, ready_timeout=60.0):
     """Context manager: a Ringkeeper ensemble of `size` members on loopback, each
     `<binary> serve --cores 1 --config CFG` (the members share this machine's cores)."""
-    binary = os.path.abspath(binary)
-    if not os.access(binary, os.X_OK):
-        raise RuntimeError("ringkeeper binary %s is not executable" % binary)
+    binary = _executable(binary)
 
     def argv(cfg_path, _directory, _port):
         return [binary, "serve", "--cores", "1", "--config", cfg_path]
