@@ -219,9 +219,6 @@ impl Leader {
         } else {
             let session = if self.sessions.reattach(session_id, password, now_ms, (member, connection)) {
                 self.close_on(session_id, member, Some(connection));
-                for other in self.other_members(member) {
-                    self.close_on(session_id, other, None);
-                }
                 let password = self.sessions.get(session_id).expect("just re-attached").password;
                 Some((session_id, password))
             } else {
@@ -237,21 +234,12 @@ impl Leader {
         self.wake_publisher();
     }
 
-    /// The ensemble's members other than `member`; none standalone (where a single
-    /// `server.N` line may still be configured).
-    fn other_members(&self, member: u64) -> Vec<u64> {
-        if !self.shared.config.is_ensemble() {
-            return Vec::new();
-        }
-        self.shared.config.servers.iter().map(|server| server.id).filter(|&id| id != member).collect()
-    }
-
     /// Closes the session's connection on `member`, every core of it, except `keep` (the
-    /// connection taking the session over). A re-attach closes the session's connections
-    /// on every other member too: ZooKeeper leaves an old connection on another server
-    /// open until it next writes (then checkSession's SessionMovedException closes it),
-    /// but a member here answers a committed write of a session it holds, so a stale
-    /// holder could take a write made through the new one for its own.
+    /// connection taking the session over). Only there, as ZooKeeper's server closes the
+    /// session's old connection only if it holds it (`processConnectRequest`): an old
+    /// connection on another member stays open until it writes, and that write closes it
+    /// (the owner check in `handle`). Closing it at once would let two clients sharing a
+    /// session (kazoo's client_id) take it from each other in turn.
     fn close_on(&mut self, session_id: i64, member: u64, keep: Option<u64>) {
         if member == self.member {
             for core in 0..self.controls.len() {

@@ -47,6 +47,24 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
 }
 
 /// Opens a session; returns the stream, session id and password.
+/// create (opcode 1) of `path` with empty data, world:anyone:cdrwa, persistent.
+pub fn create_request(xid: i32, path: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&xid.to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&(path.len() as i32).to_be_bytes());
+    body.extend_from_slice(path.as_bytes());
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&31i32.to_be_bytes());
+    for text in ["world", "anyone"] {
+        body.extend_from_slice(&(text.len() as i32).to_be_bytes());
+        body.extend_from_slice(text.as_bytes());
+    }
+    body.extend_from_slice(&0i32.to_be_bytes());
+    frame(&body)
+}
+
 pub fn handshake(address: &str) -> (TcpStream, i64, Vec<u8>) {
     let mut stream = open(address);
     stream.write_all(&connect_request(0, 0, &[0; 16], Some(false))).unwrap();
