@@ -505,3 +505,73 @@ fn the_auth_reply_comes_after_the_events_already_due() {
         );
     }
 }
+
+#[test]
+fn a_read_never_shows_a_change_before_the_event_of_its_watch() {
+    // "A client will see a watch event for a znode before it sees the new data for which
+    // the watch was set" (Programmer's Guide). Every core reads one shared tree, applied
+    // once on core 0: a read queued behind the session's own write must see the version
+    // of that write, not a later record of the same batch whose event is still to come.
+    // Each round puts the watcher's write and read and another session's change of the
+    // watched node in flight together, in both orders, so they often share a batch.
+    const GET_DATA: i32 = 4;
+    const ROUNDS: i32 = 150;
+    let server = server();
+    let mut watcher = Session::open(&server);
+    let mut writer = Session::open(&server);
+    assert_eq!(watcher.create("/watched", &[world()]), OK);
+    assert_eq!(watcher.create("/own", &[world()]), OK);
+    for round in 1..=ROUNDS {
+        let (err, _) = watcher.call(GET_DATA, Body::default().string("/watched").bool(true));
+        assert_eq!(err, OK);
+        watcher.messages.clear();
+        let value = round.to_string();
+        let request = |xid: i32, opcode: i32, body: Body| {
+            let mut bytes = Body::default().int(xid).int(opcode).0;
+            bytes.extend_from_slice(&body.0);
+            bytes
+        };
+        let change =
+            request(1_000 + round, SET_DATA, Body::default().string("/watched").bytes(value.as_bytes()).int(-1));
+        let own_write = request(2_000 + round, SET_DATA, Body::default().string("/own").bytes(b"x").int(-1));
+        let read = request(3_000 + round, GET_DATA, Body::default().string("/watched").bool(false));
+        if round % 2 == 0 {
+            send_frame(&mut writer.stream, &change);
+        }
+        send_frame(&mut watcher.stream, &own_write);
+        send_frame(&mut watcher.stream, &read);
+        if round % 2 == 1 {
+            send_frame(&mut writer.stream, &change);
+        }
+        let mut event_seen = false;
+        loop {
+            let frame = read_frame(&mut watcher.stream);
+            let mut fields = Fields(&frame);
+            let xid = fields.int();
+            fields.0 = &fields.0[8..]; // zxid
+            assert_eq!(fields.int(), OK);
+            match xid {
+                -1 => {
+                    assert_eq!(
+                        (fields.int(), fields.int(), fields.string()),
+                        (NODE_DATA_CHANGED, 3, "/watched".into())
+                    );
+                    event_seen = true;
+                }
+                xid if xid == 3_000 + round => {
+                    let shows_change = fields.string() == value;
+                    assert!(event_seen || !shows_change, "round {round}: the read showed the change before its event");
+                    break;
+                }
+                xid => assert_eq!(xid, 2_000 + round),
+            }
+        }
+        let frame = read_frame(&mut writer.stream);
+        assert_eq!(Fields(&frame).int(), 1_000 + round);
+        // Wait for the event if the read came before the change.
+        while !event_seen {
+            let frame = read_frame(&mut watcher.stream);
+            event_seen = Fields(&frame).int() == -1;
+        }
+    }
+}

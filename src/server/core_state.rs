@@ -1,6 +1,7 @@
-//! One core's state: its copy of the tree, the watches and connections of the sessions
-//! it owns, and the application of the committed stream. Single-threaded: only the
-//! core's own tasks touch it, never across an await.
+//! One core's state: the version of the shared tree it reads, the watches and
+//! connections of the sessions it owns, and the delivery of the committed stream (on core
+//! 0 also its application). Single-threaded: only the core's own tasks touch it, never
+//! across an await.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::connection_state::{Connection, Phase, Queued};
-use super::messages::{CommittedBatch, Control};
+use super::messages::{AppliedBatch, AppliedWrite, Control, PlacedControl};
 use super::shared::{ConnectionSummary, Shared, WatchListing};
 use crate::log::record::Records;
 use crate::proto::acl::PERM_READ;
@@ -32,7 +33,9 @@ pub type ConnectionRef = Rc<RefCell<Connection>>;
 pub struct CoreState {
     pub core: usize,
     pub shared: Arc<Shared>,
-    pub tree: DataTree,
+    /// The version of the shared tree this core reads. Core 0 applies to it (copying on
+    /// write what other cores' versions still share); other cores switch versions.
+    pub tree: Arc<DataTree>,
     pub watches: WatchRegistry,
     pub connections: HashMap<ConnectionId, ConnectionRef>,
     /// The connection each session of this core is attached to.
@@ -40,7 +43,6 @@ pub struct CoreState {
     /// Sessions with activity since the last touch sent to the ordering point.
     pub touched: HashSet<i64>,
     next_connection: u64,
-    triggers: Vec<Trigger>,
     /// Connections whose next request is a read waiting for this core to catch up.
     waiting_reads: HashSet<ConnectionId>,
     /// Recursive watches in the data and child tables, as last published for checkWatches.
@@ -61,13 +63,12 @@ impl CoreState {
         CoreState {
             core,
             shared,
-            tree: DataTree::new(),
+            tree: Arc::new(DataTree::new()),
             watches: WatchRegistry::default(),
             connections: HashMap::new(),
             sessions: HashMap::new(),
             touched: HashSet::new(),
             next_connection: 1,
-            triggers: Vec::new(),
             waiting_reads: HashSet::new(),
             recursive_published: [0, 0],
         }
@@ -213,17 +214,9 @@ impl CoreState {
         }
     }
 
-    /// Loads the snapshot (if any) and replays the log after it into this core's tree,
-    /// before the core serves anyone.
-    pub fn recover(
-        &mut self,
-        snapshot: Option<&crate::log::snapshot_file::LoadedSnapshot>,
-        log: &crate::log::recovery::RecoveredLog,
-    ) {
-        self.tree = recovered_tree(snapshot, log);
-        if self.shared.config.is_ensemble() {
-            self.tree.set_membership(self.shared.config.membership_text().as_bytes(), wall_clock_ms());
-        }
+    /// Starts from the recovered tree, before the core serves anyone.
+    pub fn recover(&mut self, tree: Arc<DataTree>) {
+        self.tree = tree;
         self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.publish_counters();
     }
@@ -253,35 +246,72 @@ impl CoreState {
         });
     }
 
-    /// Applies one batch of the committed stream, each control message at its place
-    /// among the records.
-    pub fn apply_batch(&mut self, batch: &CommittedBatch) -> i64 {
-        let mut controls = batch.controls.iter().peekable();
-        for record in Records::new(&batch.records) {
+    /// Core 0: applies a batch of committed records to the tree, once for every core,
+    /// keeping the version after each record. Older versions are never changed: the tree
+    /// copies on write whatever it still shares with them.
+    pub fn apply_records(&mut self, records: &[u8]) -> Arc<AppliedBatch> {
+        assert_eq!(self.core, 0, "only core 0 applies the committed stream");
+        let mut writes = Vec::new();
+        // This core moves through the versions as it delivers them.
+        let mut working = self.tree.clone();
+        for record in Records::new(records) {
             let (zxid, txn) = record.expect("records from the ordering point are intact");
-            while let Some((_, control)) = controls.next_if(|(after_zxid, _)| *after_zxid < zxid) {
+            let tree = Arc::make_mut(&mut working);
+            assert!(zxid > tree.last_zxid(), "zxid {zxid:#x} applied out of order");
+            let mut triggers = Vec::new();
+            let outcome = tree.apply(txn, &mut triggers);
+            writes.push(AppliedWrite {
+                version: working.clone(),
+                zxid,
+                session_id: txn.session_id.to_native(),
+                cxid: txn.cxid.to_native(),
+                is_close: matches!(txn.op, ArchivedTxnOp::CloseSession { .. }),
+                outcome,
+                triggers,
+            });
+        }
+        Arc::new(AppliedBatch { version: working, writes })
+    }
+
+    /// The current version with no records applied: for controls outside a batch.
+    pub fn unchanged(&self) -> Arc<AppliedBatch> {
+        Arc::new(AppliedBatch { version: self.tree.clone(), writes: Vec::new() })
+    }
+
+    /// Delivers one applied batch to this core's sessions, record by record as if the
+    /// core applied it: the core reads the record's version, fires the record's watch
+    /// events, answers its write and serves the reads queued behind it, with each control
+    /// at its place among the records.
+    pub fn deliver(&mut self, applied: &AppliedBatch, controls: &[PlacedControl]) -> i64 {
+        let mut controls = controls.iter().peekable();
+        for write in &applied.writes {
+            while let Some((_, control)) = controls.next_if(|(after_zxid, _)| *after_zxid < write.zxid) {
                 self.apply_control(control);
             }
-            debug_assert!(zxid > self.tree.last_zxid());
-            let mut triggers = std::mem::take(&mut self.triggers);
-            triggers.clear();
-            let outcome = self.tree.apply(txn, &mut triggers);
-            for trigger in &triggers {
+            self.read_version(&write.version);
+            for trigger in &write.triggers {
                 self.fire(trigger);
             }
-            self.triggers = triggers;
-            let session_id = txn.session_id.to_native();
-            let is_close = matches!(txn.op, ArchivedTxnOp::CloseSession { .. });
-            self.complete_write(session_id, txn.cxid.to_native(), outcome, is_close);
+            self.complete_write(write);
         }
         for (_, control) in controls {
             self.apply_control(control);
         }
+        self.read_version(&applied.version);
         self.publish_watched_paths();
         self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.serve_waiting_reads();
         self.publish_counters();
         self.tree.last_zxid()
+    }
+
+    /// Moves this core to a version of the tree, never backwards.
+    fn read_version(&mut self, version: &Arc<DataTree>) {
+        if Arc::ptr_eq(&self.tree, version) {
+            return;
+        }
+        assert!(version.last_zxid() >= self.tree.last_zxid(), "a core's tree never goes back");
+        self.tree = version.clone();
     }
 
     /// Sends the events a change fires to the watchers that may READ the node (or the
@@ -303,7 +333,8 @@ impl CoreState {
     }
 
     /// Answers the write a committed transaction came from, if its session is here.
-    fn complete_write(&mut self, session_id: i64, cxid: i32, outcome: Outcome, is_close: bool) {
+    fn complete_write(&mut self, write: &AppliedWrite) {
+        let AppliedWrite { session_id, cxid, is_close, ref outcome, .. } = *write;
         let Some(connection) = self.sessions.get(&session_id).and_then(|id| self.connections.get(id)).cloned() else {
             return;
         };
@@ -335,7 +366,7 @@ impl CoreState {
                 self.counters().outstanding_requests.fetch_sub(1, Ordering::Relaxed);
             }
             Queued::Write { xid, kind, received } => {
-                let (code, body) = write_reply(&kind, outcome);
+                let (code, body) = write_reply(&kind, outcome.clone());
                 self.reply(&mut conn, xid, code, &body, received);
             }
             Queued::Close { xid, received } => {
@@ -533,8 +564,7 @@ impl CoreState {
     }
 }
 
-/// The tree the snapshot (if any) and the log after it hold: what every core, and the
-/// snapshotter, start from.
+/// The tree the snapshot (if any) and the log after it hold: every core's first version.
 pub fn recovered_tree(
     snapshot: Option<&crate::log::snapshot_file::LoadedSnapshot>,
     log: &crate::log::recovery::RecoveredLog,
@@ -556,7 +586,7 @@ fn sets_watch(request: &Request) -> bool {
     }
 }
 
-fn wall_clock_ms() -> i64 {
+pub(super) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 

@@ -396,17 +396,17 @@ impl Ensemble {
     /// the controls that fall inside or before it.
     fn apply(&mut self, batch: RecordBatch) {
         let last_zxid = batch.last_zxid;
-        let mut per_core = self.take_ready_controls(last_zxid);
+        let per_core = self.take_ready_controls(last_zxid);
         // Committed before anyone hears of it: reads on any core wait until their core has
         // applied this far, so no client of this member reads older state than a write it
         // was already told of.
         self.shared.committed_zxid.fetch_max(last_zxid, Ordering::AcqRel);
-        let local = CommittedBatch { records: batch.bytes.clone(), controls: std::mem::take(&mut per_core[0]) };
-        self.state.borrow_mut().apply_batch(&local);
+        let applied = self.state.borrow_mut().apply_records(&batch.bytes);
+        self.state.borrow_mut().deliver(&applied, &per_core[0]);
         let others: Vec<CommittedBatch> = per_core
             .into_iter()
             .skip(1)
-            .map(|controls| CommittedBatch { records: batch.bytes.clone(), controls })
+            .map(|controls| CommittedBatch { applied: applied.clone(), controls })
             .collect();
         if !others.is_empty() {
             self.distribute.try_send(others).expect("the distributor's queue is unbounded");
@@ -416,9 +416,8 @@ impl Ensemble {
         }
         // A batch holds consecutive zxids of one epoch.
         let records = (batch.last_zxid - batch.first_zxid + 1) as u64;
-        self.snapshotter.send(SnapshotWork::Batch(batch.bytes));
         if self.snapshots.counted(records) {
-            self.snapshotter.send(SnapshotWork::Take);
+            self.snapshotter.send(SnapshotWork::Take(applied.version.clone()));
         }
     }
 
@@ -429,10 +428,11 @@ impl Ensemble {
         if per_core.iter().all(Vec::is_empty) {
             return;
         }
-        let without_records = |controls| CommittedBatch { records: Arc::new(Default::default()), controls };
+        let unchanged = self.state.borrow().unchanged();
+        let without_records = |controls| CommittedBatch { applied: unchanged.clone(), controls };
         let local = without_records(std::mem::take(&mut per_core[0]));
         if !local.controls.is_empty() {
-            self.state.borrow_mut().apply_batch(&local);
+            self.state.borrow_mut().deliver(&local.applied, &local.controls);
         }
         let others: Vec<CommittedBatch> = per_core.into_iter().skip(1).map(without_records).collect();
         if others.iter().any(|batch| !batch.controls.is_empty()) {
@@ -538,9 +538,10 @@ impl Ensemble {
 
     /// Hands every core a control at once, outside the committed stream's order.
     fn broadcast_control(&mut self, control: Control) {
-        let batch =
-            || CommittedBatch { records: Arc::new(Default::default()), controls: vec![(i64::MIN, control.clone())] };
-        self.state.borrow_mut().apply_batch(&batch());
+        let unchanged = self.state.borrow().unchanged();
+        let batch = || CommittedBatch { applied: unchanged.clone(), controls: vec![(i64::MIN, control.clone())] };
+        let local = batch();
+        self.state.borrow_mut().deliver(&local.applied, &local.controls);
         let others: Vec<CommittedBatch> = (1..self.pending_controls.len()).map(|_| batch()).collect();
         if !others.is_empty() {
             self.distribute.try_send(others).expect("the distributor's queue is unbounded");

@@ -123,9 +123,9 @@ impl Leader {
         let now_ms = self.monotonic_ms();
         let (last_zxid, sessions) = {
             let core0 = self.core0.borrow();
-            (core0.tree.last_zxid(), core0.tree.sessions().clone())
+            (core0.tree.last_zxid(), core0.tree.sessions().collect::<Vec<_>>())
         };
-        for (session_id, (timeout_ms, password)) in sessions {
+        for (session_id, timeout_ms, password) in sessions {
             self.sessions.restore(session_id, timeout_ms, password, now_ms);
         }
         self.zxids = ZxidCounter::new(epoch(last_zxid), last_zxid as u32);

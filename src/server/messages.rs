@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use rkyv::util::AlignedVec;
-
 use crate::proto::connect::PASSWORD_SIZE_BYTES;
 use crate::proto::request::Request;
 use crate::session::ConnectionId;
+use crate::tree::{DataTree, Outcome, Trigger};
 
 /// From a session's core to the ordering point.
 #[derive(Debug)]
@@ -73,7 +72,38 @@ pub type PlacedControl = (i64, Control);
 /// One step of the committed stream to a core.
 #[derive(Debug)]
 pub struct CommittedBatch {
-    /// Framed records (see `log::record`), shared by every core.
-    pub records: Arc<AlignedVec<16>>,
+    /// What applying the batch's records did, shared by every core.
+    pub applied: Arc<AppliedBatch>,
     pub controls: Vec<PlacedControl>,
+}
+
+/// A batch of committed records applied once, on core 0: per record, the tree version
+/// it produced and what each core needs to fire watches and answer the write.
+pub struct AppliedBatch {
+    /// The tree as of the batch's last record (the core's current one if it has none).
+    pub version: Arc<DataTree>,
+    pub writes: Vec<AppliedWrite>,
+}
+
+impl std::fmt::Debug for AppliedBatch {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AppliedBatch")
+            .field("last_zxid", &self.version.last_zxid())
+            .field("writes", &self.writes.len())
+            .finish()
+    }
+}
+
+/// One applied record.
+pub struct AppliedWrite {
+    /// The tree as of this record: reads a session queued behind its write see exactly
+    /// this, not the writes ordered after it in the same batch.
+    pub version: Arc<DataTree>,
+    pub zxid: i64,
+    pub session_id: i64,
+    pub cxid: i32,
+    pub is_close: bool,
+    pub outcome: Outcome,
+    pub triggers: Vec<Trigger>,
 }

@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::consensus::core::{Core, Members, Settings};
 use crate::log::recovery::RecoveredLog;
 use crate::log::snapshot_file::LoadedSnapshot;
+use crate::tree::DataTree;
 use connection::{CoreContext, LeaderLink};
 use core_state::CoreState;
 use ensemble::{Ensemble, EnsembleParts};
@@ -271,6 +272,12 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     let snapshot = crate::log::snapshot_file::newest_valid(&log_dir)
         .map_err(|error| format!("cannot read snapshots in {}: {error}", log_dir.display()))?;
     check_log_follows_snapshot(snapshot.as_ref(), &recovered)?;
+    // One tree for every core: recovered once, here, and shared as versions.
+    let mut tree = core_state::recovered_tree(snapshot.as_ref(), &recovered);
+    if config.is_ensemble() {
+        tree.set_membership(config.membership_text().as_bytes(), core_state::wall_clock_ms());
+    }
+    let tree = Arc::new(tree);
     let snapshot = Arc::new(snapshot);
     let signals = block_shutdown_signals();
     let shared = Arc::new(Shared::new(config, cores));
@@ -280,15 +287,15 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         let shared = shared.clone();
         let recovered = recovered.clone();
         let snapshot = snapshot.clone();
+        let tree = tree.clone();
         let placement = cpus.as_ref().map_or(Placement::Unbound, |cpus| Placement::Fixed(cpus[core]));
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
-            .spawn(move || async move { core_main(core, shared, channels, address, recovered, snapshot).await })
+            .spawn(move || async move { core_main(core, shared, channels, address, tree, recovered, snapshot).await })
             .map_err(|error| format!("cannot start executor for core {core}: {error}"))?;
         handles.push(handle);
     }
-    drop(recovered);
-    drop(snapshot);
+    drop((tree, recovered, snapshot));
     tracing::info!(%address, cores, "ringkeeper serving");
     // The lock is held until the process exits.
     let _keep_locked = &_data_dir_lock;
@@ -304,11 +311,12 @@ async fn core_main(
     shared: Arc<Shared>,
     channels: CoreChannels,
     address: SocketAddr,
+    tree: Arc<DataTree>,
     recovered: Arc<RecoveredLog>,
     snapshot: Arc<Option<LoadedSnapshot>>,
 ) {
     let state = Rc::new(RefCell::new(CoreState::new(core, shared.clone())));
-    state.borrow_mut().recover(snapshot.as_ref().as_ref(), &recovered);
+    state.borrow_mut().recover(tree);
     let leader = if core == 0 && shared.config.is_ensemble() {
         let driver = start_ensemble(shared.clone(), state.clone(), channels, &recovered, &snapshot).await;
         LeaderLink::Ensemble(driver)
@@ -323,7 +331,7 @@ async fn core_main(
             glommio::spawn_local(forward_to_leader(inbox, move |message| leader.borrow_mut().handle(message))).detach();
         }
         let outboxes = connect_outboxes(channels.committed_outboxes).await;
-        let snapshotter = start_snapshotter(&shared, &recovered, &snapshot);
+        let snapshotter = start_snapshotter(&shared, &state);
         glommio::spawn_local(publish(
             leader.clone(),
             state.clone(),
@@ -398,13 +406,8 @@ async fn connect_outboxes(outboxes: Vec<SharedSender<CommittedBatch>>) -> Vec<Co
     connected
 }
 
-fn start_snapshotter(
-    shared: &Shared,
-    recovered: &Arc<RecoveredLog>,
-    snapshot: &Arc<Option<LoadedSnapshot>>,
-) -> Snapshotter {
-    let (snapshot, log) = (snapshot.clone(), recovered.clone());
-    Snapshotter::start(move || core_state::recovered_tree(snapshot.as_ref().as_ref(), &log), shared.config.clone())
+fn start_snapshotter(shared: &Shared, state: &RefCell<CoreState>) -> Snapshotter {
+    Snapshotter::start(state.borrow().tree.last_zxid(), shared.config.clone())
 }
 
 /// Core 0 of an ensemble member: the consensus core from what the disk holds, the log
@@ -456,6 +459,7 @@ async fn start_ensemble(
     let (log_wake, log_woken) = local_channel::new_bounded(1);
     let log_queue = Rc::new(ensemble_log::LogQueue::new(log_wake));
     let (distribute, distributed) = local_channel::new_unbounded();
+    let snapshotter = start_snapshotter(&shared, &state);
     let driver = Rc::new(RefCell::new(Ensemble::new(EnsembleParts {
         shared: shared.clone(),
         core,
@@ -464,7 +468,7 @@ async fn start_ensemble(
         links: links.clone(),
         log_ops: log_queue.clone(),
         distribute,
-        snapshotter: start_snapshotter(&shared, recovered, snapshot),
+        snapshotter,
     })));
     glommio::spawn_local(ensemble_log::run(
         log_queue,
@@ -556,23 +560,19 @@ async fn publish(
                 shared.log_fsyncs.store(log_writer.fsync_count, std::sync::atomic::Ordering::Relaxed);
             }
             let mut controls = published.controls.into_iter();
-            let local =
-                CommittedBatch { records: published.records.clone(), controls: controls.next().unwrap_or_default() };
             // Committed (durable) before anyone hears of it: reads on any core wait until
             // their core has applied this far, so no client reads older state than a
             // write already acknowledged to anyone.
             shared.committed_zxid.fetch_max(published.last_zxid, std::sync::atomic::Ordering::AcqRel);
-            let applied_zxid = state.borrow_mut().apply_batch(&local);
-            if !published.records.is_empty() {
-                snapshotter.send(SnapshotWork::Batch(published.records.clone()));
-            }
+            let applied = state.borrow_mut().apply_records(&published.records);
+            let applied_zxid = state.borrow_mut().deliver(&applied, &controls.next().unwrap_or_default());
             if published.snapshot_due {
-                snapshotter.send(SnapshotWork::Take);
+                snapshotter.send(SnapshotWork::Take(applied.version.clone()));
             }
-            debug_assert!(published.last_zxid == 0 || applied_zxid >= published.last_zxid);
+            assert!(published.last_zxid == 0 || applied_zxid >= published.last_zxid);
             leader.borrow_mut().applied_through(applied_zxid);
             for (outbox, controls) in outboxes.iter().zip(controls) {
-                let batch = CommittedBatch { records: published.records.clone(), controls };
+                let batch = CommittedBatch { applied: applied.clone(), controls };
                 if outbox.send(batch).await.is_err() {
                     tracing::error!("a core's committed stream is closed");
                     return;
@@ -588,7 +588,7 @@ async fn apply_committed(
     state: Rc<RefCell<CoreState>>,
 ) {
     while let Some(batch) = inbox.recv().await {
-        state.borrow_mut().apply_batch(&batch);
+        state.borrow_mut().deliver(&batch.applied, &batch.controls);
         glommio::yield_if_needed().await;
     }
 }

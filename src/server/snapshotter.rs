@@ -1,24 +1,19 @@
-//! The snapshotter: a thread of its own (not a serving core) that keeps one more copy of
-//! the tree from the committed stream and writes snapshots from it, so a snapshot of a
-//! large tree never stalls a core's sessions. The publisher hands it every committed batch
-//! without waiting (an unbounded queue: batches pile up only while a snapshot is written,
-//! and they are the same shared bytes the cores hold anyway).
+//! The snapshotter: a thread of its own (not a serving core) that writes snapshots of
+//! the versions of the tree it is handed, so a snapshot of a large tree never stalls a
+//! core's sessions. A version shares its nodes with the live tree: while a snapshot is
+//! written, only the nodes changed meanwhile exist twice.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam::channel::{Receiver, Sender};
-use rkyv::util::AlignedVec;
 
 use crate::config::Config;
-use crate::log::record::Records;
 use crate::tree::DataTree;
 
 pub enum SnapshotWork {
-    /// Committed records, in order.
-    Batch(Arc<AlignedVec<16>>),
-    /// Take a snapshot once everything queued before this is applied.
-    Take,
+    /// Write a snapshot of this version.
+    Take(Arc<DataTree>),
 }
 
 pub struct Snapshotter {
@@ -61,20 +56,14 @@ impl SnapshotSchedule {
 }
 
 impl Snapshotter {
-    /// Starts the thread, which first builds its copy of the recovered tree with `load`
-    /// (at idle priority, while the cores already serve; committed batches queue until
-    /// it is done). Building it here rather than copying a core's tree keeps the copy off
-    /// the restart's critical path.
-    pub fn start(load: impl FnOnce() -> DataTree + Send + 'static, config: Config) -> Snapshotter {
+    /// Starts the thread. `last_snapshot_zxid` is where the recovered tree ends.
+    pub fn start(last_snapshot_zxid: i64, config: Config) -> Snapshotter {
         let (sender, receiver) = crossbeam::channel::unbounded();
         std::thread::Builder::new()
             .name("snapshotter".into())
             .spawn(move || {
                 super::placement::run_in_background();
-                let started = Instant::now();
-                let tree = load();
-                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "snapshotter loaded its tree");
-                run(tree, &config, &receiver)
+                run(last_snapshot_zxid, &config, &receiver)
             })
             .expect("the snapshotter thread starts");
         Snapshotter { sender }
@@ -86,55 +75,16 @@ impl Snapshotter {
     }
 }
 
-/// How long the snapshotter sleeps when it has caught up. It polls rather than blocks on
-/// the channel: a blocked receiver must be woken, and that wake-up (a futex call and a
-/// context switch) would land on the ordering core's path once per committed batch. A
-/// few milliseconds of batches queue instead, and are applied together.
-const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// After this many polls in a row find nothing (a second), the snapshotter blocks on the
-/// channel instead: an idle server then wakes no thread, and only the first batch after
-/// the pause pays the wake-up.
-const IDLE_POLLS_BEFORE_BLOCKING: u32 = 200;
-
-fn run(mut tree: DataTree, config: &Config, receiver: &Receiver<SnapshotWork>) {
-    let mut triggers = Vec::new();
-    let mut last_snapshot_zxid = tree.last_zxid();
-    let mut idle_polls = 0;
-    loop {
-        let work = match receiver.try_recv() {
-            Ok(work) => work,
-            Err(crossbeam::channel::TryRecvError::Empty) if idle_polls < IDLE_POLLS_BEFORE_BLOCKING => {
-                idle_polls += 1;
-                std::thread::sleep(IDLE_POLL);
-                continue;
-            }
-            Err(crossbeam::channel::TryRecvError::Empty) => match receiver.recv() {
-                Ok(work) => work,
-                Err(crossbeam::channel::RecvError) => return,
-            },
-            Err(crossbeam::channel::TryRecvError::Disconnected) => return,
-        };
-        idle_polls = 0;
-        match work {
-            SnapshotWork::Batch(records) => {
-                for record in Records::new(&records) {
-                    let (_, txn) = record.expect("records from the ordering point are intact");
-                    triggers.clear();
-                    tree.apply(txn, &mut triggers);
-                }
-            }
-            SnapshotWork::Take => {
-                // Requests that queued up while the previous snapshot was written are
-                // skipped until half a snapCount has passed (ZooKeeper skips when busy).
-                let applied_since = (tree.last_zxid() - last_snapshot_zxid) as u64;
-                if applied_since < config.snap_count / 2 {
-                    continue;
-                }
-                take(&tree, config);
-                last_snapshot_zxid = tree.last_zxid();
-            }
+fn run(mut last_snapshot_zxid: i64, config: &Config, receiver: &Receiver<SnapshotWork>) {
+    while let Ok(SnapshotWork::Take(tree)) = receiver.recv() {
+        // Requests that queued up while the previous snapshot was written are skipped
+        // until half a snapCount has passed (ZooKeeper skips when busy).
+        let applied_since = (tree.last_zxid() - last_snapshot_zxid) as u64;
+        if applied_since < config.snap_count / 2 {
+            continue;
         }
+        take(&tree, config);
+        last_snapshot_zxid = tree.last_zxid();
     }
 }
 

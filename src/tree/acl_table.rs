@@ -1,21 +1,28 @@
 //! Interned ACL lists: most znodes share a handful of ACLs, so each node stores a small
 //! index instead of its own list (ZooKeeper's `ReferenceCountedACLCache` does the same).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rkyv::vec::ArchivedVec;
+use rpds::{HashTrieMapSync, VectorSync};
 
 use crate::proto::acl::Acl;
 use crate::txn::ArchivedAclEntry;
 
-#[derive(Debug, Default, Clone)]
+/// Persistent, as the tree is: a version of the tree shares its table with the next.
+#[derive(Debug, Clone)]
 pub struct AclTable {
-    lists: Vec<Arc<[Acl]>>,
-    ids: HashMap<Vec<Acl>, u32>,
+    lists: VectorSync<Arc<[Acl]>>,
+    ids: HashTrieMapSync<Vec<Acl>, u32>,
     /// The id the last lookup found: consecutive creates and snapshot nodes nearly always
     /// carry the same ACL, and comparing with it costs no allocation or hashing.
     last_id: Option<u32>,
+}
+
+impl Default for AclTable {
+    fn default() -> Self {
+        AclTable { lists: VectorSync::new_sync(), ids: HashTrieMapSync::new_sync(), last_id: None }
+    }
 }
 
 impl AclTable {
@@ -23,7 +30,7 @@ impl AclTable {
     /// it is new.
     pub fn intern_archived(&mut self, entries: &ArchivedVec<ArchivedAclEntry>) -> u32 {
         if let Some(id) = self.last_id {
-            if same_entries(&self.lists[id as usize], entries) {
+            if same_entries(self.get(id), entries) {
                 return id;
             }
         }
@@ -38,19 +45,19 @@ impl AclTable {
             return id;
         }
         let id = u32::try_from(self.lists.len()).expect("fewer than 2^32 distinct ACLs");
-        self.lists.push(Arc::from(acl.as_slice()));
-        self.ids.insert(acl, id);
-        assert_eq!(self.lists.len(), self.ids.len());
+        self.lists.push_back_mut(Arc::from(acl.as_slice()));
+        self.ids.insert_mut(acl, id);
+        assert_eq!(self.lists.len(), self.ids.size());
         id
     }
 
     pub fn get(&self, id: u32) -> &[Acl] {
-        &self.lists[id as usize]
+        self.lists.get(id as usize).expect("interned ids are never dropped")
     }
 
     /// The list itself, shared: validation holds it without copying the entries.
     pub fn shared(&self, id: u32) -> Arc<[Acl]> {
-        self.lists[id as usize].clone()
+        self.lists.get(id as usize).expect("interned ids are never dropped").clone()
     }
 
     pub fn len(&self) -> usize {

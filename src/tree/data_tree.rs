@@ -2,7 +2,8 @@
 //! applied zxid. `apply` is deterministic: the same transactions in the same order give
 //! the same tree on every core and every server.
 
-use std::collections::{BTreeSet, HashMap};
+use archery::ArcTK;
+use rpds::{HashTrieMap, HashTrieMapSync, RedBlackTreeSetSync};
 
 use super::acl_table::AclTable;
 use super::path::{join, parent_and_name};
@@ -63,19 +64,27 @@ pub const CONFIG: &str = "/zookeeper/config";
 /// faster than SipHash on paths and still keeps collisions out of a client's reach.
 pub type PathHasher = ahash::RandomState;
 
+/// Every node by path, in a persistent hash trie: a clone is a version that shares every
+/// node, and changing a node copies only it and the trie nodes above it.
+type NodeMap = HashTrieMap<Box<str>, Znode, ArcTK, PathHasher>;
+/// Paths in order, persistent.
+type PathSet = RedBlackTreeSetSync<Box<str>>;
+
+/// The applied tree. Every field is persistent (or a plain number), so `clone` costs a
+/// few reference counts whatever the tree's size: the writer publishes each batch's result
+/// as a version every core reads without locks, and a snapshot is written from a version
+/// while the writer goes on. A version holds the nodes it shares with the next one once.
 #[derive(Clone)]
 pub struct DataTree {
-    /// Boxed: the table's slots are a power of two, so a slot holds a pointer rather than
-    /// a whole node (a million nodes leave up to a million empty slots).
-    nodes: HashMap<Box<str>, Box<Znode>, PathHasher>,
-    ephemerals: HashMap<i64, BTreeSet<Box<str>>>,
+    nodes: NodeMap,
+    ephemerals: HashTrieMapSync<i64, PathSet>,
     acls: AclTable,
     last_zxid: i64,
     /// Open sessions (timeout, password), as the log recorded them: snapshots carry them
     /// so sessions survive a restart after old logs are purged.
-    sessions: HashMap<i64, (i32, [u8; 16])>,
+    sessions: HashTrieMapSync<i64, (i32, [u8; 16])>,
     /// Container and TTL nodes, for the reaper.
-    special_nodes: BTreeSet<Box<str>>,
+    special_nodes: PathSet,
     /// The paths with a quota (ZooKeeper's `pTrie`), derived from the limits nodes.
     quota_roots: QuotaRoots,
     /// Kept as nodes change, for mntr: ZooKeeper's `approximateDataSize` (every path's
@@ -97,26 +106,16 @@ impl DataTree {
     /// node is world-readable only, and its aversion is -1 because ZooKeeper sets its ACL
     /// with version -1 (`DataTree.addConfigNode`).
     pub fn new() -> DataTree {
-        let mut tree = DataTree {
-            nodes: HashMap::default(),
-            ephemerals: HashMap::new(),
-            acls: AclTable::default(),
-            last_zxid: 0,
-            sessions: HashMap::new(),
-            special_nodes: BTreeSet::new(),
-            quota_roots: QuotaRoots::default(),
-            data_size_bytes: 0,
-            ephemeral_count: 0,
-        };
+        let mut tree = DataTree::for_loading(HashTrieMapSync::new_sync(), 0);
         let open = tree.acls.intern(vec![Acl::open_unsafe()]);
         let read_only = tree.acls.intern(vec![Acl::read_unsafe()]);
         // System nodes hold empty (not null) data.
         let empty = || Some(Box::<[u8]>::default());
-        tree.nodes.insert(ROOT.into(), Box::new(Znode { acl_id: open, data: empty(), ..Znode::default() }));
+        tree.nodes.insert_mut(ROOT.into(), Znode { acl_id: open, data: empty(), ..Znode::default() });
         for path in [ZOOKEEPER, QUOTA, CONFIG] {
             let (parent, name) = parent_and_name(path).expect("system nodes have parents");
             tree.nodes.get_mut(parent).expect("parent created first").children.insert(name.into());
-            tree.nodes.insert(path.into(), Box::new(Znode { acl_id: open, data: empty(), ..Znode::default() }));
+            tree.nodes.insert_mut(path.into(), Znode { acl_id: open, data: empty(), ..Znode::default() });
         }
         let config = tree.nodes.get_mut(CONFIG).expect("just created");
         config.acl_id = read_only;
@@ -147,7 +146,7 @@ impl DataTree {
         self.special_nodes
             .iter()
             .filter(|path| {
-                let Some(node) = self.nodes.get(&***path) else { return false };
+                let Some(node) = self.nodes.get(&**path) else { return false };
                 if !node.children.is_empty() {
                     return false;
                 }
@@ -161,26 +160,25 @@ impl DataTree {
             .collect()
     }
 
-    /// Open sessions: id -> (timeout, password).
-    pub fn sessions(&self) -> &HashMap<i64, (i32, [u8; 16])> {
-        &self.sessions
+    /// Open sessions: (id, timeout, password).
+    pub fn sessions(&self) -> impl Iterator<Item = (i64, i32, [u8; 16])> + '_ {
+        self.sessions.iter().map(|(&session_id, &(timeout_ms, password))| (session_id, timeout_ms, password))
     }
 
     /// Every node by path, for snapshots.
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &Znode)> {
-        self.nodes.iter().map(|(path, node)| (&**path, &**node))
+        self.nodes.iter().map(|(path, node)| (&**path, node))
     }
 
-    /// An empty tree (not even `/`) to be filled by `insert_loaded` from a snapshot of
-    /// `node_count` nodes.
-    pub fn for_loading(node_count: usize, sessions: HashMap<i64, (i32, [u8; 16])>, last_zxid: i64) -> DataTree {
+    /// An empty tree (not even `/`) to be filled by `insert_loaded` from a snapshot.
+    pub fn for_loading(sessions: HashTrieMapSync<i64, (i32, [u8; 16])>, last_zxid: i64) -> DataTree {
         DataTree {
-            nodes: HashMap::with_capacity_and_hasher(node_count, PathHasher::new()),
-            ephemerals: HashMap::new(),
+            nodes: NodeMap::new_with_hasher_and_ptr_kind(PathHasher::new()),
+            ephemerals: HashTrieMapSync::new_sync(),
             acls: AclTable::default(),
             last_zxid,
             sessions,
-            special_nodes: BTreeSet::new(),
+            special_nodes: PathSet::new_sync(),
             quota_roots: QuotaRoots::default(),
             data_size_bytes: 0,
             ephemeral_count: 0,
@@ -196,16 +194,10 @@ impl DataTree {
             let parent = self.nodes.get_mut(parent).expect("a snapshot holds every parent before its children");
             parent.children.insert(name.into());
         }
-        if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
-            self.ephemerals.entry(node.ephemeral_owner).or_default().insert(path.clone());
-            self.ephemeral_count += 1;
-        }
-        if is_special_owner(node.ephemeral_owner) {
-            self.special_nodes.insert(path.clone());
-        }
+        self.index_owner(&path, node.ephemeral_owner);
         self.data_size_bytes += path.len() + node.data_len();
-        let previous = self.nodes.insert(path, Box::new(node));
-        assert!(previous.is_none(), "a snapshot holds each path once");
+        assert!(!self.nodes.contains_key(&path), "a snapshot holds each path once");
+        self.nodes.insert_mut(path, node);
     }
 
     /// Completes a tree filled by `insert_loaded`: what is derived from the whole tree.
@@ -238,7 +230,7 @@ impl DataTree {
         while let Some(path) = stack.pop() {
             let Some(node) = self.nodes.get(path.as_str()) else { continue };
             if node.children.is_empty() {
-                leaves.push((path, &**node));
+                leaves.push((path, node));
             } else {
                 stack.extend(node.children.iter().map(|name| join(&path, name)));
             }
@@ -301,7 +293,7 @@ impl DataTree {
     /// size; returns the node and the length of the data it had, or None if there is no
     /// node at `path`.
     fn replace_data(&mut self, path: &str, data: Option<&[u8]>) -> Option<(&mut Znode, usize)> {
-        let node = self.nodes.get_mut(path)?;
+        let node = Self::node_mut(&mut self.nodes, path)?;
         let length_before = node.data_len();
         node.data = data.map(Into::into);
         self.data_size_bytes = self.data_size_bytes - length_before + node.data_len();
@@ -309,11 +301,21 @@ impl DataTree {
     }
 
     pub fn node(&self, path: &str) -> Option<&Znode> {
-        self.nodes.get(path).map(|node| &**node)
+        self.nodes.get(path)
+    }
+
+    /// The node at `path`, to change in this version (copied first if an older version
+    /// shares it). Looked up first: the trie copies its path to the key even when the key
+    /// is missing.
+    fn node_mut<'t>(nodes: &'t mut NodeMap, path: &str) -> Option<&'t mut Znode> {
+        if !nodes.contains_key(path) {
+            return None;
+        }
+        nodes.get_mut(path)
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.nodes.size()
     }
 
     pub fn acl(&self, node: &Znode) -> &[Acl] {
@@ -348,7 +350,7 @@ impl DataTree {
     #[cfg(test)]
     fn recounted(&self) -> (usize, usize) {
         let data_size = self.nodes.iter().map(|(path, node)| path.len() + node.data_len()).sum();
-        (data_size, self.ephemerals.values().map(BTreeSet::len).sum())
+        (data_size, self.ephemerals.values().map(PathSet::size).sum())
     }
 
     /// The number of nodes below `path` (`DataTree.getAllChildrenNumber`); for the root,
@@ -356,7 +358,7 @@ impl DataTree {
     pub fn descendant_count(&self, path: &str) -> Option<usize> {
         let node = self.nodes.get(path)?;
         if path == ROOT {
-            return Some(self.nodes.len() - 1);
+            return Some(self.nodes.size() - 1);
         }
         let mut count = 0;
         let mut stack: Vec<String> = node.children.iter().map(|name| join(path, name)).collect();
@@ -369,6 +371,20 @@ impl DataTree {
         Some(count)
     }
 
+    /// Adds a new node to the index its owner calls for: its session's ephemerals, or the
+    /// reaper's container and TTL nodes.
+    fn index_owner(&mut self, path: &str, ephemeral_owner: i64) {
+        if is_special_owner(ephemeral_owner) {
+            self.special_nodes.insert_mut(path.into());
+        } else if ephemeral_owner != 0 {
+            match self.ephemerals.get_mut(&ephemeral_owner) {
+                Some(paths) => paths.insert_mut(path.into()),
+                None => self.ephemerals.insert_mut(ephemeral_owner, PathSet::new_sync().insert(path.into())),
+            }
+            self.ephemeral_count += 1;
+        }
+    }
+
     /// Applies one committed transaction, appending the changes that fire watches.
     pub fn apply(&mut self, txn: &ArchivedTxn, triggers: &mut Vec<Trigger>) -> Outcome {
         let zxid = txn.zxid.to_native();
@@ -377,7 +393,7 @@ impl DataTree {
         assert!(zxid > self.last_zxid, "txn zxid {zxid:#x} not after last applied {:#x}", self.last_zxid);
         let outcome = match &txn.op {
             ArchivedTxnOp::CreateSession { timeout_ms, password } => {
-                self.sessions.insert(session_id, (timeout_ms.to_native(), *password));
+                self.sessions.insert_mut(session_id, (timeout_ms.to_native(), *password));
                 Outcome::SessionCreated
             }
             ArchivedTxnOp::CloseSession { ephemerals } => {
@@ -386,10 +402,11 @@ impl DataTree {
                     // carries on (`DataTree.deleteNodes`).
                     let _ = self.delete_node(path.as_str(), zxid, triggers);
                 }
-                if let Some(rest) = self.ephemerals.remove(&session_id) {
-                    self.ephemeral_count -= rest.len();
+                if let Some(rest) = self.ephemerals.get(&session_id) {
+                    self.ephemeral_count -= rest.size();
+                    self.ephemerals.remove_mut(&session_id);
                 }
-                self.sessions.remove(&session_id);
+                self.sessions.remove_mut(&session_id);
                 Outcome::SessionClosed
             }
             ArchivedTxnOp::Single(step) => self.apply_step(step, zxid, time_ms, triggers),
@@ -428,7 +445,7 @@ impl DataTree {
     ) -> Outcome {
         let acl = crate::txn::acl_of(acl);
         let acl_id = self.acls.intern(acl);
-        let Some(node) = self.nodes.get_mut(path) else {
+        let Some(node) = Self::node_mut(&mut self.nodes, path) else {
             debug_assert!(false, "validated setACL of missing {path}");
             return Outcome::Error(ErrorCode::NoNode);
         };
@@ -455,7 +472,7 @@ impl DataTree {
             return Outcome::Error(ErrorCode::NodeExists);
         }
         let acl_id = self.acls.intern_archived(&create.acl);
-        let Some(parent) = self.nodes.get_mut(parent_path) else {
+        let Some(parent) = Self::node_mut(&mut self.nodes, parent_path) else {
             debug_assert!(false, "validated create under missing parent {parent_path}");
             return Outcome::Error(ErrorCode::NoNode);
         };
@@ -484,20 +501,14 @@ impl DataTree {
         let stat = node.stat();
         let bytes = node.data_len() as i64;
         self.data_size_bytes += path.len() + node.data_len();
-        self.nodes.insert(path.into(), Box::new(node));
+        self.nodes.insert_mut(path.into(), node);
         match quota::quota_node_created(parent_path, name) {
             Some(QuotaNodeCreated::Limits { root }) => self.quota_roots.add(&root),
             Some(QuotaNodeCreated::Stats { root }) => self.recount_quota(&root),
             None => {}
         }
         self.update_quota_usage(path, 1, bytes);
-        if ephemeral_owner != 0 && !is_special_owner(ephemeral_owner) {
-            self.ephemerals.entry(ephemeral_owner).or_default().insert(path.into());
-            self.ephemeral_count += 1;
-        }
-        if is_special_owner(ephemeral_owner) {
-            self.special_nodes.insert(path.into());
-        }
+        self.index_owner(path, ephemeral_owner);
         triggers.push(Trigger::Created { path: path.to_owned(), acl_id });
         triggers.push(Trigger::ChildrenChanged { path: parent_path.to_owned(), acl_id: parent_acl_id });
         Outcome::Created { path: path.to_owned(), stat }
@@ -506,36 +517,38 @@ impl DataTree {
     /// `DataTree.deleteNode`: the parent's pzxid moves forward; its cversion does not.
     fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> Result<(), ErrorCode> {
         let (parent_path, name) = parent_and_name(path).ok_or(ErrorCode::BadArguments)?;
-        let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
         debug_assert!(node.children.is_empty(), "validated delete of non-empty {path}");
-        self.data_size_bytes -= path.len() + node.data_len();
+        let (acl_id, ephemeral_owner, data_len) = (node.acl_id, node.ephemeral_owner, node.data_len());
+        self.nodes.remove_mut(path);
+        self.data_size_bytes -= path.len() + data_len;
         // A node's parent always exists; without one, the node's own ACL gates the event.
-        let mut parent_acl_id = node.acl_id;
-        if let Some(parent) = self.nodes.get_mut(parent_path) {
+        let mut parent_acl_id = acl_id;
+        if let Some(parent) = Self::node_mut(&mut self.nodes, parent_path) {
             parent.children.remove(name);
             if zxid > parent.pzxid {
                 parent.pzxid = zxid;
             }
             parent_acl_id = parent.acl_id;
         }
-        if is_special_owner(node.ephemeral_owner) {
-            self.special_nodes.remove(path);
+        if is_special_owner(ephemeral_owner) {
+            self.special_nodes.remove_mut(path);
         }
-        if node.ephemeral_owner != 0 && !is_special_owner(node.ephemeral_owner) {
-            if let Some(paths) = self.ephemerals.get_mut(&node.ephemeral_owner) {
-                if paths.remove(path) {
+        if ephemeral_owner != 0 && !is_special_owner(ephemeral_owner) {
+            if let Some(paths) = self.ephemerals.get_mut(&ephemeral_owner) {
+                if paths.remove_mut(path) {
                     self.ephemeral_count -= 1;
                 }
                 if paths.is_empty() {
-                    self.ephemerals.remove(&node.ephemeral_owner);
+                    self.ephemerals.remove_mut(&ephemeral_owner);
                 }
             }
         }
         if let Some(root) = quota::quota_root_deleted(parent_path, name) {
             self.quota_roots.remove(&root);
         }
-        self.update_quota_usage(path, -1, -(node.data_len() as i64));
-        triggers.push(Trigger::Deleted { path: path.to_owned(), acl_id: node.acl_id });
+        self.update_quota_usage(path, -1, -(data_len as i64));
+        triggers.push(Trigger::Deleted { path: path.to_owned(), acl_id });
         triggers.push(Trigger::ChildrenChanged { path: parent_path.to_owned(), acl_id: parent_acl_id });
         Ok(())
     }
@@ -722,5 +735,70 @@ mod tests {
         apply(&mut tree, 10, create("/zookeeper/quota/a/zookeeper_stats", 2, 0));
         apply(&mut tree, 11, create("/a/b", 1, 0));
         check(&tree, 0);
+    }
+
+    /// What a version must show under /t: path -> (data, version).
+    type Model = std::collections::BTreeMap<String, (Vec<u8>, i32)>;
+
+    fn shown(tree: &DataTree) -> Model {
+        tree.nodes()
+            .filter(|(path, _)| path.starts_with("/t/"))
+            .map(|(path, node)| (path.to_owned(), (node.data.as_deref().unwrap_or_default().to_vec(), node.version)))
+            .collect()
+    }
+
+    /// One client write against the model: create, change or delete node `index`.
+    fn write(tree: &mut DataTree, model: &mut Model, zxid: i64, kind: u8, index: usize) {
+        let path = format!("/t/n{index}");
+        let data = zxid.to_string().into_bytes();
+        let op = match (kind, model.get(&path).map(|(_, version)| *version)) {
+            (2, Some(_)) => {
+                model.remove(&path);
+                Step::Delete { path }
+            }
+            (_, Some(version)) => {
+                model.insert(path.clone(), (data.clone(), version + 1));
+                Step::SetData { path, data: Some(data), version: version + 1 }
+            }
+            (_, None) => {
+                model.insert(path.clone(), (data.clone(), 0));
+                let mut create = create(&path, tree.node("/t").unwrap().cversion + 1, 0);
+                let TxnOp::Single(Step::Create(ref mut txn)) = create else { unreachable!() };
+                txn.data = Some(data);
+                return drop(apply(tree, zxid, create));
+            }
+        };
+        apply(tree, zxid, TxnOp::Single(op));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_version_shows_the_tree_at_its_zxid_while_later_batches_apply(
+            batches in proptest::collection::vec(proptest::collection::vec((0u8..3, 0usize..12), 1..8), 1..30)
+        ) {
+            // One thread applies batches; readers on other threads hold the version each
+            // batch published. A version must show exactly the tree as of its last
+            // zxid, never part of a later batch, however long it is held.
+            let mut tree = DataTree::new();
+            apply(&mut tree, 1, create("/t", 1, 0));
+            let mut model = Model::new();
+            let (versions, received) = std::sync::mpsc::channel::<(std::sync::Arc<DataTree>, Model)>();
+            let reader = std::thread::spawn(move || {
+                let held: Vec<_> = received.iter().inspect(|(version, expected)| assert_eq!(&shown(version), expected)).collect();
+                held
+            });
+            let mut zxid = 1;
+            for batch in batches {
+                for (kind, index) in batch {
+                    zxid += 1;
+                    write(&mut tree, &mut model, zxid, kind, index);
+                }
+                versions.send((std::sync::Arc::new(tree.clone()), model.clone())).unwrap();
+            }
+            drop(versions);
+            for (version, expected) in reader.join().unwrap() {
+                proptest::prop_assert_eq!(shown(&version), expected, "version at {:#x} changed", version.last_zxid());
+            }
+        }
     }
 }

@@ -19,7 +19,9 @@
 //!   `byteHardLimit`, which wins over the soft one of its kind) refuses the write with
 //!   QuotaExceeded and counts in `<namespace>_quota_exceeded_error_per_namespace`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use rpds::RedBlackTreeSetSync;
 
 /// The parent of every quota's nodes (`Quotas.quotaZookeeper`).
 pub const QUOTA_ROOT: &str = "/zookeeper/quota";
@@ -158,9 +160,16 @@ impl QuotaStats {
 }
 
 /// The registered quota roots (ZooKeeper's `PathTrie`), as component-normalised paths.
-#[derive(Debug, Clone, Default)]
+/// Persistent, as the tree is.
+#[derive(Debug, Clone)]
 pub struct QuotaRoots {
-    roots: BTreeSet<String>,
+    roots: RedBlackTreeSetSync<String>,
+}
+
+impl Default for QuotaRoots {
+    fn default() -> Self {
+        QuotaRoots { roots: RedBlackTreeSetSync::new_sync() }
+    }
 }
 
 /// A path as the trie stores it: its non-blank components joined by `/`.
@@ -186,7 +195,7 @@ impl QuotaRoots {
     pub fn add(&mut self, root: &str) {
         let root = normalise(root);
         if !root.is_empty() {
-            self.roots.insert(root);
+            self.roots.insert_mut(root);
         }
     }
 
@@ -198,7 +207,11 @@ impl QuotaRoots {
             return;
         }
         let below = format!("{root}/");
-        self.roots.retain(|existing| *existing != root && !existing.starts_with(&below));
+        let removed: Vec<String> =
+            self.roots.iter().filter(|existing| **existing == root || existing.starts_with(&below)).cloned().collect();
+        for existing in removed {
+            self.roots.remove_mut(&existing);
+        }
     }
 
     /// `DataTree.getMaxPrefixWithQuota`: the deepest root at or above `path`, or None

@@ -1,6 +1,6 @@
 //! A znode: data, ACL, metadata and the names of its children.
 
-use std::collections::HashSet;
+use rpds::HashTrieSet;
 
 use super::data_tree::PathHasher;
 use crate::proto::Stat;
@@ -28,17 +28,18 @@ pub struct Znode {
 // A node's fixed cost, per copy of the tree: keep it from growing unnoticed.
 const _: () = assert!(std::mem::size_of::<Znode>() <= 88);
 
-/// The names of a node's children. Most znodes are leaves, so the set is allocated only
-/// when the first child arrives: an empty one costs 8 bytes instead of a table and a
-/// hasher (64 bytes), which is most of a leaf's fixed cost.
-// The box is the point: `Option<Box<_>>` is one word, a bare set is a table and a hasher.
-#[allow(clippy::box_collection)]
+/// The names of a node's children, in a persistent set: a version of the tree that
+/// changes a node copies the node, and the copy shares the set's structure instead of
+/// copying every name. Most znodes are leaves, so the set is allocated only when the
+/// first child arrives: an empty one costs 8 bytes instead of a root and a hasher.
 #[derive(Debug, Clone, Default)]
-pub struct Children(Option<Box<HashSet<Box<str>, PathHasher>>>);
+pub struct Children(Option<Box<ChildSet>>);
+
+type ChildSet = HashTrieSet<Box<str>, archery::ArcTK, PathHasher>;
 
 impl Children {
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |set| set.len())
+        self.0.as_ref().map_or(0, |set| set.size())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -55,13 +56,18 @@ impl Children {
 
     /// Adds `name`; false if it was there already.
     pub fn insert(&mut self, name: Box<str>) -> bool {
-        self.0.get_or_insert_with(Default::default).insert(name)
+        let set = self.0.get_or_insert_with(|| Box::new(ChildSet::new_with_hasher_with_ptr_kind(PathHasher::new())));
+        if set.contains(&name) {
+            return false;
+        }
+        set.insert_mut(name);
+        true
     }
 
     /// Removes `name`, and the set itself once empty; false if it was not there.
     pub fn remove(&mut self, name: &str) -> bool {
         let Some(set) = self.0.as_mut() else { return false };
-        let removed = set.remove(name);
+        let removed = set.remove_mut(name);
         if set.is_empty() {
             self.0 = None;
         }
