@@ -52,15 +52,18 @@ extern "C" {
 pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
+    /// `--cores`; None for the default (every CPU).
+    cores: Option<usize>,
     child: Child,
 }
 
-fn spawn(dir: &std::path::Path, port: u16) -> Child {
+fn spawn(dir: &std::path::Path, port: u16, cores: Option<usize>) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
         .args(["serve", "--config"])
         .arg(dir.join("zoo.cfg"))
         .args(["--client-port", &port.to_string(), "--data-dir"])
         .arg(dir.join("data"))
+        .args(cores.map(|cores| format!("--cores={cores}")))
         .stdout(Stdio::null())
         .stderr(
             std::fs::File::create(dir.join(format!(
@@ -81,13 +84,18 @@ impl Server {
     /// A server with tickTime 200 ms (sessions of 0.4 s to 4 s) and every four-letter
     /// word allowed, plus any extra zoo.cfg lines.
     pub fn start_with(extra_config: &str) -> Server {
+        Server::start_on_cores(extra_config, None)
+    }
+
+    /// `start_with` on `cores` executors (the default is one per CPU).
+    pub fn start_on_cores(extra_config: &str, cores: Option<usize>) -> Server {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("ringkeeper-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("zoo.cfg");
         std::fs::write(&config, format!("tickTime=200\n4lw.commands.whitelist=*\n{extra_config}\n")).unwrap();
-        let child = spawn(&dir, port);
-        let server = Server { port, dir, child };
+        let child = spawn(&dir, port, cores);
+        let server = Server { port, dir, cores, child };
         server.wait_ready();
         server
     }
@@ -97,7 +105,7 @@ impl Server {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.dir, self.port);
+        self.child = spawn(&self.dir, self.port, self.cores);
         self.wait_ready();
     }
 
@@ -109,7 +117,7 @@ impl Server {
 
     /// Starts the killed server again on the same port and data.
     pub fn start_again(&mut self) {
-        self.child = spawn(&self.dir, self.port);
+        self.child = spawn(&self.dir, self.port, self.cores);
         self.wait_ready();
     }
 
@@ -179,6 +187,14 @@ impl Server {
 
     pub fn is_alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
+    }
+
+    /// The server process's resident memory (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS in /proc/<pid>/status");
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
     }
 }
 

@@ -49,12 +49,18 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
 /// Opens a session; returns the stream, session id and password.
 /// create (opcode 1) of `path` with empty data, world:anyone:cdrwa, persistent.
 pub fn create_request(xid: i32, path: &str) -> Vec<u8> {
+    create_request_with_data(xid, path, &[])
+}
+
+/// create (opcode 1) of `path` holding `data`, world:anyone:cdrwa, persistent.
+pub fn create_request_with_data(xid: i32, path: &str, data: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&xid.to_be_bytes());
     body.extend_from_slice(&1i32.to_be_bytes());
     body.extend_from_slice(&(path.len() as i32).to_be_bytes());
     body.extend_from_slice(path.as_bytes());
-    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&(data.len() as i32).to_be_bytes());
+    body.extend_from_slice(data);
     body.extend_from_slice(&1i32.to_be_bytes());
     body.extend_from_slice(&31i32.to_be_bytes());
     for text in ["world", "anyone"] {
