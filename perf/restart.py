@@ -10,7 +10,10 @@ server is serving the whole recovered tree). Both servers run with their default
 snapshots (snapCount 100,000) and log preallocation (64 MiB), fsync on.
 
     python3 perf/restart.py --ringkeeper target/release/ringkeeper [--parents 1000]
-        [--children 1000] [--value-size 100] [--restarts 3] [--json FILE]
+        [--children 1000] [--value-size 100] [--restarts 3] [--cores 1,2,4] [--json FILE]
+
+With --cores, Ringkeeper is measured once per core count (its memory must not grow with
+the cores: one tree serves them all).
 
 Prints a Markdown table. Installs nothing: Debian's zookeeper package must be present.
 """
@@ -29,8 +32,10 @@ from zk_wire import Client, ServerProcess
 
 
 class Server(ServerProcess):
-    def __init__(self, kind: str, binary: str, work: str):
-        super().__init__(kind, binary, os.path.join(work, kind), ["forceSync=yes"])
+    def __init__(self, kind: str, binary: str, work: str, cores=None):
+        serve_args = [f"--cores={cores}"] if cores else []
+        name = kind if cores is None else f"{kind}-{cores}"
+        super().__init__(kind, binary, os.path.join(work, name), ["forceSync=yes"], serve_args)
 
     def crash(self):
         self.kill()
@@ -68,8 +73,8 @@ def disk_usage(path: str):
     return apparent, allocated
 
 
-def measure(kind: str, binary: str, work: str, args) -> dict:
-    server = Server(kind, binary, work)
+def measure(kind: str, binary: str, work: str, args, cores=None) -> dict:
+    server = Server(kind, binary, work, cores)
     value = bytes((i * 7) % 256 for i in range(args.value_size))
     parents = [b"/r/p%04d" % p for p in range(args.parents)]
     last = parents[-1] + b"/n%04d" % (args.children - 1)
@@ -95,7 +100,7 @@ def measure(kind: str, binary: str, work: str, args) -> dict:
         rss_restarted.append(server.rss_mib())
         server.crash()
     return {
-        "server": kind,
+        "server": kind if cores is None else f"{kind} --cores {cores}",
         "znodes": 1 + args.parents + args.parents * args.children,
         "populate_s": populate_s,
         "disk_apparent_bytes": apparent,
@@ -115,13 +120,17 @@ def main():
     parser.add_argument("--value-size", type=int, default=100)
     parser.add_argument("--restarts", type=int, default=3)
     parser.add_argument("--json")
+    parser.add_argument("--cores", help="Ringkeeper's core counts, comma-separated (default: its own default)")
     parser.add_argument("--only", choices=("zookeeper", "ringkeeper"), help="measure one server (no ratios)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="ringkeeper-restart.")
     results = []
     try:
-        for kind in [args.only] if args.only else ["zookeeper", "ringkeeper"]:
-            results.append(measure(kind, args.ringkeeper, work, args))
+        core_counts = [int(cores) for cores in args.cores.split(",")] if args.cores else [None]
+        runs = [(kind, cores) for kind in ([args.only] if args.only else ["zookeeper", "ringkeeper"])
+                for cores in (core_counts if kind == "ringkeeper" else [None])]
+        for kind, cores in runs:
+            results.append(measure(kind, args.ringkeeper, work, args, cores))
             print(f"{kind}: {json.dumps(results[-1])}", file=sys.stderr)
     finally:
         subprocess.run(["pkill", "-9", "-f", work], check=False)
@@ -130,20 +139,24 @@ def main():
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     mib = 1 << 20
-    print("| server | znodes | populate s | on disk MiB (apparent / allocated) | restart s (each) | RSS MiB after restart |")
-    print("|---|---|---|---|---|---|")
+    print("| server | znodes | populate s | on disk MiB (apparent / allocated) | restart s (each) "
+          "| RSS MiB after populate | RSS MiB after restart |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         restarts = ", ".join(f"{s:.2f}" for s in r["restart_s"])
         rss = ", ".join(f"{m:.0f}" for m in r["rss_mib_after_restart"])
         print(f"| {r['server']} | {r['znodes']} | {r['populate_s']:.1f} | {r['disk_apparent_bytes'] / mib:.0f} / "
-              f"{r['disk_allocated_bytes'] / mib:.0f} | {restarts} | {rss} |")
+              f"{r['disk_allocated_bytes'] / mib:.0f} | {restarts} | {r['rss_mib_after_populate']:.0f} | {rss} |")
     if args.only:
         return
-    z, k = results
+    z = results[0]
     best = lambda r: min(r["restart_s"])
     print()
-    print(f"restart (best of {args.restarts}): ZooKeeper {best(z):.2f} s, Ringkeeper {best(k):.2f} s, "
-          f"ratio {best(z) / best(k):.1f}x; allocated on disk: ratio {z['disk_allocated_bytes'] / k['disk_allocated_bytes']:.1f}x")
+    for k in results[1:]:
+        print(f"{k['server']}: restart (best of {args.restarts}) {best(k):.2f} s against ZooKeeper's {best(z):.2f} s, "
+              f"ratio {best(z) / best(k):.1f}x; allocated on disk: ratio "
+              f"{z['disk_allocated_bytes'] / k['disk_allocated_bytes']:.1f}x; RSS after restart "
+              f"{min(k['rss_mib_after_restart']) / min(z['rss_mib_after_restart']):.2f}x ZooKeeper's")
 
 
 if __name__ == "__main__":

@@ -117,8 +117,9 @@ class ServerProcess:
     """Apache ZooKeeper or Ringkeeper on a free port, data in `directory`/data, its zoo.cfg
     the common lines plus `config_lines`; output in `directory`/server.log."""
 
-    def __init__(self, kind: str, binary: str, directory: str, config_lines):
+    def __init__(self, kind: str, binary: str, directory: str, config_lines, serve_args=()):
         self.kind, self.binary, self.dir = kind, binary, directory
+        self.serve_args = list(serve_args)
         self.data = os.path.join(self.dir, "data")
         os.makedirs(self.data)
         self.port = free_port()
@@ -137,7 +138,7 @@ class ServerProcess:
                 argv = ["java", "-Xmx4g", "-cp", ZK_CLASSPATH, "org.apache.zookeeper.server.ZooKeeperServerMain",
                         self.config]
             else:
-                argv = [self.binary, "serve", "--config", self.config]
+                argv = [self.binary, "serve", "--config", self.config, *self.serve_args]
             self.process = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
 
     def kill(self):

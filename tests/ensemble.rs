@@ -394,6 +394,9 @@ fn a_member_far_behind_is_sent_a_snapshot() {
     });
     let log = std::fs::read_to_string(ensemble.members[behind].dir.join("server.log")).unwrap();
     assert!(log.contains("installing the leader's snapshot"), "the member was brought up by SNAP");
+    // One tree serves every core: the snapshot replaces it in place, without a restart.
+    let after_install = &log[log.find("installing the leader's snapshot").unwrap()..];
+    assert!(!after_install.contains("ringkeeper serving"), "the member did not restart to install it");
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub struct CoreState {
     waiting_reads: HashSet<ConnectionId>,
     /// Recursive watches in the data and child tables, as last published for checkWatches.
     recursive_published: [usize; 2],
+    /// The next version replaces the tree (SNAP) and may be older than the current one.
+    tree_replaced: bool,
 }
 
 /// What the reader must do after handing a request to its core.
@@ -71,6 +73,7 @@ impl CoreState {
             next_connection: 1,
             waiting_reads: HashSet::new(),
             recursive_published: [0, 0],
+            tree_replaced: false,
         }
     }
 
@@ -310,7 +313,8 @@ impl CoreState {
         if Arc::ptr_eq(&self.tree, version) {
             return;
         }
-        assert!(version.last_zxid() >= self.tree.last_zxid(), "a core's tree never goes back");
+        let replaced = std::mem::take(&mut self.tree_replaced);
+        assert!(replaced || version.last_zxid() >= self.tree.last_zxid(), "a core's tree never goes back");
         self.tree = version.clone();
     }
 
@@ -462,11 +466,12 @@ impl CoreState {
                 }
                 self.sessions.remove(session_id);
             }
-            Control::CloseAll => {
+            Control::CloseAll | Control::Replaced => {
                 for conn in self.connections.values() {
                     conn.borrow_mut().close();
                 }
                 self.sessions.clear();
+                self.tree_replaced |= matches!(control, Control::Replaced);
             }
             Control::CloseReadOnly => {
                 for conn in self.connections.values() {

@@ -25,7 +25,7 @@ use glommio::channels::local_channel::LocalSender;
 use super::core_state::CoreState;
 use super::ensemble_log::LogQueue;
 use super::leader::Leader;
-use super::messages::{CommittedBatch, Control, PlacedControl, ToLeader, EVERY_CORE};
+use super::messages::{AppliedBatch, CommittedBatch, Control, PlacedControl, ToLeader, EVERY_CORE};
 use super::peer_codec::{Forwarded, PeerFrame};
 use super::shared::{EnsembleStatus, Shared};
 use super::snapshotter::{SnapshotSchedule, SnapshotWork, Snapshotter};
@@ -54,7 +54,7 @@ pub enum LogOp {
         after_zxid: i64,
         restart: bool,
     },
-    /// Replace the state with a leader's snapshot, then restart from it.
+    /// Replace the state with a leader's snapshot; the trees are replaced with it.
     Install {
         seq: u64,
         zxid: i64,
@@ -97,8 +97,8 @@ pub struct Ensemble {
     established: bool,
     /// The epoch a leader opened while leading, waiting for its marker to be applied.
     renewed_epoch: Option<u32>,
-    /// A TRUNC below the trees or a SNAP is on its way to the log: the process restarts
-    /// once it is done, and serves nobody meanwhile.
+    /// A TRUNC below the trees (the process restarts once it is durable) or a SNAP (the
+    /// trees are replaced once it is installed) is on its way: serve nobody meanwhile.
     restarting: bool,
     snapshots: SnapshotSchedule,
     last_proposal_bytes: usize,
@@ -170,6 +170,17 @@ impl Ensemble {
         if self.appends_in_flight == 0 && self.ordering.as_ref().is_some_and(|ordering| ordering.borrow().has_batch()) {
             let _ = self.publisher_wake.try_send(());
         }
+    }
+
+    /// The leader's snapshot is installed and loaded: every core reads it from now on,
+    /// and the clients that were connected reconnect (as after a restart).
+    pub fn installed(&mut self, seq: u64, mut tree: crate::tree::DataTree) {
+        tree.set_membership(self.shared.config.membership_text().as_bytes(), super::core_state::wall_clock_ms());
+        self.startup_zxid = tree.last_zxid();
+        let version = Arc::new(AppliedBatch { version: Arc::new(tree), writes: Vec::new() });
+        self.deliver_everywhere(version, Control::Replaced);
+        self.restarting = false;
+        self.durable(seq, 0);
     }
 
     pub fn link_lost(&mut self, peer: MemberId) {
@@ -349,6 +360,8 @@ impl Ensemble {
                     bytes = data.len(),
                     "installing the leader's snapshot (SNAP)"
                 );
+                // The trees hold the old state until the snapshot is loaded: serve nobody.
+                self.restarting = true;
                 self.send_log(LogOp::Install { seq, zxid, image: data });
             }
             Output::Send { to, message } => self.links.send(to, &PeerFrame::Consensus(message)),
@@ -539,7 +552,12 @@ impl Ensemble {
     /// Hands every core a control at once, outside the committed stream's order.
     fn broadcast_control(&mut self, control: Control) {
         let unchanged = self.state.borrow().unchanged();
-        let batch = || CommittedBatch { applied: unchanged.clone(), controls: vec![(i64::MIN, control.clone())] };
+        self.deliver_everywhere(unchanged, control);
+    }
+
+    /// Hands every core `applied` with `control` before it, outside the stream's order.
+    fn deliver_everywhere(&mut self, applied: Arc<AppliedBatch>, control: Control) {
+        let batch = || CommittedBatch { applied: applied.clone(), controls: vec![(i64::MIN, control.clone())] };
         let local = batch();
         self.state.borrow_mut().deliver(&local.applied, &local.controls);
         let others: Vec<CommittedBatch> = (1..self.pending_controls.len()).map(|_| batch()).collect();

@@ -127,25 +127,48 @@ pub async fn run(
                     };
                     driver.borrow_mut().durable(seq, 0);
                 }
-                LogOp::Install { zxid, image, .. } => {
+                LogOp::Install { seq, zxid, image } => {
                     let _ = writer.close().await;
                     if let Err(error) = install(&log_dir, zxid, &image) {
                         tracing::error!(%error, "cannot install the leader's snapshot");
                         std::process::exit(1);
                     }
+                    // Loading a large tree takes a while: off the executor, which keeps
+                    // the peer links and their timers going meanwhile.
+                    let loading_dir = log_dir.clone();
+                    let tree = glommio::executor().spawn_blocking(move || installed_tree(&loading_dir)).await;
+                    let tree = tree.unwrap_or_else(|error| {
+                        tracing::error!(%error, "cannot load the snapshot just installed");
+                        std::process::exit(1);
+                    });
+                    assert_eq!(tree.last_zxid(), zxid, "the installed snapshot ends where the leader's does");
+                    writer = match LogWriter::open(&log_dir, None, segment_size_bytes, force_sync).await {
+                        Ok(writer) => writer,
+                        Err(error) => {
+                            tracing::error!(%error, "cannot open a log after installing a snapshot");
+                            std::process::exit(1);
+                        }
+                    };
                     tracing::info!(
                         zxid = format_args!("{zxid:#x}"),
-                        "installed the leader's snapshot: restarting from it"
+                        nodes = tree.node_count(),
+                        "installed the leader's snapshot"
                     );
-                    super::restart_process();
+                    driver.borrow_mut().installed(seq, tree);
                 }
             }
         }
     }
 }
 
+/// The tree the newest snapshot in `log_dir` holds: the one `install` just wrote.
+fn installed_tree(log_dir: &std::path::Path) -> Result<crate::tree::DataTree, String> {
+    let snapshot = crate::log::snapshot_file::newest_valid(log_dir).map_err(|error| error.to_string())?;
+    snapshot.map(|snapshot| snapshot.tree()).ok_or_else(|| "no valid snapshot".to_owned())
+}
+
 /// Writes the snapshot, then drops every log segment and every newer snapshot: the
-/// member restarts from the snapshot alone.
+/// member goes on from the snapshot alone.
 fn install(log_dir: &std::path::Path, zxid: i64, image: &[u8]) -> std::io::Result<()> {
     crate::log::snapshot_file::write_image(log_dir, zxid, image)?;
     let segments =

@@ -47,6 +47,10 @@ pub enum Control {
     /// This member left its quorum or changed leader: its clients reconnect, to it or
     /// another member (ZooKeeper closes them the same way when a server stops serving).
     CloseAll,
+    /// The tree was replaced by a leader's snapshot (SNAP): every connection closes, as
+    /// when the member leaves its quorum, and the core reads the batch's version, older
+    /// or newer than its own.
+    Replaced,
     /// The member has a quorum again: its read-only sessions end (ZooKeeper's read-only
     /// server shuts down the same way) and their clients reconnect read-write.
     CloseReadOnly,
