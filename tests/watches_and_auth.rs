@@ -510,39 +510,64 @@ fn the_auth_reply_comes_after_the_events_already_due() {
 fn a_read_never_shows_a_change_before_the_event_of_its_watch() {
     // "A client will see a watch event for a znode before it sees the new data for which
     // the watch was set" (Programmer's Guide). Every core reads one shared tree, applied
-    // once on core 0: a read queued behind the session's own write must see the version
-    // of that write, not a later record of the same batch whose event is still to come.
-    // Each round puts the watcher's write and read and another session's change of the
-    // watched node in flight together, in both orders, so they often share a batch.
+    // once per committed batch on core 0: a read queued behind the session's own write
+    // must not see a later record of the same batch whose event is still to come. Each
+    // round the watcher arms its watch, then sends a write and a read, and another
+    // session changes the watched node right after; a third session keeps the log busy,
+    // so the write and the change are mostly committed in one batch, in that order (one
+    // core: requests are ordered as they arrive).
     const GET_DATA: i32 = 4;
-    const ROUNDS: i32 = 150;
-    let server = server();
+    const ROUNDS: i32 = 300;
+    let server = Server::start_on_cores("", Some(1));
     let mut watcher = Session::open(&server);
     let mut writer = Session::open(&server);
     assert_eq!(watcher.create("/watched", &[world()]), OK);
     assert_eq!(watcher.create("/own", &[world()]), OK);
+    assert_eq!(watcher.create("/noise", &[world()]), OK);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let changer = {
+        let mut changer = Session::open(&server);
+        let done = done.clone();
+        std::thread::spawn(move || {
+            const IN_FLIGHT: i32 = 32;
+            let set = |xid: i32| {
+                let mut bytes = Body::default().int(xid).int(SET_DATA).0;
+                bytes.extend_from_slice(&Body::default().string("/noise").bytes(b"n").int(-1).0);
+                bytes
+            };
+            for xid in 1..=IN_FLIGHT {
+                send_frame(&mut changer.stream, &set(xid));
+            }
+            let mut xid = IN_FLIGHT;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                read_frame(&mut changer.stream);
+                xid += 1;
+                send_frame(&mut changer.stream, &set(xid));
+            }
+        })
+    };
+    let request = |xid: i32, opcode: i32, body: Body| {
+        let mut bytes = Body::default().int(xid).int(opcode).0;
+        bytes.extend_from_slice(&body.0);
+        bytes
+    };
     for round in 1..=ROUNDS {
-        let (err, _) = watcher.call(GET_DATA, Body::default().string("/watched").bool(true));
+        let (err, body) = watcher.call(GET_DATA, Body::default().string("/watched").bool(true));
         assert_eq!(err, OK);
+        let armed = Fields(&body).string();
+        let stale_events = watcher.messages.iter().filter(|message| matches!(message, Message::Event(..))).count();
+        assert_eq!(stale_events, 0, "round {round}: one event per armed watch");
         watcher.messages.clear();
-        let value = round.to_string();
-        let request = |xid: i32, opcode: i32, body: Body| {
-            let mut bytes = Body::default().int(xid).int(opcode).0;
-            bytes.extend_from_slice(&body.0);
-            bytes
-        };
-        let change =
-            request(1_000 + round, SET_DATA, Body::default().string("/watched").bytes(value.as_bytes()).int(-1));
-        let own_write = request(2_000 + round, SET_DATA, Body::default().string("/own").bytes(b"x").int(-1));
-        let read = request(3_000 + round, GET_DATA, Body::default().string("/watched").bool(false));
-        if round % 2 == 0 {
-            send_frame(&mut writer.stream, &change);
-        }
-        send_frame(&mut watcher.stream, &own_write);
-        send_frame(&mut watcher.stream, &read);
-        if round % 2 == 1 {
-            send_frame(&mut writer.stream, &change);
-        }
+        send_frame(
+            &mut watcher.stream,
+            &request(1_000 + round, SET_DATA, Body::default().string("/own").bytes(b"x").int(-1)),
+        );
+        send_frame(
+            &mut watcher.stream,
+            &request(2_000 + round, GET_DATA, Body::default().string("/watched").bool(false)),
+        );
+        let change = Body::default().string("/watched").bytes(round.to_string().as_bytes()).int(-1);
+        send_frame(&mut writer.stream, &request(3_000 + round, SET_DATA, change));
         let mut event_seen = false;
         loop {
             let frame = read_frame(&mut watcher.stream);
@@ -558,20 +583,20 @@ fn a_read_never_shows_a_change_before_the_event_of_its_watch() {
                     );
                     event_seen = true;
                 }
-                xid if xid == 3_000 + round => {
-                    let shows_change = fields.string() == value;
-                    assert!(event_seen || !shows_change, "round {round}: the read showed the change before its event");
+                xid if xid == 2_000 + round => {
+                    let changed = fields.string() != armed;
+                    assert!(event_seen || !changed, "round {round}: the read showed a change before its event");
                     break;
                 }
-                xid => assert_eq!(xid, 2_000 + round),
+                xid => assert_eq!(xid, 1_000 + round),
             }
         }
-        let frame = read_frame(&mut writer.stream);
-        assert_eq!(Fields(&frame).int(), 1_000 + round);
-        // Wait for the event if the read came before the change.
+        assert_eq!(Fields(&read_frame(&mut writer.stream)).int(), 3_000 + round);
         while !event_seen {
             let frame = read_frame(&mut watcher.stream);
             event_seen = Fields(&frame).int() == -1;
         }
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    changer.join().unwrap();
 }

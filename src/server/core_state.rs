@@ -36,6 +36,8 @@ pub struct CoreState {
     /// The version of the shared tree this core reads. Core 0 applies to it (copying on
     /// write what other cores' versions still share); other cores switch versions.
     pub tree: Arc<DataTree>,
+    /// The zxid a reply's header carries: the record being delivered, else the tree's.
+    reply_zxid: i64,
     pub watches: WatchRegistry,
     pub connections: HashMap<ConnectionId, ConnectionRef>,
     /// The connection each session of this core is attached to.
@@ -66,6 +68,7 @@ impl CoreState {
             core,
             shared,
             tree: Arc::new(DataTree::new()),
+            reply_zxid: 0,
             watches: WatchRegistry::default(),
             connections: HashMap::new(),
             sessions: HashMap::new(),
@@ -177,7 +180,7 @@ impl CoreState {
     }
 
     fn reply(&self, conn: &mut Connection, xid: i32, code: ErrorCode, body: &ReplyBody, received: Instant) {
-        let zxid = self.tree.last_zxid();
+        let zxid = self.reply_zxid;
         encode_reply(&mut conn.output, xid, zxid, code, body);
         conn.sent += 1;
         conn.last_zxid = zxid;
@@ -220,6 +223,7 @@ impl CoreState {
     /// Starts from the recovered tree, before the core serves anyone.
     pub fn recover(&mut self, tree: Arc<DataTree>) {
         self.tree = tree;
+        self.reply_zxid = self.tree.last_zxid();
         self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.publish_counters();
     }
@@ -249,13 +253,20 @@ impl CoreState {
         });
     }
 
-    /// Core 0: applies a batch of committed records to the tree, once for every core,
-    /// keeping the version after each record. Older versions are never changed: the tree
-    /// copies on write whatever it still shares with them.
+    /// Core 0: applies a batch of committed records to the tree, once for every core.
+    /// Older versions are never changed: the tree copies on write what it still shares
+    /// with them, once per batch; within the batch it changes its own copy in place. A
+    /// record gets a version of its own only when its session has another write later in
+    /// the batch: reads the session queued between the two must see the first and not
+    /// the second (ZooKeeper answers a session's requests in order).
     pub fn apply_records(&mut self, records: &[u8]) -> Arc<AppliedBatch> {
         assert_eq!(self.core, 0, "only core 0 applies the committed stream");
+        let mut later_writes: HashMap<i64, usize> = HashMap::new();
+        for record in Records::new(records) {
+            let (_, txn) = record.expect("records from the ordering point are intact");
+            *later_writes.entry(txn.session_id.to_native()).or_default() += 1;
+        }
         let mut writes = Vec::new();
-        // This core moves through the versions as it delivers them.
         let mut working = self.tree.clone();
         for record in Records::new(records) {
             let (zxid, txn) = record.expect("records from the ordering point are intact");
@@ -263,10 +274,13 @@ impl CoreState {
             assert!(zxid > tree.last_zxid(), "zxid {zxid:#x} applied out of order");
             let mut triggers = Vec::new();
             let outcome = tree.apply(txn, &mut triggers);
+            let session_id = txn.session_id.to_native();
+            let left = later_writes.get_mut(&session_id).expect("counted above");
+            *left -= 1;
             writes.push(AppliedWrite {
-                version: working.clone(),
+                version: (*left > 0).then(|| working.clone()),
                 zxid,
-                session_id: txn.session_id.to_native(),
+                session_id,
                 cxid: txn.cxid.to_native(),
                 is_close: matches!(txn.op, ArchivedTxnOp::CloseSession { .. }),
                 outcome,
@@ -281,19 +295,22 @@ impl CoreState {
         Arc::new(AppliedBatch { version: self.tree.clone(), writes: Vec::new() })
     }
 
-    /// Delivers one applied batch to this core's sessions, record by record as if the
-    /// core applied it: the core reads the record's version, fires the record's watch
-    /// events, answers its write and serves the reads queued behind it, with each control
-    /// at its place among the records.
+    /// Delivers one applied batch to this core's sessions: record by record, the watch
+    /// events it fires and the answer to its write, with each control at its place among
+    /// the records; then the core reads the batch's version and serves the reads that
+    /// waited. A read queued behind a write waits for the end of the batch, so it never
+    /// shows a change whose event is still to come; where the session has a later write
+    /// in the batch, its reads are served at once from the version of their write.
     pub fn deliver(&mut self, applied: &AppliedBatch, controls: &[PlacedControl]) -> i64 {
         let mut controls = controls.iter().peekable();
         for write in &applied.writes {
             while let Some((_, control)) = controls.next_if(|(after_zxid, _)| *after_zxid < write.zxid) {
                 self.apply_control(control);
             }
-            self.read_version(&write.version);
+            assert!(write.zxid > self.reply_zxid, "zxid {:#x} delivered out of order", write.zxid);
+            self.reply_zxid = write.zxid;
             for trigger in &write.triggers {
-                self.fire(trigger);
+                self.fire(&applied.version, trigger);
             }
             self.complete_write(write);
         }
@@ -316,16 +333,18 @@ impl CoreState {
         let replaced = std::mem::take(&mut self.tree_replaced);
         assert!(replaced || version.last_zxid() >= self.tree.last_zxid(), "a core's tree never goes back");
         self.tree = version.clone();
+        self.reply_zxid = self.tree.last_zxid();
     }
 
     /// Sends the events a change fires to the watchers that may READ the node (or the
     /// parent, for NodeChildrenChanged) under its ACL at the time of the change, with the
     /// identities they hold now: ZooKeeper 3.8 with the CVE-2024-23944 fix checks this in
     /// `ServerCnxn.process` and drops the event otherwise; the one-shot watch is used up
-    /// either way.
-    fn fire(&mut self, trigger: &Trigger) {
+    /// either way. The ACL is looked up in the batch's version: interned ids never change,
+    /// and the version this core reads may predate the ACL.
+    fn fire(&mut self, version: &DataTree, trigger: &Trigger) {
         let connections = &self.connections;
-        let acl = self.tree.acl_by_id(trigger.acl_id());
+        let acl = version.acl_by_id(trigger.acl_id());
         self.watches.fire(trigger, |connection, event, path| {
             if let Some(conn) = connections.get(&connection) {
                 let mut conn = conn.borrow_mut();
@@ -392,7 +411,15 @@ impl CoreState {
             }
             other => unreachable!("ordered front {other:?} answered by a txn"),
         }
-        self.drain_reads(&mut conn);
+        match &write.version {
+            Some(version) => {
+                self.read_version(version);
+                self.drain_reads(&mut conn);
+            }
+            None => {
+                self.waiting_reads.insert(conn.id);
+            }
+        }
     }
 
     fn apply_control(&mut self, control: &Control) {
@@ -451,7 +478,8 @@ impl CoreState {
                 }
                 let Some(Queued::Sync { xid, path, received }) = conn.queue.pop_front() else { unreachable!() };
                 self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received);
-                self.drain_reads(&mut conn);
+                // The reads behind it wait for the end of the batch, as behind a write.
+                self.waiting_reads.insert(conn.id);
             }
             Control::SessionMoved { session_id, keep } => {
                 let Some(current) = self.sessions.get(session_id).copied() else {

@@ -81,8 +81,8 @@ pub struct CommittedBatch {
     pub controls: Vec<PlacedControl>,
 }
 
-/// A batch of committed records applied once, on core 0: per record, the tree version
-/// it produced and what each core needs to fire watches and answer the write.
+/// A batch of committed records applied once, on core 0: the tree version it produced
+/// and, per record, what each core needs to fire watches and answer the write.
 pub struct AppliedBatch {
     /// The tree as of the batch's last record (the core's current one if it has none).
     pub version: Arc<DataTree>,
@@ -101,9 +101,9 @@ impl std::fmt::Debug for AppliedBatch {
 
 /// One applied record.
 pub struct AppliedWrite {
-    /// The tree as of this record: reads a session queued behind its write see exactly
-    /// this, not the writes ordered after it in the same batch.
-    pub version: Arc<DataTree>,
+    /// The tree as of this record, kept only when the record's session has a later write
+    /// in the batch: the reads it queued between them see exactly this.
+    pub version: Option<Arc<DataTree>>,
     pub zxid: i64,
     pub session_id: i64,
     pub cxid: i32,
