@@ -105,6 +105,11 @@ impl CoreState {
             self.answer_read_only(&mut conn, xid, request, received);
             return Dispatch::Done;
         }
+        let reads_waiting = conn.queue.iter().any(|queued| matches!(queued, Queued::Read { .. }));
+        if reads_waiting && (request.is_write() || matches!(request, Request::CloseSession)) {
+            let mut wanted = self.shared.reads_before_writes.lock().expect("not poisoned");
+            wanted.entry(conn.session_id).or_default().push(xid);
+        }
         let queued = match request {
             Request::CloseSession => Queued::Close { xid, received },
             Request::Sync { path } => Queued::Sync { xid, path, received },
@@ -208,6 +213,13 @@ impl CoreState {
         }
     }
 
+    /// Serves the reads at the front of a session's queue, if the session is here.
+    fn serve_reads_of(&mut self, session_id: i64) {
+        if let Some(conn) = self.sessions.get(&session_id).and_then(|id| self.connections.get(id)).cloned() {
+            self.drain_reads(&mut conn.borrow_mut());
+        }
+    }
+
     /// Serves the reads that waited for this core to catch up.
     fn serve_waiting_reads(&mut self) {
         if self.waiting_reads.is_empty() {
@@ -256,36 +268,31 @@ impl CoreState {
     /// Core 0: applies a batch of committed records to the tree, once for every core.
     /// Older versions are never changed: the tree copies on write what it still shares
     /// with them, once per batch; within the batch it changes its own copy in place. A
-    /// record gets a version of its own only when its session has another write later in
-    /// the batch: reads the session queued between the two must see the first and not
-    /// the second (ZooKeeper answers a session's requests in order).
+    /// record that a session sent after a read still waiting behind its earlier write
+    /// also keeps the version just before it: that read must see neither the record nor
+    /// anything after it (ZooKeeper answers a session's requests in order).
     pub fn apply_records(&mut self, records: &[u8]) -> Arc<AppliedBatch> {
         assert_eq!(self.core, 0, "only core 0 applies the committed stream");
-        let mut later_writes: HashMap<i64, usize> = HashMap::new();
-        for record in Records::new(records) {
-            let (_, txn) = record.expect("records from the ordering point are intact");
-            *later_writes.entry(txn.session_id.to_native()).or_default() += 1;
-        }
+        // Other cores add to it only for a read queued between two writes: hold it only
+        // when it holds something.
+        let mut wanted =
+            Some(self.shared.reads_before_writes.lock().expect("not poisoned")).filter(|wanted| !wanted.is_empty());
         let mut writes = Vec::new();
         let mut working = self.tree.clone();
         for record in Records::new(records) {
             let (zxid, txn) = record.expect("records from the ordering point are intact");
+            let session_id = txn.session_id.to_native();
+            let cxid = txn.cxid.to_native();
+            let is_close = matches!(txn.op, ArchivedTxnOp::CloseSession { .. });
+            let version_before = wanted
+                .as_mut()
+                .is_some_and(|wanted| wants_version_before(wanted, session_id, cxid, is_close))
+                .then(|| working.clone());
             let tree = Arc::make_mut(&mut working);
             assert!(zxid > tree.last_zxid(), "zxid {zxid:#x} applied out of order");
             let mut triggers = Vec::new();
             let outcome = tree.apply(txn, &mut triggers);
-            let session_id = txn.session_id.to_native();
-            let left = later_writes.get_mut(&session_id).expect("counted above");
-            *left -= 1;
-            writes.push(AppliedWrite {
-                version: (*left > 0).then(|| working.clone()),
-                zxid,
-                session_id,
-                cxid: txn.cxid.to_native(),
-                is_close: matches!(txn.op, ArchivedTxnOp::CloseSession { .. }),
-                outcome,
-                triggers,
-            });
+            writes.push(AppliedWrite { version_before, zxid, session_id, cxid, is_close, outcome, triggers });
         }
         Arc::new(AppliedBatch { version: working, writes })
     }
@@ -299,8 +306,9 @@ impl CoreState {
     /// events it fires and the answer to its write, with each control at its place among
     /// the records; then the core reads the batch's version and serves the reads that
     /// waited. A read queued behind a write waits for the end of the batch, so it never
-    /// shows a change whose event is still to come; where the session has a later write
-    /// in the batch, its reads are served at once from the version of their write.
+    /// shows a change whose event is still to come, except where its session sent a later
+    /// write: then it is served just before that write's record, from the version kept
+    /// there, after the events of every record before it.
     pub fn deliver(&mut self, applied: &AppliedBatch, controls: &[PlacedControl]) -> i64 {
         let mut controls = controls.iter().peekable();
         for write in &applied.writes {
@@ -308,6 +316,10 @@ impl CoreState {
                 self.apply_control(control);
             }
             assert!(write.zxid > self.reply_zxid, "zxid {:#x} delivered out of order", write.zxid);
+            if let Some(version) = &write.version_before {
+                self.read_version(version);
+                self.serve_reads_of(write.session_id);
+            }
             self.reply_zxid = write.zxid;
             for trigger in &write.triggers {
                 self.fire(&applied.version, trigger);
@@ -411,15 +423,9 @@ impl CoreState {
             }
             other => unreachable!("ordered front {other:?} answered by a txn"),
         }
-        match &write.version {
-            Some(version) => {
-                self.read_version(version);
-                self.drain_reads(&mut conn);
-            }
-            None => {
-                self.waiting_reads.insert(conn.id);
-            }
-        }
+        // The reads behind it are served once the batch is delivered, or before the
+        // session's next write if that comes first.
+        self.waiting_reads.insert(conn.id);
     }
 
     fn apply_control(&mut self, control: &Control) {
@@ -665,4 +671,19 @@ fn quota_gauges(tree: &crate::tree::DataTree) -> Vec<(String, &'static str, i64)
         }
     }
     sums.into_iter().map(|((namespace, name), value)| (namespace, name, value)).collect()
+}
+
+/// Whether the record (`session_id`, `cxid`) was sent after a read still waiting, and
+/// forgets it (with any older entry of the session, which will never be applied now). A
+/// closed session's entries go with it.
+fn wants_version_before(wanted: &mut HashMap<i64, Vec<i32>>, session_id: i64, cxid: i32, is_close: bool) -> bool {
+    let Some(cxids) = wanted.get_mut(&session_id) else { return false };
+    let position = cxids.iter().position(|&wanted_cxid| wanted_cxid == cxid);
+    if let Some(position) = position {
+        cxids.drain(..=position);
+    }
+    if cxids.is_empty() || is_close {
+        wanted.remove(&session_id);
+    }
+    position.is_some()
 }

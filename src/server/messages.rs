@@ -101,9 +101,9 @@ impl std::fmt::Debug for AppliedBatch {
 
 /// One applied record.
 pub struct AppliedWrite {
-    /// The tree as of this record, kept only when the record's session has a later write
-    /// in the batch: the reads it queued between them see exactly this.
-    pub version: Option<Arc<DataTree>>,
+    /// The tree just before this record, kept only when its session sent it after a read
+    /// that is still waiting: that read is served from this.
+    pub version_before: Option<Arc<DataTree>>,
     pub zxid: i64,
     pub session_id: i64,
     pub cxid: i32,

@@ -111,6 +111,10 @@ pub struct Shared {
     /// Per core: the last zxid it applied, published after the watch changes that
     /// applying made.
     pub applied_zxid: Vec<AtomicI64>,
+    /// Per session of this member, the writes (by cxid, in order) that the session sent
+    /// after a read still waiting behind an earlier write: core 0 keeps the version of
+    /// the tree just before each, so those reads see neither it nor anything after it.
+    pub reads_before_writes: Mutex<HashMap<i64, Vec<i32>>>,
     /// Writes refused by a hard quota limit, by top namespace
     /// (`quota_exceeded_error_per_namespace`).
     pub quota_exceeded_errors: Mutex<BTreeMap<String, u64>>,
@@ -196,6 +200,7 @@ impl Shared {
             listing_published: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             watched_paths: (0..cores).map(|_| Mutex::new(WatchedPaths::default())).collect(),
             applied_zxid: (0..cores).map(|_| AtomicI64::new(0)).collect(),
+            reads_before_writes: Mutex::new(HashMap::new()),
             quota_exceeded_errors: Mutex::new(BTreeMap::new()),
             quota_soft_exceeded: AtomicU64::new(0),
             quota_gauges: Mutex::new(Vec::new()),
