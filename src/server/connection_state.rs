@@ -36,6 +36,9 @@ pub enum Queued {
         xid: i32,
         path: String,
         received: Instant,
+        /// Everything ordered before it is delivered: it is answered in its turn, once
+        /// the reads ahead of it are.
+        synced: bool,
     },
     /// A read, served once the core's tree has applied `min_zxid`: everything committed
     /// when the read arrived.

@@ -112,7 +112,7 @@ impl CoreState {
         }
         let queued = match request {
             Request::CloseSession => Queued::Close { xid, received },
-            Request::Sync { path } => Queued::Sync { xid, path, received },
+            Request::Sync { path } => Queued::Sync { xid, path, received, synced: false },
             request if request.is_write() => {
                 let kind = write_kind(&request);
                 conn.queue.push_back(Queued::Write { xid, kind, received });
@@ -198,15 +198,27 @@ impl CoreState {
         conn.output_appended();
     }
 
-    /// Serves the reads at the front of the queue, up to the next ordered request.
+    /// Serves the reads at the front of the queue, and the syncs among them already
+    /// synced, up to the next request waiting for the ordering point.
     fn drain_reads(&mut self, conn: &mut Connection) {
-        while let Some(Queued::Read { min_zxid, .. }) = conn.queue.front() {
-            if *min_zxid > self.tree.last_zxid() {
-                self.waiting_reads.insert(conn.id);
-                break;
+        loop {
+            match conn.queue.front() {
+                Some(Queued::Read { min_zxid, .. }) if *min_zxid > self.tree.last_zxid() => {
+                    self.waiting_reads.insert(conn.id);
+                    break;
+                }
+                Some(Queued::Read { .. }) => {
+                    let Some(Queued::Read { xid, request, received, .. }) = conn.queue.pop_front() else {
+                        unreachable!()
+                    };
+                    self.serve_read(conn, xid, &request, received);
+                }
+                Some(Queued::Sync { synced: true, .. }) => {
+                    let Some(Queued::Sync { xid, path, received, .. }) = conn.queue.pop_front() else { unreachable!() };
+                    self.reply(conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received);
+                }
+                _ => break,
             }
-            let Some(Queued::Read { xid, request, received, .. }) = conn.queue.pop_front() else { unreachable!() };
-            self.serve_read(conn, xid, &request, received);
         }
         if conn.output.len() < super::connection_state::OUTPUT_BYTES_HIGH_WATER {
             conn.wake_reader();
@@ -476,14 +488,23 @@ impl CoreState {
                     return;
                 };
                 let mut conn = conn_ref.borrow_mut();
-                let front_matches = matches!(conn.queue.front(), Some(Queued::Sync { xid: front, .. }) if front == xid);
-                if !front_matches {
-                    tracing::error!(xid, "sync completion does not match the session's next request");
-                    conn.close();
-                    return;
+                // Reads may still wait ahead of it (they are served at the end of the
+                // batch): the sync is answered after them, in its turn.
+                let next_ordered = conn.queue.iter_mut().find(|queued| queued.is_ordered());
+                match next_ordered {
+                    Some(Queued::Sync { xid: next, synced, .. }) if next == xid => *synced = true,
+                    _ => {
+                        tracing::error!(xid, "sync completion does not match the session's next request");
+                        conn.close();
+                        return;
+                    }
                 }
-                let Some(Queued::Sync { xid, path, received }) = conn.queue.pop_front() else { unreachable!() };
-                self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received);
+                if matches!(conn.queue.front(), Some(Queued::Sync { .. })) {
+                    // Nothing ahead of it: answered now, so the session's next write finds
+                    // itself at the front when its record is delivered.
+                    let Some(Queued::Sync { xid, path, received, .. }) = conn.queue.pop_front() else { unreachable!() };
+                    self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received);
+                }
                 // The reads behind it wait for the end of the batch, as behind a write.
                 self.waiting_reads.insert(conn.id);
             }
