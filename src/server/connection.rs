@@ -146,7 +146,7 @@ async fn handshake_and_serve<R, W>(
     }
     let prefix: [u8; 4] = input.available()[..4].try_into().expect("four bytes");
     if let Some(command) = words::parse(prefix) {
-        refresh_listings(&context.shared, matches!(command, "wchc" | "wchp")).await;
+        refresh_listings(context, matches!(command, "wchc" | "wchp")).await;
         let text = four_letter::answer(command, &context.shared, peer);
         let _ = writer.write_all(text.as_bytes()).await;
         let _ = writer.flush().await;
@@ -348,14 +348,20 @@ async fn wait_for_every_core(connection: &Rc<RefCell<Connection>>, shared: &Shar
 }
 
 /// Asks every core for fresh numbers and waits (briefly, bounded) until they published.
-async fn refresh_listings(shared: &Shared, with_watches: bool) {
+/// The request reaches every core through core 0 and the committed stream, so no core
+/// polls for requests (an idle server wakes for nothing).
+async fn refresh_listings(context: &CoreContext, with_watches: bool) {
     use std::sync::atomic::Ordering;
+    let shared = &context.shared;
     // The watch request goes first, so a core that sees the new generation sees it too.
     if with_watches {
         let next = shared.listing_requested.load(Ordering::Acquire) + 1;
         shared.watch_listing_requested.fetch_max(next, Ordering::AcqRel);
     }
     let generation = shared.listing_requested.fetch_add(1, Ordering::AcqRel) + 1;
+    if !context.leader.send(ToLeader::PublishListings).await {
+        return;
+    }
     for _ in 0..40 {
         if shared.listing_published.iter().all(|published| published.load(Ordering::Acquire) >= generation) {
             return;

@@ -528,6 +528,7 @@ impl CoreState {
                 self.sessions.clear();
                 self.tree_replaced |= matches!(control, Control::Replaced);
             }
+            Control::PublishListings => self.publish_requested_listings(),
             Control::CloseReadOnly => {
                 for conn in self.connections.values() {
                     let mut conn = conn.borrow_mut();
@@ -569,6 +570,19 @@ impl CoreState {
         counters.watch_count_all.store(summary.all_watches as u64, Ordering::Relaxed);
         counters.node_count.store(self.tree.node_count() as u64, Ordering::Relaxed);
         counters.ephemeral_count.store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
+    }
+
+    /// Publishes what the four-letter words asked for since the last time (the watch
+    /// listing only if one of them wants it), and records the generation served.
+    fn publish_requested_listings(&self) {
+        let shared = &self.shared;
+        let requested = shared.listing_requested.load(Ordering::Acquire);
+        let published = &shared.listing_published[self.core];
+        let last_published = published.load(Ordering::Acquire);
+        let watches_asked = shared.watch_listing_requested.load(Ordering::Acquire) > last_published;
+        self.publish_counters();
+        self.publish_listings(watches_asked);
+        published.store(requested, Ordering::Release);
     }
 
     /// Publishes the connection list (`cons`, `stat`) and the numbers beside it; with

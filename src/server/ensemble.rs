@@ -218,6 +218,11 @@ impl Ensemble {
 
     /// A message from one of this member's cores for the ordering point.
     pub fn handle(&mut self, message: ToLeader) {
+        if let ToLeader::PublishListings = message {
+            // This member's own business, serving or not.
+            self.broadcast_control(Control::PublishListings);
+            return;
+        }
         if self.serving.is_none() {
             // Sessions wait for a leader; everything else belonged to connections that
             // are being closed.
@@ -241,6 +246,7 @@ impl Ensemble {
             }
             ToLeader::Sync { core, connection, xid, .. } => Forwarded::Sync { core: core as u32, connection, xid },
             ToLeader::Touch { sessions } => Forwarded::Touch { sessions },
+            ToLeader::PublishListings => unreachable!("handled above"),
         };
         self.links.send(leader, &PeerFrame::Forward(forwarded));
     }

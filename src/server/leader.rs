@@ -156,6 +156,14 @@ impl Leader {
     }
 
     pub fn handle(&mut self, message: ToLeader) {
+        if let ToLeader::PublishListings = message {
+            // Not ordered: every core publishes when its committed stream gets this.
+            for core in 0..self.controls.len() {
+                self.place(self.member, core, Control::PublishListings);
+            }
+            self.wake_publisher();
+            return;
+        }
         if self.paused_at_limit() && !matches!(message, ToLeader::Touch { .. }) {
             self.held.push_back(message);
             return;
@@ -191,6 +199,7 @@ impl Leader {
                 self.place(member, core, Control::Synced { connection, xid });
                 self.wake_publisher();
             }
+            ToLeader::PublishListings => unreachable!("handled above"),
             ToLeader::Touch { sessions } => {
                 let now_ms = self.monotonic_ms();
                 for session_id in sessions {

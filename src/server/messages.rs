@@ -31,6 +31,9 @@ pub enum ToLeader {
     Sync { member: u64, core: usize, connection: ConnectionId, xid: i32 },
     /// Sessions with activity since the last touch.
     Touch { sessions: Vec<i64> },
+    /// A four-letter word wants fresh numbers from every core of this member; never
+    /// leaves the member.
+    PublishListings,
 }
 
 /// What the ordering point tells one core after a batch of records.
@@ -51,6 +54,9 @@ pub enum Control {
     /// when the member leaves its quorum, and the core reads the batch's version, older
     /// or newer than its own.
     Replaced,
+    /// Publish the connection list and numbers the four-letter words report (the watch
+    /// listing too if one asked for it).
+    PublishListings,
     /// The member has a quorum again: its read-only sessions end (ZooKeeper's read-only
     /// server shuts down the same way) and their clients reconnect read-write.
     CloseReadOnly,

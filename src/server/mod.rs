@@ -362,7 +362,6 @@ async fn core_main(
     drop(snapshot);
     let context = Rc::new(CoreContext { core, state: state.clone(), leader, shared: shared.clone() });
     glommio::spawn_local(send_touches(context.clone())).detach();
-    glommio::spawn_local(publish_listings(state.clone())).detach();
     let listener = match bind_listener(address) {
         Ok(listener) => listener,
         Err(error) => {
@@ -625,32 +624,6 @@ async fn send_touches(context: Rc<CoreContext>) {
         let sessions: Vec<i64> = context.state.borrow_mut().touched.drain().collect();
         if !sessions.is_empty() && !context.leader.send(ToLeader::Touch { sessions }).await {
             return;
-        }
-    }
-}
-
-/// Publishes this core's numbers and listings for the four-letter words: every half
-/// second, and within a few milliseconds of a four-letter word asking for fresh ones.
-async fn publish_listings(state: Rc<RefCell<CoreState>>) {
-    // Each poll wakes the core; 25 ms keeps an idle server idle while four-letter words
-    // still get fresh numbers within a few tens of milliseconds.
-    const POLL_MS: u64 = 25;
-    let mut since_publish_ms = 0;
-    loop {
-        glommio::timer::sleep(Duration::from_millis(POLL_MS)).await;
-        since_publish_ms += POLL_MS;
-        let state = state.borrow();
-        let shared = &state.shared;
-        let requested = shared.listing_requested.load(std::sync::atomic::Ordering::Acquire);
-        let published = &shared.listing_published[state.core];
-        let last_published = published.load(std::sync::atomic::Ordering::Acquire);
-        if requested > last_published || since_publish_ms >= 500 {
-            let watches_asked =
-                shared.watch_listing_requested.load(std::sync::atomic::Ordering::Acquire) > last_published;
-            state.publish_counters();
-            state.publish_listings(watches_asked);
-            published.store(requested, std::sync::atomic::Ordering::Release);
-            since_publish_ms = 0;
         }
     }
 }

@@ -252,7 +252,7 @@ fn encode_control(control: &Control, out: &mut Vec<u8>) {
         }
         Control::CloseAll => out.push(4),
         Control::CloseReadOnly => out.push(5),
-        Control::Replaced => unreachable!("a member replaces its own trees; no peer routes that"),
+        Control::Replaced | Control::PublishListings => unreachable!("a member's own control; no peer routes it"),
     }
 }
 
