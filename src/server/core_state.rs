@@ -488,9 +488,12 @@ impl CoreState {
                     return;
                 };
                 let mut conn = conn_ref.borrow_mut();
-                // Reads may still wait ahead of it (they are served at the end of the
-                // batch): the sync is answered after them, in its turn.
-                let next_ordered = conn.queue.iter_mut().find(|queued| queued.is_ordered());
+                // Reads, and syncs answered after them, may still wait ahead of it (reads
+                // are served at the end of the batch): it is answered in its turn.
+                let next_ordered = conn
+                    .queue
+                    .iter_mut()
+                    .find(|queued| queued.is_ordered() && !matches!(queued, Queued::Sync { synced: true, .. }));
                 match next_ordered {
                     Some(Queued::Sync { xid: next, synced, .. }) if next == xid => *synced = true,
                     _ => {
