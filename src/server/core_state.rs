@@ -120,7 +120,7 @@ impl CoreState {
             }
             request => {
                 // Read what was committed when the read arrived, as a standalone ZooKeeper
-                // would: this core's copy of the tree may trail the ordering point by a
+                // would: this core's version of the tree may trail the ordering point by a
                 // hop, and then the read waits for it.
                 let min_zxid = self.shared.committed_zxid();
                 if conn.queue.is_empty() && self.tree.last_zxid() >= min_zxid {

@@ -1,4 +1,4 @@
-//! Reads, served on the session's own core from its copy of the tree
+//! Reads, served on the session's own core from the version of the tree it holds
 //! (ZooKeeper's FinalRequestProcessor). A watch is registered in the same step as the
 //! read, so no change can slip between the two.
 

@@ -25,7 +25,7 @@ pub struct Znode {
     pub children: Children,
 }
 
-// A node's fixed cost, per copy of the tree: keep it from growing unnoticed.
+// A node's fixed cost (it is stored inline in the tree's trie): keep it from growing unnoticed.
 const _: () = assert!(std::mem::size_of::<Znode>() <= 88);
 
 /// The names of a node's children, in a persistent set: a version of the tree that
