@@ -35,15 +35,15 @@ pub fn snapshot_files(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
     Ok(files)
 }
 
-/// Writes a snapshot of `tree` and returns its path and size.
+/// Writes a snapshot of `tree` and returns its path and size. The image is this
+/// process's own: written as encoded, without the copy a check would take.
 pub fn write(dir: &Path, tree: &DataTree) -> std::io::Result<(PathBuf, usize)> {
     let bytes = snapshot::encode(tree);
-    let path = write_image(dir, tree.last_zxid(), &bytes)?;
+    let path = write_file(dir, tree.last_zxid(), &bytes)?;
     Ok((path, bytes.len()))
 }
 
-/// Writes a snapshot image (`tree::snapshot::encode`) taken at `zxid`: this server's, or
-/// one a leader sent (SNAP), checked before it is written.
+/// Writes a snapshot image a leader sent (SNAP) for `zxid`, checked before it is written.
 pub fn write_image(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
@@ -51,6 +51,12 @@ pub fn write_image(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<PathB
         Ok(image) if image.zxid.to_native() == zxid => {}
         _ => return Err(std::io::Error::other(format!("a snapshot image for {zxid:#x} that does not check out"))),
     }
+    drop(aligned);
+    write_file(dir, zxid, bytes)
+}
+
+/// Writes snapshot bytes under a temporary name, syncs and renames them into place.
+fn write_file(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let path = dir.join(file_name(zxid));
     let temporary = dir.join(format!("{}.tmp", file_name(zxid)));
     let mut file = File::create(&temporary)?;

@@ -4,7 +4,10 @@
 //! A snapshot file is `[magic 8][zxid i64 LE][length u64 LE][crc32c u32 LE][pad 4][rkyv]`,
 //! 32 bytes of header, so the archive starts 16-byte aligned in a mapped file.
 
-use rkyv::{Archive, Deserialize, Serialize};
+use rkyv::rancor::Fallible;
+use rkyv::ser::{Allocator, Writer};
+use rkyv::vec::{ArchivedVec, VecResolver};
+use rkyv::{Archive, Deserialize, Place, Serialize};
 
 use super::{DataTree, Znode};
 use crate::txn::AclEntry;
@@ -44,13 +47,82 @@ pub struct SnapshotImage {
 
 /// Serializes the tree into a snapshot file's bytes (header included). Nodes are written
 /// sorted by path, so every parent (a prefix of its children's paths) comes before its
-/// children and `load` links each node to its parent in one pass.
+/// children and `load` links each node to its parent in one pass. Each node's record is
+/// made as it is written (`NodesOf`): the image is never held as owned copies of every
+/// path and value beside the tree, only as the archive itself.
 pub fn encode(tree: &DataTree) -> Vec<u8> {
-    let mut sorted: Vec<(&str, &crate::tree::Znode)> = tree.nodes().collect();
+    let mut sorted: Vec<(&str, &Znode)> = tree.nodes().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let nodes: Vec<SnapshotNode> = sorted
-        .into_iter()
-        .map(|(path, node)| SnapshotNode {
+    let mut sessions: Vec<SnapshotSession> = tree
+        .sessions()
+        .map(|(session_id, timeout_ms, password)| SnapshotSession { session_id, timeout_ms, password })
+        .collect();
+    sessions.sort_by_key(|session| session.session_id);
+    let zxid = tree.last_zxid();
+    let image = ImageOf { zxid, nodes: NodesOf { sorted: &sorted, tree }, sessions };
+    // The archive is written after room for the header: rkyv's positions are relative,
+    // and 32 keeps the archive 16-byte aligned in the file.
+    let bytes = vec![0; HEADER_BYTES];
+    let mut bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&image, bytes)
+        .expect("serializing into memory cannot fail");
+    let archive_len = bytes.len() - HEADER_BYTES;
+    let crc = crc32c::crc32c(&bytes[HEADER_BYTES..]);
+    let mut header = Vec::with_capacity(HEADER_BYTES);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&zxid.to_le_bytes());
+    header.extend_from_slice(&(archive_len as u64).to_le_bytes());
+    header.extend_from_slice(&crc.to_le_bytes());
+    header.extend_from_slice(&[0; 4]);
+    assert_eq!(header.len(), HEADER_BYTES);
+    bytes[..HEADER_BYTES].copy_from_slice(&header);
+    bytes
+}
+
+/// A tree's snapshot image as rkyv writes it: archived exactly as `SnapshotImage`, with
+/// the nodes made one at a time from the tree.
+struct ImageOf<'a> {
+    zxid: i64,
+    nodes: NodesOf<'a>,
+    sessions: Vec<SnapshotSession>,
+}
+
+struct ImageOfResolver {
+    nodes: VecResolver,
+    sessions: VecResolver,
+}
+
+impl Archive for ImageOf<'_> {
+    type Archived = ArchivedSnapshotImage;
+    type Resolver = ImageOfResolver;
+
+    fn resolve(&self, resolver: ImageOfResolver, out: Place<ArchivedSnapshotImage>) {
+        rkyv::munge::munge!(let ArchivedSnapshotImage { zxid, nodes, sessions } = out);
+        self.zxid.resolve((), zxid);
+        self.nodes.resolve(resolver.nodes, nodes);
+        self.sessions.resolve(resolver.sessions, sessions);
+    }
+}
+
+impl<S> Serialize<S> for ImageOf<'_>
+where
+    S: Fallible + Allocator + Writer + ?Sized,
+    SnapshotNode: Serialize<S>,
+    Vec<SnapshotSession>: Serialize<S, Archived = ArchivedVec<ArchivedSnapshotSession>, Resolver = VecResolver>,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<ImageOfResolver, S::Error> {
+        Ok(ImageOfResolver { nodes: self.nodes.serialize(serializer)?, sessions: self.sessions.serialize(serializer)? })
+    }
+}
+
+/// A tree's nodes in path order, archived as `Vec<SnapshotNode>`.
+struct NodesOf<'a> {
+    sorted: &'a [(&'a str, &'a Znode)],
+    tree: &'a DataTree,
+}
+
+impl NodesOf<'_> {
+    fn record(tree: &DataTree, path: &str, node: &Znode) -> SnapshotNode {
+        SnapshotNode {
             path: path.to_owned(),
             data: node.data.as_deref().map(<[u8]>::to_vec),
             acl: crate::txn::acl_entries(tree.acl(node)),
@@ -63,24 +135,31 @@ pub fn encode(tree: &DataTree) -> Vec<u8> {
             aversion: node.aversion,
             ephemeral_owner: node.ephemeral_owner,
             pzxid: node.pzxid,
-        })
-        .collect();
-    let mut sessions: Vec<SnapshotSession> = tree
-        .sessions()
-        .map(|(session_id, timeout_ms, password)| SnapshotSession { session_id, timeout_ms, password })
-        .collect();
-    sessions.sort_by_key(|session| session.session_id);
-    let image = SnapshotImage { zxid: tree.last_zxid(), nodes, sessions };
-    let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&image).expect("serializing into memory cannot fail");
-    let mut bytes = Vec::with_capacity(HEADER_BYTES + archive.len());
-    bytes.extend_from_slice(&MAGIC);
-    bytes.extend_from_slice(&image.zxid.to_le_bytes());
-    bytes.extend_from_slice(&(archive.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32c::crc32c(&archive).to_le_bytes());
-    bytes.extend_from_slice(&[0; 4]);
-    debug_assert_eq!(bytes.len(), HEADER_BYTES);
-    bytes.extend_from_slice(&archive);
-    bytes
+        }
+    }
+}
+
+impl Archive for NodesOf<'_> {
+    type Archived = ArchivedVec<ArchivedSnapshotNode>;
+    type Resolver = VecResolver;
+
+    fn resolve(&self, resolver: VecResolver, out: Place<Self::Archived>) {
+        ArchivedVec::resolve_from_len(self.sorted.len(), resolver, out);
+    }
+}
+
+impl<S> Serialize<S> for NodesOf<'_>
+where
+    S: Fallible + Allocator + Writer + ?Sized,
+    SnapshotNode: Serialize<S>,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<VecResolver, S::Error> {
+        let tree = self.tree;
+        // Each record is made twice (rkyv writes a vector's contents, then its entries),
+        // and dropped at once.
+        let records = self.sorted.iter().map(move |&(path, node)| NodesOf::record(tree, path, node));
+        ArchivedVec::<ArchivedSnapshotNode>::serialize_from_iter::<SnapshotNode, _, _>(records, serializer)
+    }
 }
 
 /// Why a snapshot file cannot be used.
