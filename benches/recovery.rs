@@ -94,7 +94,7 @@ fn fixture() -> (PathBuf, PathBuf) {
         let tree = write_log(&log_dir);
         assert_eq!(tree.node_count() as u64, DataTree::new().node_count() as u64 + znode_count());
         std::fs::create_dir_all(&snapshot_dir).expect("create snapshot dir");
-        snapshot_file::write(&snapshot_dir, &tree).expect("write snapshot");
+        snapshot_file::write(&snapshot_dir, &tree, snapshot_file::installs()).expect("write snapshot");
         std::fs::write(&done, b"").expect("mark fixture complete");
     }
     (log_dir, snapshot_dir)

@@ -14,6 +14,19 @@ use crate::tree::DataTree;
 
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
+/// Snapshots of this process and a leader's snapshot installed over them (SNAP) take
+/// turns: a snapshot of a tree from before an install must never land after it, where
+/// recovery would take it for the newest state.
+static SNAPSHOT_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// How many leader snapshots this process installed.
+static INSTALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of installs so far: a snapshot of a tree taken now is written only if no
+/// install comes between.
+pub fn installs() -> u64 {
+    INSTALLS.load(std::sync::atomic::Ordering::Acquire)
+}
+
 pub fn file_name(zxid: i64) -> String {
     format!("snapshot.{zxid:x}")
 }
@@ -35,24 +48,48 @@ pub fn snapshot_files(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
     Ok(files)
 }
 
-/// Writes a snapshot of `tree` and returns its path and size. The image is this
-/// process's own: written as encoded, without the copy a check would take.
-pub fn write(dir: &Path, tree: &DataTree) -> std::io::Result<(PathBuf, usize)> {
+/// Writes a snapshot of `tree`, a version taken when `installs()` was `installs_then`, and
+/// returns its path and size; None if a leader's snapshot was installed since (the tree
+/// is history). The image is this process's own: written as encoded, without the copy a
+/// check would take.
+pub fn write(dir: &Path, tree: &DataTree, installs_then: u64) -> std::io::Result<Option<(PathBuf, usize)>> {
     let bytes = snapshot::encode(tree);
+    let _turn = SNAPSHOT_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if installs() != installs_then {
+        return Ok(None);
+    }
     let path = write_file(dir, tree.last_zxid(), &bytes)?;
-    Ok((path, bytes.len()))
+    Ok(Some((path, bytes.len())))
 }
 
-/// Writes a snapshot image a leader sent (SNAP) for `zxid`, checked before it is written.
-pub fn write_image(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<PathBuf> {
+/// Installs a snapshot image a leader sent (SNAP) for `zxid`, checked before it is
+/// written, and removes what it replaces: every log segment and every newer snapshot.
+/// Returns the tree it holds.
+pub fn install(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<DataTree> {
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
-    match snapshot::access(&aligned) {
-        Ok(image) if image.zxid.to_native() == zxid => {}
+    let image = match snapshot::access(&aligned) {
+        Ok(image) if image.zxid.to_native() == zxid => image,
         _ => return Err(std::io::Error::other(format!("a snapshot image for {zxid:#x} that does not check out"))),
+    };
+    let _turn = SNAPSHOT_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    INSTALLS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    write_file(dir, zxid, bytes)?;
+    for (_, path) in segment_files(dir).map_err(|error| std::io::Error::other(error.to_string()))? {
+        std::fs::remove_file(path)?;
     }
-    drop(aligned);
-    write_file(dir, zxid, bytes)
+    remove_snapshots_after(dir, zxid);
+    File::open(dir)?.sync_all()?;
+    Ok(snapshot::load(image))
+}
+
+/// Snapshots after a cut may hold records the ensemble never committed.
+pub fn remove_snapshots_after(dir: &Path, zxid: i64) {
+    if let Ok(snapshots) = snapshot_files(dir) {
+        for (_, path) in snapshots.into_iter().filter(|(snapshot_zxid, _)| *snapshot_zxid > zxid) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Writes snapshot bytes under a temporary name, syncs and renames them into place.

@@ -285,21 +285,15 @@ impl CoreState {
     /// anything after it (ZooKeeper answers a session's requests in order).
     pub fn apply_records(&mut self, records: &[u8]) -> Arc<AppliedBatch> {
         assert_eq!(self.core, 0, "only core 0 applies the committed stream");
-        // Other cores add to it only for a read queued between two writes: hold it only
-        // when it holds something.
-        let mut wanted =
-            Some(self.shared.reads_before_writes.lock().expect("not poisoned")).filter(|wanted| !wanted.is_empty());
+        let wanted_before = self.versions_wanted_before(records);
         let mut writes = Vec::new();
         let mut working = self.tree.clone();
-        for record in Records::new(records) {
+        for (index, record) in Records::new(records).enumerate() {
             let (zxid, txn) = record.expect("records from the ordering point are intact");
             let session_id = txn.session_id.to_native();
             let cxid = txn.cxid.to_native();
             let is_close = matches!(txn.op, ArchivedTxnOp::CloseSession { .. });
-            let version_before = wanted
-                .as_mut()
-                .is_some_and(|wanted| wants_version_before(wanted, session_id, cxid, is_close))
-                .then(|| working.clone());
+            let version_before = wanted_before.get(index).copied().unwrap_or(false).then(|| working.clone());
             let tree = Arc::make_mut(&mut working);
             assert!(zxid > tree.last_zxid(), "zxid {zxid:#x} applied out of order");
             let mut triggers = Vec::new();
@@ -307,6 +301,23 @@ impl CoreState {
             writes.push(AppliedWrite { version_before, zxid, session_id, cxid, is_close, outcome, triggers });
         }
         Arc::new(AppliedBatch { version: working, writes })
+    }
+
+    /// Which records of a batch were marked by their session's core (`reads_before_writes`),
+    /// by position; taken from the shared map at once so its lock is never held while
+    /// the batch is applied (the cores that mark writes would wait for it).
+    fn versions_wanted_before(&self, records: &[u8]) -> Vec<bool> {
+        let mut wanted = self.shared.reads_before_writes.lock().expect("not poisoned");
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        Records::new(records)
+            .map(|record| {
+                let (_, txn) = record.expect("records from the ordering point are intact");
+                let is_close = matches!(txn.op, ArchivedTxnOp::CloseSession { .. });
+                wants_version_before(&mut wanted, txn.session_id.to_native(), txn.cxid.to_native(), is_close)
+            })
+            .collect()
     }
 
     /// The current version with no records applied: for controls outside a batch.
@@ -447,6 +458,9 @@ impl CoreState {
                     return;
                 };
                 let mut conn = conn_ref.borrow_mut();
+                if conn.phase == Phase::Closing {
+                    return;
+                }
                 match session {
                     Some((session_id, password)) => {
                         // A re-attach on this core replaces the session's old connection.
@@ -526,7 +540,12 @@ impl CoreState {
             }
             Control::CloseAll | Control::Replaced => {
                 for conn in self.connections.values() {
-                    conn.borrow_mut().close();
+                    let mut conn = conn.borrow_mut();
+                    // A connection still handshaking waits for its session; after a SNAP
+                    // the leader answers it as usual.
+                    if matches!(control, Control::CloseAll) || conn.phase == Phase::Connected {
+                        conn.close();
+                    }
                 }
                 self.sessions.clear();
                 self.tree_replaced |= matches!(control, Control::Replaced);
@@ -557,9 +576,9 @@ impl CoreState {
         self.watches.remove_connection(connection);
         self.counters().connections.fetch_sub(1, Ordering::Relaxed);
         drop(conn);
-        // The connection list is published when a four-letter word asks (and every half
-        // second), not here: building it costs a walk of the core's connections, and a
-        // close per walk made session churn quadratic.
+        // The connection list is published when a four-letter word asks, not here:
+        // building it costs a walk of the core's connections, and a close per walk made
+        // session churn quadratic.
         self.publish_watched_paths();
         self.publish_counters();
     }
@@ -582,6 +601,10 @@ impl CoreState {
         let requested = shared.listing_requested.load(Ordering::Acquire);
         let published = &shared.listing_published[self.core];
         let last_published = published.load(Ordering::Acquire);
+        if last_published >= requested {
+            // Several words asked at once: one walk answered them all.
+            return;
+        }
         let watches_asked = shared.watch_listing_requested.load(Ordering::Acquire) > last_published;
         self.publish_counters();
         self.publish_listings(watches_asked);

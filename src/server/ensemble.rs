@@ -28,7 +28,7 @@ use super::leader::Leader;
 use super::messages::{AppliedBatch, CommittedBatch, Control, PlacedControl, ToLeader, EVERY_CORE};
 use super::peer_codec::{Forwarded, PeerFrame};
 use super::shared::{EnsembleStatus, Shared};
-use super::snapshotter::{SnapshotSchedule, SnapshotWork, Snapshotter};
+use super::snapshotter::{SnapshotSchedule, Snapshotter};
 use crate::consensus::core::{Core, Output, Role};
 use crate::consensus::message::MemberId;
 use crate::consensus::record_batch::RecordBatch;
@@ -436,7 +436,7 @@ impl Ensemble {
         // A batch holds consecutive zxids of one epoch.
         let records = (batch.last_zxid - batch.first_zxid + 1) as u64;
         if self.snapshots.counted(records) {
-            self.snapshotter.send(SnapshotWork::Take(applied.version.clone()));
+            self.snapshotter.take(applied.version.clone());
         }
     }
 
@@ -563,6 +563,10 @@ impl Ensemble {
 
     /// Hands every core `applied` with `control` before it, outside the stream's order.
     fn deliver_everywhere(&mut self, applied: Arc<AppliedBatch>, control: Control) {
+        if matches!(control, Control::CloseAll | Control::Replaced) {
+            // The marked writes of the closed connections will not be applied here now.
+            self.shared.reads_before_writes.lock().expect("not poisoned").clear();
+        }
         let batch = || CommittedBatch { applied: applied.clone(), controls: vec![(i64::MIN, control.clone())] };
         let local = batch();
         self.state.borrow_mut().deliver(&local.applied, &local.controls);

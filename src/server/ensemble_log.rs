@@ -110,7 +110,7 @@ pub async fn run(
                         }
                     };
                     if restart {
-                        remove_snapshots_after(&log_dir, after_zxid);
+                        crate::log::snapshot_file::remove_snapshots_after(&log_dir, after_zxid);
                         tracing::info!(
                             after = format_args!("{after_zxid:#x}"),
                             "the trees hold records the log no longer has: restarting to rebuild them"
@@ -129,16 +129,14 @@ pub async fn run(
                 }
                 LogOp::Install { seq, zxid, image } => {
                     let _ = writer.close().await;
-                    if let Err(error) = install(&log_dir, zxid, &image) {
+                    // Writing and loading a large snapshot take a while: off the executor,
+                    // which keeps the peer links and their timers going meanwhile.
+                    let installing_dir = log_dir.clone();
+                    let installed = glommio::executor()
+                        .spawn_blocking(move || crate::log::snapshot_file::install(&installing_dir, zxid, &image))
+                        .await;
+                    let tree = installed.unwrap_or_else(|error| {
                         tracing::error!(%error, "cannot install the leader's snapshot");
-                        std::process::exit(1);
-                    }
-                    // Loading a large tree takes a while: off the executor, which keeps
-                    // the peer links and their timers going meanwhile.
-                    let loading_dir = log_dir.clone();
-                    let tree = glommio::executor().spawn_blocking(move || installed_tree(&loading_dir)).await;
-                    let tree = tree.unwrap_or_else(|error| {
-                        tracing::error!(%error, "cannot load the snapshot just installed");
                         std::process::exit(1);
                     });
                     assert_eq!(tree.last_zxid(), zxid, "the installed snapshot ends where the leader's does");
@@ -157,34 +155,6 @@ pub async fn run(
                     driver.borrow_mut().installed(seq, tree);
                 }
             }
-        }
-    }
-}
-
-/// The tree the newest snapshot in `log_dir` holds: the one `install` just wrote.
-fn installed_tree(log_dir: &std::path::Path) -> Result<crate::tree::DataTree, String> {
-    let snapshot = crate::log::snapshot_file::newest_valid(log_dir).map_err(|error| error.to_string())?;
-    snapshot.map(|snapshot| snapshot.tree()).ok_or_else(|| "no valid snapshot".to_owned())
-}
-
-/// Writes the snapshot, then drops every log segment and every newer snapshot: the
-/// member goes on from the snapshot alone.
-fn install(log_dir: &std::path::Path, zxid: i64, image: &[u8]) -> std::io::Result<()> {
-    crate::log::snapshot_file::write_image(log_dir, zxid, image)?;
-    let segments =
-        crate::log::recovery::segment_files(log_dir).map_err(|error| std::io::Error::other(error.to_string()))?;
-    for (_, path) in segments {
-        std::fs::remove_file(path)?;
-    }
-    remove_snapshots_after(log_dir, zxid);
-    std::fs::File::open(log_dir)?.sync_all()
-}
-
-/// Snapshots after a cut may hold records the ensemble never committed.
-fn remove_snapshots_after(log_dir: &std::path::Path, zxid: i64) {
-    if let Ok(snapshots) = crate::log::snapshot_file::snapshot_files(log_dir) {
-        for (_, path) in snapshots.into_iter().filter(|(snapshot_zxid, _)| *snapshot_zxid > zxid) {
-            let _ = std::fs::remove_file(path);
         }
     }
 }

@@ -37,9 +37,9 @@ use core_state::CoreState;
 use ensemble::{Ensemble, EnsembleParts};
 use leader::Leader;
 use log_writer::LogWriter;
-use messages::{CommittedBatch, ToLeader};
+use messages::{CommittedBatch, Control, ToLeader};
 use shared::Shared;
-use snapshotter::{SnapshotWork, Snapshotter};
+use snapshotter::Snapshotter;
 
 /// The buffer memory each executor registers with io_uring for glommio's DMA files
 /// (10 MiB by default, pinned, so resident on every core). Nothing here reads or writes
@@ -559,6 +559,7 @@ async fn publish(
                     tracing::error!(%error, "the transaction log failed; no further write will be acknowledged, reads go on");
                     *shared.log_failure.lock().expect("not poisoned") = error.to_string();
                     shared.log_failed.store(true, std::sync::atomic::Ordering::Release);
+                    publish_listings_only(leader, state, outboxes, woken).await;
                     return;
                 }
                 shared.log_fsyncs.store(log_writer.fsync_count, std::sync::atomic::Ordering::Relaxed);
@@ -571,7 +572,7 @@ async fn publish(
             let applied = state.borrow_mut().apply_records(&published.records);
             let applied_zxid = state.borrow_mut().deliver(&applied, &controls.next().unwrap_or_default());
             if published.snapshot_due {
-                snapshotter.send(SnapshotWork::Take(applied.version.clone()));
+                snapshotter.take(applied.version.clone());
             }
             assert!(published.last_zxid == 0 || applied_zxid >= published.last_zxid);
             leader.borrow_mut().applied_through(applied_zxid);
@@ -581,6 +582,36 @@ async fn publish(
                     tracing::error!("a core's committed stream is closed");
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// Core 0 after the log failed: nothing more is applied, but the four-letter words still
+/// get fresh numbers (`mntr` reports the failure), so their requests still reach every
+/// core; every other control is dropped with the batch it came in.
+async fn publish_listings_only(
+    leader: Rc<RefCell<Leader>>,
+    state: Rc<RefCell<CoreState>>,
+    outboxes: Vec<ConnectedSender<CommittedBatch>>,
+    woken: LocalReceiver<()>,
+) {
+    loop {
+        let published = leader.borrow_mut().take_batch();
+        let Some(published) = published else {
+            if woken.recv().await.is_none() {
+                return;
+            }
+            continue;
+        };
+        let unchanged = state.borrow().unchanged();
+        let mut per_core = published.controls.into_iter().map(|controls| {
+            controls.into_iter().filter(|(_, control)| matches!(control, Control::PublishListings)).collect::<Vec<_>>()
+        });
+        state.borrow_mut().deliver(&unchanged, &per_core.next().unwrap_or_default());
+        for (outbox, controls) in outboxes.iter().zip(per_core) {
+            if outbox.send(CommittedBatch { applied: unchanged.clone(), controls }).await.is_err() {
+                return;
             }
         }
     }

@@ -11,9 +11,10 @@ use crossbeam::channel::{Receiver, Sender};
 use crate::config::Config;
 use crate::tree::DataTree;
 
-pub enum SnapshotWork {
-    /// Write a snapshot of this version.
-    Take(Arc<DataTree>),
+enum SnapshotWork {
+    /// Write a snapshot of this version, taken when `installs` leader snapshots had
+    /// been installed (`log::snapshot_file::installs`).
+    Take { tree: Arc<DataTree>, installs: u64 },
 }
 
 pub struct Snapshotter {
@@ -69,30 +70,36 @@ impl Snapshotter {
         Snapshotter { sender }
     }
 
-    pub fn send(&self, work: SnapshotWork) {
+    /// Asks for a snapshot of `tree`, the current version.
+    pub fn take(&self, tree: Arc<DataTree>) {
+        let installs = crate::log::snapshot_file::installs();
         // The thread only stops with the process.
-        let _ = self.sender.send(work);
+        let _ = self.sender.send(SnapshotWork::Take { tree, installs });
     }
 }
 
 fn run(mut last_snapshot_zxid: i64, config: &Config, receiver: &Receiver<SnapshotWork>) {
-    while let Ok(SnapshotWork::Take(tree)) = receiver.recv() {
+    while let Ok(SnapshotWork::Take { tree, installs }) = receiver.recv() {
         // Requests that queued up while the previous snapshot was written are skipped
         // until half a snapCount has passed (ZooKeeper skips when busy).
         let applied_since = (tree.last_zxid() - last_snapshot_zxid) as u64;
         if applied_since < config.snap_count / 2 {
             continue;
         }
-        take(&tree, config);
+        take(&tree, installs, config);
         last_snapshot_zxid = tree.last_zxid();
     }
 }
 
-fn take(tree: &DataTree, config: &Config) {
+fn take(tree: &DataTree, installs: u64, config: &Config) {
     let dir = config.log_dir();
     let started = Instant::now();
-    match crate::log::snapshot_file::write(&dir, tree) {
-        Ok((path, size_bytes)) => tracing::info!(
+    match crate::log::snapshot_file::write(&dir, tree, installs) {
+        Ok(None) => {
+            tracing::info!("a leader's snapshot was installed meanwhile: this one is history, not written");
+            return;
+        }
+        Ok(Some((path, size_bytes))) => tracing::info!(
             path = %path.display(),
             size_bytes,
             nodes = tree.node_count(),
