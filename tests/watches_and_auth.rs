@@ -546,10 +546,13 @@ fn a_read_never_shows_a_change_before_the_event_of_its_watch() {
             }
         })
     };
-    let request = |xid: i32, opcode: i32, body: Body| {
+    // A request with its length prefix, ready for the socket.
+    let framed = |xid: i32, opcode: i32, body: Body| {
         let mut bytes = Body::default().int(xid).int(opcode).0;
         bytes.extend_from_slice(&body.0);
-        bytes
+        let mut frame = (bytes.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&bytes);
+        frame
     };
     for round in 1..=ROUNDS {
         let (err, body) = watcher.call(GET_DATA, Body::default().string("/watched").bool(true));
@@ -558,16 +561,13 @@ fn a_read_never_shows_a_change_before_the_event_of_its_watch() {
         let stale_events = watcher.messages.iter().filter(|message| matches!(message, Message::Event(..))).count();
         assert_eq!(stale_events, 0, "round {round}: one event per armed watch");
         watcher.messages.clear();
-        send_frame(
-            &mut watcher.stream,
-            &request(1_000 + round, SET_DATA, Body::default().string("/own").bytes(b"x").int(-1)),
-        );
-        send_frame(
-            &mut watcher.stream,
-            &request(2_000 + round, GET_DATA, Body::default().string("/watched").bool(false)),
-        );
+        // The write and the read leave in one segment, so the read is queued behind the
+        // write before the write commits.
+        let own_write = framed(1_000 + round, SET_DATA, Body::default().string("/own").bytes(b"x").int(-1));
+        let read = framed(2_000 + round, GET_DATA, Body::default().string("/watched").bool(false));
+        watcher.stream.write_all(&[own_write, read].concat()).unwrap();
         let change = Body::default().string("/watched").bytes(round.to_string().as_bytes()).int(-1);
-        send_frame(&mut writer.stream, &request(3_000 + round, SET_DATA, change));
+        writer.stream.write_all(&framed(3_000 + round, SET_DATA, change)).unwrap();
         let mut event_seen = false;
         loop {
             let frame = read_frame(&mut watcher.stream);

@@ -105,8 +105,8 @@ impl CoreState {
             self.answer_read_only(&mut conn, xid, request, received);
             return Dispatch::Done;
         }
-        let reads_waiting = conn.queue.iter().any(|queued| matches!(queued, Queued::Read { .. }));
-        if reads_waiting && (request.is_write() || matches!(request, Request::CloseSession)) {
+        let is_record = request.is_write() || matches!(request, Request::CloseSession);
+        if is_record && conn.queue.iter().any(|queued| matches!(queued, Queued::Read { .. })) {
             let mut wanted = self.shared.reads_before_writes.lock().expect("not poisoned");
             wanted.entry(conn.session_id).or_default().push(xid);
         }
@@ -661,6 +661,14 @@ impl CoreState {
                 .collect(),
         };
         *self.shared.watch_listing[self.core].lock().expect("not poisoned") = listing;
+    }
+}
+
+/// Writes the ensemble's membership into `/zookeeper/config` as each ZooKeeper member does
+/// when it loads its database (at start, and after installing a leader's snapshot).
+pub fn set_membership(tree: &mut DataTree, config: &crate::config::Config) {
+    if config.is_ensemble() {
+        tree.set_membership(config.membership_text().as_bytes(), wall_clock_ms());
     }
 }
 

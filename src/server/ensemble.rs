@@ -175,7 +175,7 @@ impl Ensemble {
     /// The leader's snapshot is installed and loaded: every core reads it from now on,
     /// and the clients that were connected reconnect (as after a restart).
     pub fn installed(&mut self, seq: u64, mut tree: crate::tree::DataTree) {
-        tree.set_membership(self.shared.config.membership_text().as_bytes(), super::core_state::wall_clock_ms());
+        super::core_state::set_membership(&mut tree, &self.shared.config);
         self.startup_zxid = tree.last_zxid();
         let version = Arc::new(AppliedBatch { version: Arc::new(tree), writes: Vec::new() });
         self.deliver_everywhere(version, Control::Replaced);

@@ -4,12 +4,12 @@
 //! expires sessions. In a standalone server a transaction commits when its batch is
 //! published; the ensemble's broadcaster will commit on a quorum of durable acks instead.
 
+use super::core_state::wall_clock_ms;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use glommio::channels::local_channel::LocalSender;
 use rkyv::util::AlignedVec;
@@ -68,10 +68,6 @@ pub struct Published {
     pub last_zxid: i64,
     /// Whether the snapshotter should take a snapshot after this batch.
     pub snapshot_due: bool,
-}
-
-fn wall_clock_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
 }
 
 impl Leader {

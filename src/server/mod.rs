@@ -278,9 +278,7 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     check_log_follows_snapshot(snapshot.as_ref(), &recovered)?;
     // One tree for every core: recovered once, here, and shared as versions.
     let mut tree = core_state::recovered_tree(snapshot.as_ref(), &recovered);
-    if config.is_ensemble() {
-        tree.set_membership(config.membership_text().as_bytes(), core_state::wall_clock_ms());
-    }
+    core_state::set_membership(&mut tree, &config);
     let tree = Arc::new(tree);
     let snapshot = Arc::new(snapshot);
     let signals = block_shutdown_signals();
@@ -617,7 +615,7 @@ async fn publish_listings_only(
     }
 }
 
-/// Other cores: apply the committed stream in order.
+/// Other cores: deliver the committed stream, in order.
 async fn apply_committed(
     inbox: glommio::channels::shared_channel::ConnectedReceiver<CommittedBatch>,
     state: Rc<RefCell<CoreState>>,

@@ -385,6 +385,21 @@ impl DataTree {
         }
     }
 
+    /// Removes a deleted node from the index `index_owner` put it in.
+    fn unindex_owner(&mut self, path: &str, ephemeral_owner: i64) {
+        if is_special_owner(ephemeral_owner) {
+            self.special_nodes.remove_mut(path);
+        } else if ephemeral_owner != 0 {
+            let Some(paths) = self.ephemerals.get_mut(&ephemeral_owner) else { return };
+            if paths.remove_mut(path) {
+                self.ephemeral_count -= 1;
+            }
+            if paths.is_empty() {
+                self.ephemerals.remove_mut(&ephemeral_owner);
+            }
+        }
+    }
+
     /// Applies one committed transaction, appending the changes that fire watches.
     pub fn apply(&mut self, txn: &ArchivedTxn, triggers: &mut Vec<Trigger>) -> Outcome {
         let zxid = txn.zxid.to_native();
@@ -531,19 +546,7 @@ impl DataTree {
             }
             parent_acl_id = parent.acl_id;
         }
-        if is_special_owner(ephemeral_owner) {
-            self.special_nodes.remove_mut(path);
-        }
-        if ephemeral_owner != 0 && !is_special_owner(ephemeral_owner) {
-            if let Some(paths) = self.ephemerals.get_mut(&ephemeral_owner) {
-                if paths.remove_mut(path) {
-                    self.ephemeral_count -= 1;
-                }
-                if paths.is_empty() {
-                    self.ephemerals.remove_mut(&ephemeral_owner);
-                }
-            }
-        }
+        self.unindex_owner(path, ephemeral_owner);
         if let Some(root) = quota::quota_root_deleted(parent_path, name) {
             self.quota_roots.remove(&root);
         }
