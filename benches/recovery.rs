@@ -65,7 +65,7 @@ fn write_log(log_dir: &Path) -> DataTree {
         record_bytes.clear();
         record::append(&mut record_bytes, &txn);
         let bytes = txn.to_bytes();
-        tree.apply(ringkeeper::txn::access(&bytes), &mut triggers);
+        tree.apply(ringkeeper::txn::access_written(&bytes), &mut triggers);
         triggers.clear();
         if segment_bytes.len() + record_bytes.len() > SEGMENT_BYTES {
             flush_segment(log_dir, &mut segment_bytes);

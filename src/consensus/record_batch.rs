@@ -43,7 +43,7 @@ impl Payload for RecordBatch {
 
     fn slice(&self, after: i64, through: i64) -> RecordBatch {
         let bytes = record::slice(&self.bytes, after, through);
-        let first = record::Records::new(&bytes).next().and_then(Result::ok).map(|(zxid, _)| zxid);
+        let first = record::Records::written(&bytes).next().and_then(Result::ok).map(|(zxid, _)| zxid);
         let first_zxid = first.expect("a slice holds records");
         RecordBatch::new(Arc::new(bytes), first_zxid, through.min(self.last_zxid))
     }

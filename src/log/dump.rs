@@ -11,7 +11,7 @@ use crate::txn::{data_of, ArchivedStep, ArchivedTxn, ArchivedTxnOp};
 pub fn dump(bytes: &[u8], json: bool) -> Result<String, String> {
     let scan = segment::scan(bytes).map_err(|error| format!("not a ringkeeper log segment: {error:?}"))?;
     let mut text = String::new();
-    for record in Records::new(&bytes[SEGMENT_HEADER_BYTES..scan.valid_end]) {
+    for record in Records::verified(&bytes[SEGMENT_HEADER_BYTES..scan.valid_end]) {
         let (_, txn) = record.map_err(|error| format!("{error:?}"))?;
         if json {
             text.push_str(&json_line(txn));

@@ -9,11 +9,17 @@
 //! ```
 //!
 //! The crc32c covers the zxid and the payload. Every frame starts 16-byte aligned, so the
-//! payload is aligned for rkyv and is read in place after its checksum matched.
+//! payload is aligned for rkyv and is read in place.
+//!
+//! A checksum is not validation: crafted or unlucky bytes can match it and still not be a
+//! transaction, and reading those in place is undefined behaviour. Frames that come from
+//! a file or a peer are therefore read with `Records::verified`, which also runs rkyv's
+//! validation on every payload, once, where they enter the process. Frames this process
+//! wrote, or verified when they arrived, are read with `Records::written`.
 
 use rkyv::util::AlignedVec;
 
-use crate::txn::{access, ArchivedTxn, Txn};
+use crate::txn::{access_checked, access_written, ArchivedTxn, Txn};
 
 pub const HEADER_SIZE_BYTES: usize = 16;
 pub const ALIGNMENT_BYTES: usize = 16;
@@ -77,18 +83,37 @@ pub enum RecordError {
     Truncated { offset: usize },
     /// The checksum does not match the bytes.
     Checksum { offset: usize },
+    /// The checksum matches but the payload is not a transaction.
+    Invalid { offset: usize },
 }
 
 /// Iterates over the records of a batch, verifying each checksum before access.
 pub struct Records<'a> {
     bytes: &'a [u8],
     offset: usize,
+    validate: bool,
 }
 
 impl<'a> Records<'a> {
-    pub fn new(bytes: &'a [u8]) -> Records<'a> {
+    /// Records from a file or a peer: each payload is validated before it is read.
+    pub fn verified(bytes: &'a [u8]) -> Records<'a> {
+        Records::over(bytes, true)
+    }
+
+    /// Records this process wrote, or read with `verified` when they arrived.
+    pub fn written(bytes: &'a [u8]) -> Records<'a> {
+        Records::over(bytes, false)
+    }
+
+    fn over(bytes: &'a [u8], validate: bool) -> Records<'a> {
         assert!(bytes.is_empty() || bytes.as_ptr() as usize % ALIGNMENT_BYTES == 0, "batches are 16-byte aligned");
-        Records { bytes, offset: 0 }
+        Records { bytes, offset: 0, validate }
+    }
+
+    /// Ends the iteration with `error`: nothing after a damaged frame is read.
+    fn fail(&mut self, error: RecordError) -> Option<Result<(i64, &'a ArchivedTxn), RecordError>> {
+        self.offset = self.bytes.len();
+        Some(Err(error))
     }
 }
 
@@ -102,8 +127,7 @@ impl<'a> Iterator for Records<'a> {
         let offset = self.offset;
         let rest = &self.bytes[offset..];
         if rest.len() < HEADER_SIZE_BYTES {
-            self.offset = self.bytes.len();
-            return Some(Err(RecordError::Truncated { offset }));
+            return self.fail(RecordError::Truncated { offset });
         }
         let length = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
@@ -111,17 +135,22 @@ impl<'a> Iterator for Records<'a> {
         let zxid = i64::from_le_bytes(zxid_bytes.try_into().expect("8 bytes"));
         let padded = (HEADER_SIZE_BYTES + length).div_ceil(ALIGNMENT_BYTES) * ALIGNMENT_BYTES;
         if rest.len() < padded {
-            self.offset = self.bytes.len();
-            return Some(Err(RecordError::Truncated { offset }));
+            return self.fail(RecordError::Truncated { offset });
         }
         let payload = &rest[HEADER_SIZE_BYTES..HEADER_SIZE_BYTES + length];
         if crc32c::crc32c_append(crc32c::crc32c(zxid_bytes), payload) != crc {
-            self.offset = self.bytes.len();
-            return Some(Err(RecordError::Checksum { offset }));
+            return self.fail(RecordError::Checksum { offset });
         }
+        let txn = if self.validate {
+            match access_checked(payload) {
+                Some(txn) if txn.zxid.to_native() == zxid => txn,
+                _ => return self.fail(RecordError::Invalid { offset }),
+            }
+        } else {
+            access_written(payload)
+        };
+        assert_eq!(txn.zxid.to_native(), zxid, "a frame's zxid is its record's");
         self.offset += padded;
-        let txn = access(payload);
-        debug_assert_eq!(txn.zxid.to_native(), zxid);
         Some(Ok((zxid, txn)))
     }
 }
@@ -141,7 +170,7 @@ mod tests {
         for zxid in 1..=5 {
             append(&mut batch, &txn(zxid));
         }
-        let zxids: Vec<i64> = Records::new(&batch).map(|record| record.unwrap().0).collect();
+        let zxids: Vec<i64> = Records::written(&batch).map(|record| record.unwrap().0).collect();
         assert_eq!(zxids, vec![1, 2, 3, 4, 5]);
     }
 
@@ -152,7 +181,7 @@ mod tests {
             append(&mut batch, &txn(zxid));
         }
         let sliced = slice(&batch, 2, 4);
-        let zxids: Vec<i64> = Records::new(&sliced).map(|record| record.unwrap().0).collect();
+        let zxids: Vec<i64> = Records::written(&sliced).map(|record| record.unwrap().0).collect();
         assert_eq!(zxids, vec![3, 4]);
     }
 
@@ -162,7 +191,21 @@ mod tests {
         append(&mut batch, &txn(1));
         let last = batch.len() - 20;
         batch[last] ^= 1;
-        assert!(matches!(Records::new(&batch).next(), Some(Err(RecordError::Checksum { offset: 0 }))));
+        assert!(matches!(Records::written(&batch).next(), Some(Err(RecordError::Checksum { offset: 0 }))));
+    }
+
+    #[test]
+    fn a_payload_that_matches_its_checksum_but_is_not_a_txn_is_refused_where_bytes_enter() {
+        let mut batch = AlignedVec::<16>::new();
+        append(&mut batch, &txn(1));
+        let length = u32::from_le_bytes(batch[0..4].try_into().unwrap()) as usize;
+        for byte in &mut batch[HEADER_SIZE_BYTES..HEADER_SIZE_BYTES + length] {
+            *byte = 0xff;
+        }
+        let crc =
+            crc32c::crc32c_append(crc32c::crc32c(&batch[8..16]), &batch[HEADER_SIZE_BYTES..HEADER_SIZE_BYTES + length]);
+        batch[4..8].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(Records::verified(&batch).next(), Some(Err(RecordError::Invalid { offset: 0 }))));
     }
 
     #[test]
@@ -172,7 +215,7 @@ mod tests {
         append(&mut batch, &txn(2));
         let mut torn = AlignedVec::<16>::new();
         torn.extend_from_slice(&batch[..batch.len() - 16]);
-        let results: Vec<_> = Records::new(&torn).collect();
+        let results: Vec<_> = Records::written(&torn).collect();
         assert!(results[0].is_ok());
         assert!(matches!(results[1], Err(RecordError::Truncated { .. })));
     }
@@ -195,12 +238,12 @@ mod properties {
                 let op = TxnOp::Single(Step::Delete { path: path.clone() });
                 append(&mut batch, &Txn { session_id: 1, cxid: index as i32, zxid: index as i64 + 1, time_ms: 0, op });
             }
-            let read: Vec<i64> = Records::new(&batch).map(|record| record.unwrap().0).collect();
+            let read: Vec<i64> = Records::written(&batch).map(|record| record.unwrap().0).collect();
             prop_assert_eq!(read.len(), paths.len());
             let cut_at = cut.index(batch.len());
             let mut torn = AlignedVec::<16>::new();
             torn.extend_from_slice(&batch[..cut_at]);
-            let results: Vec<_> = Records::new(&torn).collect();
+            let results: Vec<_> = Records::written(&torn).collect();
             let whole = results.iter().take_while(|result| result.is_ok()).count();
             prop_assert!(whole <= paths.len());
             prop_assert!(results.iter().skip(whole).all(|result| result.is_err()));

@@ -32,7 +32,7 @@ impl RecoveredLog {
     /// Every record, in zxid order, read in place from the maps.
     pub fn records(&self) -> impl Iterator<Item = (i64, &ArchivedTxn)> {
         self.segments.iter().flat_map(|segment| {
-            Records::new(&segment.map[SEGMENT_HEADER_BYTES..segment.valid_end])
+            Records::written(&segment.map[SEGMENT_HEADER_BYTES..segment.valid_end])
                 .map(|record| record.expect("recovery verified every record"))
         })
     }
@@ -49,7 +49,7 @@ impl RecoveredLog {
 }
 
 fn last_zxid_of(segment: &RecoveredSegment) -> Option<i64> {
-    Records::new(&segment.map[SEGMENT_HEADER_BYTES..segment.valid_end])
+    Records::written(&segment.map[SEGMENT_HEADER_BYTES..segment.valid_end])
         .filter_map(Result::ok)
         .map(|(zxid, _)| zxid)
         .last()

@@ -77,7 +77,7 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, SegmentError> {
         valid_after_damage: false,
     };
     let end = log_end(body);
-    let mut records = Records::new(&body[..end]);
+    let mut records = Records::verified(&body[..end]);
     let mut offset = 0;
     for record in records.by_ref() {
         match record {
@@ -111,6 +111,7 @@ fn shift(error: RecordError, by: usize) -> RecordError {
     match error {
         RecordError::Truncated { offset } => RecordError::Truncated { offset: offset + by },
         RecordError::Checksum { offset } => RecordError::Checksum { offset: offset + by },
+        RecordError::Invalid { offset } => RecordError::Invalid { offset: offset + by },
     }
 }
 

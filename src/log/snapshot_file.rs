@@ -119,7 +119,7 @@ pub struct LoadedSnapshot {
 
 impl LoadedSnapshot {
     pub fn tree(&self) -> DataTree {
-        snapshot::load(snapshot::access(&self.map).expect("verified when found"))
+        snapshot::load(snapshot::access_verified(&self.map))
     }
 }
 

@@ -288,7 +288,7 @@ impl CoreState {
         let wanted_before = self.versions_wanted_before(records);
         let mut writes = Vec::new();
         let mut working = self.tree.clone();
-        for (index, record) in Records::new(records).enumerate() {
+        for (index, record) in Records::written(records).enumerate() {
             let (zxid, txn) = record.expect("records from the ordering point are intact");
             let session_id = txn.session_id.to_native();
             let cxid = txn.cxid.to_native();
@@ -311,7 +311,7 @@ impl CoreState {
         if wanted.is_empty() {
             return Vec::new();
         }
-        Records::new(records)
+        Records::written(records)
             .map(|record| {
                 let (_, txn) = record.expect("records from the ordering point are intact");
                 let is_close = matches!(txn.op, ArchivedTxnOp::CloseSession { .. });

@@ -413,7 +413,7 @@ fn check_batch(bytes: &[u8], first: i64, last: i64) -> Result<(), DecodeError> {
         return Err(DecodeError::Malformed("a batch's shape"));
     }
     let mut expected = first;
-    for record in Records::new(bytes) {
+    for record in Records::verified(bytes) {
         let (zxid, _) = record.map_err(|_| DecodeError::Malformed("a damaged record"))?;
         if zxid != expected {
             return Err(DecodeError::Malformed("a batch's zxids are not consecutive"));

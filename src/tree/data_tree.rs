@@ -595,7 +595,7 @@ mod tests {
         let txn = Txn { session_id: 1, cxid: 0, zxid, time_ms: 100 + zxid, op };
         let bytes = txn.to_bytes();
         let mut triggers = Vec::new();
-        let outcome = tree.apply(crate::txn::access(&bytes), &mut triggers);
+        let outcome = tree.apply(crate::txn::access_written(&bytes), &mut triggers);
         (outcome, triggers)
     }
 

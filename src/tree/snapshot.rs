@@ -168,10 +168,32 @@ pub enum SnapshotError {
     BadHeader,
     Truncated,
     Checksum,
+    /// The checksum matches but the archive is not a snapshot image.
+    Invalid,
 }
 
-/// Checks a snapshot file's bytes (16-byte aligned) and returns its archive, read in place.
+/// Checks a snapshot file's bytes (16-byte aligned) and returns its archive, read in
+/// place. The whole archive is validated (rkyv's bytecheck): a matching checksum does
+/// not make crafted or unlucky bytes an image, and reading those in place is undefined
+/// behaviour. Run once per file, where it enters the process.
 pub fn access(bytes: &[u8]) -> Result<&ArchivedSnapshotImage, SnapshotError> {
+    let archive = checked_archive(bytes)?;
+    rkyv::access::<ArchivedSnapshotImage, rkyv::rancor::Failure>(archive).map_err(|_| SnapshotError::Invalid)
+}
+
+/// Reads in place the archive of bytes that `access` accepted before (a file this
+/// process mapped read-only and verified when it found it).
+pub fn access_verified(bytes: &[u8]) -> &ArchivedSnapshotImage {
+    let archive = checked_archive(bytes).expect("the bytes passed `access` before");
+    debug_assert!(rkyv::access::<ArchivedSnapshotImage, rkyv::rancor::Failure>(archive).is_ok());
+    // SAFETY: `access` validated these same bytes (the caller's contract), and the archive
+    // is aligned (asserted by `checked_archive`).
+    unsafe { rkyv::access_unchecked::<ArchivedSnapshotImage>(archive) }
+}
+
+/// The archive of a snapshot file's bytes, after its header and checksum.
+fn checked_archive(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
+    assert_eq!(bytes.as_ptr() as usize % 16, 0, "snapshots are read in place from 16-byte aligned bytes");
     if bytes.len() < HEADER_BYTES || bytes[..8] != MAGIC {
         return Err(SnapshotError::BadHeader);
     }
@@ -181,10 +203,7 @@ pub fn access(bytes: &[u8]) -> Result<&ArchivedSnapshotImage, SnapshotError> {
     if crc32c::crc32c(archive) != crc {
         return Err(SnapshotError::Checksum);
     }
-    debug_assert!(rkyv::access::<ArchivedSnapshotImage, rkyv::rancor::Error>(archive).is_ok());
-    // SAFETY: the checksum matched the bytes `encode` wrote, and the archive starts at a
-    // 16-byte boundary of a mapped (page-aligned) file.
-    Ok(unsafe { rkyv::access_unchecked::<ArchivedSnapshotImage>(archive) })
+    Ok(archive)
 }
 
 /// Rebuilds a tree from a snapshot read in place.
@@ -224,7 +243,7 @@ mod tests {
 
     fn apply(tree: &mut DataTree, zxid: i64, op: TxnOp) {
         let bytes = Txn { session_id: 7, cxid: 0, zxid, time_ms: zxid * 10, op }.to_bytes();
-        tree.apply(crate::txn::access(&bytes), &mut Vec::new());
+        tree.apply(crate::txn::access_written(&bytes), &mut Vec::new());
     }
 
     fn aligned(bytes: &[u8]) -> rkyv::util::AlignedVec<16> {
@@ -310,7 +329,7 @@ mod tests {
                 };
                 zxid += 1;
                 let bytes = Txn { session_id: 7, cxid: 0, zxid, time_ms: zxid, op }.to_bytes();
-                shadow.apply(crate::txn::access(&bytes), &mut Vec::new());
+                shadow.apply(crate::txn::access_written(&bytes), &mut Vec::new());
                 log.push(bytes.to_vec());
             }
             // A core that took its snapshot after some prefix of the log, then a restart that
@@ -318,12 +337,12 @@ mod tests {
             let cut = snapshot_at.index(log.len() + 1);
             let mut core = DataTree::new();
             for bytes in &log[..cut] {
-                core.apply(crate::txn::access(&aligned(bytes)), &mut Vec::new());
+                core.apply(crate::txn::access_written(&aligned(bytes)), &mut Vec::new());
             }
             let snapshot = aligned(&encode(&core));
             let mut restarted = load(access(&snapshot).unwrap());
             for bytes in &log[cut..] {
-                restarted.apply(crate::txn::access(&aligned(bytes)), &mut Vec::new());
+                restarted.apply(crate::txn::access_written(&aligned(bytes)), &mut Vec::new());
             }
             same(&shadow, &restarted);
         }
@@ -338,5 +357,28 @@ mod tests {
         assert_eq!(access(&aligned(&bytes)).err(), Some(SnapshotError::Checksum));
         assert_eq!(access(&aligned(&bytes[..40])).err(), Some(SnapshotError::Truncated));
         assert_eq!(access(&aligned(b"nonsense")).err(), Some(SnapshotError::BadHeader));
+    }
+
+    #[test]
+    fn an_archive_that_matches_its_checksum_but_is_not_an_image_is_refused() {
+        let mut tree = DataTree::new();
+        let op = TxnOp::Single(Step::Create(CreateTxn {
+            path: "/a".into(),
+            data: Some(b"x".to_vec()),
+            acl: Vec::new(),
+            ephemeral_owner: 0,
+            parent_cversion: 1,
+        }));
+        tree.apply(
+            crate::txn::access_written(&Txn { session_id: 1, cxid: 0, zxid: 1, time_ms: 0, op }.to_bytes()),
+            &mut Vec::new(),
+        );
+        let mut bytes = encode(&tree);
+        for byte in &mut bytes[HEADER_BYTES..] {
+            *byte = 0xff;
+        }
+        let crc = crc32c::crc32c(&bytes[HEADER_BYTES..]);
+        bytes[24..28].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(access(&aligned(&bytes)).err(), Some(SnapshotError::Invalid));
     }
 }

@@ -125,12 +125,20 @@ pub fn data_of(data: &rkyv::option::ArchivedOption<rkyv::vec::ArchivedVec<u8>>) 
     data.as_ref().map(|bytes| bytes.as_slice())
 }
 
-/// Reads a transaction in place. The bytes must have passed their checksum (the log
-/// verifies it) and come from `Txn::to_bytes`; they are still validated in debug builds.
-pub fn access(bytes: &[u8]) -> &ArchivedTxn {
-    debug_assert!(rkyv::access::<ArchivedTxn, rkyv::rancor::Error>(bytes).is_ok());
-    // SAFETY: the record's crc32c matched the bytes the leader serialized with
-    // `Txn::to_bytes`, and the slice is 16-byte aligned (the log frames guarantee it).
+/// Reads a transaction from bytes of a file or a peer in place, after rkyv's validation
+/// of every byte (a matching checksum does not make bytes a transaction); None if they
+/// are not one.
+pub fn access_checked(bytes: &[u8]) -> Option<&ArchivedTxn> {
+    rkyv::access::<ArchivedTxn, rkyv::rancor::Failure>(bytes).ok()
+}
+
+/// Reads a transaction in place from bytes `Txn::to_bytes` made in this process, or that
+/// passed `access_checked` when they arrived; they are validated again in debug builds.
+pub fn access_written(bytes: &[u8]) -> &ArchivedTxn {
+    assert_eq!(bytes.as_ptr() as usize % 16, 0, "records are read in place from 16-byte aligned frames");
+    debug_assert!(access_checked(bytes).is_some());
+    // SAFETY: the bytes were serialized by `Txn::to_bytes` or validated by rkyv (the
+    // caller's contract, kept by `log::record::Records`), and they are aligned (asserted).
     unsafe { rkyv::access_unchecked::<ArchivedTxn>(bytes) }
 }
 
@@ -159,7 +167,7 @@ mod tests {
             },
         };
         let bytes = txn.to_bytes();
-        let archived = access(&bytes);
+        let archived = access_written(&bytes);
         assert_eq!(archived.zxid.to_native(), txn.zxid);
         let back: Txn = rkyv::deserialize::<Txn, rkyv::rancor::Error>(archived).unwrap();
         assert_eq!(back, txn);
