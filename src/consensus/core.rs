@@ -482,10 +482,11 @@ impl<P: Payload> Core<P> {
         self.check_window();
     }
 
-    /// The window's byte count matches its batches, and it ends where the log ends.
+    /// The window's byte count matches its batches (a walk of the window: debug builds
+    /// only), and it ends where the log ends.
     fn check_window(&self) {
         debug_assert_eq!(self.window.iter().map(Payload::size_bytes).sum::<usize>(), self.window_bytes);
-        debug_assert!(self.window.back().is_none_or(|batch| batch.last_zxid() == self.history.last()));
+        assert!(self.window.back().is_none_or(|batch| batch.last_zxid() == self.history.last()));
     }
 
     // ---- elections

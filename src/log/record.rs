@@ -37,7 +37,7 @@ pub fn append(batch: &mut AlignedVec<16>, txn: &Txn) {
     batch.extend_from_slice(&payload);
     let padding = (ALIGNMENT_BYTES - batch.len() % ALIGNMENT_BYTES) % ALIGNMENT_BYTES;
     batch.extend_from_slice(&[0; ALIGNMENT_BYTES][..padding]);
-    debug_assert_eq!(batch.len() % ALIGNMENT_BYTES, 0);
+    assert_eq!(batch.len() % ALIGNMENT_BYTES, 0);
 }
 
 /// The frames of an intact run of frames (one the log or a peer already checked): each

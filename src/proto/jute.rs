@@ -58,7 +58,7 @@ impl<'a> Reader<'a> {
         }
         let slice = &self.bytes[self.position..self.position + count];
         self.position += count;
-        debug_assert!(self.position <= self.bytes.len());
+        assert!(self.position <= self.bytes.len());
         Ok(slice)
     }
 

@@ -556,8 +556,11 @@ async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
     }
     // SAFETY: the socket is open while `writer`, one of its halves, is alive; shutting it
     // down ends the reader's pending read so both tasks finish.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_RDWR);
+    let shut = unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    let error = std::io::Error::last_os_error();
+    // ENOTCONN: the peer's reset already ended the connection, and the pending read with it.
+    if shut != 0 && error.raw_os_error() != Some(libc::ENOTCONN) {
+        tracing::warn!(%error, "cannot shut a client's socket down");
     }
     drop(writer);
 }

@@ -96,7 +96,7 @@ impl CoreState {
     pub fn dispatch(&mut self, connection: &ConnectionRef, xid: i32, request: Request) -> Dispatch {
         let received = Instant::now();
         let mut conn = connection.borrow_mut();
-        debug_assert_eq!(conn.phase, Phase::Connected);
+        assert_eq!(conn.phase, Phase::Connected);
         conn.received += 1;
         self.touched.insert(conn.session_id);
         self.counters().packets_received.fetch_add(1, Ordering::Relaxed);

@@ -105,9 +105,12 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
     let path = dir.join("ringkeeper.lock");
     let file = std::fs::File::create(&path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
     // SAFETY: flock on a file descriptor we own.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    if !locked {
-        return Err(format!("{} is in use by another server", dir.display()));
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(format!("{} is in use by another server", dir.display()));
+        }
+        return Err(format!("cannot lock {}: {error}", path.display()));
     }
     Ok(file)
 }
@@ -244,7 +247,13 @@ pub fn restart_process() -> ! {
             entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok()).filter(|&fd| fd > 2).collect();
         for fd in descriptors {
             // SAFETY: fcntl on a descriptor number; an invalid one only returns an error.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            let marked = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            let error = std::io::Error::last_os_error();
+            // The listing's own descriptor is closed by now (EBADF); any other failure
+            // leaves a descriptor open across the exec, which is worth a line.
+            if marked != 0 && error.raw_os_error() != Some(libc::EBADF) {
+                tracing::warn!(fd, %error, "a descriptor stays open across the restart");
+            }
         }
     }
     let error = match std::env::current_exe() {

@@ -111,7 +111,7 @@ impl AuthIds {
     /// Rebuilds the iteration order from the table.
     fn reorder(&mut self) {
         self.ordered = self.bins.iter().flat_map(|bin| bin.entries.iter().map(|(_, id)| id.clone())).collect();
-        debug_assert_eq!(self.ordered.len(), self.count);
+        assert_eq!(self.ordered.len(), self.count);
     }
 
     /// `treeifyBin`: a long bin in a small table grows the table instead (`tryPresize`

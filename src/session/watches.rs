@@ -209,7 +209,7 @@ impl WatchRegistry {
         };
         let entries = self.by_connection.get_mut(&connection).expect("indexed when added");
         let indexed = entries.remove(&(table, shared));
-        debug_assert!(indexed, "watch on {path} missing from the reverse index");
+        assert!(indexed, "watch on {path} missing from the reverse index");
         if entries.is_empty() {
             self.by_connection.remove(&connection);
         }
@@ -221,10 +221,10 @@ impl WatchRegistry {
         let entries = self.by_connection.remove(&connection).unwrap_or_default();
         for (table, path) in entries {
             let removed = self.table_mut(table).remove(&path, connection);
-            debug_assert!(removed.is_some(), "indexed watch on {path} missing from its table");
+            assert!(removed.is_some(), "indexed watch on {path} missing from its table");
         }
         self.data_watchers.remove(&connection);
-        debug_assert!(!self.by_connection.contains_key(&connection));
+        assert!(!self.by_connection.contains_key(&connection));
     }
 
     /// removeWatches: takes the connection's watch on `path` out of the tables the type

@@ -417,10 +417,7 @@ impl DataTree {
                     // carries on (`DataTree.deleteNodes`).
                     let _ = self.delete_node(path.as_str(), zxid, triggers);
                 }
-                if let Some(rest) = self.ephemerals.get(&session_id) {
-                    self.ephemeral_count -= rest.size();
-                    self.ephemerals.remove_mut(&session_id);
-                }
+                self.delete_unlisted_ephemerals(session_id, zxid, triggers);
                 self.sessions.remove_mut(&session_id);
                 Outcome::SessionClosed
             }
@@ -433,6 +430,26 @@ impl DataTree {
         };
         self.last_zxid = zxid;
         outcome
+    }
+
+    /// A closed session's ephemerals that its close record did not list are deleted too,
+    /// in path order (every member applies the same deletes), with a warning: ZooKeeper's
+    /// `DataTree.killSession` deletes the nodes of its own index that the txn missed.
+    fn delete_unlisted_ephemerals(&mut self, session_id: i64, zxid: i64, triggers: &mut Vec<Trigger>) {
+        let mut unlisted: Vec<Box<str>> = self.ephemerals_of(session_id).map(Box::from).collect();
+        if unlisted.is_empty() {
+            return;
+        }
+        tracing::warn!(session_id = format_args!("{session_id:#x}"), zxid = format_args!("{zxid:#x}"), paths = ?unlisted, "ephemerals missing from a session's close record; deleting them");
+        unlisted.sort_unstable();
+        for path in &unlisted {
+            assert!(
+                self.node(path).is_some_and(|node| node.children.is_empty()),
+                "an indexed ephemeral {path} exists and has no children"
+            );
+            self.delete_node(path, zxid, triggers).expect("an ephemeral in the index is in the tree");
+        }
+        assert_eq!(self.ephemerals_of(session_id).count(), 0, "a closed session owns no nodes");
     }
 
     fn apply_step(&mut self, step: &ArchivedStep, zxid: i64, time_ms: i64, triggers: &mut Vec<Trigger>) -> Outcome {
@@ -460,10 +477,9 @@ impl DataTree {
     ) -> Outcome {
         let acl = crate::txn::acl_of(acl);
         let acl_id = self.acls.intern(acl);
-        let Some(node) = Self::node_mut(&mut self.nodes, path) else {
-            debug_assert!(false, "validated setACL of missing {path}");
-            return Outcome::Error(ErrorCode::NoNode);
-        };
+        // Prepared against the tree it is applied to: a difference means the members'
+        // trees diverged, and carrying on would spread it.
+        let Some(node) = Self::node_mut(&mut self.nodes, path) else { panic!("validated setACL of missing {path}") };
         node.acl_id = acl_id;
         node.aversion = version;
         Outcome::AclSet { stat: node.stat() }
@@ -482,14 +498,10 @@ impl DataTree {
         let Some((parent_path, name)) = parent_and_name(path) else {
             return Outcome::Error(ErrorCode::NodeExists);
         };
-        if self.nodes.contains_key(path) {
-            debug_assert!(false, "validated create of existing node {path}");
-            return Outcome::Error(ErrorCode::NodeExists);
-        }
+        assert!(!self.nodes.contains_key(path), "validated create of existing node {path}");
         let acl_id = self.acls.intern_archived(&create.acl);
         let Some(parent) = Self::node_mut(&mut self.nodes, parent_path) else {
-            debug_assert!(false, "validated create under missing parent {parent_path}");
-            return Outcome::Error(ErrorCode::NoNode);
+            panic!("validated create under missing parent {parent_path}")
         };
         let parent_cversion = create.parent_cversion.to_native();
         if parent_cversion > parent.cversion {
@@ -533,7 +545,7 @@ impl DataTree {
     fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> Result<(), ErrorCode> {
         let (parent_path, name) = parent_and_name(path).ok_or(ErrorCode::BadArguments)?;
         let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
-        debug_assert!(node.children.is_empty(), "validated delete of non-empty {path}");
+        assert!(node.children.is_empty(), "validated delete of non-empty {path}");
         let (acl_id, ephemeral_owner, data_len) = (node.acl_id, node.ephemeral_owner, node.data_len());
         self.nodes.remove_mut(path);
         self.data_size_bytes -= path.len() + data_len;
@@ -566,8 +578,7 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Outcome {
         let Some((node, bytes_before)) = self.replace_data(path, data) else {
-            debug_assert!(false, "validated setData of missing {path}");
-            return Outcome::Error(ErrorCode::NoNode);
+            panic!("validated setData of missing {path}")
         };
         node.mtime_ms = time_ms;
         node.mzxid = zxid;
@@ -592,7 +603,11 @@ mod tests {
     use crate::txn::{AclEntry, CreateTxn, Step, Txn, TxnOp};
 
     fn apply(tree: &mut DataTree, zxid: i64, op: TxnOp) -> (Outcome, Vec<Trigger>) {
-        let txn = Txn { session_id: 1, cxid: 0, zxid, time_ms: 100 + zxid, op };
+        apply_as(tree, 1, zxid, op)
+    }
+
+    fn apply_as(tree: &mut DataTree, session_id: i64, zxid: i64, op: TxnOp) -> (Outcome, Vec<Trigger>) {
+        let txn = Txn { session_id, cxid: 0, zxid, time_ms: 100 + zxid, op };
         let bytes = txn.to_bytes();
         let mut triggers = Vec::new();
         let outcome = tree.apply(crate::txn::access_written(&bytes), &mut triggers);
@@ -695,6 +710,25 @@ mod tests {
     }
 
     #[test]
+    fn closing_a_session_deletes_its_ephemerals_that_the_close_record_missed() {
+        // ZooKeeper's DataTree.killSession deletes every node its own index holds for the
+        // session, not only the txn's list, and fires their watches.
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, create("/listed", 1, 9));
+        apply(&mut tree, 2, create("/missed", 1, 9));
+        apply(&mut tree, 3, create("/other", 1, 8));
+        let (outcome, triggers) = apply_as(&mut tree, 9, 4, TxnOp::CloseSession { ephemerals: vec!["/listed".into()] });
+        assert!(matches!(outcome, Outcome::SessionClosed));
+        assert!(tree.node("/listed").is_none());
+        assert!(tree.node("/missed").is_none());
+        assert!(tree.node("/other").is_some());
+        assert_eq!(tree.ephemerals_of(9).count(), 0);
+        assert_eq!(tree.ephemeral_count(), 1);
+        assert_eq!(tree.node("/").unwrap().pzxid, 4);
+        assert!(triggers.iter().any(|trigger| matches!(trigger, Trigger::Deleted { path, .. } if path == "/missed")));
+    }
+
+    #[test]
     fn set_data_takes_the_version_from_the_txn() {
         let mut tree = DataTree::new();
         apply(&mut tree, 1, create("/a", 1, 0));
@@ -728,10 +762,11 @@ mod tests {
         check(&tree, 2);
         apply(&mut tree, 6, TxnOp::Single(Step::Delete { path: "/e1".into() }));
         check(&tree, 1);
-        // The close lists only /e1 (already gone): the session's other ephemeral leaves
-        // the index with it, and the count follows.
+        // The close lists only /e1 (already gone): the session's other ephemeral is
+        // deleted with it, and the count follows.
         apply(&mut tree, 7, TxnOp::CloseSession { ephemerals: vec!["/e1".into()] });
         check(&tree, 0);
+        assert!(tree.node("/e2").is_none());
         // Quota stats nodes are rewritten in place as usage changes.
         apply(&mut tree, 8, create("/zookeeper/quota/a", 1, 0));
         apply(&mut tree, 9, create("/zookeeper/quota/a/zookeeper_limits", 1, 0));

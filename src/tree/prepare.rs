@@ -145,7 +145,7 @@ const TTL_OWNER_MARK: i64 = 0xFF00_0000_0000_0000u64 as i64;
 pub const TTL_MAX_MS: i64 = 0x00FF_FFFF_FFFF;
 
 pub fn ttl_owner(ttl_ms: i64) -> i64 {
-    debug_assert!((1..=TTL_MAX_MS).contains(&ttl_ms));
+    assert!((1..=TTL_MAX_MS).contains(&ttl_ms), "a TTL the request checked");
     TTL_OWNER_MARK | ttl_ms
 }
 
@@ -181,7 +181,7 @@ pub fn prepare(
     request: &Request,
 ) -> TxnOp {
     let session_id = caller.session_id;
-    debug_assert!(request.is_write());
+    assert!(request.is_write());
     assert!(zxid > tree.last_zxid(), "preparing zxid {zxid:#x} at or before the applied {:#x}", tree.last_zxid());
     pending.zxid = zxid;
     match request {
