@@ -179,3 +179,27 @@ fn sigterm_stops_the_server_cleanly() {
     let status = server.terminate().expect("the server exits after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn at_the_global_outstanding_limit_pipelined_requests_wait_their_turn_and_are_all_answered() {
+    // globalOutstandingLimit=1: every connection stops reading while another's request is
+    // in flight (ZooKeeper's RequestThrottler), and none of them is starved or dropped.
+    let server = Server::start_with("globalOutstandingLimit=1");
+    let mut sessions: Vec<TcpStream> = (0..4).map(|_| handshake(&server).0).collect();
+    const PIPELINED: i32 = 100;
+    for (index, stream) in sessions.iter_mut().enumerate() {
+        let mut requests = Vec::new();
+        for xid in 1..=PIPELINED {
+            requests.extend_from_slice(&raw::create_request(xid, &format!("/s{index}-{xid}")));
+        }
+        stream.write_all(&requests).unwrap();
+    }
+    for stream in &mut sessions {
+        for xid in 1..=PIPELINED {
+            let reply = read_frame(stream).expect("every request is answered");
+            assert_eq!(i32::from_be_bytes(reply[0..4].try_into().unwrap()), xid, "in order");
+            assert_eq!(i32::from_be_bytes(reply[12..16].try_into().unwrap()), 0, "created");
+        }
+    }
+    assert_serving(&server);
+}

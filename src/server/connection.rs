@@ -397,15 +397,24 @@ async fn next_frame<R: futures_lite::AsyncRead + Unpin>(
 }
 
 /// globalOutstandingLimit: while the server as a whole has this many requests in flight,
-/// connections stop reading new ones (ZooKeeper's RequestThrottler does the same).
+/// connections stop reading new ones (ZooKeeper's RequestThrottler does the same). The
+/// count is summed over every core, so a core looks again each millisecond rather than
+/// being woken by the others; after `THROTTLED_WAIT_MS_MAX` the connection reads on with
+/// a warning (ZooKeeper's throttle also gives way to requests that waited too long), so a
+/// stalled server never holds a connection's task forever.
 async fn wait_below_outstanding_limit(shared: &Shared) {
+    const THROTTLED_WAIT_MS_MAX: u32 = 10_000;
     let limit = shared.config.global_outstanding_limit as u64;
     if limit == 0 {
         return;
     }
-    while shared.sum(|counters| &counters.outstanding_requests) >= limit {
+    for _ in 0..THROTTLED_WAIT_MS_MAX {
+        if shared.sum(|counters| &counters.outstanding_requests) < limit {
+            return;
+        }
         glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
     }
+    tracing::warn!(limit, "requests stayed at globalOutstandingLimit for {THROTTLED_WAIT_MS_MAX} ms; reading on");
 }
 
 async fn read_loop<R: futures_lite::AsyncRead + Unpin>(

@@ -26,8 +26,10 @@ use crate::session::SessionTable;
 use crate::tree::{prepare, Caller, PendingChanges};
 use crate::txn::{Step, Txn, TxnOp};
 
-/// A batch is published at the latest when it holds this many bytes; the ordering point
-/// then waits for the publisher before taking more requests.
+/// A batch is sealed once it holds this many bytes, and the next record starts a new one:
+/// one log write, one proposal and one peer frame stay about this size (plus one record)
+/// however far the publisher falls behind. How many batches wait is bounded by
+/// globalOutstandingLimit, on every member.
 pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 pub struct Leader {
@@ -47,6 +49,8 @@ pub struct Leader {
     pending: PendingChanges,
     zxids: ZxidCounter,
     sessions: SessionTable,
+    /// Full batches waiting for the publisher, in zxid order, before `batch`.
+    sealed: VecDeque<Published>,
     batch: AlignedVec<16>,
     batch_first_zxid: i64,
     batch_last_zxid: i64,
@@ -94,6 +98,7 @@ impl Leader {
             pending: PendingChanges::default(),
             zxids: ZxidCounter::new(0, 0),
             sessions: SessionTable::new(server_id, now_ms, tick_ms),
+            sealed: VecDeque::new(),
             batch: AlignedVec::new(),
             batch_first_zxid: 0,
             batch_last_zxid: 0,
@@ -106,10 +111,6 @@ impl Leader {
 
     fn monotonic_ms(&self) -> u64 {
         self.shared.started.elapsed().as_millis() as u64
-    }
-
-    pub fn is_batch_full(&self) -> bool {
-        self.batch.len() >= BATCH_BYTES_MAX
     }
 
     /// Rebuilds the ordering point's state after recovery: the zxid counter continues
@@ -329,6 +330,10 @@ impl Leader {
 
     fn append(&mut self, txn: Txn) {
         assert!(txn.zxid > self.batch_last_zxid, "zxids are appended in order");
+        if self.batch.len() >= BATCH_BYTES_MAX {
+            let full = self.take_open_batch().expect("a full batch holds records");
+            self.sealed.push_back(full);
+        }
         if self.batch.is_empty() {
             self.batch_first_zxid = txn.zxid;
         }
@@ -364,8 +369,13 @@ impl Leader {
         let _ = self.publisher_wake.try_send(());
     }
 
-    /// Takes the current batch for publication, if there is anything to publish.
+    /// Takes the oldest batch for publication, if there is anything to publish.
     pub fn take_batch(&mut self) -> Option<Published> {
+        self.sealed.pop_front().or_else(|| self.take_open_batch())
+    }
+
+    /// The batch being filled, with the controls placed since the last one.
+    fn take_open_batch(&mut self) -> Option<Published> {
         if self.batch.is_empty() && self.controls.iter().all(Vec::is_empty) {
             return None;
         }
@@ -389,6 +399,52 @@ impl Leader {
 
     /// Whether ordered records wait to be published.
     pub fn has_batch(&self) -> bool {
-        !self.batch.is_empty() || self.controls.iter().any(|controls| !controls.is_empty())
+        !self.sealed.is_empty() || !self.batch.is_empty() || self.controls.iter().any(|controls| !controls.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::txn::CreateTxn;
+
+    fn leader() -> Leader {
+        let shared = Arc::new(Shared::new(Config::default(), 1));
+        let core0 = Rc::new(RefCell::new(CoreState::new(0, shared.clone())));
+        let (wake, _woken) = glommio::channels::local_channel::new_bounded(1);
+        Leader::new(shared, 0, core0, Rc::new(wake))
+    }
+
+    #[test]
+    fn a_batch_is_sealed_at_its_size_bound_and_the_next_record_starts_another() {
+        // However long the publisher takes, no batch it is handed grows past the bound by
+        // more than one record, and the batches together hold every record in order.
+        let mut leader = leader();
+        let data = vec![7u8; 100 * 1024];
+        let records = 3 * BATCH_BYTES_MAX / data.len();
+        for index in 0..records {
+            let create = CreateTxn {
+                path: format!("/n{index}"),
+                data: Some(data.clone()),
+                acl: Vec::new(),
+                ephemeral_owner: 0,
+                parent_cversion: index as i32 + 1,
+            };
+            leader.order(1, index as i32, TxnOp::Single(Step::Create(create)));
+        }
+        let mut next_zxid = 1;
+        let mut batches = 0;
+        while let Some(batch) = leader.take_batch() {
+            assert!(batch.records.len() < BATCH_BYTES_MAX + data.len() + 1024);
+            let zxids: Vec<i64> = record::Records::written(&batch.records).map(|r| r.unwrap().0).collect();
+            assert_eq!((batch.first_zxid, batch.last_zxid), (zxids[0], *zxids.last().unwrap()));
+            assert_eq!(zxids, (next_zxid..next_zxid + zxids.len() as i64).collect::<Vec<_>>());
+            next_zxid += zxids.len() as i64;
+            batches += 1;
+        }
+        assert_eq!(next_zxid - 1, records as i64);
+        assert!(batches >= 3, "{batches} batches for {records} records of 100 KiB");
+        assert!(!leader.has_batch());
     }
 }
