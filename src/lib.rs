@@ -1,9 +1,14 @@
 //! Ringkeeper: a coordination service that speaks the Apache ZooKeeper client protocol.
 //!
 //! Layers, lowest first: `proto` (the wire protocol), `tree` (the data tree), `txn` (the
-//! transaction record), `log` (record framing and the log), `consensus` (the ordering
-//! point), `session` (sessions, watches, request execution) and `server` (the runtime).
-//! Everything below `server` is free of I/O.
+//! transaction record), `log` (record framing and the log's files), `consensus` (how an
+//! ensemble agrees on one order), `session` (sessions, watches, request execution) and
+//! `server` (the runtime: executors, sockets, the log writer, peer links). `bench` is the
+//! load generator and `ensemble_local` the one-command loopback ensemble.
+//!
+//! `proto`, `tree`, `txn`, `consensus`, `session` and `log`'s framing and scanning do
+//! no I/O: time and randomness are inputs, so tests, fuzzers and the simulator drive them.
+//! `log`'s recovery, truncation and snapshot files read and write the data directory.
 
 pub mod bench;
 pub mod config;
@@ -12,6 +17,6 @@ pub mod ensemble_local;
 pub mod log;
 pub mod proto;
 pub mod server;
-pub mod session;
+pub(crate) mod session;
 pub mod tree;
 pub mod txn;

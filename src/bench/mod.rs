@@ -4,18 +4,18 @@
 //! open loop (`--rate`): requests on a fixed schedule; recipes (watch, lock, churn):
 //! sessions that follow a client recipe one request at a time (`client.rs`).
 
-pub mod board;
-pub mod churn;
-pub mod client;
+pub(crate) mod board;
+pub(crate) mod churn;
+pub(crate) mod client;
 pub mod html;
-pub mod lock;
-pub mod plot;
-pub mod progress;
+pub(crate) mod lock;
+pub(crate) mod plot;
+pub(crate) mod progress;
 pub mod report;
-pub mod session;
-pub mod setup;
-pub mod stats;
-pub mod watch;
+pub(crate) mod session;
+pub(crate) mod setup;
+pub(crate) mod stats;
+pub(crate) mod watch;
 pub mod workload;
 
 use std::io::IsTerminal as _;

@@ -1,5 +1,6 @@
-//! The transaction log: record framing and segment files (sans-IO), recovery of the
-//! segments found on disk, and a bounded in-memory view of recent batches.
+//! The transaction log. Sans-IO: record framing (`record`), segment scanning (`segment`)
+//! and the dump tool (`dump`). On disk: recovery of the segments found (`recovery`),
+//! cutting a divergent tail (`truncate`), the epoch files and the snapshot files.
 
 pub mod dump;
 pub mod epoch_file;

@@ -15,11 +15,9 @@ use crate::txn::ArchivedTxn;
 /// One segment as found on disk.
 pub struct RecoveredSegment {
     pub path: PathBuf,
-    pub first_zxid: i64,
     pub map: Mmap,
     /// Offset just past the last valid record.
     pub valid_end: usize,
-    pub record_count: u64,
 }
 
 /// The log found on disk, ready to replay.
@@ -146,13 +144,7 @@ pub fn recover(dir: &Path) -> Result<RecoveredLog, RecoveryError> {
             tracing::warn!(path = %path.display(), offset, ?damage, "cutting off a torn tail: these records were never acknowledged");
             zero_from(&path, scan.valid_end as u64, map.len() as u64)?;
         }
-        log.segments.push(RecoveredSegment {
-            path,
-            first_zxid,
-            map,
-            valid_end: scan.valid_end,
-            record_count: scan.record_count,
-        });
+        log.segments.push(RecoveredSegment { path, map, valid_end: scan.valid_end });
     }
     Ok(log)
 }

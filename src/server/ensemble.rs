@@ -590,7 +590,6 @@ impl Ensemble {
         *status = EnsembleStatus {
             mode,
             epoch: self.core.epoch(),
-            leader: self.core.leader(),
             followers: followers
                 .iter()
                 .map(|&(id, acknowledged, synced)| (id, synced, last_zxid.saturating_sub(acknowledged).max(0) as u64))

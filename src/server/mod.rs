@@ -2,20 +2,20 @@
 //! accepting client connections on the same port (SO_REUSEPORT), the ordering point and
 //! its publisher on core 0, and the committed stream to every other core.
 
-pub mod connection;
-pub mod connection_state;
-pub mod core_state;
-pub mod ensemble;
-pub mod ensemble_log;
-pub mod four_letter;
-pub mod leader;
+pub(crate) mod connection;
+pub(crate) mod connection_state;
+pub(crate) mod core_state;
+pub(crate) mod ensemble;
+pub(crate) mod ensemble_log;
+pub(crate) mod four_letter;
+pub(crate) mod leader;
 pub mod log_writer;
-pub mod messages;
-pub mod peer_codec;
-pub mod peer_links;
-pub mod placement;
-pub mod shared;
-pub mod snapshotter;
+pub(crate) mod messages;
+pub(crate) mod peer_codec;
+pub(crate) mod peer_links;
+pub(crate) mod placement;
+pub(crate) mod shared;
+pub(crate) mod snapshotter;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

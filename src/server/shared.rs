@@ -68,7 +68,6 @@ pub struct EnsembleStatus {
     /// leader, follower, observer, or looking (not serving).
     pub mode: &'static str,
     pub epoch: u32,
-    pub leader: Option<u64>,
     /// Leader: every other member, whether it is in sync, and how many zxids its
     /// acknowledgements trail the leader's log by.
     pub followers: Vec<(u64, bool, u64)>,
@@ -92,7 +91,6 @@ pub struct Shared {
     pub connection_summaries: Vec<Mutex<Vec<ConnectionSummary>>>,
     /// Per core, refreshed by the core: `wchc` and `wchp` entries.
     pub watch_listing: Vec<Mutex<WatchListing>>,
-    pub requests_total: AtomicU64,
     /// Set when a log write or fdatasync failed: no write is acknowledged after it.
     pub log_failed: std::sync::atomic::AtomicBool,
     pub log_failure: Mutex<String>,
@@ -191,7 +189,6 @@ impl Shared {
             connections_by_address: Mutex::new(HashMap::new()),
             connection_summaries: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
             watch_listing: (0..cores).map(|_| Mutex::new(WatchListing::default())).collect(),
-            requests_total: AtomicU64::new(0),
             log_failed: std::sync::atomic::AtomicBool::new(false),
             log_failure: Mutex::new(String::new()),
             log_fsyncs: AtomicU64::new(0),

@@ -75,11 +75,6 @@ impl AuthIds {
         &self.ordered
     }
 
-    pub fn contains(&self, identity: &Identity) -> bool {
-        let hash = spread(java_id_hash(identity));
-        self.bins[hash as usize & (self.bins.len() - 1)].entries.iter().any(|(_, held)| held == identity)
-    }
-
     /// Adds an id (`ServerCnxn.addAuthInfo`); false if the connection held it already.
     pub fn insert(&mut self, identity: Identity) -> bool {
         let hash = spread(java_id_hash(&identity));

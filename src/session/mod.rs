@@ -9,4 +9,4 @@ pub mod watcher_set;
 pub mod watches;
 
 pub use table::SessionTable;
-pub use watches::{ConnectionId, WatchRegistry, WatchSummary, WatchTable, WatcherType};
+pub use watches::{ConnectionId, WatchRegistry, WatchTable, WatcherType};

@@ -51,10 +51,6 @@ impl SessionTable {
         self.sessions.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-
     pub fn get(&self, session_id: i64) -> Option<&SessionEntry> {
         self.sessions.get(&session_id)
     }
@@ -161,10 +157,6 @@ impl SessionTable {
             .collect();
         expired.sort_unstable();
         expired
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&i64, &SessionEntry)> {
-        self.sessions.iter()
     }
 }
 

@@ -239,6 +239,7 @@ impl WatchRegistry {
 
     /// checkWatches: whether a table the type names holds `path`, for any connection of
     /// this registry.
+    #[cfg(test)]
     pub fn has_watch(&self, path: &str, watcher_type: WatcherType) -> bool {
         watcher_type.tables().iter().any(|&table| self.table(table).by_path.contains_key(path))
     }

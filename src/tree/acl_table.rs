@@ -1,5 +1,10 @@
 //! Interned ACL lists: most znodes share a handful of ACLs, so each node stores a small
-//! index instead of its own list (ZooKeeper's `ReferenceCountedACLCache` does the same).
+//! index instead of its own list, as in ZooKeeper's `ReferenceCountedACLCache`.
+//!
+//! Unlike ZooKeeper's cache, entries are not counted or freed while the server runs: a
+//! list stays until the next restart, which rebuilds the table from the snapshot's nodes
+//! (only lists in use). The table grows only with distinct lists that writes created,
+//! and counting would cost a persistent-map update on every create and delete.
 
 use std::sync::Arc;
 
