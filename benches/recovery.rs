@@ -112,7 +112,7 @@ fn replay_log(log_dir: &Path) -> DataTree {
 }
 
 fn load_snapshot(snapshot_dir: &Path) -> DataTree {
-    snapshot_file::newest_valid(snapshot_dir).expect("read snapshots").expect("a snapshot").tree()
+    snapshot_file::newest_valid(snapshot_dir).expect("read snapshots").expect("a snapshot").tree().expect("a tree")
 }
 
 fn recovery_of_a_million_znodes(c: &mut Criterion) {

@@ -72,6 +72,9 @@ pub fn install(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<DataTree>
         Ok(image) if image.zxid.to_native() == zxid => image,
         _ => return Err(std::io::Error::other(format!("a snapshot image for {zxid:#x} that does not check out"))),
     };
+    // Loaded before anything on disk changes: an image that is not a tree replaces nothing.
+    let tree = snapshot::load(image)
+        .map_err(|error| std::io::Error::other(format!("a snapshot image for {zxid:#x}: {error:?}")))?;
     let _turn = SNAPSHOT_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     INSTALLS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     write_file(dir, zxid, bytes)?;
@@ -80,7 +83,7 @@ pub fn install(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<DataTree>
     }
     remove_snapshots_after(dir, zxid);
     File::open(dir)?.sync_all()?;
-    Ok(snapshot::load(image))
+    Ok(tree)
 }
 
 /// Snapshots after a cut may hold records the ensemble never committed.
@@ -118,7 +121,7 @@ pub struct LoadedSnapshot {
 }
 
 impl LoadedSnapshot {
-    pub fn tree(&self) -> DataTree {
+    pub fn tree(&self) -> Result<DataTree, snapshot::SnapshotError> {
         snapshot::load(snapshot::access_verified(&self.map))
     }
 }

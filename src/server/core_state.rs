@@ -673,17 +673,30 @@ pub fn set_membership(tree: &mut DataTree, config: &crate::config::Config) {
 }
 
 /// The tree the snapshot (if any) and the log after it hold: every core's first version.
+/// A snapshot whose nodes are not a tree, or a log whose records do not apply to it
+/// (damaged or crafted files that passed their checksums and validation), is an error:
+/// the tree's assertions stop the replay, and the server refuses to start.
 pub fn recovered_tree(
     snapshot: Option<&crate::log::snapshot_file::LoadedSnapshot>,
     log: &crate::log::recovery::RecoveredLog,
-) -> DataTree {
-    let mut tree = snapshot.map_or_else(DataTree::new, |snapshot| snapshot.tree());
-    let mut triggers = Vec::new();
-    for (_, txn) in log.records_after(tree.last_zxid()) {
-        triggers.clear();
-        tree.apply(txn, &mut triggers);
+) -> Result<DataTree, String> {
+    let mut tree = match snapshot {
+        None => DataTree::new(),
+        Some(snapshot) => {
+            snapshot.tree().map_err(|error| format!("snapshot {}: {error:?}", snapshot.path.display()))?
+        }
+    };
+    let replay = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut triggers = Vec::new();
+        for (_, txn) in log.records_after(tree.last_zxid()) {
+            triggers.clear();
+            tree.apply(txn, &mut triggers);
+        }
+    }));
+    match replay {
+        Ok(()) => Ok(tree),
+        Err(_) => Err(format!("the log does not apply to the tree at {:#x} (see the panic above)", tree.last_zxid())),
     }
-    tree
 }
 
 fn sets_watch(request: &Request) -> bool {

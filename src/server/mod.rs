@@ -286,7 +286,7 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         .map_err(|error| format!("cannot read snapshots in {}: {error}", log_dir.display()))?;
     check_log_follows_snapshot(snapshot.as_ref(), &recovered)?;
     // One tree for every core: recovered once, here, and shared as versions.
-    let mut tree = core_state::recovered_tree(snapshot.as_ref(), &recovered);
+    let mut tree = core_state::recovered_tree(snapshot.as_ref(), &recovered)?;
     core_state::set_membership(&mut tree, &config);
     let tree = Arc::new(tree);
     let snapshot = Arc::new(snapshot);

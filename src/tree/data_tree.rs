@@ -186,24 +186,45 @@ impl DataTree {
     }
 
     /// Adds a node read from a snapshot, after its parent (snapshots are written sorted by
-    /// path). Children and ephemerals are derived here, not stored.
-    pub fn insert_loaded(&mut self, path: Box<str>, mut node: Znode, acl: &ArchivedVec<ArchivedAclEntry>) {
+    /// path). Children and ephemerals are derived here, not stored. A snapshot's bytes are
+    /// validated, but what they say may still not be a tree (a damaged or crafted file):
+    /// that is an error, never a panic.
+    pub fn insert_loaded(
+        &mut self,
+        path: Box<str>,
+        mut node: Znode,
+        acl: &ArchivedVec<ArchivedAclEntry>,
+    ) -> Result<(), &'static str> {
+        if self.nodes.contains_key(&path) {
+            return Err("a path appears twice");
+        }
+        match parent_and_name(&path) {
+            None if &*path == ROOT => {}
+            None => return Err("a path is not absolute"),
+            Some((_, "")) => return Err("a path ends with a slash"),
+            Some((parent, name)) => {
+                let parent_node = Self::node_mut(&mut self.nodes, parent).ok_or("a node comes before its parent")?;
+                if parent_node.ephemeral_owner != 0 && !is_special_owner(parent_node.ephemeral_owner) {
+                    return Err("an ephemeral node has children");
+                }
+                parent_node.children.insert(name.into());
+            }
+        }
         node.acl_id = self.acls.intern_archived(acl);
         node.children.clear();
-        if let Some((parent, name)) = parent_and_name(&path) {
-            let parent = self.nodes.get_mut(parent).expect("a snapshot holds every parent before its children");
-            parent.children.insert(name.into());
-        }
         self.index_owner(&path, node.ephemeral_owner);
         self.data_size_bytes += path.len() + node.data_len();
-        assert!(!self.nodes.contains_key(&path), "a snapshot holds each path once");
         self.nodes.insert_mut(path, node);
+        Ok(())
     }
 
     /// Completes a tree filled by `insert_loaded`: what is derived from the whole tree.
-    pub fn finish_loading(&mut self) {
-        assert!(self.nodes.contains_key(ROOT), "a snapshot holds the root");
+    pub fn finish_loading(&mut self) -> Result<(), &'static str> {
+        if !self.nodes.contains_key(ROOT) {
+            return Err("there is no root");
+        }
         self.setup_quotas();
+        Ok(())
     }
 
     /// `DataTree.setupQuota`, run on a loaded snapshot: every limits node that is a leaf
@@ -347,10 +368,38 @@ impl DataTree {
     }
 
     /// The data size and ephemeral count counted afresh, to check the kept ones.
-    #[cfg(test)]
     fn recounted(&self) -> (usize, usize) {
         let data_size = self.nodes.iter().map(|(path, node)| path.len() + node.data_len()).sum();
         (data_size, self.ephemerals.values().map(PathSet::size).sum())
+    }
+
+    /// Walks the whole tree and panics where its structure does not hold: every node but
+    /// the root is a child of its existing parent and every child is a node; ephemerals
+    /// have no children and are indexed under their owner, and the index holds nothing
+    /// else; the kept counts equal a recount. For tests and fuzzers: it costs a walk.
+    pub fn check_invariants(&self) {
+        assert!(self.nodes.contains_key(ROOT), "the root exists");
+        for (path, node) in self.nodes.iter() {
+            for name in node.children.iter() {
+                assert!(self.nodes.contains_key(join(path, name).as_str()), "child {name} of {path} exists");
+            }
+            if let Some((parent, name)) = parent_and_name(path) {
+                let parent_node = self.nodes.get(parent).unwrap_or_else(|| panic!("parent of {path} exists"));
+                assert!(parent_node.children.contains(name), "{path} is listed by its parent");
+            }
+            let owner = node.ephemeral_owner;
+            if owner != 0 && !is_special_owner(owner) {
+                assert!(node.children.is_empty(), "ephemeral {path} has no children");
+                assert!(self.ephemerals_of(owner).any(|owned| owned == &**path), "ephemeral {path} is indexed");
+            }
+        }
+        for (owner, paths) in self.ephemerals.iter() {
+            for path in paths.iter() {
+                let node = self.nodes.get(&**path).unwrap_or_else(|| panic!("indexed ephemeral {path} exists"));
+                assert_eq!(node.ephemeral_owner, *owner, "{path} is indexed under its owner");
+            }
+        }
+        assert_eq!((self.data_size_bytes, self.ephemeral_count), self.recounted(), "kept counts equal a recount");
     }
 
     /// The number of nodes below `path` (`DataTree.getAllChildrenNumber`); for the root,
@@ -747,7 +796,7 @@ mod tests {
         // not counted by walking the tree; after every kind of change they equal a recount.
         let mut tree = DataTree::new();
         let check = |tree: &DataTree, ephemerals: usize| {
-            assert_eq!((tree.approximate_data_size(), tree.ephemeral_count()), tree.recounted());
+            tree.check_invariants();
             assert_eq!(tree.ephemeral_count(), ephemerals);
         };
         check(&tree, 0);

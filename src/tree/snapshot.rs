@@ -170,6 +170,8 @@ pub enum SnapshotError {
     Checksum,
     /// The checksum matches but the archive is not a snapshot image.
     Invalid,
+    /// A valid image whose nodes do not make a tree, and why.
+    NotATree(&'static str),
 }
 
 /// Checks a snapshot file's bytes (16-byte aligned) and returns its archive, read in
@@ -207,7 +209,7 @@ fn checked_archive(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
 }
 
 /// Rebuilds a tree from a snapshot read in place.
-pub fn load(image: &ArchivedSnapshotImage) -> DataTree {
+pub fn load(image: &ArchivedSnapshotImage) -> Result<DataTree, SnapshotError> {
     let sessions = image
         .sessions
         .iter()
@@ -229,10 +231,10 @@ pub fn load(image: &ArchivedSnapshotImage) -> DataTree {
             pzxid: node.pzxid.to_native(),
             children: Default::default(),
         };
-        tree.insert_loaded(node.path.as_str().into(), znode, &node.acl);
+        tree.insert_loaded(node.path.as_str().into(), znode, &node.acl).map_err(SnapshotError::NotATree)?;
     }
-    tree.finish_loading();
-    tree
+    tree.finish_loading().map_err(SnapshotError::NotATree)?;
+    Ok(tree)
 }
 
 #[cfg(test)]
@@ -294,7 +296,7 @@ mod tests {
                 })));
             }
             let bytes = aligned(&encode(&tree));
-            let loaded = load(access(&bytes).unwrap());
+            let loaded = load(access(&bytes).unwrap()).unwrap();
             same(&tree, &loaded);
         }
     }
@@ -340,7 +342,7 @@ mod tests {
                 core.apply(crate::txn::access_written(&aligned(bytes)), &mut Vec::new());
             }
             let snapshot = aligned(&encode(&core));
-            let mut restarted = load(access(&snapshot).unwrap());
+            let mut restarted = load(access(&snapshot).unwrap()).unwrap();
             for bytes in &log[cut..] {
                 restarted.apply(crate::txn::access_written(&aligned(bytes)), &mut Vec::new());
             }
