@@ -26,6 +26,16 @@ if [[ $quick == 1 ]]; then
     exit 0
 fi
 
+step "fuzzing: every target briefly under libFuzzer (the corpora were replayed above)"
+# cargo-fuzz needs a nightly toolchain for its instrumentation; where the machine has
+# none, the corpus replay in the cargo tests is what runs.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz
+    fuzz/run.sh 10
+else
+    echo "no nightly toolchain: skipped (fuzz/README.md)"
+fi
+
 step "installing test dependencies"
 if ! dpkg -s zookeeper libcurator-recipes-java libcurator-framework-java >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

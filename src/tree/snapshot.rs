@@ -195,10 +195,10 @@ pub fn access_verified(bytes: &[u8]) -> &ArchivedSnapshotImage {
 
 /// The archive of a snapshot file's bytes, after its header and checksum.
 fn checked_archive(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
-    assert_eq!(bytes.as_ptr() as usize % 16, 0, "snapshots are read in place from 16-byte aligned bytes");
     if bytes.len() < HEADER_BYTES || bytes[..8] != MAGIC {
         return Err(SnapshotError::BadHeader);
     }
+    assert_eq!(bytes.as_ptr() as usize % 16, 0, "snapshots are read in place from 16-byte aligned bytes");
     let length = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) as usize;
     let crc = u32::from_le_bytes(bytes[24..28].try_into().expect("4 bytes"));
     let archive = bytes.get(HEADER_BYTES..HEADER_BYTES.saturating_add(length)).ok_or(SnapshotError::Truncated)?;
