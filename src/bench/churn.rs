@@ -6,35 +6,31 @@
 
 use std::time::Instant;
 
-use super::client::{reply_error, write_open_acl, Buffers, Client};
+use super::client::{open_acl, Buffers, Client};
 use super::session::SessionPlan;
 use super::stats::{record, SessionStats};
 use super::workload::ROOT;
 use crate::proto::opcode;
+use crate::proto::request::{CreateRequest, Request, WriteOp};
 
-/// `ROOT/e<session>` in a stack buffer.
-fn ephemeral_path(buffer: &mut [u8; 96], session: usize) -> &[u8] {
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ROOT}/e{session}"));
-    let length = cursor.position() as usize;
-    &buffer[..length]
-}
+/// `CreateMode.EPHEMERAL`.
+const EPHEMERAL: i32 = 1;
 
 pub async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<()> {
-    let mut path_buffer = [0u8; 96];
-    let path = ephemeral_path(&mut path_buffer, plan.index);
+    let create = Request::Write(WriteOp::Create(CreateRequest {
+        opcode: opcode::CREATE,
+        path: format!("{ROOT}/e{}", plan.index),
+        data: Some(plan.value.to_vec()),
+        acl: open_acl(),
+        flags: EPHEMERAL,
+        ttl_ms: -1,
+    }));
     let mut buffers = Buffers::new();
     let mut passed = 0u64;
     while Instant::now() < plan.schedule.stop_at {
         let started = Instant::now();
         let mut client = Client::connect(plan.server, buffers).await?;
-        let xid = client.request(opcode::CREATE, |writer| {
-            writer.write_bytes(path);
-            writer.write_bytes(&plan.value);
-            write_open_acl(writer);
-            writer.write_i32(1); // EPHEMERAL
-        });
-        let error = reply_error(client.call(xid, &mut passed).await?);
+        let (error, _) = client.call(&create, &mut passed).await?;
         client.close().await?;
         buffers = client.into_buffers();
         let now = Instant::now();

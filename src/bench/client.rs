@@ -1,23 +1,27 @@
-//! A one-request-at-a-time native-protocol client for the recipe workloads (watch, lock,
-//! churn): it keeps its buffers across requests and sessions (no allocation per request),
-//! hands back whole frames in place, and pings the server when it has sent nothing for a
-//! third of the negotiated session timeout, as a real client does while it waits for a
-//! watch.
+//! A native-protocol client for the recipe workloads (watch, lock, churn), on `proto`'s
+//! codec: requests are encoded and replies decoded by the server's own types. It keeps
+//! its buffers across requests and sessions, and pings the server when it has sent
+//! nothing for a third of the negotiated session timeout, as a real client does while it
+//! waits for a watch. A reply the codec cannot read is an error, never a panic.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::proto::jute::Writer;
+use crate::proto::connect::ConnectResponse;
+use crate::proto::request::{encode_request, Request};
+use crate::proto::response::{decode_notification, decode_reply, ReplyBody, ReplyHeader};
+use crate::proto::watch_event::WatcherEvent;
 use crate::proto::{frame, opcode};
 
 /// The largest reply accepted (getChildren of a crowded lock parent is the biggest).
 const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// A ping request frame: length 8, xid -2, opcode 11.
-const PING_FRAME: [u8; 12] = [0, 0, 0, 8, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 11];
+/// Requests a client may have sent and not seen answered (the watch writer's depth).
+const IN_FLIGHT_MAX: usize = 1 << 16;
 
 /// The buffers a client reads into and encodes into, kept when a session closes so the
 /// next session (churn) allocates nothing.
@@ -40,6 +44,12 @@ impl Default for Buffers {
     }
 }
 
+/// What the server sent: the reply to the oldest request in flight, or a watch event.
+pub enum Incoming {
+    Reply { header: ReplyHeader, body: Option<ReplyBody> },
+    Event(WatcherEvent),
+}
+
 pub struct Client {
     stream: TcpStream,
     buffers: Buffers,
@@ -49,6 +59,11 @@ pub struct Client {
     filled: usize,
     /// The last xid used; requests carry increasing positive xids.
     xid: i32,
+    /// Each request sent and not yet answered: its xid and opcode, which says what its
+    /// reply holds. The server answers a session's requests in order.
+    in_flight: VecDeque<(i32, i32)>,
+    /// A ping request frame, encoded once.
+    ping: Vec<u8>,
     /// When a request (or ping) was last written, to know when a ping is due.
     last_sent: Instant,
     /// A third of the negotiated session timeout.
@@ -62,25 +77,28 @@ impl Client {
         stream.set_nodelay(true)?;
         buffers.output.clear();
         super::workload::encode_connect(&mut buffers.output);
+        let mut ping = Vec::new();
+        encode_request(&mut ping, 0, &Request::Ping);
         let mut client = Client {
             stream,
             buffers,
             start: 0,
             filled: 0,
             xid: 0,
+            in_flight: VecDeque::new(),
+            ping,
             last_sent: Instant::now(),
             ping_interval: Duration::from_secs(10),
         };
         client.send().await?;
         let deadline = Instant::now() + super::session::SETUP_TIMEOUT;
-        let response = client.next_frame(deadline).await?.ok_or_else(|| timed_out("the handshake"))?;
-        // ConnectResponse: protocolVersion, timeOut, sessionId, passwd. A timeout of 0
-        // means the server refused the session.
-        let timeout_ms = i32::from_be_bytes(response[4..8].try_into().expect("4 bytes"));
-        if timeout_ms <= 0 {
+        let frame = client.next_frame(deadline).await?.ok_or_else(|| timed_out("the handshake"))?;
+        let response = ConnectResponse::decode(&client.buffers.input[frame]).map_err(invalid)?;
+        // A timeout of 0 means the server refused the session.
+        if response.timeout_ms <= 0 {
             return Err(std::io::Error::other("the server refused the session"));
         }
-        client.ping_interval = Duration::from_millis(timeout_ms as u64 / 3).max(Duration::from_millis(50));
+        client.ping_interval = Duration::from_millis(response.timeout_ms as u64 / 3).max(Duration::from_millis(50));
         Ok(client)
     }
 
@@ -89,16 +107,12 @@ impl Client {
         self.buffers
     }
 
-    /// Encodes one request (header then what `body` writes) into the output buffer and
-    /// returns its xid; `send` writes it.
-    pub fn request(&mut self, request_opcode: i32, body: impl FnOnce(&mut Writer<'_>)) -> i32 {
+    /// Encodes one request into the output buffer and returns its xid; `send` writes it.
+    pub fn request(&mut self, request: &Request) -> i32 {
+        assert!(self.in_flight.len() < IN_FLIGHT_MAX, "requests in flight are bounded");
         self.xid = self.xid.wrapping_add(1).max(1);
-        let start = frame::begin(&mut self.buffers.output);
-        let mut writer = Writer::new(&mut self.buffers.output);
-        writer.write_i32(self.xid);
-        writer.write_i32(request_opcode);
-        body(&mut writer);
-        frame::end(&mut self.buffers.output, start);
+        encode_request(&mut self.buffers.output, self.xid, request);
+        self.in_flight.push_back((self.xid, request.opcode()));
         self.xid
     }
 
@@ -111,45 +125,64 @@ impl Client {
         Ok(())
     }
 
-    /// Sends the request encoded and waits for its reply, passing over notifications
-    /// (they are counted in `notifications_passed`).
-    pub async fn call(&mut self, xid: i32, notifications_passed: &mut u64) -> std::io::Result<&[u8]> {
+    /// Sends one request and waits for its reply, passing over watch events (they are
+    /// counted in `events_passed`). Returns the reply's error code (0 for success) and
+    /// its body.
+    pub async fn call(
+        &mut self,
+        request: &Request,
+        events_passed: &mut u64,
+    ) -> std::io::Result<(i32, Option<ReplyBody>)> {
+        assert!(self.in_flight.is_empty(), "a call waits for its own reply only");
+        let xid = self.request(request);
         self.send().await?;
         let deadline = Instant::now() + super::session::SETUP_TIMEOUT;
         loop {
-            let reply = self.next_frame(deadline).await?.ok_or_else(|| timed_out("a reply"))?;
-            let reply_xid = reply_xid(reply);
-            if reply_xid == opcode::XID_NOTIFICATION {
-                *notifications_passed += 1;
-                continue;
+            match self.next(deadline).await?.ok_or_else(|| timed_out("a reply"))? {
+                Incoming::Event(_) => *events_passed += 1,
+                Incoming::Reply { header, body } => {
+                    assert_eq!(header.xid, xid, "replies come in request order");
+                    return Ok((header.error, body));
+                }
             }
-            if reply_xid != xid {
-                return Err(std::io::Error::other(format!(
-                    "reply xid {reply_xid} answers no request (expected {xid})"
-                )));
-            }
-            // The borrow checker cannot see that the frame outlives the loop; hand it out
-            // again by position.
-            let length = reply.len();
-            return Ok(&self.buffers.input[self.start - length..self.start]);
         }
     }
 
     /// Closes the session (opcode -11) and waits for the server to confirm it, so its
     /// ephemeral nodes are gone when this returns.
     pub async fn close(&mut self) -> std::io::Result<()> {
-        let xid = self.request(opcode::CLOSE_SESSION, |_| {});
         let mut passed = 0;
-        let reply = self.call(xid, &mut passed).await?;
-        match reply_error(reply) {
-            0 => Ok(()),
-            error => Err(std::io::Error::other(format!("closeSession failed with error {error}"))),
+        match self.call(&Request::CloseSession, &mut passed).await? {
+            (0, _) => Ok(()),
+            (error, _) => Err(std::io::Error::other(format!("closeSession failed with error {error}"))),
         }
     }
 
-    /// The next whole frame (without its length prefix), ping replies left out, or None
-    /// once `deadline` passes. The frame stays valid until the next call.
-    pub async fn next_frame(&mut self, deadline: Instant) -> std::io::Result<Option<&[u8]>> {
+    /// The next reply or event, or None once `deadline` passes. A reply answers the
+    /// oldest request in flight: one with another xid is an error.
+    pub async fn next(&mut self, deadline: Instant) -> std::io::Result<Option<Incoming>> {
+        let Some(frame) = self.next_frame(deadline).await? else { return Ok(None) };
+        let bytes = &self.buffers.input[frame];
+        let xid = bytes.get(..4).map_or(0, |xid| i32::from_be_bytes(xid.try_into().expect("4 bytes")));
+        if xid == opcode::XID_NOTIFICATION {
+            return Ok(Some(Incoming::Event(decode_notification(bytes).map_err(invalid)?)));
+        }
+        let Some((expected_xid, request_opcode)) = self.in_flight.pop_front() else {
+            return Err(std::io::Error::other(format!("reply xid {xid} with no request in flight")));
+        };
+        let (header, body) = decode_reply(bytes, request_opcode).map_err(invalid)?;
+        if header.xid != expected_xid {
+            return Err(std::io::Error::other(format!(
+                "reply xid {} answers no request (expected {expected_xid})",
+                header.xid
+            )));
+        }
+        Ok(Some(Incoming::Reply { header, body }))
+    }
+
+    /// Where the next whole frame (without its length prefix) lies in the input buffer,
+    /// ping replies left out, or None once `deadline` passes. Valid until the next call.
+    async fn next_frame(&mut self, deadline: Instant) -> std::io::Result<Option<std::ops::Range<usize>>> {
         loop {
             let available = self.filled - self.start;
             if available >= 4 {
@@ -157,13 +190,16 @@ impl Client {
                 let length = frame::frame_length(prefix, FRAME_BYTES_MAX)
                     .map_err(|error| std::io::Error::other(format!("bad frame from the server: {error}")))?;
                 if available >= 4 + length {
-                    let frame_start = self.start + 4;
+                    let frame = self.start + 4..self.start + 4 + length;
                     self.start += 4 + length;
                     assert!(self.start <= self.filled);
-                    if length >= 4 && reply_xid(&self.buffers.input[frame_start..]) == opcode::XID_PING {
+                    let xid = self.buffers.input[frame.clone()]
+                        .get(..4)
+                        .map(|xid| i32::from_be_bytes(xid.try_into().expect("4 bytes")));
+                    if xid == Some(opcode::XID_PING) {
                         continue;
                     }
-                    return Ok(Some(&self.buffers.input[frame_start..frame_start + length]));
+                    return Ok(Some(frame));
                 }
                 if 4 + length > self.buffers.input.len() {
                     let size = (4 + length).next_power_of_two();
@@ -180,7 +216,7 @@ impl Client {
             }
             let ping_due = self.last_sent + self.ping_interval;
             if now >= ping_due {
-                self.stream.write_all(&PING_FRAME).await?;
+                self.stream.write_all(&self.ping).await?;
                 self.last_sent = now;
                 continue;
             }
@@ -202,48 +238,12 @@ fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer to {what} within the set-up timeout"))
 }
 
-/// A reply's xid (the first field of every reply header and notification).
-pub fn reply_xid(reply: &[u8]) -> i32 {
-    i32::from_be_bytes(reply[0..4].try_into().expect("4 bytes"))
+/// A frame the codec could not read.
+pub fn invalid(error: crate::proto::jute::DecodeError) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a frame from the server does not decode: {error}"))
 }
 
-/// A reply's ZooKeeper error code (0 for success).
-pub fn reply_error(reply: &[u8]) -> i32 {
-    i32::from_be_bytes(reply[12..16].try_into().expect("4 bytes"))
-}
-
-/// What follows a reply's header (xid, zxid, err).
-pub fn reply_body(reply: &[u8]) -> &[u8] {
-    &reply[16..]
-}
-
-/// The `version` of a Stat that starts at `stat` (after czxid, mzxid, ctime, mtime).
-pub fn stat_version(stat: &[u8]) -> i32 {
-    i32::from_be_bytes(stat[32..36].try_into().expect("a whole Stat"))
-}
-
-/// Reads a jute string or buffer at `*offset` (a length, then the bytes), moving past it.
-pub fn read_bytes<'a>(bytes: &'a [u8], offset: &mut usize) -> &'a [u8] {
-    let length = i32::from_be_bytes(bytes[*offset..*offset + 4].try_into().expect("4 bytes"));
-    *offset += 4;
-    let length = length.max(0) as usize;
-    let value = &bytes[*offset..*offset + length];
-    *offset += length;
-    value
-}
-
-/// Writes the ACL list `[world:anyone, ALL]` without building an `Acl` (which allocates).
-pub fn write_open_acl(writer: &mut Writer<'_>) {
-    writer.write_i32(1);
-    writer.write_i32(31);
-    writer.write_str("world");
-    writer.write_str("anyone");
-}
-
-/// A notification's event type and path.
-pub fn notification(reply: &[u8]) -> (i32, &[u8]) {
-    let body = reply_body(reply);
-    let event_type = i32::from_be_bytes(body[0..4].try_into().expect("4 bytes"));
-    let mut offset = 8;
-    (event_type, read_bytes(body, &mut offset))
+/// The world-readable, world-writable ACL every bench node gets.
+pub fn open_acl() -> Vec<crate::proto::acl::Acl> {
+    vec![crate::proto::acl::Acl::open_unsafe()]
 }

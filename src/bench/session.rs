@@ -11,7 +11,14 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use super::board::Board;
 use super::stats::{record, SessionStats};
-use super::workload::{encode_request, Workload};
+use super::workload::{encode_request as encode_workload_request, Workload};
+use crate::proto::jute::Reader;
+use crate::proto::request::{encode_request, Request};
+use crate::proto::response::ReplyHeader;
+use crate::proto::{frame, opcode};
+
+/// The largest reply accepted: a getChildren of the children workload's parent.
+const REPLY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// When measurement starts and when sending stops.
 #[derive(Clone, Copy)]
@@ -68,7 +75,7 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
         let now = Instant::now();
         while !exhausted && now < plan.schedule.stop_at && in_flight.len() < plan.depth {
             xid = xid.wrapping_add(1).max(1);
-            if !encode_request(
+            if !encode_workload_request(
                 &mut output,
                 plan.workload,
                 xid,
@@ -98,12 +105,11 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
         filled += read;
         let now = Instant::now();
         let mut offset = 0;
-        while let Some(reply) = next_reply(&input[..filled], &mut offset) {
-            let reply_xid = i32::from_be_bytes(reply[0..4].try_into().expect("4 bytes"));
+        while let Some(reply) = next_reply(&input[..filled], &mut offset)? {
+            let ReplyHeader { xid: reply_xid, error, .. } = reply_header(reply)?;
             if reply_xid < 0 {
                 continue; // a notification or ping
             }
-            let error = i32::from_be_bytes(reply[12..16].try_into().expect("4 bytes"));
             let sent = in_flight.pop_front().expect("a reply answers a request in flight");
             if sent >= plan.schedule.measure_from {
                 record(stats, plan.schedule.measure_from, now.duration_since(sent), now, error);
@@ -119,12 +125,23 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
 
 /// The next whole reply frame's body in `input` at `offset`, advancing past it; None
 /// when only part of a frame has arrived.
-fn next_reply<'a>(input: &'a [u8], offset: &mut usize) -> Option<&'a [u8]> {
-    let header = input.get(*offset..*offset + 4)?;
-    let length = i32::from_be_bytes(header.try_into().expect("4 bytes")) as usize;
-    let reply = input.get(*offset + 4..*offset + 4 + length)?;
+fn next_reply<'a>(input: &'a [u8], offset: &mut usize) -> std::io::Result<Option<&'a [u8]>> {
+    let Some(prefix) = input.get(*offset..*offset + 4) else { return Ok(None) };
+    let length = frame_length(prefix)?;
+    let Some(reply) = input.get(*offset + 4..*offset + 4 + length) else { return Ok(None) };
     *offset += 4 + length;
-    Some(reply)
+    Ok(Some(reply))
+}
+
+/// A frame's length from its prefix: a length no server sends is an error.
+fn frame_length(prefix: &[u8]) -> std::io::Result<usize> {
+    frame::frame_length(prefix.try_into().expect("4 bytes"), REPLY_BYTES_MAX)
+        .map_err(|error| std::io::Error::other(format!("bad frame from the server: {error}")))
+}
+
+/// A reply's header: a frame too short for one is an error, not a panic.
+fn reply_header(reply: &[u8]) -> std::io::Result<ReplyHeader> {
+    ReplyHeader::decode(&mut Reader::new(reply)).map_err(super::client::invalid)
 }
 
 /// Connects and opens a session; returns the stream and the input buffer with what
@@ -184,7 +201,8 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
                 // Everything due by now goes in one write.
                 while due <= now && due < stop_at {
                     xid = xid.wrapping_add(1).max(1);
-                    if !encode_request(&mut output, workload, xid, index, sequence, keys, &value, &mut random) {
+                    if !encode_workload_request(&mut output, workload, xid, index, sequence, keys, &value, &mut random)
+                    {
                         break 'schedule;
                     }
                     sequence += 1;
@@ -196,7 +214,10 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
                 }
                 writer.write_all(&output).await?;
             }
-            writer.write_all(&[0, 0, 0, 8, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 11]).await?;
+            // A ping last: its reply, in order behind every other, ends the reading side.
+            let mut ping = Vec::new();
+            encode_request(&mut ping, 0, &Request::Ping);
+            writer.write_all(&ping).await?;
             writer.flush().await
         })
     };
@@ -209,16 +230,15 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
         let now = Instant::now();
         let mut offset = 0;
         let mut finished = false;
-        while let Some(reply) = next_reply(&input[..filled], &mut offset) {
-            let reply_xid = i32::from_be_bytes(reply[0..4].try_into().expect("4 bytes"));
-            if reply_xid == -2 {
+        while let Some(reply) = next_reply(&input[..filled], &mut offset)? {
+            let ReplyHeader { xid: reply_xid, error, .. } = reply_header(reply)?;
+            if reply_xid == opcode::XID_PING {
                 finished = true;
                 break;
             }
             if reply_xid < 0 {
                 continue; // a notification
             }
-            let error = i32::from_be_bytes(reply[12..16].try_into().expect("4 bytes"));
             let due = scheduled.borrow_mut().pop_front().expect("a reply answers a scheduled request");
             if due >= plan.schedule.measure_from {
                 record(stats, plan.schedule.measure_from, now.duration_since(due), now, error);
@@ -244,7 +264,7 @@ async fn read_frame_length(
 ) -> std::io::Result<usize> {
     loop {
         if *filled >= 4 {
-            let length = i32::from_be_bytes(input[0..4].try_into().expect("4 bytes")) as usize;
+            let length = frame_length(&input[0..4])?;
             if *filled >= 4 + length {
                 return Ok(length);
             }

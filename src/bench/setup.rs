@@ -4,9 +4,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
+use super::client::{invalid, open_acl};
 use super::workload::{key_path, listed_path, owned_key_path, Workload, CREATED, LISTED, ROOT};
-use crate::proto::acl::Acl;
-use crate::proto::{frame, jute::Writer, opcode};
+use crate::proto::request::{encode_request, CreateRequest, Request, WriteOp};
+use crate::proto::response::ReplyHeader;
+use crate::proto::{frame, jute::Reader, opcode, ErrorCode};
+
+/// The largest set-up reply (a create's path).
+const FRAME_BYTES_MAX: usize = 64 * 1024;
 
 struct Blocking {
     stream: TcpStream,
@@ -29,36 +34,37 @@ impl Blocking {
     fn read_frame(&mut self) -> std::io::Result<Vec<u8>> {
         let mut prefix = [0; 4];
         self.stream.read_exact(&mut prefix)?;
-        let mut body = vec![0; i32::from_be_bytes(prefix) as usize];
+        let length = frame::frame_length(prefix, FRAME_BYTES_MAX)
+            .map_err(|error| std::io::Error::other(format!("bad frame from the server: {error}")))?;
+        let mut body = vec![0; length];
         self.stream.read_exact(&mut body)?;
         Ok(body)
     }
 
     /// Creates every path (pipelined in chunks), ignoring NodeExists.
-    fn create_all(&mut self, paths: impl Iterator<Item = Vec<u8>>, value: &[u8]) -> std::io::Result<()> {
+    fn create_all(&mut self, paths: impl Iterator<Item = String>, value: &[u8]) -> std::io::Result<()> {
         let mut paths = paths.peekable();
         while paths.peek().is_some() {
             let mut bytes = Vec::new();
             let mut sent = 0;
             for path in paths.by_ref().take(256) {
                 self.xid += 1;
-                let start = frame::begin(&mut bytes);
-                let mut writer = Writer::new(&mut bytes);
-                writer.write_i32(self.xid);
-                writer.write_i32(opcode::CREATE);
-                writer.write_bytes(&path);
-                writer.write_bytes(value);
-                writer.write_i32(1);
-                Acl::open_unsafe().encode(&mut writer);
-                writer.write_i32(0);
-                frame::end(&mut bytes, start);
+                let create = CreateRequest {
+                    opcode: opcode::CREATE,
+                    path,
+                    data: Some(value.to_vec()),
+                    acl: open_acl(),
+                    flags: 0,
+                    ttl_ms: -1,
+                };
+                encode_request(&mut bytes, self.xid, &Request::Write(WriteOp::Create(create)));
                 sent += 1;
             }
             self.stream.write_all(&bytes)?;
             for _ in 0..sent {
                 let reply = self.read_frame()?;
-                let error = i32::from_be_bytes(reply[12..16].try_into().expect("4 bytes"));
-                if error != 0 && error != -110 {
+                let error = ReplyHeader::decode(&mut Reader::new(&reply)).map_err(invalid)?.error;
+                if error != 0 && error != ErrorCode::NodeExists.code() {
                     return Err(std::io::Error::other(format!("set-up create failed with error {error}")));
                 }
             }
@@ -76,22 +82,20 @@ pub fn prepare(
     value: &[u8],
 ) -> std::io::Result<()> {
     let mut connection = Blocking::connect(server)?;
-    connection.create_all(std::iter::once(ROOT.as_bytes().to_vec()), b"")?;
-    let mut buffer = [0u8; 96];
+    connection.create_all(std::iter::once(ROOT.to_owned()), b"")?;
     match workload {
         Workload::Delete => {
-            let paths = (0..sessions).flat_map(|session| (0..keys).map(move |n| (session, n)));
-            connection.create_all(paths.map(|(session, n)| owned_key_path(&mut buffer, session, n).to_vec()), value)
+            let paths = (0..sessions).flat_map(|session| (0..keys).map(move |n| owned_key_path(session, n)));
+            connection.create_all(paths, value)
         }
-        Workload::Create => connection.create_all(std::iter::once(CREATED.as_bytes().to_vec()), b""),
+        Workload::Create => connection.create_all(std::iter::once(CREATED.to_owned()), b""),
         Workload::Children => {
-            let parent = std::iter::once(LISTED.as_bytes().to_vec());
-            let children = (0..keys).map(|n| listed_path(&mut buffer, n).to_vec());
-            connection.create_all(parent.chain(children), value)
+            let parent = std::iter::once(LISTED.to_owned());
+            connection.create_all(parent.chain((0..keys).map(listed_path)), value)
         }
         Workload::Churn => Ok(()),
         Workload::Watch => connection.create_all(super::watch::setup_paths(), value),
-        Workload::Lock => connection.create_all(std::iter::once(super::lock::LOCK_PARENT.as_bytes().to_vec()), b""),
-        _ => connection.create_all((0..keys).map(|key| key_path(&mut buffer, key).to_vec()), value),
+        Workload::Lock => connection.create_all(std::iter::once(super::lock::LOCK_PARENT.to_owned()), b""),
+        _ => connection.create_all((0..keys).map(key_path), value),
     }
 }

@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::board::{instant_of, monotonic_ns};
-use super::client::{notification, read_bytes, reply_body, reply_error, reply_xid, stat_version, Buffers, Client};
+use super::client::{Buffers, Client, Incoming};
 use super::session::SessionPlan;
 use super::stats::{record, SessionStats};
 use super::workload::ROOT;
-use crate::proto::opcode;
+use crate::proto::request::{Request, WriteOp};
+use crate::proto::response::ReplyBody;
+use crate::proto::watch_event::EventType;
 
 /// The node the writer changes and the watchers watch.
 pub const WATCHED: &str = "/ringkeeper-bench/watched";
@@ -27,9 +29,6 @@ const SLOTS: usize = 1 << 16;
 
 /// How long watchers wait, after the writer stops, for the events they are owed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `NodeDataChanged`, the only event a data watch on a node that stays should deliver.
-const NODE_DATA_CHANGED: i32 = 3;
 
 /// The writer's send times by the version each setData makes, and its last version, on
 /// the run's board (`board.rs`): zeroed memory is the empty state, so versions are stored
@@ -91,15 +90,13 @@ pub async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Res
 async fn write(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client) -> std::io::Result<()> {
     let board = plan.board.watch();
     let mut passed = 0;
-    let xid = client.request(opcode::EXISTS, |writer| {
-        writer.write_str(WATCHED);
-        writer.write_bool(false);
-    });
-    let reply = client.call(xid, &mut passed).await?;
-    if reply_error(reply) != 0 {
-        return Err(std::io::Error::other(format!("exists {WATCHED} failed with error {}", reply_error(reply))));
-    }
-    let version_start = i64::from(stat_version(reply_body(reply)));
+    let version_start =
+        match client.call(&Request::Exists { path: WATCHED.to_owned(), watch: false }, &mut passed).await? {
+            (0, Some(ReplyBody::Stat(stat))) => i64::from(stat.version),
+            (error, _) => return Err(std::io::Error::other(format!("exists {WATCHED} failed with error {error}"))),
+        };
+    let set =
+        Request::Write(WriteOp::SetData { path: WATCHED.to_owned(), data: Some(plan.value.to_vec()), version: -1 });
     let mut version_sent = version_start;
     let mut version_answered = version_start;
     let depth = plan.depth.max(1) as i64;
@@ -109,24 +106,23 @@ async fn write(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client
             while version_sent - version_answered < depth {
                 version_sent += 1;
                 board.publish(version_sent, now);
-                client.request(opcode::SET_DATA, |writer| {
-                    writer.write_str(WATCHED);
-                    writer.write_bytes(&plan.value);
-                    writer.write_i32(-1);
-                });
+                client.request(&set);
             }
             client.send().await?;
         } else if version_sent == version_answered {
             break;
         }
-        let reply = client.next_frame(far_future()).await?.expect("no deadline");
-        if reply_xid(reply) < 0 {
+        let Incoming::Reply { header, body } = client.next(far_future()).await?.expect("no deadline") else {
             continue;
-        }
+        };
         version_answered += 1;
         let now = Instant::now();
-        let error = reply_error(reply);
-        if error == 0 && i64::from(stat_version(reply_body(reply))) != version_answered {
+        let error = header.error;
+        let version = match body {
+            Some(ReplyBody::Stat(stat)) => Some(i64::from(stat.version)),
+            _ => None,
+        };
+        if error == 0 && version != Some(version_answered) {
             // Another writer changed the node: versions no longer name our setData.
             stats.violations += 1;
         }
@@ -167,42 +163,43 @@ async fn watch(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client
         }
         let deadline =
             if now < plan.schedule.stop_at { plan.schedule.stop_at } else { now + Duration::from_millis(20) };
-        let Some(frame) = client.next_frame(deadline).await? else { continue };
+        let Some(incoming) = client.next(deadline).await? else { continue };
         let now = Instant::now();
-        if reply_xid(frame) == opcode::XID_NOTIFICATION {
-            let (event_type, path) = notification(frame);
-            let Some(version) = armed.take() else {
-                stats.violations += 1; // an event with no watch armed
-                continue;
-            };
-            if event_type != NODE_DATA_CHANGED || path != WATCHED.as_bytes() {
-                stats.violations += 1;
-            }
-            stats.events_delivered += 1;
-            match board.sent(version + 1) {
-                Some(sent) if sent >= plan.schedule.measure_from => {
-                    record(stats, plan.schedule.measure_from, now.duration_since(sent), now, 0);
+        let (header, body) = match incoming {
+            Incoming::Reply { header, body } => (header, body),
+            Incoming::Event(event) => {
+                let Some(version) = armed.take() else {
+                    stats.violations += 1; // an event with no watch armed
+                    continue;
+                };
+                if event.event_type != EventType::NodeDataChanged || event.path != WATCHED {
+                    stats.violations += 1;
                 }
-                Some(_) => {}
-                None => stats.events_unmatched += 1,
+                stats.events_delivered += 1;
+                match board.sent(version + 1) {
+                    Some(sent) if sent >= plan.schedule.measure_from => {
+                        record(stats, plan.schedule.measure_from, now.duration_since(sent), now, 0);
+                    }
+                    Some(_) => {}
+                    None => stats.events_unmatched += 1,
+                }
+                arm(client).await?;
+                arm_in_flight = true;
+                continue;
             }
-            arm(client).await?;
-            arm_in_flight = true;
-            continue;
-        }
+        };
         assert!(arm_in_flight, "a reply with no getData in flight");
         arm_in_flight = false;
-        let error = reply_error(frame);
-        if error != 0 {
-            if now >= plan.schedule.measure_from {
-                *stats.errors.entry(error).or_default() += 1;
+        let stat = match (header.error, body) {
+            (0, Some(ReplyBody::DataStat(_, stat))) => stat,
+            (error, _) => {
+                if now >= plan.schedule.measure_from {
+                    *stats.errors.entry(error).or_default() += 1;
+                }
+                return Err(std::io::Error::other(format!("getData {WATCHED} failed with error {error}")));
             }
-            return Err(std::io::Error::other(format!("getData {WATCHED} failed with error {error}")));
-        }
-        let body = reply_body(frame);
-        let mut offset = 0;
-        let _data = read_bytes(body, &mut offset);
-        armed = Some(i64::from(stat_version(&body[offset..])));
+        };
+        armed = Some(i64::from(stat.version));
         arms += 1;
     }
     // Every watch but one armed on the writer's last version is owed exactly one event.
@@ -213,21 +210,17 @@ async fn watch(plan: &SessionPlan, stats: &mut SessionStats, client: &mut Client
 }
 
 async fn arm(client: &mut Client) -> std::io::Result<()> {
-    client.request(opcode::GET_DATA, |writer| {
-        writer.write_str(WATCHED);
-        writer.write_bool(true);
-    });
+    client.request(&Request::GetData { path: WATCHED.to_owned(), watch: true });
     client.send().await
 }
-
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(24 * 3600)
 }
 
 /// The node the workload needs, made during set-up.
-pub fn setup_paths() -> impl Iterator<Item = Vec<u8>> {
+pub fn setup_paths() -> impl Iterator<Item = String> {
     debug_assert!(WATCHED.starts_with(ROOT));
-    std::iter::once(WATCHED.as_bytes().to_vec())
+    std::iter::once(WATCHED.to_owned())
 }
 
 #[cfg(test)]

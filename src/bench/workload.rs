@@ -1,8 +1,9 @@
 //! What each bench request is: the workloads and the request frames they send. Sans-IO:
-//! frames are encoded into a caller's buffer, with no allocation per request.
+//! frames are encoded into a caller's buffer by `proto`'s codec, the server's own.
 
 use crate::proto::acl::Acl;
-use crate::proto::{frame, jute::Writer, opcode};
+use crate::proto::request::{encode_request as encode_request_frame, CreateRequest, Request, WriteOp};
+use crate::proto::{frame, opcode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -104,98 +105,58 @@ pub fn encode_request(
     random: &mut u64,
 ) -> bool {
     let key = next_random(random) % keys.max(1);
-    let start = frame::begin(buffer);
-    let mut writer = Writer::new(buffer);
-    writer.write_i32(xid);
-    let mut path = [0u8; 96];
-    match workload {
-        Workload::Get => get_data(&mut writer, key_path(&mut path, key)),
-        Workload::Exists => {
-            writer.write_i32(opcode::EXISTS);
-            writer.write_bytes(key_path(&mut path, key));
-            writer.write_bool(false);
-        }
-        Workload::Children => {
-            writer.write_i32(opcode::GET_CHILDREN);
-            writer.write_str(LISTED);
-            writer.write_bool(false);
-        }
-        Workload::Set => set_data(&mut writer, key_path(&mut path, key), value),
+    let get = || Request::GetData { path: key_path(key), watch: false };
+    let set = || Request::Write(WriteOp::SetData { path: key_path(key), data: Some(value.to_vec()), version: -1 });
+    let request = match workload {
+        Workload::Get => get(),
+        Workload::Exists => Request::Exists { path: key_path(key), watch: false },
+        Workload::Children => Request::GetChildren { path: LISTED.to_owned(), watch: false, with_stat: false },
+        Workload::Set => set(),
         Workload::Mixed { read_pct } => {
             if (next_random(random) % 100) < read_pct as u64 {
-                get_data(&mut writer, key_path(&mut path, key));
+                get()
             } else {
-                set_data(&mut writer, key_path(&mut path, key), value);
+                set()
             }
         }
-        Workload::Create => {
-            writer.write_i32(opcode::CREATE);
-            writer.write_bytes(created_path(&mut path, session));
-            writer.write_bytes(value);
-            writer.write_i32(1);
-            Acl::open_unsafe().encode(&mut writer);
-            writer.write_i32(2); // persistent sequential
-        }
+        Workload::Create => Request::Write(WriteOp::Create(CreateRequest {
+            opcode: opcode::CREATE,
+            path: format!("{CREATED}/s{session}-c-"),
+            data: Some(value.to_vec()),
+            acl: vec![Acl::open_unsafe()],
+            flags: PERSISTENT_SEQUENTIAL,
+            ttl_ms: -1,
+        })),
         Workload::Delete => {
             if sequence >= keys {
-                buffer.truncate(start);
                 return false;
             }
-            writer.write_i32(opcode::DELETE);
-            writer.write_bytes(owned_key_path(&mut path, session, sequence));
-            writer.write_i32(-1);
+            Request::Write(WriteOp::Delete { path: owned_key_path(session, sequence), version: -1 })
         }
         Workload::Watch | Workload::Lock | Workload::Churn => {
             unreachable!("{} has its own driver and sends no pipelined requests", workload.name())
         }
-    }
-    frame::end(buffer, start);
+    };
+    encode_request_frame(buffer, xid, &request);
     true
 }
 
-fn get_data(writer: &mut Writer<'_>, path: &[u8]) {
-    writer.write_i32(opcode::GET_DATA);
-    writer.write_bytes(path);
-    writer.write_bool(false);
-}
+/// `CreateMode.PERSISTENT_SEQUENTIAL`.
+const PERSISTENT_SEQUENTIAL: i32 = 2;
 
-fn set_data(writer: &mut Writer<'_>, path: &[u8], value: &[u8]) {
-    writer.write_i32(opcode::SET_DATA);
-    writer.write_bytes(path);
-    writer.write_bytes(value);
-    writer.write_i32(-1);
-}
-
-/// `ROOT/k<key>` in a stack buffer.
-pub fn key_path(buffer: &mut [u8; 96], key: u64) -> &[u8] {
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ROOT}/k{key}"));
-    let length = cursor.position() as usize;
-    &buffer[..length]
-}
-
-/// `CREATED/s<session>-c-`, the prefix of a session's sequential nodes.
-fn created_path(buffer: &mut [u8; 96], session: usize) -> &[u8] {
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{CREATED}/s{session}-c-"));
-    let length = cursor.position() as usize;
-    &buffer[..length]
+/// `ROOT/k<key>`: the keys reads and writes use.
+pub fn key_path(key: u64) -> String {
+    format!("{ROOT}/k{key}")
 }
 
 /// The children the children workload lists: `LISTED/k<n>`.
-pub fn listed_path(buffer: &mut [u8; 96], n: u64) -> &[u8] {
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{LISTED}/k{n}"));
-    let length = cursor.position() as usize;
-    &buffer[..length]
+pub fn listed_path(n: u64) -> String {
+    format!("{LISTED}/k{n}")
 }
 
 /// The nodes a delete run removes: `ROOT/d<session>-<n>`, made during set-up.
-pub fn owned_key_path(buffer: &mut [u8; 96], session: usize, n: u64) -> &[u8] {
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ROOT}/d{session}-{n}"));
-    let length = cursor.position() as usize;
-    &buffer[..length]
+pub fn owned_key_path(session: usize, n: u64) -> String {
+    format!("{ROOT}/d{session}-{n}")
 }
 
 /// Appends the frame that opens a new session (30 s timeout, readOnly byte false).

@@ -66,6 +66,18 @@ impl ConnectResponse {
         }
     }
 
+    /// The client's side: the readOnly byte is read when the frame holds one.
+    pub fn decode(bytes: &[u8]) -> Result<ConnectResponse, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let protocol_version = reader.read_i32()?;
+        let timeout_ms = reader.read_i32()?;
+        let session_id = reader.read_i64()?;
+        let password_bytes = reader.read_bytes()?;
+        let password = password_bytes.try_into().map_err(|_| DecodeError::BadLength(password_bytes.len() as i32))?;
+        let read_only = if reader.is_empty() { None } else { Some(reader.read_bool()?) };
+        Ok(ConnectResponse { protocol_version, timeout_ms, session_id, password, read_only })
+    }
+
     pub fn encode(&self, writer: &mut Writer<'_>) {
         writer.write_i32(self.protocol_version);
         writer.write_i32(self.timeout_ms);
@@ -126,6 +138,20 @@ mod properties {
             let mut bytes = Vec::new();
             request.encode(&mut bytes);
             prop_assert_eq!(ConnectRequest::decode(&bytes).unwrap(), request);
+        }
+
+        #[test]
+        fn connect_responses_round_trip(
+            protocol_version in any::<i32>(),
+            timeout_ms in any::<i32>(),
+            session_id in any::<i64>(),
+            password in any::<[u8; PASSWORD_SIZE_BYTES]>(),
+            read_only in prop::option::of(any::<bool>()),
+        ) {
+            let response = ConnectResponse { protocol_version, timeout_ms, session_id, password, read_only };
+            let mut bytes = Vec::new();
+            response.encode(&mut Writer::new(&mut bytes));
+            prop_assert_eq!(ConnectResponse::decode(&bytes).unwrap(), response);
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum DecodeError {
     BadUtf8,
     /// A vector claimed more elements than the frame could hold.
     BadCount(i32),
+    /// An opcode that has no record here (in a multi, or a reply to an unknown request).
+    UnexpectedOpcode(i32),
 }
 
 impl fmt::Display for DecodeError {
@@ -27,6 +29,7 @@ impl fmt::Display for DecodeError {
             DecodeError::BadLength(len) => write!(f, "bad length prefix {len}"),
             DecodeError::BadUtf8 => write!(f, "string is not valid UTF-8"),
             DecodeError::BadCount(count) => write!(f, "bad vector count {count}"),
+            DecodeError::UnexpectedOpcode(op) => write!(f, "no record for opcode {op}"),
         }
     }
 }

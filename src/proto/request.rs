@@ -1,9 +1,11 @@
 //! Client requests: a `RequestHeader` (xid, opcode) followed by the opcode's record
 //! (zookeeper.jute). Decoding borrows nothing from the frame so a request can cross
-//! cores; it never panics on a client's bytes.
+//! cores; it never panics on a client's bytes. Encoding is the client's side, used by the
+//! load generator: `decode_request(encode_request(x)) == x`.
 
-use super::acl::{decode_acl_vec, Acl};
-use super::jute::{DecodeError, Reader};
+use super::acl::{decode_acl_vec, encode_acl_vec, Acl};
+use super::frame;
+use super::jute::{DecodeError, Reader, Writer};
 use super::opcode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +154,33 @@ impl WriteOp {
 }
 
 impl Request {
+    /// The opcode a client sends the request with. A setWatches goes as SET_WATCHES2,
+    /// which carries every kind of watch; an unknown or malformed request keeps its own.
+    pub fn opcode(&self) -> i32 {
+        match self {
+            Request::Ping => opcode::PING,
+            Request::CloseSession => opcode::CLOSE_SESSION,
+            Request::Write(op) => op.opcode(),
+            Request::Exists { .. } => opcode::EXISTS,
+            Request::GetData { .. } => opcode::GET_DATA,
+            Request::GetChildren { with_stat: false, .. } => opcode::GET_CHILDREN,
+            Request::GetChildren { with_stat: true, .. } => opcode::GET_CHILDREN2,
+            Request::Sync { .. } => opcode::SYNC,
+            Request::Multi(_) => opcode::MULTI,
+            Request::MultiRead(_) => opcode::MULTI_READ,
+            Request::SetWatches(_) => opcode::SET_WATCHES2,
+            Request::GetEphemerals { .. } => opcode::GET_EPHEMERALS,
+            Request::GetAllChildrenNumber { .. } => opcode::GET_ALL_CHILDREN_NUMBER,
+            Request::WhoAmI => opcode::WHO_AM_I,
+            Request::GetAcl { .. } => opcode::GET_ACL,
+            Request::AddWatch { .. } => opcode::ADD_WATCH,
+            Request::CheckWatches { .. } => opcode::CHECK_WATCHES,
+            Request::RemoveWatches { .. } => opcode::REMOVE_WATCHES,
+            Request::Auth { .. } => opcode::AUTH,
+            Request::Unimplemented(op) | Request::Malformed { opcode: op } => *op,
+        }
+    }
+
     /// Whether the request changes state and so goes through the ordering point.
     pub fn is_write(&self) -> bool {
         match self {
@@ -177,6 +206,119 @@ fn is_write_opcode(op: i32) -> bool {
             | opcode::MULTI
             | opcode::CREATE_SESSION
     )
+}
+
+/// Appends a request frame: the length prefix, the header and the opcode's record. The
+/// auth packet goes with xid -4 and a setWatches with -8, as clients send them
+/// (`ClientCnxn`); an unknown or malformed request is its header alone.
+pub fn encode_request(buffer: &mut Vec<u8>, xid: i32, request: &Request) {
+    let start = frame::begin(buffer);
+    let mut writer = Writer::new(buffer);
+    let xid = match request {
+        Request::Auth { .. } => opcode::XID_AUTH,
+        Request::SetWatches(_) => opcode::XID_SET_WATCHES,
+        Request::Ping => opcode::XID_PING,
+        _ => xid,
+    };
+    writer.write_i32(xid);
+    writer.write_i32(request.opcode());
+    encode_body(&mut writer, request);
+    frame::end(buffer, start);
+}
+
+fn encode_body(writer: &mut Writer<'_>, request: &Request) {
+    match request {
+        Request::Ping
+        | Request::CloseSession
+        | Request::WhoAmI
+        | Request::Unimplemented(_)
+        | Request::Malformed { .. } => {}
+        Request::Write(op) => encode_write_op(writer, op),
+        Request::Exists { path, watch }
+        | Request::GetData { path, watch }
+        | Request::GetChildren { path, watch, .. } => {
+            writer.write_str(path);
+            writer.write_bool(*watch);
+        }
+        Request::Sync { path }
+        | Request::GetAllChildrenNumber { path }
+        | Request::GetAcl { path }
+        | Request::GetEphemerals { prefix: path } => writer.write_str(path),
+        Request::Multi(ops) => {
+            for op in ops {
+                write_multi_header(writer, op.opcode(), false);
+                encode_write_op(writer, op);
+            }
+            write_multi_header(writer, -1, true);
+        }
+        Request::MultiRead(ops) => {
+            for op in ops {
+                let (op_code, path) = match op {
+                    ReadOp::GetChildren { path } => (opcode::GET_CHILDREN, path),
+                    ReadOp::GetData { path } => (opcode::GET_DATA, path),
+                };
+                write_multi_header(writer, op_code, false);
+                writer.write_str(path);
+                writer.write_bool(false);
+            }
+            write_multi_header(writer, -1, true);
+        }
+        Request::SetWatches(watches) => {
+            writer.write_i64(watches.relative_zxid);
+            for paths in
+                [&watches.data, &watches.exist, &watches.child, &watches.persistent, &watches.persistent_recursive]
+            {
+                writer.write_string_vec(paths);
+            }
+        }
+        Request::AddWatch { path, mode: number }
+        | Request::CheckWatches { path, watcher_type: number }
+        | Request::RemoveWatches { path, watcher_type: number } => {
+            writer.write_str(path);
+            writer.write_i32(*number);
+        }
+        Request::Auth { scheme, credential } => {
+            writer.write_i32(0);
+            writer.write_str(scheme);
+            writer.write_buffer(credential.as_deref());
+        }
+    }
+}
+
+/// `MultiHeader`: type, done, err (-1 in requests).
+fn write_multi_header(writer: &mut Writer<'_>, op: i32, done: bool) {
+    writer.write_i32(op);
+    writer.write_bool(done);
+    writer.write_i32(-1);
+}
+
+fn encode_write_op(writer: &mut Writer<'_>, op: &WriteOp) {
+    match op {
+        WriteOp::Create(create) => {
+            writer.write_str(&create.path);
+            writer.write_buffer(create.data.as_deref());
+            encode_acl_vec(&create.acl, writer);
+            writer.write_i32(create.flags);
+            if create.opcode == opcode::CREATE_TTL {
+                writer.write_i64(create.ttl_ms);
+            }
+        }
+        WriteOp::Delete { path, version } | WriteOp::Check { path, version } => {
+            writer.write_str(path);
+            writer.write_i32(*version);
+        }
+        WriteOp::SetData { path, data, version } => {
+            writer.write_str(path);
+            writer.write_buffer(data.as_deref());
+            writer.write_i32(*version);
+        }
+        WriteOp::DeleteContainer { path } => writer.write_str(path),
+        WriteOp::SetAcl { path, acl, version } => {
+            writer.write_str(path);
+            encode_acl_vec(acl, writer);
+            writer.write_i32(*version);
+        }
+    }
 }
 
 /// Decodes a request frame (after the handshake).
@@ -272,7 +414,7 @@ fn decode_write_op(op: i32, reader: &mut Reader<'_>) -> Result<WriteOp, DecodeEr
         opcode::SET_ACL => {
             WriteOp::SetAcl { path: reader.read_string()?, acl: decode_acl_vec(reader)?, version: reader.read_i32()? }
         }
-        other => return Err(DecodeError::BadCount(other)),
+        other => return Err(DecodeError::UnexpectedOpcode(other)),
     })
 }
 
@@ -298,7 +440,7 @@ fn decode_ops<T>(
 /// A multi holds creates, deletes, setData and checks only (`MultiOperationRecord`).
 fn decode_multi(reader: &mut Reader<'_>) -> Result<Vec<WriteOp>, DecodeError> {
     decode_ops(reader, |op, reader| match op {
-        opcode::SET_ACL | opcode::DELETE_CONTAINER => Err(DecodeError::BadCount(op)),
+        opcode::SET_ACL | opcode::DELETE_CONTAINER => Err(DecodeError::UnexpectedOpcode(op)),
         _ => decode_write_op(op, reader),
     })
 }
@@ -310,7 +452,7 @@ fn decode_multi_read(reader: &mut Reader<'_>) -> Result<Vec<ReadOp>, DecodeError
         match op {
             opcode::GET_CHILDREN => Ok(ReadOp::GetChildren { path }),
             opcode::GET_DATA => Ok(ReadOp::GetData { path }),
-            other => Err(DecodeError::BadCount(other)),
+            other => Err(DecodeError::UnexpectedOpcode(other)),
         }
     })
 }
@@ -399,7 +541,112 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    fn text() -> impl Strategy<Value = String> {
+        "[a-z/]{0,12}"
+    }
+
+    fn data() -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..32))
+    }
+
+    fn acl() -> impl Strategy<Value = Vec<Acl>> {
+        prop::collection::vec(
+            (any::<i32>(), text(), text()).prop_map(|(perms, scheme, id)| Acl { perms, scheme, id }),
+            0..3,
+        )
+    }
+
+    fn create() -> impl Strategy<Value = WriteOp> {
+        let opcodes =
+            prop::sample::select(vec![opcode::CREATE, opcode::CREATE2, opcode::CREATE_CONTAINER, opcode::CREATE_TTL]);
+        (opcodes, text(), data(), acl(), any::<i32>(), any::<i64>()).prop_map(
+            |(opcode, path, data, acl, flags, ttl)| {
+                // Only a TTL create carries its TTL; the others decode as -1.
+                let ttl_ms = if opcode == opcode::CREATE_TTL { ttl } else { -1 };
+                WriteOp::Create(CreateRequest { opcode, path, data, acl, flags, ttl_ms })
+            },
+        )
+    }
+
+    /// The operations a multi may hold (`MultiOperationRecord`).
+    fn multi_op() -> impl Strategy<Value = WriteOp> {
+        prop_oneof![
+            create(),
+            (text(), any::<i32>()).prop_map(|(path, version)| WriteOp::Delete { path, version }),
+            (text(), data(), any::<i32>()).prop_map(|(path, data, version)| WriteOp::SetData { path, data, version }),
+            (text(), any::<i32>()).prop_map(|(path, version)| WriteOp::Check { path, version }),
+        ]
+    }
+
+    fn write_op() -> impl Strategy<Value = WriteOp> {
+        prop_oneof![
+            multi_op(),
+            text().prop_map(|path| WriteOp::DeleteContainer { path }),
+            (text(), acl(), any::<i32>()).prop_map(|(path, acl, version)| WriteOp::SetAcl { path, acl, version }),
+        ]
+    }
+
+    fn read_op() -> impl Strategy<Value = ReadOp> {
+        prop_oneof![
+            text().prop_map(|path| ReadOp::GetChildren { path }),
+            text().prop_map(|path| ReadOp::GetData { path })
+        ]
+    }
+
+    fn paths() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(text(), 0..3)
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            Just(Request::Ping),
+            Just(Request::CloseSession),
+            Just(Request::WhoAmI),
+            write_op().prop_map(Request::Write),
+            (text(), any::<bool>()).prop_map(|(path, watch)| Request::Exists { path, watch }),
+            (text(), any::<bool>()).prop_map(|(path, watch)| Request::GetData { path, watch }),
+            (text(), any::<bool>(), any::<bool>()).prop_map(|(path, watch, with_stat)| Request::GetChildren {
+                path,
+                watch,
+                with_stat
+            }),
+            text().prop_map(|path| Request::Sync { path }),
+            prop::collection::vec(multi_op(), 0..4).prop_map(Request::Multi),
+            prop::collection::vec(read_op(), 0..4).prop_map(Request::MultiRead),
+            (any::<i64>(), paths(), paths(), paths(), paths(), paths()).prop_map(
+                |(relative_zxid, data, exist, child, persistent, persistent_recursive)| {
+                    Request::SetWatches(SetWatches {
+                        relative_zxid,
+                        data,
+                        exist,
+                        child,
+                        persistent,
+                        persistent_recursive,
+                    })
+                }
+            ),
+            text().prop_map(|prefix| Request::GetEphemerals { prefix }),
+            text().prop_map(|path| Request::GetAllChildrenNumber { path }),
+            text().prop_map(|path| Request::GetAcl { path }),
+            (text(), any::<i32>()).prop_map(|(path, mode)| Request::AddWatch { path, mode }),
+            (text(), any::<i32>()).prop_map(|(path, watcher_type)| Request::CheckWatches { path, watcher_type }),
+            (text(), any::<i32>()).prop_map(|(path, watcher_type)| Request::RemoveWatches { path, watcher_type }),
+            (text(), data()).prop_map(|(scheme, credential)| Request::Auth { scheme, credential }),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn every_request_decodes_to_what_was_encoded(request in request(), xid in 1..i32::MAX) {
+            let mut buffer = Vec::new();
+            encode_request(&mut buffer, xid, &request);
+            let length = frame::frame_length(buffer[..4].try_into().unwrap(), usize::MAX).unwrap();
+            prop_assert_eq!(length, buffer.len() - 4);
+            let (header, decoded) = decode_request(&buffer[4..]).unwrap();
+            prop_assert_eq!(header.opcode, request.opcode());
+            prop_assert_eq!(decoded, request);
+        }
+
         #[test]
         fn decoding_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_request(&bytes);
