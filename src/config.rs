@@ -53,6 +53,9 @@ pub struct Config {
     /// also takes from zoo.cfg as `enforceQuota`): quota limits are checked, a hard one
     /// refusing writes with QuotaExceeded and a soft one logged. Off by default.
     pub enforce_quota: bool,
+    /// `zookeeper.nio.sessionlessCnxnTimeout`: a connection that has not completed its
+    /// handshake (or a four-letter word) by then is closed. 10 s by default, as ZooKeeper.
+    pub sessionless_connection_timeout_ms: u64,
     /// The `server.N` lines: the ensemble's members (empty or one: standalone).
     pub servers: Vec<ServerSpec>,
     /// `initLimit`, in ticks: how long a new leader waits for a quorum to sync before
@@ -163,6 +166,7 @@ impl Default for Config {
             super_digest: None,
             skip_acl: false,
             enforce_quota: false,
+            sessionless_connection_timeout_ms: 10_000,
             servers: Vec::new(),
             init_limit_ticks: 10,
             sync_limit_ticks: 5,
@@ -284,6 +288,9 @@ impl Config {
                 "enforceQuota" | "zookeeper.enforceQuota" => {
                     // Boolean.parseBoolean: "true" in any case is true, anything else false.
                     config.enforce_quota = value.eq_ignore_ascii_case("true");
+                }
+                "nio.sessionlessCnxnTimeout" | "zookeeper.nio.sessionlessCnxnTimeout" => {
+                    config.sessionless_connection_timeout_ms = number(value)?.max(1);
                 }
                 "znode.container.checkIntervalMs" => {
                     config.container_check_interval_ms = number(value)?.max(1);

@@ -11,7 +11,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 
-use super::connection_state::{Connection, Phase, OUTPUT_BYTES_HIGH_WATER, QUEUED_REQUESTS_MAX};
+use super::connection_state::{Connection, Phase, OUTPUT_BYTES_HIGH_WATER, QUEUED_READS_MAX, QUEUED_REQUESTS_MAX};
 use super::core_state::{CoreState, Dispatch};
 use super::ensemble::Ensemble;
 use super::four_letter;
@@ -130,6 +130,40 @@ pub async fn serve(stream: TcpStream, context: Rc<CoreContext>) {
     context.shared.release(peer.ip());
 }
 
+/// The first frame of a connection, if it arrives whole within the sessionless timeout:
+/// an idle or trickling socket (slowloris) does not hold its task and buffer forever
+/// (ZooKeeper's `NIOServerCnxnFactory` expires sessionless connections the same way).
+async fn first_frame<R: futures_lite::AsyncRead + Unpin>(
+    reader: &mut R,
+    input: &mut Input,
+    peer: std::net::SocketAddr,
+    context: &CoreContext,
+) -> Option<FirstFrame> {
+    let config = &context.shared.config;
+    let timeout = std::time::Duration::from_millis(config.sessionless_connection_timeout_ms);
+    let read = async {
+        if !input.fill(reader, 4).await {
+            return None;
+        }
+        let prefix: [u8; 4] = input.available()[..4].try_into().expect("four bytes");
+        if let Some(command) = words::parse(prefix) {
+            return Some(FirstFrame::Word(command));
+        }
+        next_frame(reader, input, config.jute_max_buffer_bytes, peer).await.map(FirstFrame::Connect)
+    };
+    let expired = async {
+        glommio::timer::sleep(timeout).await;
+        tracing::debug!(%peer, "no handshake within the sessionless connection timeout; closing");
+        None
+    };
+    futures_lite::future::or(read, expired).await
+}
+
+enum FirstFrame {
+    Word(&'static str),
+    Connect(Vec<u8>),
+}
+
 async fn handshake_and_serve<R, W>(
     reader: &mut R,
     mut writer: W,
@@ -141,21 +175,18 @@ async fn handshake_and_serve<R, W>(
     R: futures_lite::AsyncRead + Unpin,
     W: futures_lite::AsyncWrite + Unpin + 'static,
 {
-    if !input.fill(reader, 4).await {
-        return;
-    }
-    let prefix: [u8; 4] = input.available()[..4].try_into().expect("four bytes");
-    if let Some(command) = words::parse(prefix) {
-        refresh_listings(context, matches!(command, "wchc" | "wchp")).await;
-        let text = four_letter::answer(command, &context.shared, peer);
-        let _ = writer.write_all(text.as_bytes()).await;
-        let _ = writer.flush().await;
-        return;
-    }
-    let max_bytes = context.shared.config.jute_max_buffer_bytes;
-    let Some(frame_bytes) = next_frame(reader, input, max_bytes, peer).await else {
-        return;
+    let frame_bytes = match first_frame(reader, input, peer, context).await {
+        None => return,
+        Some(FirstFrame::Word(command)) => {
+            refresh_listings(context, matches!(command, "wchc" | "wchp")).await;
+            let text = four_letter::answer(command, &context.shared, peer);
+            let _ = writer.write_all(text.as_bytes()).await;
+            let _ = writer.flush().await;
+            return;
+        }
+        Some(FirstFrame::Connect(frame_bytes)) => frame_bytes,
     };
+    let max_bytes = context.shared.config.jute_max_buffer_bytes;
     let connect = match ConnectRequest::decode(&frame_bytes) {
         Ok(connect) => connect,
         Err(error) => {
@@ -199,6 +230,7 @@ async fn handshake_and_serve<R, W>(
             read_only_byte: connect.read_only,
             read_only_session: read_only,
             queue: VecDeque::new(),
+            queued_reads: 0,
             output: Vec::new(),
             writer_wake,
             reader_wake,
@@ -429,14 +461,20 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
     loop {
         // Wait for the handshake, and pause while the client is not reading its replies.
         loop {
-            let (phase, output_bytes, queued) = {
+            let (phase, output_bytes, queued, queued_reads) = {
                 let conn = connection.borrow();
-                (conn.phase, conn.output.len(), conn.queue.len())
+                (conn.phase, conn.output.len(), conn.queue.len(), conn.queued_reads)
             };
             match phase {
                 Phase::Closing => return,
                 Phase::Connecting => {}
-                Phase::Connected if output_bytes < OUTPUT_BYTES_HIGH_WATER && queued < QUEUED_REQUESTS_MAX => break,
+                Phase::Connected
+                    if output_bytes < OUTPUT_BYTES_HIGH_WATER
+                        && queued < QUEUED_REQUESTS_MAX
+                        && queued_reads < QUEUED_READS_MAX =>
+                {
+                    break
+                }
                 Phase::Connected => {}
             }
             if reader_woken.recv().await.is_none() {

@@ -12,12 +12,22 @@ use crate::session::replies::WriteKind;
 use crate::session::ConnectionId;
 
 /// A connection's output is capped: a client that stops reading while its replies and
-/// events pile up is disconnected instead of growing the server without bound.
-pub const OUTPUT_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// events pile up is disconnected instead of growing the server without bound. Sixteen
+/// times the largest reply a client accepts by default (jute.maxbuffer, 1 MiB): a client
+/// that reads keeps its output under the high water mark; one that does not, whose
+/// queued reads are answered at once, holds at most this (plus what the writer is
+/// sending) before it is cut off.
+pub const OUTPUT_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Above this the connection stops reading requests until the output drains.
 pub const OUTPUT_BYTES_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Requests a connection may have in flight before it stops reading.
 pub const QUEUED_REQUESTS_MAX: usize = 10_000;
+/// Reads a connection may have waiting (for its earlier writes, or for this core to catch
+/// up) before it stops reading. They are answered at once when they can be, so this bounds
+/// the burst of replies that lands in the output past the high water mark: a client that
+/// pipelines reads of large nodes and never reads the answers is held back before its
+/// output reaches the cap, and keeps its connection, as ZooKeeper keeps it.
+pub const QUEUED_READS_MAX: usize = 64;
 
 /// A request waiting for its turn. Per-session order: a read queued behind a write is
 /// served only after that write is applied (ZooKeeper's CommitProcessor rule).
@@ -87,6 +97,8 @@ pub struct Connection {
     /// writes fail with NotReadOnly and nothing of it reaches a leader.
     pub read_only_session: bool,
     pub queue: VecDeque<Queued>,
+    /// How many of `queue` are reads.
+    pub queued_reads: usize,
     pub output: Vec<u8>,
     /// Wakes the connection's writer task.
     pub writer_wake: LocalSender<()>,
@@ -152,7 +164,13 @@ impl Connection {
     pub fn output_appended(&mut self) {
         self.wake_writer();
         if self.output.len() > OUTPUT_BYTES_MAX {
-            tracing::warn!(session = format_args!("{:#x}", self.session_id), "output over limit; closing connection");
+            tracing::warn!(
+                session = format_args!("{:#x}", self.session_id),
+                output = self.output.len(),
+                queued = self.queue.len(),
+                reads = self.queued_reads,
+                "output over limit; closing connection"
+            );
             self.close();
         }
     }

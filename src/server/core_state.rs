@@ -106,7 +106,7 @@ impl CoreState {
             return Dispatch::Done;
         }
         let is_record = request.is_write() || matches!(request, Request::CloseSession);
-        if is_record && conn.queue.iter().any(|queued| matches!(queued, Queued::Read { .. })) {
+        if is_record && conn.queued_reads > 0 {
             let mut wanted = self.shared.reads_before_writes.lock().expect("not poisoned");
             wanted.entry(conn.session_id).or_default().push(xid);
         }
@@ -128,6 +128,7 @@ impl CoreState {
                     return Dispatch::Done;
                 }
                 conn.queue.push_back(Queued::Read { xid, request, received, min_zxid });
+                conn.queued_reads += 1;
                 if conn.queue.len() == 1 {
                     self.waiting_reads.insert(conn.id);
                 }
@@ -202,6 +203,10 @@ impl CoreState {
     /// synced, up to the next request waiting for the ordering point.
     fn drain_reads(&mut self, conn: &mut Connection) {
         loop {
+            if conn.phase == Phase::Closing {
+                // Cut off (its output passed the cap, say): nobody reads the answers.
+                break;
+            }
             match conn.queue.front() {
                 Some(Queued::Read { min_zxid, .. }) if *min_zxid > self.tree.last_zxid() => {
                     self.waiting_reads.insert(conn.id);
@@ -211,6 +216,8 @@ impl CoreState {
                     let Some(Queued::Read { xid, request, received, .. }) = conn.queue.pop_front() else {
                         unreachable!()
                     };
+                    assert!(conn.queued_reads > 0, "a queued read was counted");
+                    conn.queued_reads -= 1;
                     self.serve_read(conn, xid, &request, received);
                 }
                 Some(Queued::Sync { synced: true, .. }) => {
@@ -440,6 +447,7 @@ impl CoreState {
                     };
                     self.reply(&mut conn, xid, ErrorCode::SessionExpired, &ReplyBody::Empty, received);
                 }
+                conn.queued_reads = 0;
                 self.sessions.remove(&session_id);
                 conn.close();
                 return;
