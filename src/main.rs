@@ -222,11 +222,14 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Simulate { .. }) {
         // A panic on one core would leave the others serving a half-dead server: take the
         // whole process down instead, so a supervisor restarts it from durable state. (The
-        // simulator catches a core's panic as a violation instead.)
+        // simulator catches a core's panic as a violation instead, and recovery's replay
+        // turns one into an error that names the log.)
         let default_hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             default_hook(info);
-            std::process::abort();
+            if !ringkeeper::server::is_replaying_log() {
+                std::process::abort();
+            }
         }));
     }
     match cli.command {

@@ -36,10 +36,11 @@ const GOOD_SESSIONS: usize = 4;
 const GOOD_REQUESTS_AFTER_SETUP: u64 = 400;
 
 /// The bounds the server must keep for the good sessions, and on its memory: each
-/// non-reader holds at most the output cap (16 MiB) queued and as much again being
-/// written; every other bad connection holds a few KiB (64 MiB for all of them).
+/// non-reader holds at most its output cap (the 4 MiB high water mark plus 64 waiting
+/// reads of up to jute.maxbuffer) queued and as much again being written; every other
+/// bad connection holds a few KiB (64 MiB for all of them).
 const GOOD_P99_BOUND: Duration = Duration::from_secs(1);
-const OUTPUT_CAP_BYTES: u64 = 16 * 1024 * 1024;
+const OUTPUT_CAP_BYTES: u64 = 4 * 1024 * 1024 + 64 * JUTE_MAX_BUFFER as u64;
 const RSS_GROWTH_BOUND_BYTES: u64 = NON_READERS as u64 * 2 * OUTPUT_CAP_BYTES + 64 * 1024 * 1024;
 
 const JUTE_MAX_BUFFER: usize = 65536;

@@ -232,6 +232,32 @@ fn a_flipped_bit_before_the_tail_refuses_to_start_and_names_file_and_offset() {
 }
 
 #[test]
+fn a_logged_write_that_does_not_apply_to_the_tree_refuses_to_start_with_an_error_not_an_abort() {
+    // A record that passes its checksum and rkyv's validation but changes a node the tree
+    // does not hold (a crafted or foreign log) stops the start with a line that says so.
+    let mut server = server_with_nodes(3);
+    server.kill();
+    let segment = server.log_segments().pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let last = last_record(&bytes);
+    let length = u32::from_le_bytes(bytes[last..last + 4].try_into().unwrap()) as usize;
+    let end = last + (16 + length).div_ceil(16) * 16;
+    let zxid = i64::from_le_bytes(bytes[last + 8..last + 16].try_into().unwrap()) + 1;
+    let op = ringkeeper::txn::TxnOp::Single(ringkeeper::txn::Step::SetData {
+        path: "/missing".into(),
+        data: Some(b"x".to_vec()),
+        version: 1,
+    });
+    let mut frame = rkyv::util::AlignedVec::<16>::new();
+    ringkeeper::log::record::append(&mut frame, &ringkeeper::txn::Txn { session_id: 1, cxid: 1, zxid, time_ms: 0, op });
+    bytes[end..end + frame.len()].copy_from_slice(&frame);
+    std::fs::write(&segment, &bytes).unwrap();
+    let (status, stderr) = server.run_to_exit();
+    assert_eq!(status.code(), Some(1), "an exit with an error, not a signal: {stderr}");
+    assert!(stderr.contains("does not apply"), "{stderr}");
+}
+
+#[test]
 fn sessions_survive_a_restart_until_they_expire() {
     // "Sessions and their ephemerals survive a restart until they expire."
     let mut server = Server::start();

@@ -110,6 +110,8 @@ impl Client {
     /// Encodes one request into the output buffer and returns its xid; `send` writes it.
     pub fn request(&mut self, request: &Request) -> i32 {
         assert!(self.in_flight.len() < IN_FLIGHT_MAX, "requests in flight are bounded");
+        // Their xids are fixed by the protocol, and their replies are not matched here.
+        assert!(!matches!(request, Request::Ping | Request::Auth { .. } | Request::SetWatches(_)), "{request:?}");
         self.xid = self.xid.wrapping_add(1).max(1);
         encode_request(&mut self.buffers.output, self.xid, request);
         self.in_flight.push_back((self.xid, request.opcode()));

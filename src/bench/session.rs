@@ -12,6 +12,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use super::board::Board;
 use super::stats::{record, SessionStats};
 use super::workload::{encode_request as encode_workload_request, Workload};
+use crate::proto::connect::ConnectResponse;
 use crate::proto::jute::Reader;
 use crate::proto::request::{encode_request, Request};
 use crate::proto::response::ReplyHeader;
@@ -110,7 +111,7 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
             if reply_xid < 0 {
                 continue; // a notification or ping
             }
-            let sent = in_flight.pop_front().expect("a reply answers a request in flight");
+            let sent = in_flight.pop_front().ok_or_else(unsolicited)?;
             if sent >= plan.schedule.measure_from {
                 record(stats, plan.schedule.measure_from, now.duration_since(sent), now, error);
             }
@@ -155,8 +156,18 @@ async fn open_session(server: SocketAddr) -> std::io::Result<(glommio::net::TcpS
     let mut input = vec![0u8; 256 * 1024];
     let mut filled = 0;
     let connect_length = read_frame_length(&mut stream, &mut input, &mut filled).await?;
+    let response = ConnectResponse::decode(&input[4..4 + connect_length]).map_err(super::client::invalid)?;
+    // A timeout of 0 means the server refused the session.
+    if response.timeout_ms <= 0 {
+        return Err(std::io::Error::other("the server refused the session"));
+    }
     consume(&mut input, &mut filled, 4 + connect_length);
     Ok((stream, input, filled))
+}
+
+/// A reply with no request waiting for it.
+fn unsolicited() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "a reply answers no request in flight")
 }
 
 /// Whether a request scheduled at `scheduled` and sent at `sent` was late enough to count
@@ -239,7 +250,7 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
             if reply_xid < 0 {
                 continue; // a notification
             }
-            let due = scheduled.borrow_mut().pop_front().expect("a reply answers a scheduled request");
+            let due = scheduled.borrow_mut().pop_front().ok_or_else(unsolicited)?;
             if due >= plan.schedule.measure_from {
                 record(stats, plan.schedule.measure_from, now.duration_since(due), now, error);
             }

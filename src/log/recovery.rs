@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::record::Records;
+use super::record::{RecordError, Records};
 use super::segment::{self, Scan, SegmentError, SEGMENT_HEADER_BYTES};
 use crate::txn::ArchivedTxn;
 
@@ -123,6 +123,12 @@ pub fn recover(dir: &Path) -> Result<RecoveredLog, RecoveryError> {
                 return Err(RecoveryError::Corrupt { path, offset, detail: "zxids out of order".into() })
             }
         };
+        // A record whose checksum matches but whose bytes are not a transaction was not
+        // torn by a crash (a torn write almost never matches its crc32c): it may have been
+        // acknowledged, so it is never cut off; the server refuses to start.
+        if let Some((offset, damage @ RecordError::Invalid { .. })) = &scan.damage {
+            return Err(RecoveryError::Corrupt { path, offset: *offset, detail: format!("{damage:?}") });
+        }
         if is_last && scan.record_count == 0 && !scan.valid_after_damage {
             // The server stopped after creating this segment and before its first batch
             // was durable (or a cut left none in it): it holds nothing, and the next record
@@ -215,6 +221,27 @@ mod tests {
         assert_eq!(log.records().map(|(zxid, _)| zxid).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(log.tail().unwrap().0, dir.join(segment::file_name(1)));
         drop(log);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_last_record_that_matches_its_checksum_but_is_not_a_txn_stops_recovery_and_is_kept() {
+        // A crash tears a write; it does not leave bytes whose crc32c matches. Such a
+        // record may have been acknowledged: it is corruption, never a tail to cut.
+        let dir = std::env::temp_dir().join(format!("ringkeeper-recovery-invalid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut bytes = segment_bytes(1, 1..3);
+        let second = SEGMENT_HEADER_BYTES
+            + (16 + u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize).div_ceil(16) * 16;
+        let length = u32::from_le_bytes(bytes[second..second + 4].try_into().unwrap()) as usize;
+        let payload = second + 16..second + 16 + length;
+        bytes[payload.clone()].fill(0xff);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[second + 8..second + 16]), &bytes[payload]);
+        bytes[second + 4..second + 8].copy_from_slice(&crc.to_le_bytes());
+        let path = dir.join(segment::file_name(1));
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(recover(&dir), Err(RecoveryError::Corrupt { .. })));
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

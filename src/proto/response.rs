@@ -119,7 +119,9 @@ fn decode_body(reader: &mut Reader<'_>, request_opcode: i32) -> Result<ReplyBody
         opcode::GET_CHILDREN => ReplyBody::Children(reader.read_string_vec()?),
         opcode::GET_CHILDREN2 => ReplyBody::ChildrenStat(reader.read_string_vec()?, Stat::decode(reader)?),
         opcode::GET_EPHEMERALS => ReplyBody::Strings(reader.read_string_vec()?),
-        opcode::GET_ALL_CHILDREN_NUMBER => ReplyBody::Number(reader.read_i32()?),
+        // addWatch is answered with an ErrorResponse record (its err, 0), as in
+        // ZooKeeper's FinalRequestProcessor.
+        opcode::GET_ALL_CHILDREN_NUMBER | opcode::ADD_WATCH => ReplyBody::Number(reader.read_i32()?),
         opcode::WHO_AM_I => {
             let count = reader.read_count(8)?;
             let identities = (0..count).map(|_| Ok((reader.read_string()?, reader.read_string()?)));
@@ -133,7 +135,6 @@ fn decode_body(reader: &mut Reader<'_>, request_opcode: i32) -> Result<ReplyBody
         | opcode::AUTH
         | opcode::SET_WATCHES
         | opcode::SET_WATCHES2
-        | opcode::ADD_WATCH
         | opcode::CHECK_WATCHES
         | opcode::REMOVE_WATCHES
         | opcode::CLOSE_SESSION => ReplyBody::Empty,
@@ -341,7 +342,6 @@ mod properties {
             opcode::CHECK,
             opcode::PING,
             opcode::SET_WATCHES2,
-            opcode::ADD_WATCH,
             opcode::REMOVE_WATCHES,
             opcode::CLOSE_SESSION,
         ]);
@@ -359,6 +359,7 @@ mod properties {
                 .prop_map(|(children, stat)| (opcode::GET_CHILDREN2, ReplyBody::ChildrenStat(children, stat))),
             texts().prop_map(|paths| (opcode::GET_EPHEMERALS, ReplyBody::Strings(paths))),
             any::<i32>().prop_map(|count| (opcode::GET_ALL_CHILDREN_NUMBER, ReplyBody::Number(count))),
+            Just((opcode::ADD_WATCH, ReplyBody::Number(0))),
             prop::collection::vec((text(), text()), 0..3)
                 .prop_map(|ids| (opcode::WHO_AM_I, ReplyBody::ClientInfo(ids))),
             prop::collection::vec(op_result(), 0..4).prop_map(|results| (opcode::MULTI, ReplyBody::Multi(results))),

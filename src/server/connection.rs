@@ -11,7 +11,9 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 
-use super::connection_state::{Connection, Phase, OUTPUT_BYTES_HIGH_WATER, QUEUED_READS_MAX, QUEUED_REQUESTS_MAX};
+use super::connection_state::{
+    output_cap_bytes, Connection, Phase, OUTPUT_BYTES_HIGH_WATER, QUEUED_READS_MAX, QUEUED_REQUESTS_MAX,
+};
 use super::core_state::{CoreState, Dispatch};
 use super::ensemble::Ensemble;
 use super::four_letter;
@@ -232,6 +234,7 @@ async fn handshake_and_serve<R, W>(
             queue: VecDeque::new(),
             queued_reads: 0,
             output: Vec::new(),
+            output_cap_bytes: output_cap_bytes(context.shared.config.jute_max_buffer_bytes),
             writer_wake,
             reader_wake,
             // The connect request and response count, as in ZooKeeper's listings.

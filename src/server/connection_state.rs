@@ -11,13 +11,14 @@ use crate::proto::request::Request;
 use crate::session::replies::WriteKind;
 use crate::session::ConnectionId;
 
-/// A connection's output is capped: a client that stops reading while its replies and
-/// events pile up is disconnected instead of growing the server without bound. Sixteen
-/// times the largest reply a client accepts by default (jute.maxbuffer, 1 MiB): a client
-/// that reads keeps its output under the high water mark; one that does not, whose
-/// queued reads are answered at once, holds at most this (plus what the writer is
-/// sending) before it is cut off.
-pub const OUTPUT_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// A connection's output is capped (`output_cap_bytes`): a client that stops reading while
+/// its events pile up is disconnected instead of growing the server without bound. The
+/// cap leaves room above the high water mark for every waiting read to be answered at
+/// once with a reply as large as a client accepts (jute.maxbuffer), so a client that
+/// pipelines large reads is paused, never cut off, as ZooKeeper would keep it.
+pub fn output_cap_bytes(jute_max_buffer_bytes: usize) -> usize {
+    OUTPUT_BYTES_HIGH_WATER + QUEUED_READS_MAX * jute_max_buffer_bytes.max(1024)
+}
 /// Above this the connection stops reading requests until the output drains.
 pub const OUTPUT_BYTES_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Requests a connection may have in flight before it stops reading.
@@ -100,6 +101,8 @@ pub struct Connection {
     /// How many of `queue` are reads.
     pub queued_reads: usize,
     pub output: Vec<u8>,
+    /// `output_cap_bytes` for the server's jute.maxbuffer.
+    pub output_cap_bytes: usize,
     /// Wakes the connection's writer task.
     pub writer_wake: LocalSender<()>,
     /// Wakes the reader when the handshake completes or the output drains.
@@ -163,7 +166,7 @@ impl Connection {
     /// whose unread output passed the cap.
     pub fn output_appended(&mut self) {
         self.wake_writer();
-        if self.output.len() > OUTPUT_BYTES_MAX {
+        if self.output.len() > self.output_cap_bytes {
             tracing::warn!(
                 session = format_args!("{:#x}", self.session_id),
                 output = self.output.len(),

@@ -680,6 +680,14 @@ pub fn set_membership(tree: &mut DataTree, config: &crate::config::Config) {
     }
 }
 
+/// Set while recovery replays the log, before any core runs: the process's panic hook
+/// lets a panic there unwind into `recovered_tree`'s error instead of aborting.
+static REPLAYING_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn is_replaying_log() -> bool {
+    REPLAYING_LOG.load(Ordering::Acquire)
+}
+
 /// The tree the snapshot (if any) and the log after it hold: every core's first version.
 /// A snapshot whose nodes are not a tree, or a log whose records do not apply to it
 /// (damaged or crafted files that passed their checksums and validation), is an error:
@@ -694,6 +702,7 @@ pub fn recovered_tree(
             snapshot.tree().map_err(|error| format!("snapshot {}: {error:?}", snapshot.path.display()))?
         }
     };
+    REPLAYING_LOG.store(true, Ordering::Release);
     let replay = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut triggers = Vec::new();
         for (_, txn) in log.records_after(tree.last_zxid()) {
@@ -701,6 +710,7 @@ pub fn recovered_tree(
             tree.apply(txn, &mut triggers);
         }
     }));
+    REPLAYING_LOG.store(false, Ordering::Release);
     match replay {
         Ok(()) => Ok(tree),
         Err(_) => Err(format!("the log does not apply to the tree at {:#x} (see the panic above)", tree.last_zxid())),

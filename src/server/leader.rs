@@ -29,7 +29,8 @@ use crate::txn::{Step, Txn, TxnOp};
 /// A batch is sealed once it holds this many bytes, and the next record starts a new one:
 /// one log write, one proposal and one peer frame stay about this size (plus one record)
 /// however far the publisher falls behind. How many batches wait is bounded by
-/// globalOutstandingLimit, on every member.
+/// globalOutstandingLimit on every member (which gives way only to a server stalled for
+/// seconds).
 pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 pub struct Leader {

@@ -17,6 +17,8 @@ pub(crate) mod placement;
 pub(crate) mod shared;
 pub(crate) mod snapshotter;
 
+pub use core_state::is_replaying_log;
+
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
