@@ -1,7 +1,8 @@
 //! Recovery of a tree of one million znodes (1,000 parents x 1,000 children, 100-byte
 //! values): from the log alone (map, verify every checksum, apply every record read in
 //! place) and from a snapshot (map, verify, rebuild the tree). What a restart costs is
-//! the snapshot load plus the replay of the log written after it; `perf/restart.py`
+//! the snapshot load (of which `snapshot_validation` is the bytes' validation) plus the
+//! replay of the log written after it; `perf/restart.py`
 //! measures whole restarts against Apache ZooKeeper.
 //!
 //!     cargo bench --bench recovery
@@ -124,6 +125,13 @@ fn recovery_of_a_million_znodes(c: &mut Criterion) {
     // part of a restart.
     group.bench_function("from_log", |b| b.iter_with_large_drop(|| replay_log(&log_dir)));
     group.bench_function("from_snapshot", |b| b.iter_with_large_drop(|| load_snapshot(&snapshot_dir)));
+    // The part of a snapshot load that validates the file's bytes (rkyv's bytecheck),
+    // once per file, before any of it is read in place.
+    let (_, path) = snapshot_file::snapshot_files(&snapshot_dir).expect("read snapshots").pop().expect("a snapshot");
+    let file = std::fs::File::open(path).expect("open snapshot");
+    // SAFETY: a read-only map of the fixture, which nothing modifies.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("map snapshot");
+    group.bench_function("snapshot_validation", |b| b.iter(|| ringkeeper::tree::snapshot::access(&map).is_ok()));
     group.finish();
 }
 

@@ -6,7 +6,7 @@ use archery::ArcTK;
 use rpds::{HashTrieMap, HashTrieMapSync, RedBlackTreeSetSync};
 
 use super::acl_table::AclTable;
-use super::path::{join, parent_and_name};
+use super::path::{join, parent_and_name, validate_path};
 use super::quota::{self, QuotaNodeCreated, QuotaRoots, QuotaStats};
 use super::znode::Znode;
 use crate::proto::acl::Acl;
@@ -198,10 +198,10 @@ impl DataTree {
         if self.nodes.contains_key(&path) {
             return Err("a path appears twice");
         }
+        // Every path a server holds passed this check when it was created.
+        validate_path(&path, false).map_err(|_| "a path that is not valid")?;
         match parent_and_name(&path) {
-            None if &*path == ROOT => {}
-            None => return Err("a path is not absolute"),
-            Some((_, "")) => return Err("a path ends with a slash"),
+            None => {}
             Some((parent, name)) => {
                 let parent_node = Self::node_mut(&mut self.nodes, parent).ok_or("a node comes before its parent")?;
                 if parent_node.ephemeral_owner != 0 && !is_special_owner(parent_node.ephemeral_owner) {
