@@ -131,8 +131,25 @@ fn non_reader(server: &Server, stop: &AtomicBool) -> TcpStream {
     stream
 }
 
+/// Raises this process's open-file limit to its hard limit (the server inherits it): the
+/// test holds a few thousand sockets, more than a default soft limit of 1024.
+fn allow_open_files(needed: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit with a struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    assert!(limit.rlim_cur >= needed, "the hard limit on open files ({}) is below {needed}", limit.rlim_cur);
+}
+
 #[test]
 fn bad_clients_at_scale_neither_starve_good_sessions_nor_grow_the_server_without_bound() {
+    // Each connection is a socket in this process and one in the server, which has its
+    // own files besides.
+    let sockets = IDLE_CONNECTIONS + SILENT_SESSIONS + SLOWLORIS_CONNECTIONS + HALF_CLOSED_SESSIONS + NON_READERS + 64;
+    allow_open_files(sockets as u64 + 256);
     let server = Server::start_with(&format!(
         "maxClientCnxns=0\njute.maxbuffer={JUTE_MAX_BUFFER}\nzookeeper.nio.sessionlessCnxnTimeout=2000"
     ));
