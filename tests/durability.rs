@@ -240,8 +240,7 @@ fn a_logged_write_that_does_not_apply_to_the_tree_refuses_to_start_with_an_error
     let segment = server.log_segments().pop().unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
     let last = last_record(&bytes);
-    let length = u32::from_le_bytes(bytes[last..last + 4].try_into().unwrap()) as usize;
-    let end = last + (16 + length).div_ceil(16) * 16;
+    let end = log_end(&bytes);
     let zxid = i64::from_le_bytes(bytes[last + 8..last + 16].try_into().unwrap()) + 1;
     let op = ringkeeper::txn::TxnOp::Single(ringkeeper::txn::Step::SetData {
         path: "/missing".into(),

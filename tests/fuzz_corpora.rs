@@ -10,6 +10,8 @@ mod targets;
 
 use std::path::Path;
 
+use ringkeeper::bench::workload::next_random;
+
 type Target = fn(&[u8]);
 
 const TARGETS: [(&str, Target); 7] = [
@@ -39,22 +41,15 @@ fn corpus(name: &str) -> Vec<(String, Vec<u8>)> {
     inputs
 }
 
-/// xorshift64*: the mutations are the same on every run.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-}
-
+/// The mutations are the same on every run: the generator's seeded xorshift.
 fn mutate(input: &[u8], seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut bytes = input.to_vec();
-    for _ in 0..1 + next(&mut state) % 4 {
-        let at = if bytes.is_empty() { 0 } else { (next(&mut state) % bytes.len() as u64) as usize };
-        match next(&mut state) % 4 {
-            0 if !bytes.is_empty() => bytes[at] ^= 1 << (next(&mut state) % 8),
-            1 if !bytes.is_empty() => bytes[at] = next(&mut state) as u8,
+    for _ in 0..1 + next_random(&mut state) % 4 {
+        let at = if bytes.is_empty() { 0 } else { (next_random(&mut state) % bytes.len() as u64) as usize };
+        match next_random(&mut state) % 4 {
+            0 if !bytes.is_empty() => bytes[at] ^= 1 << (next_random(&mut state) % 8),
+            1 if !bytes.is_empty() => bytes[at] = next_random(&mut state) as u8,
             2 => bytes.truncate(at),
             _ => {
                 let copy = bytes[at..].iter().take(16).copied().collect::<Vec<u8>>();

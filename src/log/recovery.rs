@@ -231,8 +231,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringkeeper-recovery-invalid-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut bytes = segment_bytes(1, 1..3);
-        let second = SEGMENT_HEADER_BYTES
-            + (16 + u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize).div_ceil(16) * 16;
+        let (_, frame) = crate::log::record::frame_spans(&bytes[SEGMENT_HEADER_BYTES..]).nth(1).unwrap();
+        let second = SEGMENT_HEADER_BYTES + frame.start;
         let length = u32::from_le_bytes(bytes[second..second + 4].try_into().unwrap()) as usize;
         let payload = second + 16..second + 16 + length;
         bytes[payload.clone()].fill(0xff);
