@@ -79,7 +79,30 @@ pub struct Config {
     /// leader opens its next epoch, leaving room for a whole batch before the 32-bit
     /// counter would run out (a batch is at most 4 MiB of records of 64 bytes or more).
     pub zxid_counter_limit: u32,
+    /// `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`,
+    /// `admin.commandURL`: the AdminServer's HTTP endpoint (on by default, as ZooKeeper's).
+    pub admin: HttpEndpoint,
+    pub admin_command_url: String,
+    /// `metricsProvider.className` naming ZooKeeper's Prometheus provider turns on
+    /// `/metrics` at `metricsProvider.httpHost`:`metricsProvider.httpPort`.
+    pub metrics: HttpEndpoint,
+    /// `digest.enabled` (ZooKeeper's `zookeeper.digest.enabled`, on by default): the tree's
+    /// digest is logged every 128 zxids for the `hash` command.
+    pub digest_enabled: bool,
+    /// The zoo.cfg text as given, for the `initial_configuration` admin command.
+    pub initial_text: String,
 }
+
+/// An HTTP listener of the operations surface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpEndpoint {
+    pub enabled: bool,
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+/// `metricsProvider.className` that turns on the Prometheus endpoint.
+pub const PROMETHEUS_PROVIDER: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +197,11 @@ impl Default for Config {
             read_only_mode: false,
             sync_retained_bytes: 64 * 1024 * 1024,
             zxid_counter_limit: 0xffff_0000,
+            admin: HttpEndpoint { enabled: true, address: IpAddr::from([0, 0, 0, 0]), port: 8080 },
+            admin_command_url: "/commands".to_owned(),
+            metrics: HttpEndpoint { enabled: false, address: IpAddr::from([0, 0, 0, 0]), port: 7000 },
+            digest_enabled: true,
+            initial_text: String::new(),
         }
     }
 }
@@ -202,13 +230,12 @@ impl std::error::Error for ConfigError {}
 
 /// Keys ZooKeeper knows that we accept and ignore, because they concern features that
 /// either do not apply to a standalone server or have no equivalent here.
-const IGNORED_KEYS: [&str; 5] =
-    ["admin.enableServer", "admin.serverPort", "standaloneEnabled", "reconfigEnabled", "metricsProvider.className"];
+const IGNORED_KEYS: [&str; 3] = ["standaloneEnabled", "reconfigEnabled", "metricsProvider.exportJvmInfo"];
 
 impl Config {
     /// Parses a zoo.cfg. Returns the configuration and warnings for keys we do not know.
     pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut config = Config::default();
+        let mut config = Config { initial_text: text.to_owned(), ..Config::default() };
         let mut warnings = Vec::new();
         for (index, raw_line) in text.lines().enumerate() {
             let line = raw_line.trim();
@@ -337,6 +364,35 @@ impl Config {
                     }
                     config.servers.push(ServerSpec::parse(id, value).map_err(error)?);
                 }
+                "admin.enableServer" | "zookeeper.admin.enableServer" => {
+                    // Boolean.parseBoolean, as ZooKeeper reads the property.
+                    config.admin.enabled = value.eq_ignore_ascii_case("true");
+                }
+                "admin.serverAddress" | "zookeeper.admin.serverAddress" => {
+                    config.admin.address =
+                        value.parse().map_err(|_| error(format!("'{value}' is not an IP address")))?
+                }
+                "admin.serverPort" | "zookeeper.admin.serverPort" => {
+                    config.admin.port = to_u16(number(value)?, &error)?;
+                }
+                "admin.commandURL" | "zookeeper.admin.commandURL" => {
+                    if !value.starts_with('/') {
+                        return Err(error(format!("'{value}' is not a path")));
+                    }
+                    config.admin_command_url = value.trim_end_matches('/').to_owned();
+                }
+                "metricsProvider.className" => {
+                    // Any other provider (ZooKeeper's default is the null one) exports nothing.
+                    config.metrics.enabled = value == PROMETHEUS_PROVIDER;
+                }
+                "metricsProvider.httpHost" => {
+                    config.metrics.address =
+                        value.parse().map_err(|_| error(format!("'{value}' is not an IP address")))?
+                }
+                "metricsProvider.httpPort" => config.metrics.port = to_u16(number(value)?, &error)?,
+                "digest.enabled" | "zookeeper.digest.enabled" => {
+                    config.digest_enabled = value.eq_ignore_ascii_case("true");
+                }
                 key if IGNORED_KEYS.contains(&key) => {}
                 _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
             }
@@ -459,6 +515,10 @@ impl Config {
 
 fn to_u32(value: u64, error: &dyn Fn(String) -> ConfigError) -> Result<u32, ConfigError> {
     u32::try_from(value).map_err(|_| error(format!("{value} is too large")))
+}
+
+fn to_u16(value: u64, error: &dyn Fn(String) -> ConfigError) -> Result<u16, ConfigError> {
+    u16::try_from(value).map_err(|_| error(format!("{value} is not a port")))
 }
 
 /// jute.maxbuffer takes decimal or 0x-prefixed hexadecimal, as Java's `Integer.decode`.

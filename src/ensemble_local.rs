@@ -6,6 +6,10 @@
 use std::path::PathBuf;
 use std::process::{Child, Command};
 
+/// Member N's AdminServer listens on this port plus N - 1 (ZooKeeper's default 8080 for
+/// member 1).
+const ADMIN_PORT_FIRST: u16 = 8080;
+
 pub struct Layout {
     pub members: usize,
     pub dir: PathBuf,
@@ -20,10 +24,11 @@ impl Layout {
     pub fn zoo_cfg(&self, id: usize) -> String {
         let data_dir = self.dir.join(id.to_string()).join("data");
         let mut text = format!(
-            "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n",
+            "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nmaxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.serverPort={}\n",
             self.tick_time_ms,
             data_dir.display(),
-            self.client_port as usize + id - 1
+            self.client_port as usize + id - 1,
+            ADMIN_PORT_FIRST as usize + id - 1
         );
         for member in 1..=self.members {
             let quorum = self.quorum_port as usize + member - 1;
@@ -34,6 +39,7 @@ impl Layout {
 
     fn port_fits(&self) -> bool {
         (self.client_port as usize + self.members) <= u16::MAX as usize
+            && (ADMIN_PORT_FIRST as usize + self.members) <= u16::MAX as usize
             && (self.quorum_port as usize + self.members + 1000) <= u16::MAX as usize
     }
 }

@@ -2,9 +2,9 @@
 //! of a length prefix gets a text answer and is closed (`NIOServerCnxn.checkFourLetterWord`).
 
 /// The commands we answer, in the order `FourLetterCommands` lists them.
-pub const COMMANDS: [&str; 15] = [
+pub const COMMANDS: [&str; 18] = [
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "envi", "srst", "wchs", "wchc", "wchp", "dirs", "isro",
-    "dump",
+    "dump", "gtmk", "stmk", "hash",
 ];
 
 /// The command named by a connection's first four bytes, if they name one.

@@ -20,7 +20,9 @@ use super::four_letter;
 use super::leader::Leader;
 use super::messages::ToLeader;
 use super::shared::Shared;
+use super::statistics;
 use crate::proto::connect::ConnectRequest;
+use crate::proto::four_letter::is_allowed;
 use crate::proto::request::{decode_request, Request};
 use crate::proto::response::{encode_reply, ReplyBody};
 use crate::proto::{four_letter as words, frame, ErrorCode};
@@ -149,7 +151,15 @@ async fn first_frame<R: futures_lite::AsyncRead + Unpin>(
         }
         let prefix: [u8; 4] = input.available()[..4].try_into().expect("four bytes");
         if let Some(command) = words::parse(prefix) {
-            return Some(FirstFrame::Word(command));
+            if command != "stmk" {
+                return Some(FirstFrame::Word(command, None));
+            }
+            // stmk is followed by the mask, a big-endian long (`NIOServerCnxn`).
+            if !input.fill(reader, 12).await {
+                return None;
+            }
+            let mask: [u8; 8] = input.available()[4..12].try_into().expect("eight bytes");
+            return Some(FirstFrame::Word(command, Some(i64::from_be_bytes(mask))));
         }
         next_frame(reader, input, config.jute_max_buffer_bytes, peer).await.map(FirstFrame::Connect)
     };
@@ -162,7 +172,8 @@ async fn first_frame<R: futures_lite::AsyncRead + Unpin>(
 }
 
 enum FirstFrame {
-    Word(&'static str),
+    /// A four-letter word, with stmk's mask.
+    Word(&'static str, Option<i64>),
     Connect(Vec<u8>),
 }
 
@@ -179,9 +190,12 @@ async fn handshake_and_serve<R, W>(
 {
     let frame_bytes = match first_frame(reader, input, peer, context).await {
         None => return,
-        Some(FirstFrame::Word(command)) => {
-            refresh_listings(context, matches!(command, "wchc" | "wchp")).await;
-            let text = four_letter::answer(command, &context.shared, peer);
+        Some(FirstFrame::Word(command, argument)) => {
+            if command == "crst" && is_allowed(&context.shared.config.four_letter_whitelist, command) {
+                statistics::reset_connection_stats(&context.shared);
+            }
+            refresh_listings(&context.shared, &context.leader, four_letter::needs_full_listing(command)).await;
+            let text = four_letter::answer(command, argument, &context.shared, peer);
             let _ = writer.write_all(text.as_bytes()).await;
             let _ = writer.flush().await;
             return;
@@ -382,19 +396,19 @@ async fn wait_for_every_core(connection: &Rc<RefCell<Connection>>, shared: &Shar
     }
 }
 
-/// Asks every core for fresh numbers and waits (briefly, bounded) until they published.
-/// The request reaches every core through core 0 and the committed stream, so no core
-/// polls for requests (an idle server wakes for nothing).
-async fn refresh_listings(context: &CoreContext, with_watches: bool) {
+/// Asks every core for fresh numbers and waits (briefly, bounded) until they published;
+/// `in_full` also for every watch and ephemeral. The request reaches every core through
+/// core 0 and the committed stream, so no core polls for requests (an idle server wakes
+/// for nothing).
+pub async fn refresh_listings(shared: &Shared, leader: &LeaderLink, in_full: bool) {
     use std::sync::atomic::Ordering;
-    let shared = &context.shared;
     // The watch request goes first, so a core that sees the new generation sees it too.
-    if with_watches {
+    if in_full {
         let next = shared.listing_requested.load(Ordering::Acquire) + 1;
         shared.watch_listing_requested.fetch_max(next, Ordering::AcqRel);
     }
     let generation = shared.listing_requested.fetch_add(1, Ordering::AcqRel) + 1;
-    if !context.leader.send(ToLeader::PublishListings).await {
+    if !leader.send(ToLeader::PublishListings).await {
         return;
     }
     for _ in 0..40 {

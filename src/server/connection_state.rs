@@ -142,6 +142,12 @@ impl ConnectionStats {
         self.latency_total_ms += latency_ms;
         self.latency_count += 1;
     }
+
+    /// `crst` (ZooKeeper's `ServerCnxn.resetStats`): everything but when the connection
+    /// was established starts again.
+    pub fn reset(&mut self) {
+        *self = ConnectionStats { established_ms: self.established_ms, last_cxid: -1, ..ConnectionStats::default() };
+    }
 }
 
 impl Connection {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::connection_state::{Connection, Phase, Queued};
 use super::messages::{AppliedBatch, AppliedWrite, Control, PlacedControl};
-use super::shared::{ConnectionSummary, Shared, WatchListing};
+use super::shared::{ConnectionSummary, Shared, WatchListing, CLIENT_REQUEST_TRACE_MASK};
 use crate::log::record::Records;
 use crate::proto::acl::PERM_READ;
 use crate::proto::connect::ConnectResponse;
@@ -101,6 +101,16 @@ impl CoreState {
         self.touched.insert(conn.session_id);
         self.counters().packets_received.fetch_add(1, Ordering::Relaxed);
         self.counters().outstanding_requests.fetch_add(1, Ordering::Relaxed);
+        // ZooTrace: with the client-request bit of the trace mask (`stmk`) set, requests
+        // are logged at TRACE level.
+        if self.shared.trace_mask.load(Ordering::Relaxed) & CLIENT_REQUEST_TRACE_MASK != 0 {
+            tracing::trace!(
+                session_id = format_args!("{:#x}", conn.session_id),
+                xid,
+                opcode = request.opcode(),
+                "request"
+            );
+        }
         if conn.read_only_session && (request.is_write() || matches!(request, Request::Sync { .. })) {
             self.answer_read_only(&mut conn, xid, request, received);
             return Dispatch::Done;
@@ -148,8 +158,12 @@ impl CoreState {
                 self.sessions.remove(&conn.session_id);
                 conn.close();
             }
-            Request::Sync { path } => self.reply(conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received),
-            _ => self.reply(conn, xid, ErrorCode::NotReadOnly, &ReplyBody::Empty, received),
+            Request::Sync { path } => {
+                self.reply(conn, xid, ErrorCode::Ok, &ReplyBody::Path(path), received);
+            }
+            _ => {
+                self.reply(conn, xid, ErrorCode::NotReadOnly, &ReplyBody::Empty, received);
+            }
         }
     }
 
@@ -182,10 +196,12 @@ impl CoreState {
             self.publish_watched_paths();
             self.publish_counters();
         }
-        self.reply(conn, xid, code, &body, received);
+        let latency_us = self.reply(conn, xid, code, &body, received);
+        self.shared.histograms.read_latency_us.record(latency_us);
     }
 
-    fn reply(&self, conn: &mut Connection, xid: i32, code: ErrorCode, body: &ReplyBody, received: Instant) {
+    /// Answers a request; returns its latency in microseconds.
+    fn reply(&self, conn: &mut Connection, xid: i32, code: ErrorCode, body: &ReplyBody, received: Instant) -> u64 {
         let zxid = self.reply_zxid;
         encode_reply(&mut conn.output, xid, zxid, code, body);
         conn.sent += 1;
@@ -197,6 +213,7 @@ impl CoreState {
         counters.outstanding_requests.fetch_sub(1, Ordering::Relaxed);
         self.shared.record_latency(self.core, latency_us);
         conn.output_appended();
+        latency_us
     }
 
     /// Serves the reads at the front of the queue, and the syncs among them already
@@ -305,6 +322,7 @@ impl CoreState {
             assert!(zxid > tree.last_zxid(), "zxid {zxid:#x} applied out of order");
             let mut triggers = Vec::new();
             let outcome = tree.apply(txn, &mut triggers);
+            self.shared.note_digest(zxid, tree.digest());
             writes.push(AppliedWrite { version_before, zxid, session_id, cxid, is_close, outcome, triggers });
         }
         Arc::new(AppliedBatch { version: working, writes })
@@ -432,7 +450,8 @@ impl CoreState {
             }
             Queued::Write { xid, kind, received } => {
                 let (code, body) = write_reply(&kind, outcome.clone());
-                self.reply(&mut conn, xid, code, &body, received);
+                let latency_us = self.reply(&mut conn, xid, code, &body, received);
+                self.shared.histograms.update_latency_us.record(latency_us);
             }
             Queued::Close { xid, received } => {
                 self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Empty, received);
@@ -614,14 +633,28 @@ impl CoreState {
             return;
         }
         let watches_asked = shared.watch_listing_requested.load(Ordering::Acquire) > last_published;
+        if shared.connection_stats_reset_requested.load(Ordering::Acquire) > last_published {
+            self.reset_connection_stats();
+        }
         self.publish_counters();
         self.publish_listings(watches_asked);
         published.store(requested, Ordering::Release);
     }
 
+    fn reset_connection_stats(&self) {
+        for conn in self.connections.values() {
+            let mut conn = conn.borrow_mut();
+            conn.stats.reset();
+            conn.received = 0;
+            conn.sent = 0;
+            conn.last_zxid = -1;
+        }
+    }
+
     /// Publishes the connection list (`cons`, `stat`) and the numbers beside it; with
-    /// `with_watches` also the full watch listing (`wchc`, `wchp`). That listing copies
-    /// every watch, so it is built only when a four-letter word asks, never on a timer.
+    /// `with_watches` also the full watch listing (`wchc`, `wchp`) and, on core 0, every
+    /// session's ephemeral nodes (`dump`). These copy every watch and ephemeral path, so
+    /// they are built only when a command asks, never on a timer.
     pub fn publish_listings(&self, with_watches: bool) {
         let summaries: Vec<ConnectionSummary> = self
             .connections
@@ -643,6 +676,10 @@ impl CoreState {
         *self.shared.connection_summaries[self.core].lock().expect("not poisoned") = summaries;
         if with_watches {
             self.publish_watch_listing();
+            if self.core == 0 {
+                let listing = self.tree.ephemerals_by_session().collect();
+                *self.shared.ephemeral_listing.lock().expect("not poisoned") = listing;
+            }
         }
         let counters = self.counters();
         counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);

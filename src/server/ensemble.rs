@@ -68,7 +68,7 @@ pub trait PeerSender {
 }
 
 pub struct Ensemble {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     my_id: MemberId,
     core: Core<RecordBatch>,
     /// Core 0's state: the tree the ordering point validates against.
@@ -219,7 +219,12 @@ impl Ensemble {
     /// A message from one of this member's cores for the ordering point.
     pub fn handle(&mut self, message: ToLeader) {
         if let ToLeader::PublishListings = message {
-            // This member's own business, serving or not.
+            // This member's own business, serving or not. Only a leader keeps the
+            // session table; other members list the sessions they hold.
+            match &self.ordering {
+                Some(ordering) => ordering.borrow().publish_sessions(),
+                None => self.shared.session_listing.lock().expect("not poisoned").clear(),
+            }
             self.broadcast_control(Control::PublishListings);
             return;
         }
@@ -586,9 +591,15 @@ impl Ensemble {
         };
         let followers = self.core.followers();
         let last_zxid = self.core.last_zxid();
+        let leader_id = match (self.core.role(), self.serving.is_some()) {
+            (Role::Leader, true) => Some(self.my_id),
+            (Role::Follower { leader }, true) | (Role::Observer { leader: Some(leader) }, true) => Some(leader),
+            _ => None,
+        };
         let mut status = self.shared.ensemble_status.lock().expect("not poisoned");
         *status = EnsembleStatus {
             mode,
+            leader_id,
             epoch: self.core.epoch(),
             followers: followers
                 .iter()

@@ -80,6 +80,8 @@ pub async fn run(
             match op {
                 LogOp::Append { batch, .. } => {
                     let appends = 1 + more.len();
+                    let records = more.last().unwrap_or(&batch).last_zxid - batch.first_zxid + 1;
+                    let started = std::time::Instant::now();
                     let result = if more.is_empty() {
                         writer.append(&batch.bytes, batch.first_zxid).await
                     } else {
@@ -89,6 +91,7 @@ pub async fn run(
                         }
                         writer.append(&bytes, batch.first_zxid).await
                     };
+                    super::note_log_write(&driver.borrow().shared, started, records);
                     if let Err(error) = result {
                         // Nothing more can be made durable: this member must not
                         // acknowledge anything again. Restarting recovers from the log.
@@ -132,6 +135,7 @@ pub async fn run(
                     // Writing and loading a large snapshot take a while: off the executor,
                     // which keeps the peer links and their timers going meanwhile.
                     let installing_dir = log_dir.clone();
+                    let size_bytes = image.len() as u64;
                     let installed = glommio::executor()
                         .spawn_blocking(move || crate::log::snapshot_file::install(&installing_dir, zxid, &image))
                         .await;
@@ -152,6 +156,7 @@ pub async fn run(
                         nodes = tree.node_count(),
                         "installed the leader's snapshot"
                     );
+                    driver.borrow().shared.note_snapshot(zxid, size_bytes);
                     driver.borrow_mut().installed(seq, tree);
                 }
             }

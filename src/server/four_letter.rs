@@ -5,20 +5,23 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::shared::Shared;
+use super::statistics::{self, FULL_VERSION};
 use crate::proto::four_letter::is_allowed;
 
-/// The version string clients and scripts see: the ZooKeeper release whose protocol we
-/// speak, then ours. Kazoo and others parse the leading `major.minor.patch`.
-pub const VERSION: &str = concat!("3.8.4-ringkeeper-", env!("CARGO_PKG_VERSION"));
-const BUILT_ON: &str = "built on 1970-01-01 00:00 UTC";
+/// The words that need every core's full listing (watches, ephemerals) refreshed first.
+pub fn needs_full_listing(command: &str) -> bool {
+    matches!(command, "wchc" | "wchp" | "dump")
+}
 
-/// The text answer to a four-letter word.
-pub fn answer(command: &str, shared: &Shared, peer: std::net::SocketAddr) -> String {
+/// The text answer to a four-letter word; `argument` is `stmk`'s trace mask.
+pub fn answer(command: &str, argument: Option<i64>, shared: &Shared, peer: std::net::SocketAddr) -> String {
     if !is_allowed(&shared.config.four_letter_whitelist, command) {
         return format!("{command} is not executed because it is not in the whitelist.\n");
     }
     let mode = shared.server_mode();
-    if mode == "looking" && matches!(command, "srvr" | "stat" | "mntr" | "cons" | "wchs" | "wchc" | "wchp" | "dirs") {
+    if mode == "looking"
+        && matches!(command, "srvr" | "stat" | "mntr" | "cons" | "wchs" | "wchc" | "wchp" | "dirs" | "dump" | "hash")
+    {
         // ZooKeeper's answer while a member has no quorum (ZooKeeperServer not running).
         return "This ZooKeeper instance is not currently serving requests\n".to_owned();
     }
@@ -35,73 +38,52 @@ pub fn answer(command: &str, shared: &Shared, peer: std::net::SocketAddr) -> Str
         "wchc" => watch_by_connection(shared),
         "wchp" => watch_by_path(shared),
         "dirs" => directories(shared),
+        "dump" => dump(shared),
+        "hash" => digests(shared),
+        // ZooKeeper prints the mask with no newline.
+        "gtmk" => shared.trace_mask.load(Ordering::Relaxed).to_string(),
+        "stmk" => {
+            let mask = argument.expect("stmk is read with its mask");
+            shared.trace_mask.store(mask, Ordering::Relaxed);
+            mask.to_string()
+        }
         "crst" => {
-            reset_latency(shared);
+            // The cores reset their connections when they publish the listings the
+            // connection asked for before this answer.
             "Connection stats reset.\n".to_owned()
         }
         "srst" => {
-            reset_latency(shared);
+            statistics::reset_server_stats(shared);
             "Server stats reset.\n".to_owned()
         }
         _ => format!("{command} is not supported by this server.\n"),
     }
 }
 
-fn reset_latency(shared: &Shared) {
-    for counter in &shared.counters {
-        counter.latency_total_us.store(0, Ordering::Relaxed);
-        counter.latency_count.store(0, Ordering::Relaxed);
-        counter.latency_max_us.store(0, Ordering::Relaxed);
-        counter.latency_min_us.store(u64::MAX, Ordering::Relaxed);
-    }
-}
-
-/// (min, avg, max) request latency in milliseconds, as ZooKeeper reports it.
-fn latency_ms(shared: &Shared) -> (u64, f64, u64) {
-    let count = shared.sum(|c| &c.latency_count);
-    let total_us = shared.sum(|c| &c.latency_total_us);
-    let max_us = shared.counters.iter().map(|c| c.latency_max_us.load(Ordering::Relaxed)).max().unwrap_or(0);
-    let min_us = shared.counters.iter().map(|c| c.latency_min_us.load(Ordering::Relaxed)).min().unwrap_or(0);
-    if count == 0 {
-        return (0, 0.0, 0);
-    }
-    (min_us / 1000, total_us as f64 / count as f64 / 1000.0, max_us / 1000)
-}
-
-/// A double as Java prints it in these answers: shortest form, at least one decimal.
-fn java_double(value: f64) -> String {
-    let rounded = (value * 10_000.0).round() / 10_000.0;
-    if rounded.fract() == 0.0 {
-        format!("{rounded:.1}")
-    } else {
-        format!("{rounded}")
-    }
-}
-
-/// ZooKeeper's `DataTree.getNodeCount`: its node map holds the root twice, under "" and
-/// "/", so a fresh server reports 5 nodes for our 4.
-fn node_count(shared: &Shared) -> u64 {
-    shared.counters[0].node_count.load(Ordering::Relaxed) + 1
-}
-
 /// `stat` lists the clients, the asking connection last (as ZooKeeper, with `[0]`).
 fn server_stats(shared: &Shared, asking: Option<std::net::SocketAddr>) -> String {
-    let mut text = format!("Zookeeper version: {VERSION}, {BUILT_ON}\n");
+    let mut text = format!("Zookeeper version: {FULL_VERSION}\n");
     if let Some(peer) = asking {
         text.push_str("Clients:\n");
         text.push_str(&connection_lines(shared, false));
         let _ = writeln!(text, " /{peer}[0](queued=0,recved=1,sent=0)");
         text.push('\n');
     }
-    let (min, avg, max) = latency_ms(shared);
-    let _ = writeln!(text, "Latency min/avg/max: {min}/{}/{max}", java_double(avg));
+    let latency = statistics::latency(shared);
+    let _ = writeln!(
+        text,
+        "Latency min/avg/max: {}/{}/{}",
+        latency.min_ms,
+        statistics::java_double(latency.avg_ms),
+        latency.max_ms
+    );
     let _ = writeln!(text, "Received: {}", shared.sum(|c| &c.packets_received));
     let _ = writeln!(text, "Sent: {}", shared.sum(|c| &c.packets_sent));
     let _ = writeln!(text, "Connections: {}", shared.sum(|c| &c.connections));
     let _ = writeln!(text, "Outstanding: {}", shared.sum(|c| &c.outstanding_requests));
     let _ = writeln!(text, "Zxid: 0x{:x}", shared.committed_zxid());
     let _ = writeln!(text, "Mode: {}", shared.server_mode());
-    let _ = writeln!(text, "Node count: {}", node_count(shared));
+    let _ = writeln!(text, "Node count: {}", statistics::node_count(shared));
     text
 }
 
@@ -146,134 +128,40 @@ fn connections(shared: &Shared, peer: std::net::SocketAddr) -> String {
 }
 
 fn monitor(shared: &Shared) -> String {
-    let (min, avg, max) = latency_ms(shared);
-    let open_fds = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
-    let max_fds = open_file_limit();
-    let counters = &shared.counters[0];
-    let lines: Vec<(&str, String)> = vec![
-        ("zk_version", format!("{VERSION}, {BUILT_ON}")),
-        ("zk_server_state", shared.server_mode().into()),
-        ("zk_avg_latency", java_double(avg)),
-        ("zk_max_latency", max.to_string()),
-        ("zk_min_latency", min.to_string()),
-        ("zk_packets_received", shared.sum(|c| &c.packets_received).to_string()),
-        ("zk_packets_sent", shared.sum(|c| &c.packets_sent).to_string()),
-        ("zk_num_alive_connections", shared.sum(|c| &c.connections).to_string()),
-        ("zk_outstanding_requests", shared.sum(|c| &c.outstanding_requests).to_string()),
-        ("zk_znode_count", node_count(shared).to_string()),
-        ("zk_watch_count", shared.sum(|c| &c.watch_count_all).to_string()),
-        ("zk_ephemerals_count", counters.ephemeral_count.load(Ordering::Relaxed).to_string()),
-        ("zk_approximate_data_size", counters.data_size_bytes.load(Ordering::Relaxed).to_string()),
-        ("zk_open_file_descriptor_count", open_fds.to_string()),
-        ("zk_max_file_descriptor_count", max_fds.to_string()),
-        ("zk_global_sessions", shared.session_count.load(Ordering::Relaxed).to_string()),
-        ("zk_local_sessions", "0".into()),
-        ("zk_uptime", shared.started.elapsed().as_millis().to_string()),
-        ("zk_last_proposal_size", last_proposal_size(shared)),
-        ("ringkeeper_log_fsync_count", shared.log_fsyncs.load(Ordering::Relaxed).to_string()),
-        ("ringkeeper_log_failed", u8::from(shared.log_failed.load(Ordering::Acquire)).to_string()),
-        ("zk_max_proposal_size", "-1".into()),
-        ("zk_min_proposal_size", "-1".into()),
-    ];
     let mut text = String::new();
-    for (key, value) in lines.into_iter().map(|(key, value)| (key.to_owned(), value)).chain(ensemble_lines(shared)) {
-        let _ = writeln!(text, "{key}\t{value}");
+    for metric in statistics::monitor(shared) {
+        let _ = writeln!(text, "{}\t{}", metric.key, metric.value.to_text());
     }
-    // Per-namespace quota metrics, named as ZooKeeper's metrics dump names a gauge or
-    // counter set: `<namespace>_<metric>`.
-    for (namespace, name, value) in shared.quota_gauges.lock().expect("not poisoned").iter() {
-        let _ = writeln!(text, "zk_{namespace}_{name}\t{value}");
-    }
-    for (namespace, count) in shared.quota_exceeded_errors.lock().expect("not poisoned").iter() {
-        let _ = writeln!(text, "zk_{namespace}_quota_exceeded_error_per_namespace\t{count}");
-    }
-    let soft = shared.quota_soft_exceeded.load(Ordering::Relaxed);
-    let _ = writeln!(text, "ringkeeper_quota_soft_limit_exceeded_count\t{soft}");
     text
 }
 
-fn open_file_limit() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    if result == 0 {
-        limit.rlim_cur
-    } else {
-        0
-    }
-}
-
 fn configuration(shared: &Shared) -> String {
-    let config = &shared.config;
     let mut text = String::new();
-    let _ = writeln!(text, "clientPort={}", config.client_port);
-    let _ = writeln!(text, "secureClientPort=-1");
-    let _ = writeln!(text, "dataDir={}", config.data_dir.join("version-2").display());
-    let _ = writeln!(text, "dataDirSize={}", directory_size(&config.data_dir));
-    let _ = writeln!(text, "dataLogDir={}", config.log_dir().display());
-    let _ = writeln!(text, "dataLogSize={}", directory_size(&config.log_dir()));
-    let _ = writeln!(text, "tickTime={}", config.tick_time_ms);
-    let _ = writeln!(text, "maxClientCnxns={}", config.max_client_connections);
-    let _ = writeln!(text, "minSessionTimeout={}", config.min_session_timeout_ms());
-    let _ = writeln!(text, "maxSessionTimeout={}", config.max_session_timeout_ms());
-    let _ = writeln!(text, "clientPortListenBacklog=-1");
-    let _ = writeln!(text, "serverId=0");
+    for (key, value) in statistics::configuration(shared) {
+        let _ = writeln!(text, "{key}={}", value.to_text());
+    }
     text
 }
 
 fn environment(shared: &Shared) -> String {
     let mut text = String::from("Environment:\n");
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let cwd = std::env::current_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
-    let entries = [
-        ("zookeeper.version", format!("{VERSION}, {BUILT_ON}")),
-        ("host.name", host.trim().to_owned()),
-        ("ringkeeper.cores", shared.cores.to_string()),
-        ("os.name", "Linux".to_owned()),
-        ("os.arch", std::env::consts::ARCH.to_owned()),
-        ("os.version", std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()),
-        ("user.name", std::env::var("USER").unwrap_or_else(|_| user_name())),
-        ("user.home", std::env::var("HOME").unwrap_or_default()),
-        ("user.dir", cwd),
-    ];
-    for (key, value) in entries {
+    for (key, value) in statistics::environment(shared) {
         let _ = writeln!(text, "{key}={value}");
     }
     text
 }
 
-/// The name of the effective user, from /etc/passwd.
-fn user_name() -> String {
-    // SAFETY: geteuid has no failure mode.
-    let uid = unsafe { libc::geteuid() };
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                (fields.len() > 2 && fields[2] == uid.to_string()).then(|| fields[0].to_owned())
-            })
-        })
-        .unwrap_or_else(|| uid.to_string())
-}
-
 fn watch_summary(shared: &Shared) -> String {
-    format!(
-        "{} connections watching {} paths\nTotal watches:{}\n",
-        shared.sum(|c| &c.watch_connections),
-        shared.distinct_data_watch_paths(),
-        shared.sum(|c| &c.watch_count)
-    )
+    let (connections, paths, watches) = statistics::watch_summary(shared);
+    format!("{connections} connections watching {paths} paths\nTotal watches:{watches}\n")
 }
 
 fn watch_by_connection(shared: &Shared) -> String {
     let mut text = String::new();
-    for listing in &shared.watch_listing {
-        for (session_id, paths) in &listing.lock().expect("not poisoned").by_session {
-            let _ = writeln!(text, "0x{session_id:x}");
-            for path in paths {
-                let _ = writeln!(text, "\t{path}");
-            }
+    for (session_id, paths) in statistics::watches_by_session(shared) {
+        let _ = writeln!(text, "0x{session_id:x}");
+        for path in paths {
+            let _ = writeln!(text, "\t{path}");
         }
     }
     text.push('\n');
@@ -281,14 +169,8 @@ fn watch_by_connection(shared: &Shared) -> String {
 }
 
 fn watch_by_path(shared: &Shared) -> String {
-    let mut by_path: std::collections::BTreeMap<String, Vec<i64>> = std::collections::BTreeMap::new();
-    for listing in &shared.watch_listing {
-        for (path, sessions) in &listing.lock().expect("not poisoned").by_path {
-            by_path.entry(path.clone()).or_default().extend(sessions);
-        }
-    }
     let mut text = String::new();
-    for (path, sessions) in by_path {
+    for (path, sessions) in statistics::watches_by_path(shared) {
         let _ = writeln!(text, "{path}");
         for session_id in sessions {
             let _ = writeln!(text, "\t0x{session_id:x}");
@@ -301,67 +183,122 @@ fn watch_by_path(shared: &Shared) -> String {
 fn directories(shared: &Shared) -> String {
     format!(
         "datadir_size: {}\nlogdir_size: {}\n",
-        directory_size(&shared.config.data_dir),
-        directory_size(&shared.config.log_dir())
+        statistics::directory_size(&shared.config.data_dir),
+        statistics::directory_size(&shared.config.log_dir())
     )
 }
 
-fn directory_size(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|entry| match entry.metadata() {
-            Ok(metadata) if metadata.is_dir() => directory_size(&entry.path()),
-            Ok(metadata) => metadata.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-fn last_proposal_size(shared: &Shared) -> String {
-    let status = shared.ensemble_status.lock().expect("not poisoned");
-    if status.mode == "leader" {
-        status.last_proposal_bytes.to_string()
+/// `dump`, as ZooKeeper prints it: the session table's expiry sets
+/// (`SessionTrackerImpl.dumpSessions`; an ensemble member that does not lead lists the
+/// sessions it holds, as `LearnerSessionTracker` does), every session's ephemeral
+/// nodes, then the connections.
+fn dump(shared: &Shared) -> String {
+    let sessions = statistics::sessions(shared);
+    let mut text = String::from("SessionTracker dump:\n");
+    if shared.server_mode() == "standalone" {
+        let sets = statistics::sessions_by_expiry(&sessions);
+        let _ = writeln!(text, "Session Sets ({})/({}):", sets.len(), sessions.len());
+        for (expires_at_ms, ids) in &sets {
+            let _ = writeln!(text, "{} expire at {}:", ids.len(), java_date(*expires_at_ms));
+            for session_id in ids {
+                let _ = writeln!(text, "\t0x{session_id:x}");
+            }
+        }
     } else {
-        "-1".into()
-    }
-}
-
-/// An ensemble member's mntr lines: ZooKeeper's leader figures, plus the epoch, the
-/// commit point and each follower's lag in zxids.
-fn ensemble_lines(shared: &Shared) -> Vec<(String, String)> {
-    if !shared.config.is_ensemble() {
-        return Vec::new();
-    }
-    let status = shared.ensemble_status.lock().expect("not poisoned").clone();
-    let mut lines = vec![
-        ("ringkeeper_epoch".to_owned(), status.epoch.to_string()),
-        // Decimal, as every mntr value is a number to the tools that read it.
-        ("ringkeeper_commit_zxid".to_owned(), status.commit_zxid.to_string()),
-        ("ringkeeper_log_last_zxid".to_owned(), status.last_zxid.to_string()),
-        ("ringkeeper_log_durable_zxid".to_owned(), status.durable_zxid.to_string()),
-    ];
-    if status.mode == "leader" {
-        let voters: Vec<u64> =
-            shared.config.servers.iter().filter(|server| !server.observer).map(|server| server.id).collect();
-        let synced = status.followers.iter().filter(|(id, synced, _)| *synced && voters.contains(id)).count();
-        let followers = status.followers.iter().filter(|(id, _, _)| voters.contains(id)).count();
-        lines.push(("zk_learners".to_owned(), status.followers.len().to_string()));
-        lines.push(("zk_followers".to_owned(), followers.to_string()));
-        lines.push(("zk_synced_followers".to_owned(), synced.to_string()));
-        lines.push((
-            "zk_synced_non_voting_followers".to_owned(),
-            status.followers.iter().filter(|(id, synced, _)| *synced && !voters.contains(id)).count().to_string(),
-        ));
-        lines.push((
-            "zk_pending_syncs".to_owned(),
-            status.followers.iter().filter(|(_, synced, _)| !synced).count().to_string(),
-        ));
-        for (id, _, lag) in &status.followers {
-            lines.push((format!("ringkeeper_follower_{id}_lag_zxids"), lag.to_string()));
+        let _ = writeln!(text, "Global Sessions({}):", sessions.len());
+        for session in &sessions {
+            let _ = writeln!(text, "0x{:x}\t{}ms", session.session_id, session.timeout_ms);
         }
     }
-    lines
+    text.push_str("ephemeral nodes dump:\n");
+    let ephemerals = statistics::ephemerals(shared);
+    let _ = writeln!(text, "Sessions with Ephemerals ({}):", ephemerals.len());
+    for (session_id, paths) in &ephemerals {
+        let _ = writeln!(text, "0x{session_id:x}:");
+        for path in paths {
+            let _ = writeln!(text, "\t{path}");
+        }
+    }
+    text.push_str("Connections dump:\n");
+    let sets = connection_sets(shared);
+    let count: usize = sets.values().map(Vec::len).sum();
+    let _ = writeln!(text, "Connections Sets ({})/({count}):", sets.len());
+    for (expires_at_ms, connections) in &sets {
+        let _ = writeln!(text, "{} expire at {}:", connections.len(), java_date(*expires_at_ms));
+        for (peer, session_id) in connections {
+            let _ = writeln!(text, "\tip: /{peer} sessionId: 0x{session_id:x}");
+        }
+    }
+    text
+}
+
+/// Connections by when they would expire without traffic: their last response (or
+/// establishment) plus their session timeout, rounded up to the next tick, as
+/// ZooKeeper's connection `ExpiryQueue` keeps them.
+fn connection_sets(shared: &Shared) -> std::collections::BTreeMap<u64, Vec<(std::net::SocketAddr, i64)>> {
+    let tick_ms = u64::from(shared.config.tick_time_ms);
+    let mut sets: std::collections::BTreeMap<u64, Vec<(std::net::SocketAddr, i64)>> = Default::default();
+    for summaries in &shared.connection_summaries {
+        for summary in summaries.lock().expect("not poisoned").iter() {
+            let active_ms = summary.stats.established_ms.max(summary.stats.last_response_ms).max(0) as u64;
+            let expires_at_ms = ((active_ms + summary.timeout_ms.max(0) as u64) / tick_ms + 1) * tick_ms;
+            sets.entry(expires_at_ms).or_default().push((summary.peer, summary.session_id));
+        }
+    }
+    sets
+}
+
+/// `hash`: the logged digests, as `zxid-in-hex: digest`.
+fn digests(shared: &Shared) -> String {
+    let mut text = String::new();
+    for (zxid, digest) in shared.digest_log.lock().expect("not poisoned").iter() {
+        let _ = writeln!(text, "{zxid:x}: {}", *digest as i64);
+    }
+    text
+}
+
+/// Wall-clock milliseconds as Java's `Date.toString` prints them in UTC:
+/// `Sat Dec 05 23:48:51 UTC 2026`.
+pub fn java_date(epoch_ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let seconds = epoch_ms / 1000;
+    let days = (seconds / 86_400) as i64;
+    let (year, month, day) = civil_from_days(days);
+    let second_of_day = seconds % 86_400;
+    format!(
+        "{} {} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_print_as_java_prints_them_in_utc() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        // The instant of a `dump` taken from ZooKeeper 3.8 on this machine.
+        assert_eq!(java_date(1_796_514_531_000), "Sat Dec 05 23:48:51 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
 }

@@ -16,7 +16,7 @@ use rkyv::util::AlignedVec;
 
 use super::core_state::CoreState;
 use super::messages::{Control, PlacedControl, RemoteControl, ToLeader, EVERY_CORE};
-use super::shared::Shared;
+use super::shared::{SessionListing, Shared};
 use super::snapshotter::SnapshotSchedule;
 use crate::consensus::zxid::{counter, epoch, ZxidCounter};
 use crate::log::record;
@@ -153,8 +153,26 @@ impl Leader {
         }
     }
 
+    /// Every open session with its deadline, for `dump` (deadlines are kept on the
+    /// monotonic clock; the listing shows them on the wall clock).
+    pub fn publish_sessions(&self) {
+        let now_ms = self.monotonic_ms();
+        let wall_ms = wall_clock_ms() as u64;
+        let listing = self
+            .sessions
+            .iter()
+            .map(|(session_id, entry)| SessionListing {
+                session_id,
+                timeout_ms: entry.timeout_ms,
+                expires_at_ms: Some(wall_ms + entry.expires_at_ms.saturating_sub(now_ms)),
+            })
+            .collect();
+        *self.shared.session_listing.lock().expect("not poisoned") = listing;
+    }
+
     pub fn handle(&mut self, message: ToLeader) {
         if let ToLeader::PublishListings = message {
+            self.publish_sessions();
             // Not ordered: every core publishes when its committed stream gets this.
             for core in 0..self.controls.len() {
                 self.place(self.member, core, Control::PublishListings);

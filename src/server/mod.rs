@@ -8,6 +8,7 @@ pub(crate) mod core_state;
 pub(crate) mod ensemble;
 pub(crate) mod ensemble_log;
 pub(crate) mod four_letter;
+pub(crate) mod histogram;
 pub(crate) mod leader;
 pub mod log_writer;
 pub(crate) mod messages;
@@ -16,6 +17,7 @@ pub(crate) mod peer_links;
 pub(crate) mod placement;
 pub(crate) mod shared;
 pub(crate) mod snapshotter;
+pub(crate) mod statistics;
 
 pub use core_state::is_replaying_log;
 
@@ -66,7 +68,9 @@ struct CoreChannels {
     committed_inbox: Option<SharedReceiver<CommittedBatch>>,
 }
 
-fn make_channels(cores: usize) -> Vec<CoreChannels> {
+/// The channels between the cores, and with `operations` one more to the ordering point
+/// for the operations endpoints' executor (`admin`).
+fn make_channels(cores: usize, operations: bool) -> (Vec<CoreChannels>, Option<SharedSender<ToLeader>>) {
     let mut channels: Vec<CoreChannels> = (0..cores)
         .map(|_| CoreChannels {
             leader_inboxes: Vec::new(),
@@ -83,7 +87,12 @@ fn make_channels(cores: usize) -> Vec<CoreChannels> {
         channels[core].leader_outbox = Some(to_leader);
         channels[core].committed_inbox = Some(core_inbox);
     }
-    channels
+    let to_leader = operations.then(|| {
+        let (to_leader, leader_inbox) = shared_channel::new_bounded(CHANNEL_CAPACITY);
+        channels[0].leader_inboxes.push(leader_inbox);
+        to_leader
+    });
+    (channels, to_leader)
 }
 
 /// The log must continue where the snapshot ends: a gap would lose transactions.
@@ -294,9 +303,14 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     let snapshot = Arc::new(snapshot);
     let signals = block_shutdown_signals();
     let shared = Arc::new(Shared::new(config, cores));
+    if let Some(loaded) = snapshot.as_ref() {
+        shared.note_snapshot(loaded.zxid, loaded.map.len() as u64);
+    }
     let cpus = placement::executor_cpus(&shared.config, cores);
     let mut handles = Vec::new();
-    for (core, channels) in make_channels(cores).into_iter().enumerate() {
+    let operations = shared.config.admin.enabled || shared.config.metrics.enabled;
+    let (channels, operations_to_leader) = make_channels(cores, operations);
+    for (core, channels) in channels.into_iter().enumerate() {
         let shared = shared.clone();
         let recovered = recovered.clone();
         let snapshot = snapshot.clone();
@@ -310,6 +324,9 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         handles.push(handle);
     }
     drop((tree, recovered, snapshot));
+    if let Some(to_leader) = operations_to_leader {
+        crate::admin::start(shared.clone(), to_leader)?;
+    }
     tracing::info!(%address, cores, "ringkeeper serving");
     // The lock is held until the process exits.
     let _keep_locked = &_data_dir_lock;
@@ -378,6 +395,7 @@ async fn core_main(
             std::process::exit(1);
         }
     };
+    shared.listening_cores.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -419,8 +437,8 @@ async fn connect_outboxes(outboxes: Vec<SharedSender<CommittedBatch>>) -> Vec<Co
     connected
 }
 
-fn start_snapshotter(shared: &Shared, state: &RefCell<CoreState>) -> Snapshotter {
-    Snapshotter::start(state.borrow().tree.last_zxid(), shared.config.clone())
+fn start_snapshotter(shared: &Arc<Shared>, state: &RefCell<CoreState>) -> Snapshotter {
+    Snapshotter::start(state.borrow().tree.last_zxid(), shared.clone())
 }
 
 /// Core 0 of an ensemble member: the consensus core from what the disk holds, the log
@@ -564,7 +582,10 @@ async fn publish(
             let published = leader.borrow_mut().take_batch();
             let Some(published) = published else { break };
             if !published.records.is_empty() {
-                if let Err(error) = log_writer.append(&published.records, published.first_zxid).await {
+                let started = std::time::Instant::now();
+                let appended = log_writer.append(&published.records, published.first_zxid).await;
+                note_log_write(&shared, started, published.last_zxid - published.first_zxid + 1);
+                if let Err(error) = appended {
                     tracing::error!(%error, "the transaction log failed; no further write will be acknowledged, reads go on");
                     *shared.log_failure.lock().expect("not poisoned") = error.to_string();
                     shared.log_failed.store(true, std::sync::atomic::Ordering::Release);
@@ -594,6 +615,13 @@ async fn publish(
             }
         }
     }
+}
+
+/// One group commit for the metrics: how long its write took and how many records it held.
+pub(crate) fn note_log_write(shared: &Shared, started: std::time::Instant, records: i64) {
+    assert!(records > 0, "a group commit holds records");
+    shared.histograms.log_write_us.record(started.elapsed().as_micros() as u64);
+    shared.histograms.group_commit_records.record(records as u64);
 }
 
 /// Core 0 after the log failed: nothing more is applied, but the four-letter words still

@@ -50,9 +50,36 @@ fn this_threads_cpus() -> Vec<usize> {
 /// scheduling class and the idle I/O class: snapshots and zero fills must yield to the serving
 /// executors and to the log's O_DSYNC writes, which every write waits for.
 pub fn run_in_background() {
+    unpin();
     // SAFETY: plain syscalls on the calling thread (pid/tid 0 means this thread for
-    // sched_setaffinity, sched_setscheduler and ioprio_set; setpriority takes the
-    // thread id).
+    // sched_setscheduler and ioprio_set).
+    unsafe {
+        // SCHED_IDLE: the thread runs only on a CPU nothing else wants, and an executor
+        // waking there preempts it at once (nice 19 still takes a share of a busy CPU).
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            lower_priority();
+        }
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+        const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+        let class = IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT;
+        if libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0 as libc::c_long, class) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower a helper thread's I/O priority");
+        }
+    }
+}
+
+/// For the operations endpoints' thread: on any CPU of the process at nice 19, so it
+/// yields to the serving executors yet still answers (a scrape of a saturated server is
+/// when its metrics matter most; SCHED_IDLE could starve it).
+pub fn run_at_low_priority() {
+    unpin();
+    lower_priority();
+}
+
+fn unpin() {
+    // SAFETY: sched_setaffinity on the calling thread (pid 0) with a set we built.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         for &cpu in allowed_cpus() {
@@ -61,21 +88,15 @@ pub fn run_in_background() {
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
             tracing::warn!(error = %std::io::Error::last_os_error(), "cannot unpin a helper thread");
         }
-        // SCHED_IDLE: the thread runs only on a CPU nothing else wants, and an executor
-        // waking there preempts it at once (nice 19 still takes a share of a busy CPU).
-        let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
-                tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower a helper thread's priority");
-            }
-        }
-        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-        const IOPRIO_CLASS_IDLE: libc::c_long = 3;
-        const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
-        let class = IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT;
-        if libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0 as libc::c_long, class) != 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower a helper thread's I/O priority");
+    }
+}
+
+fn lower_priority() {
+    // SAFETY: setpriority on the calling thread's id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower a helper thread's priority");
         }
     }
 }

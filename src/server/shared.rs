@@ -2,13 +2,23 @@
 //! the four-letter words. Written with relaxed atomics: the numbers are for monitoring,
 //! except `committed_zxid`, which only grows.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::histogram::{Histogram, COUNT_BOUNDS, DURATION_BOUNDS_US};
 use crate::config::Config;
+
+/// ZooKeeper's default trace mask (`ZooTrace`: client ping, request and session traces).
+pub const TRACE_MASK_DEFAULT: i64 = 306;
+/// `ZooTrace.CLIENT_REQUEST_TRACE_MASK`: requests are logged at TRACE level.
+pub const CLIENT_REQUEST_TRACE_MASK: i64 = 1 << 1;
+/// The tree's digest is logged at every zxid that is a multiple of this, and this many
+/// entries are kept (ZooKeeper's `DataTree.DIGEST_LOG_INTERVAL` and `DIGEST_LOG_LIMIT`).
+pub const DIGEST_LOG_INTERVAL: i64 = 128;
+pub const DIGEST_LOG_LIMIT: usize = 1024;
 
 /// One core's counters.
 #[derive(Debug, Default)]
@@ -62,11 +72,58 @@ pub struct ConnectionSummary {
     pub stats: super::connection_state::ConnectionStats,
 }
 
+/// The distributions the metrics endpoint exports.
+#[derive(Debug)]
+pub struct Histograms {
+    /// One log append (the O_DSYNC write of a group commit), in microseconds.
+    pub log_write_us: Histogram,
+    /// Records per group commit.
+    pub group_commit_records: Histogram,
+    /// Writing one snapshot, in microseconds.
+    pub snapshot_us: Histogram,
+    /// Request to reply, for reads and for writes (ZooKeeper's readlatency and
+    /// updatelatency), in microseconds.
+    pub read_latency_us: Histogram,
+    pub update_latency_us: Histogram,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Histograms {
+            log_write_us: Histogram::new(DURATION_BOUNDS_US),
+            group_commit_records: Histogram::new(COUNT_BOUNDS),
+            snapshot_us: Histogram::new(DURATION_BOUNDS_US),
+            read_latency_us: Histogram::new(DURATION_BOUNDS_US),
+            update_latency_us: Histogram::new(DURATION_BOUNDS_US),
+        }
+    }
+}
+
+/// A session as `dump` lists it. The expiry is known where the session table is kept
+/// (standalone, or the leader); other members know the timeout only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionListing {
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    /// The tick-rounded deadline, in wall-clock milliseconds.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// The newest snapshot this server wrote or installed (`last_snapshot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastSnapshot {
+    pub zxid: i64,
+    pub written_at_s: u64,
+    pub size_bytes: u64,
+}
+
 /// An ensemble member's state for the four-letter words.
 #[derive(Debug, Clone, Default)]
 pub struct EnsembleStatus {
     /// leader, follower, observer, or looking (not serving).
     pub mode: &'static str,
+    /// The leader this member follows (itself when leading), while it serves.
+    pub leader_id: Option<u64>,
     pub epoch: u32,
     /// Leader: every other member, whether it is in sync, and how many zxids its
     /// acknowledgements trail the leader's log by.
@@ -102,6 +159,9 @@ pub struct Shared {
     /// (`wchc`, `wchp`): only those pay for copying every watch.
     pub watch_listing_requested: AtomicU64,
     pub listing_published: Vec<AtomicU64>,
+    /// The last generation of `listing_requested` that asked every core to reset its
+    /// connections' statistics (`crst`).
+    pub connection_stats_reset_requested: AtomicU64,
     /// Per core, kept current by the core as paths enter and leave its watch tables:
     /// checkWatches answers OK if a connection of any core watches the path (ZooKeeper
     /// keeps one table for the whole server, `WatchManager.containsWatcher`).
@@ -128,6 +188,18 @@ pub struct Shared {
     /// An ensemble member without a quorum, with readonlymode.enabled: it serves
     /// read-only sessions of its own.
     pub read_only: std::sync::atomic::AtomicBool,
+    pub histograms: Histograms,
+    /// `stmk` / `gtmk`: which request kinds are traced (logged at TRACE level).
+    pub trace_mask: AtomicI64,
+    /// Every session's ephemeral nodes, refreshed by core 0 with the full listing.
+    pub ephemeral_listing: Mutex<Vec<(i64, Vec<String>)>>,
+    /// Refreshed with the listings by whoever keeps the session table.
+    pub session_listing: Mutex<Vec<SessionListing>>,
+    /// (zxid, tree digest) every `DIGEST_LOG_INTERVAL` zxids, the newest last (`hash`).
+    pub digest_log: Mutex<VecDeque<(i64, u64)>>,
+    /// Cores listening for clients: the server is ready once all are (`/ready`).
+    pub listening_cores: AtomicUsize,
+    pub last_snapshot: Mutex<Option<LastSnapshot>>,
 }
 
 /// ZooKeeper's `RateLogger` (100 ms): a message is logged when it first appears; while
@@ -195,6 +267,7 @@ impl Shared {
             listing_requested: AtomicU64::new(0),
             watch_listing_requested: AtomicU64::new(0),
             listing_published: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            connection_stats_reset_requested: AtomicU64::new(0),
             watched_paths: (0..cores).map(|_| Mutex::new(WatchedPaths::default())).collect(),
             applied_zxid: (0..cores).map(|_| AtomicI64::new(0)).collect(),
             reads_before_writes: Mutex::new(HashMap::new()),
@@ -204,6 +277,13 @@ impl Shared {
             quota_warnings: Mutex::new(RateLogger::default()),
             ensemble_status: Mutex::new(EnsembleStatus::default()),
             read_only: std::sync::atomic::AtomicBool::new(false),
+            histograms: Histograms::default(),
+            trace_mask: AtomicI64::new(TRACE_MASK_DEFAULT),
+            session_listing: Mutex::new(Vec::new()),
+            ephemeral_listing: Mutex::new(Vec::new()),
+            digest_log: Mutex::new(VecDeque::new()),
+            listening_cores: AtomicUsize::new(0),
+            last_snapshot: Mutex::new(None),
         }
     }
 
@@ -311,6 +391,43 @@ impl Shared {
             if *count == 0 {
                 by_address.remove(&address);
             }
+        }
+    }
+
+    /// A snapshot this server wrote, loaded or installed, as of now.
+    pub fn note_snapshot(&self, zxid: i64, size_bytes: u64) {
+        let written_at_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since_epoch| since_epoch.as_secs());
+        *self.last_snapshot.lock().expect("not poisoned") = Some(LastSnapshot { zxid, written_at_s, size_bytes });
+    }
+
+    /// Logs the tree's digest at `zxid` when ZooKeeper would (`DataTree.logDigest`).
+    pub fn note_digest(&self, zxid: i64, digest: u64) {
+        if !self.config.digest_enabled || zxid % DIGEST_LOG_INTERVAL != 0 {
+            return;
+        }
+        let mut log = self.digest_log.lock().expect("not poisoned");
+        if log.len() == DIGEST_LOG_LIMIT {
+            log.pop_front();
+        }
+        log.push_back((zxid, digest));
+    }
+
+    /// Whether this server can serve clients, and if not, why: every core listens, and
+    /// an ensemble member is in a quorum and synced with its leader (`/ready`).
+    pub fn readiness(&self) -> Result<(), String> {
+        let listening = self.listening_cores.load(Ordering::Acquire);
+        if listening < self.cores {
+            return Err(format!("starting: {listening} of {} cores listen for clients", self.cores));
+        }
+        if self.log_failed.load(Ordering::Acquire) {
+            return Err(format!("the transaction log failed: {}", self.log_failure.lock().expect("not poisoned")));
+        }
+        match self.server_mode() {
+            "standalone" | "leader" | "follower" | "observer" => Ok(()),
+            "read-only" => Err("no quorum: serving read-only sessions only".to_owned()),
+            mode => Err(format!("no quorum: {mode}")),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crossbeam::channel::{Receiver, Sender};
 
-use crate::config::Config;
+use super::shared::Shared;
 use crate::tree::DataTree;
 
 enum SnapshotWork {
@@ -58,13 +58,13 @@ impl SnapshotSchedule {
 
 impl Snapshotter {
     /// Starts the thread. `last_snapshot_zxid` is where the recovered tree ends.
-    pub fn start(last_snapshot_zxid: i64, config: Config) -> Snapshotter {
+    pub fn start(last_snapshot_zxid: i64, shared: Arc<Shared>) -> Snapshotter {
         let (sender, receiver) = crossbeam::channel::unbounded();
         std::thread::Builder::new()
             .name("snapshotter".into())
             .spawn(move || {
                 super::placement::run_in_background();
-                run(last_snapshot_zxid, &config, &receiver)
+                run(last_snapshot_zxid, &shared, &receiver)
             })
             .expect("the snapshotter thread starts");
         Snapshotter { sender }
@@ -78,7 +78,8 @@ impl Snapshotter {
     }
 }
 
-fn run(mut last_snapshot_zxid: i64, config: &Config, receiver: &Receiver<SnapshotWork>) {
+fn run(mut last_snapshot_zxid: i64, shared: &Shared, receiver: &Receiver<SnapshotWork>) {
+    let config = &shared.config;
     while let Ok(SnapshotWork::Take { tree, installs }) = receiver.recv() {
         // Requests that queued up while the previous snapshot was written are skipped
         // until half a snapCount has passed (ZooKeeper skips when busy).
@@ -86,12 +87,13 @@ fn run(mut last_snapshot_zxid: i64, config: &Config, receiver: &Receiver<Snapsho
         if applied_since < config.snap_count / 2 {
             continue;
         }
-        take(&tree, installs, config);
+        take(&tree, installs, shared);
         last_snapshot_zxid = tree.last_zxid();
     }
 }
 
-fn take(tree: &DataTree, installs: u64, config: &Config) {
+fn take(tree: &DataTree, installs: u64, shared: &Shared) {
+    let config = &shared.config;
     let dir = config.log_dir();
     let started = Instant::now();
     match crate::log::snapshot_file::write(&dir, tree, installs) {
@@ -99,13 +101,18 @@ fn take(tree: &DataTree, installs: u64, config: &Config) {
             tracing::info!("a leader's snapshot was installed meanwhile: this one is history, not written");
             return;
         }
-        Ok(Some((path, size_bytes))) => tracing::info!(
-            path = %path.display(),
-            size_bytes,
-            nodes = tree.node_count(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "snapshot written"
-        ),
+        Ok(Some((path, size_bytes))) => {
+            let elapsed = started.elapsed();
+            shared.histograms.snapshot_us.record(elapsed.as_micros() as u64);
+            shared.note_snapshot(tree.last_zxid(), size_bytes as u64);
+            tracing::info!(
+                path = %path.display(),
+                size_bytes,
+                nodes = tree.node_count(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "snapshot written"
+            )
+        }
         Err(error) => {
             // The log still holds everything: a missing snapshot costs restart time only.
             tracing::error!(%error, "snapshot failed");

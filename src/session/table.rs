@@ -51,6 +51,10 @@ impl SessionTable {
         self.sessions.len()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &SessionEntry)> {
+        self.sessions.iter().map(|(&session_id, entry)| (session_id, entry))
+    }
+
     pub fn get(&self, session_id: i64) -> Option<&SessionEntry> {
         self.sessions.get(&session_id)
     }

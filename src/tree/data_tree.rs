@@ -6,6 +6,7 @@ use archery::ArcTK;
 use rpds::{HashTrieMap, HashTrieMapSync, RedBlackTreeSetSync};
 
 use super::acl_table::AclTable;
+use super::digest::node_digest;
 use super::path::{join, parent_and_name, validate_path};
 use super::quota::{self, QuotaNodeCreated, QuotaRoots, QuotaStats};
 use super::znode::Znode;
@@ -92,6 +93,9 @@ pub struct DataTree {
     /// the tree made every session close cost a walk of a million nodes.
     data_size_bytes: usize,
     ephemeral_count: usize,
+    /// ZooKeeper's tree digest (`digest::node_digest` summed over the nodes, wrapping as
+    /// Java's long does), kept as nodes change.
+    digest: u64,
 }
 
 impl Default for DataTree {
@@ -121,7 +125,29 @@ impl DataTree {
         config.acl_id = read_only;
         config.aversion = -1;
         tree.data_size_bytes = tree.nodes.keys().map(|path| path.len()).sum();
+        tree.digest = tree.recounted_digest();
         tree
+    }
+
+    /// The tree's digest as ZooKeeper computes it (`hash`).
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    fn recounted_digest(&self) -> u64 {
+        self.nodes.iter().fold(0u64, |sum, (path, node)| sum.wrapping_add(node_digest(path, node)))
+    }
+
+    /// Changes the node at `path` in place, keeping the digest: the node's share before
+    /// the change leaves it and its share after enters it (ZooKeeper's
+    /// `NodeHashMap.preChange` and `postChange`).
+    fn change_node<R>(&mut self, path: &str, change: impl FnOnce(&mut Znode) -> R) -> Option<R> {
+        let node = Self::node_mut(&mut self.nodes, path)?;
+        let before = node_digest(path, node);
+        let result = change(node);
+        let after = node_digest(path, node);
+        self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
+        Some(result)
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -134,10 +160,26 @@ impl DataTree {
     /// (0 for a static configuration). No watch fires: nobody is connected yet.
     pub fn set_membership(&mut self, text: &[u8], mtime_ms: i64) {
         // Clients cannot delete it, but a snapshot file might lack it.
-        let Some((node, _)) = self.replace_data(CONFIG, Some(text)) else { return };
-        node.version = -1;
-        node.mzxid = 0;
-        node.mtime_ms = mtime_ms;
+        let bytes_before = self.change_node(CONFIG, |node| {
+            let bytes_before = node.data_len();
+            node.data = Some(text.into());
+            node.version = -1;
+            node.mzxid = 0;
+            node.mtime_ms = mtime_ms;
+            bytes_before
+        });
+        if let Some(bytes_before) = bytes_before {
+            self.data_size_bytes = self.data_size_bytes - bytes_before + text.len();
+        }
+    }
+
+    /// Replaces a quota node's data (no Stat changes: ZooKeeper writes usage into the
+    /// stat node's data directly, outside any transaction).
+    fn replace_data(&mut self, path: &str, data: &[u8]) {
+        let bytes_before = self.change_node(path, |node| node.data.replace(data.into()));
+        if let Some(before) = bytes_before {
+            self.data_size_bytes = self.data_size_bytes - before.map_or(0, |data| data.len()) + data.len();
+        }
     }
 
     /// Containers that had children and have none left, and TTL nodes without children
@@ -182,6 +224,7 @@ impl DataTree {
             quota_roots: QuotaRoots::default(),
             data_size_bytes: 0,
             ephemeral_count: 0,
+            digest: 0,
         }
     }
 
@@ -214,6 +257,7 @@ impl DataTree {
         node.children.clear();
         self.index_owner(&path, node.ephemeral_owner);
         self.data_size_bytes += path.len() + node.data_len();
+        self.digest = self.digest.wrapping_add(node_digest(&path, &node));
         self.nodes.insert_mut(path, node);
         Ok(())
     }
@@ -295,7 +339,7 @@ impl DataTree {
             bytes += node.data_len() as i64;
             stack.extend(node.children.iter().map(|name| join(&path, name)));
         }
-        self.replace_data(&quota::stat_path(root), Some(&QuotaStats::usage(count, bytes).to_bytes()));
+        self.replace_data(&quota::stat_path(root), &QuotaStats::usage(count, bytes).to_bytes());
     }
 
     /// `DataTree.updateQuotaStat`: adds to the usage of the quota above `path`, if any.
@@ -307,18 +351,7 @@ impl DataTree {
         let Some(stats_node) = self.nodes.get(stat_path.as_str()) else { return };
         let Some(mut usage) = QuotaStats::parse(stats_node.data.as_deref()) else { return };
         usage.add(count_diff, bytes_diff);
-        self.replace_data(&stat_path, Some(&usage.to_bytes()));
-    }
-
-    /// Replaces a node's data in place (no version, time or watch moves), keeping the data
-    /// size; returns the node and the length of the data it had, or None if there is no
-    /// node at `path`.
-    fn replace_data(&mut self, path: &str, data: Option<&[u8]>) -> Option<(&mut Znode, usize)> {
-        let node = Self::node_mut(&mut self.nodes, path)?;
-        let length_before = node.data_len();
-        node.data = data.map(Into::into);
-        self.data_size_bytes = self.data_size_bytes - length_before + node.data_len();
-        Some((node, length_before))
+        self.replace_data(&stat_path, &usage.to_bytes());
     }
 
     pub fn node(&self, path: &str) -> Option<&Znode> {
@@ -356,6 +389,14 @@ impl DataTree {
     /// The ephemerals a session owns, in path order.
     pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &str> {
         self.ephemerals.get(&session_id).into_iter().flat_map(|paths| paths.iter().map(|path| &**path))
+    }
+
+    /// Every session that owns ephemeral nodes, with their paths in order.
+    pub fn ephemerals_by_session(&self) -> impl Iterator<Item = (i64, Vec<String>)> + '_ {
+        self.ephemerals
+            .iter()
+            .filter(|(_, paths)| !paths.is_empty())
+            .map(|(&session_id, paths)| (session_id, paths.iter().map(|path| path.to_string()).collect()))
     }
 
     pub fn ephemeral_count(&self) -> usize {
@@ -400,6 +441,7 @@ impl DataTree {
             }
         }
         assert_eq!((self.data_size_bytes, self.ephemeral_count), self.recounted(), "kept counts equal a recount");
+        assert_eq!(self.digest, self.recounted_digest(), "the kept digest equals a recount");
     }
 
     /// The number of nodes below `path` (`DataTree.getAllChildrenNumber`); for the root,
@@ -528,10 +570,13 @@ impl DataTree {
         let acl_id = self.acls.intern(acl);
         // Prepared against the tree it is applied to: a difference means the members'
         // trees diverged, and carrying on would spread it.
-        let Some(node) = Self::node_mut(&mut self.nodes, path) else { panic!("validated setACL of missing {path}") };
-        node.acl_id = acl_id;
-        node.aversion = version;
-        Outcome::AclSet { stat: node.stat() }
+        let stat = self.change_node(path, |node| {
+            node.acl_id = acl_id;
+            node.aversion = version;
+            node.stat()
+        });
+        let Some(stat) = stat else { panic!("validated setACL of missing {path}") };
+        Outcome::AclSet { stat }
     }
 
     /// `DataTree.createNode`: the parent's cversion takes the value the ordering point
@@ -549,16 +594,16 @@ impl DataTree {
         };
         assert!(!self.nodes.contains_key(path), "validated create of existing node {path}");
         let acl_id = self.acls.intern_archived(&create.acl);
-        let Some(parent) = Self::node_mut(&mut self.nodes, parent_path) else {
-            panic!("validated create under missing parent {parent_path}")
-        };
         let parent_cversion = create.parent_cversion.to_native();
-        if parent_cversion > parent.cversion {
-            parent.cversion = parent_cversion;
-            parent.pzxid = zxid;
-        }
-        parent.children.insert(name.into());
-        let parent_acl_id = parent.acl_id;
+        let parent_acl_id = self.change_node(parent_path, |parent| {
+            if parent_cversion > parent.cversion {
+                parent.cversion = parent_cversion;
+                parent.pzxid = zxid;
+            }
+            parent.children.insert(name.into());
+            parent.acl_id
+        });
+        let Some(parent_acl_id) = parent_acl_id else { panic!("validated create under missing parent {parent_path}") };
         let ephemeral_owner = create.ephemeral_owner.to_native();
         let node = Znode {
             data: data_of(&create.data).map(Into::into),
@@ -577,6 +622,7 @@ impl DataTree {
         let stat = node.stat();
         let bytes = node.data_len() as i64;
         self.data_size_bytes += path.len() + node.data_len();
+        self.digest = self.digest.wrapping_add(node_digest(path, &node));
         self.nodes.insert_mut(path.into(), node);
         match quota::quota_node_created(parent_path, name) {
             Some(QuotaNodeCreated::Limits { root }) => self.quota_roots.add(&root),
@@ -596,17 +642,19 @@ impl DataTree {
         let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
         assert!(node.children.is_empty(), "validated delete of non-empty {path}");
         let (acl_id, ephemeral_owner, data_len) = (node.acl_id, node.ephemeral_owner, node.data_len());
+        self.digest = self.digest.wrapping_sub(node_digest(path, node));
         self.nodes.remove_mut(path);
         self.data_size_bytes -= path.len() + data_len;
         // A node's parent always exists; without one, the node's own ACL gates the event.
-        let mut parent_acl_id = acl_id;
-        if let Some(parent) = Self::node_mut(&mut self.nodes, parent_path) {
-            parent.children.remove(name);
-            if zxid > parent.pzxid {
-                parent.pzxid = zxid;
-            }
-            parent_acl_id = parent.acl_id;
-        }
+        let parent_acl_id = self
+            .change_node(parent_path, |parent| {
+                parent.children.remove(name);
+                if zxid > parent.pzxid {
+                    parent.pzxid = zxid;
+                }
+                parent.acl_id
+            })
+            .unwrap_or(acl_id);
         self.unindex_owner(path, ephemeral_owner);
         if let Some(root) = quota::quota_root_deleted(parent_path, name) {
             self.quota_roots.remove(&root);
@@ -626,15 +674,19 @@ impl DataTree {
         time_ms: i64,
         triggers: &mut Vec<Trigger>,
     ) -> Outcome {
-        let Some((node, bytes_before)) = self.replace_data(path, data) else {
-            panic!("validated setData of missing {path}")
-        };
-        node.mtime_ms = time_ms;
-        node.mzxid = zxid;
-        node.version = version;
-        let stat = node.stat();
-        let bytes_diff = node.data_len() as i64 - bytes_before as i64;
-        triggers.push(Trigger::DataChanged { path: path.to_owned(), acl_id: node.acl_id });
+        let changed = self.change_node(path, |node| {
+            let bytes_before = node.data_len();
+            node.data = data.map(Into::into);
+            node.mtime_ms = time_ms;
+            node.mzxid = zxid;
+            node.version = version;
+            (node.stat(), bytes_before, node.acl_id)
+        });
+        let Some((stat, bytes_before, acl_id)) = changed else { panic!("validated setData of missing {path}") };
+        let bytes_after = stat.data_length as usize;
+        self.data_size_bytes = self.data_size_bytes - bytes_before + bytes_after;
+        let bytes_diff = bytes_after as i64 - bytes_before as i64;
+        triggers.push(Trigger::DataChanged { path: path.to_owned(), acl_id });
         self.update_quota_usage(path, 0, bytes_diff);
         Outcome::DataSet { stat }
     }
