@@ -37,10 +37,10 @@ else
 fi
 
 step "installing test dependencies"
-if ! dpkg -s zookeeper libcurator-recipes-java libcurator-framework-java >/dev/null 2>&1; then
+if ! dpkg -s zookeeper libcurator-recipes-java libcurator-framework-java libservlet-api-java >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends zookeeper libcurator-recipes-java libcurator-framework-java >/dev/null
+    apt-get install -y -qq --no-install-recommends zookeeper libcurator-recipes-java libcurator-framework-java libservlet-api-java >/dev/null
 fi
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     -r tests/interop/requirements.txt

@@ -38,7 +38,9 @@ enum Endpoint {
 
 struct Context {
     shared: Arc<Shared>,
-    leader: LeaderLink,
+    /// The way to ask the cores for fresh listings, once core 0 has recovered and
+    /// listens for it.
+    leader: std::cell::OnceCell<LeaderLink>,
     open_connections: Cell<usize>,
 }
 
@@ -58,9 +60,11 @@ pub fn start(shared: Arc<Shared>, to_leader: SharedSender<ToLeader>) -> Result<(
         .name("admin")
         .io_memory(64 * 1024)
         .spawn(move || async move {
+            // The main thread waits for these signals; the thread started before it
+            // blocked them.
+            crate::server::block_shutdown_signals();
             crate::server::placement::run_at_low_priority();
-            let leader = LeaderLink::Remote(to_leader.connect().await);
-            let context = Rc::new(Context { shared, leader, open_connections: Cell::new(0) });
+            let context = Rc::new(Context { shared, leader: Default::default(), open_connections: Cell::new(0) });
             let mut accepting = Vec::new();
             for (endpoint, address) in endpoints {
                 match TcpListener::bind(address) {
@@ -71,6 +75,8 @@ pub fn start(shared: Arc<Shared>, to_leader: SharedSender<ToLeader>) -> Result<(
                     Err(error) => tracing::warn!(?endpoint, %address, %error, "cannot start an operations endpoint"),
                 }
             }
+            let connected = LeaderLink::Remote(to_leader.connect().await);
+            assert!(context.leader.set(connected).is_ok(), "connected once");
             for task in accepting {
                 task.await;
             }
@@ -135,7 +141,9 @@ async fn route(request: &Request, endpoint: Endpoint, context: &Context) -> Resp
     let shared = &context.shared;
     match endpoint {
         Endpoint::Metrics if request.path == "/metrics" => {
-            refresh_listings(shared, &context.leader, false).await;
+            if let Some(leader) = context.leader.get() {
+                refresh_listings(shared, leader, false).await;
+            }
             Response::new(200, metrics::CONTENT_TYPE, metrics::exposition(shared))
         }
         Endpoint::Metrics => Response::text(404, "not found: the metrics are at /metrics\n"),
@@ -165,8 +173,13 @@ async fn admin_command(request: &Request, context: &Context) -> Response {
     }
     if let Some(primary) = commands::primary_name(name) {
         commands::prepare(primary, shared);
-        if let Some(in_full) = commands::listing_needed(primary) {
-            refresh_listings(shared, &context.leader, in_full).await;
+        match (commands::listing_needed(primary), context.leader.get()) {
+            (Some(in_full), Some(leader)) => refresh_listings(shared, leader, in_full).await,
+            (Some(_), None) => {
+                let answer = serde_json::json!({ "command": primary, "error": "This ZooKeeper instance is not currently serving requests" });
+                return Response::new(200, "application/json", answer.to_string() + "\n");
+            }
+            (None, _) => {}
         }
     }
     let query = |key: &str| request.query_value(key).map(str::to_owned);

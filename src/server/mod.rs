@@ -292,24 +292,30 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     if !config.force_sync {
         tracing::warn!("forceSync=no: writes are acknowledged before they are on disk and can be lost on a crash");
     }
+    // The operations endpoints start first, so `/ready` answers while recovery runs.
+    let shared = Arc::new(Shared::new(config, cores));
+    let operations = shared.config.admin.enabled || shared.config.metrics.enabled;
+    let (channels, operations_to_leader) = make_channels(cores, operations);
+    if let Some(to_leader) = operations_to_leader {
+        crate::admin::start(shared.clone(), to_leader)?;
+    }
+    let config = &shared.config;
     let recovered = Arc::new(crate::log::recovery::recover(&log_dir).map_err(|error| error.to_string())?);
     let snapshot = crate::log::snapshot_file::newest_valid(&log_dir)
         .map_err(|error| format!("cannot read snapshots in {}: {error}", log_dir.display()))?;
     check_log_follows_snapshot(snapshot.as_ref(), &recovered)?;
     // One tree for every core: recovered once, here, and shared as versions.
     let mut tree = core_state::recovered_tree(snapshot.as_ref(), &recovered)?;
-    core_state::set_membership(&mut tree, &config);
+    core_state::set_membership(&mut tree, config);
     let tree = Arc::new(tree);
     let snapshot = Arc::new(snapshot);
     let signals = block_shutdown_signals();
-    let shared = Arc::new(Shared::new(config, cores));
     if let Some(loaded) = snapshot.as_ref() {
         shared.note_snapshot(loaded.zxid, loaded.map.len() as u64);
     }
+    shared.recovered.store(true, std::sync::atomic::Ordering::Release);
     let cpus = placement::executor_cpus(&shared.config, cores);
     let mut handles = Vec::new();
-    let operations = shared.config.admin.enabled || shared.config.metrics.enabled;
-    let (channels, operations_to_leader) = make_channels(cores, operations);
     for (core, channels) in channels.into_iter().enumerate() {
         let shared = shared.clone();
         let recovered = recovered.clone();
@@ -324,9 +330,6 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         handles.push(handle);
     }
     drop((tree, recovered, snapshot));
-    if let Some(to_leader) = operations_to_leader {
-        crate::admin::start(shared.clone(), to_leader)?;
-    }
     tracing::info!(%address, cores, "ringkeeper serving");
     // The lock is held until the process exits.
     let _keep_locked = &_data_dir_lock;

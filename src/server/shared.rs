@@ -197,6 +197,8 @@ pub struct Shared {
     pub session_listing: Mutex<Vec<SessionListing>>,
     /// (zxid, tree digest) every `DIGEST_LOG_INTERVAL` zxids, the newest last (`hash`).
     pub digest_log: Mutex<VecDeque<(i64, u64)>>,
+    /// Set once the data directory is recovered, before the cores start.
+    pub recovered: std::sync::atomic::AtomicBool,
     /// Cores listening for clients: the server is ready once all are (`/ready`).
     pub listening_cores: AtomicUsize,
     pub last_snapshot: Mutex<Option<LastSnapshot>>,
@@ -282,6 +284,7 @@ impl Shared {
             session_listing: Mutex::new(Vec::new()),
             ephemeral_listing: Mutex::new(Vec::new()),
             digest_log: Mutex::new(VecDeque::new()),
+            recovered: std::sync::atomic::AtomicBool::new(false),
             listening_cores: AtomicUsize::new(0),
             last_snapshot: Mutex::new(None),
         }
@@ -417,6 +420,9 @@ impl Shared {
     /// Whether this server can serve clients, and if not, why: every core listens, and
     /// an ensemble member is in a quorum and synced with its leader (`/ready`).
     pub fn readiness(&self) -> Result<(), String> {
+        if !self.recovered.load(Ordering::Acquire) {
+            return Err("recovering the data directory".to_owned());
+        }
         let listening = self.listening_cores.load(Ordering::Acquire);
         if listening < self.cores {
             return Err(format!("starting: {listening} of {} cores listen for clients", self.cores));

@@ -236,9 +236,6 @@ pub fn gauges(shared: &Shared) -> Vec<Metric> {
         ("zk_global_sessions", Value::count(shared.session_count.load(Ordering::Relaxed))),
         ("zk_local_sessions", Value::Int(0)),
         ("zk_uptime", Value::count(shared.started.elapsed().as_millis() as u64)),
-        ("zk_last_proposal_size", Value::Int(last_proposal_size(shared))),
-        ("zk_max_proposal_size", Value::Int(-1)),
-        ("zk_min_proposal_size", Value::Int(-1)),
         ("zk_digest_mismatches_count", Value::Int(0)),
     ]
     .into_iter()
@@ -277,15 +274,6 @@ pub fn monitor(shared: &Shared) -> Vec<Metric> {
     metrics
 }
 
-fn last_proposal_size(shared: &Shared) -> i64 {
-    let status = shared.ensemble_status.lock().expect("not poisoned");
-    if status.mode == "leader" {
-        status.last_proposal_bytes as i64
-    } else {
-        -1
-    }
-}
-
 /// An ensemble member's mntr lines: ZooKeeper's leader figures, plus the epoch, the
 /// commit point and each follower's lag in zxids.
 fn ensemble_metrics(shared: &Shared) -> Vec<Metric> {
@@ -305,6 +293,10 @@ fn ensemble_metrics(shared: &Shared) -> Vec<Metric> {
         let count = |keep: &dyn Fn(&(u64, bool, u64)) -> bool| {
             Value::count(status.followers.iter().filter(|follower| keep(follower)).count() as u64)
         };
+        // A leader's `ProposalStats` (ZooKeeper reports them on the leader only).
+        metrics.push(Metric::new("zk_last_proposal_size", Value::count(status.last_proposal_bytes as u64)));
+        metrics.push(Metric::new("zk_max_proposal_size", Value::Int(-1)));
+        metrics.push(Metric::new("zk_min_proposal_size", Value::Int(-1)));
         metrics.push(Metric::new("zk_learners", Value::count(status.followers.len() as u64)));
         metrics.push(Metric::new("zk_followers", count(&|(id, _, _)| voters.contains(id))));
         metrics.push(Metric::new("zk_synced_followers", count(&|(id, synced, _)| *synced && voters.contains(id))));
