@@ -422,14 +422,13 @@ pub fn ephemerals(shared: &Shared) -> BTreeMap<i64, Vec<String>> {
     shared.ephemeral_listing.lock().expect("not poisoned").iter().cloned().collect()
 }
 
-/// The data watches by session (`wchc`), over every core.
+/// The data watches by session (`wchc`), over every core. A connection whose watches all
+/// fired stays listed with none until it closes, as in ZooKeeper (`WatchManager.watch2Paths`).
 pub fn watches_by_session(shared: &Shared) -> BTreeMap<i64, Vec<String>> {
     let mut by_session: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for listing in &shared.watch_listing {
         for (session_id, paths) in &listing.lock().expect("not poisoned").by_session {
-            if !paths.is_empty() {
-                by_session.entry(*session_id).or_default().extend(paths.iter().cloned());
-            }
+            by_session.entry(*session_id).or_default().extend(paths.iter().cloned());
         }
     }
     by_session
