@@ -445,3 +445,45 @@ impl Shared {
         counter.latency_min_us.fetch_min(latency_us, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_is_ready_once_recovered_listening_and_in_a_quorum() {
+        let shared = Shared::new(Config::default(), 2);
+        assert_eq!(shared.readiness(), Err("recovering the data directory".to_owned()));
+        shared.recovered.store(true, Ordering::Release);
+        shared.listening_cores.store(1, Ordering::Release);
+        assert_eq!(shared.readiness(), Err("starting: 1 of 2 cores listen for clients".to_owned()));
+        shared.listening_cores.store(2, Ordering::Release);
+        assert_eq!(shared.readiness(), Ok(()));
+        shared.log_failed.store(true, Ordering::Release);
+        assert!(shared.readiness().unwrap_err().starts_with("the transaction log failed"));
+    }
+
+    #[test]
+    fn an_ensemble_member_is_ready_only_while_it_leads_follows_or_observes() {
+        let (config, _) = Config::parse("server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n").unwrap();
+        let shared = Shared::new(config, 1);
+        shared.recovered.store(true, Ordering::Release);
+        shared.listening_cores.store(1, Ordering::Release);
+        for (mode, ready) in [("looking", false), ("read-only", false), ("follower", true), ("leader", true)] {
+            shared.ensemble_status.lock().unwrap().mode = mode;
+            assert_eq!(shared.readiness().is_ok(), ready, "{mode}");
+        }
+    }
+
+    #[test]
+    fn digests_are_logged_every_128_zxids_and_the_oldest_leave_first() {
+        let shared = Shared::new(Config::default(), 1);
+        for zxid in 1..=(DIGEST_LOG_INTERVAL * (DIGEST_LOG_LIMIT as i64 + 2)) {
+            shared.note_digest(zxid, zxid as u64);
+        }
+        let log = shared.digest_log.lock().unwrap();
+        assert_eq!(log.len(), DIGEST_LOG_LIMIT);
+        assert_eq!(log.front(), Some(&(DIGEST_LOG_INTERVAL * 3, (DIGEST_LOG_INTERVAL * 3) as u64)));
+        assert!(log.iter().all(|(zxid, _)| zxid % DIGEST_LOG_INTERVAL == 0));
+    }
+}

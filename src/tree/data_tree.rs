@@ -843,9 +843,10 @@ mod tests {
     }
 
     #[test]
-    fn data_size_and_ephemeral_count_are_kept_as_nodes_change() {
-        // mntr's zk_approximate_data_size and zk_ephemerals_count are kept per change,
-        // not counted by walking the tree; after every kind of change they equal a recount.
+    fn data_size_ephemeral_count_and_digest_are_kept_as_nodes_change() {
+        // mntr's zk_approximate_data_size and zk_ephemerals_count, and the tree digest of
+        // `hash`, are kept per change, not counted by walking the tree; after every kind of
+        // change they equal a recount (`check_invariants`).
         let mut tree = DataTree::new();
         let check = |tree: &DataTree, ephemerals: usize| {
             tree.check_invariants();
@@ -873,6 +874,13 @@ mod tests {
         apply(&mut tree, 9, create("/zookeeper/quota/a/zookeeper_limits", 1, 0));
         apply(&mut tree, 10, create("/zookeeper/quota/a/zookeeper_stats", 2, 0));
         apply(&mut tree, 11, create("/a/b", 1, 0));
+        check(&tree, 0);
+        let acl = vec![crate::txn::AclEntry { perms: 1, scheme: "world".into(), id: "anyone".into() }];
+        apply(&mut tree, 12, TxnOp::Single(Step::SetAcl { path: "/a".into(), acl, version: 1 }));
+        check(&tree, 0);
+        let digest = tree.digest();
+        tree.set_membership(b"server.1=a:1:2:participant\nversion=0", 5);
+        assert_eq!(tree.digest(), digest, "/zookeeper/config is outside the digest");
         check(&tree, 0);
     }
 

@@ -257,6 +257,7 @@ mod tests {
     fn same(a: &DataTree, b: &DataTree) {
         assert_eq!(a.last_zxid(), b.last_zxid());
         assert_eq!(a.node_count(), b.node_count());
+        assert_eq!(a.digest(), b.digest(), "the same tree has the same digest, loaded or applied");
         for (path, node) in a.nodes() {
             let other = b.node(path).unwrap_or_else(|| panic!("{path} missing"));
             assert_eq!(node.stat(), other.stat(), "{path}");

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
 import struct
 import urllib.error
 import urllib.request
@@ -369,3 +371,52 @@ def test_an_ensemble_member_is_ready_only_while_in_a_quorum():
         assert status == 503 and "no quorum" in body, body
     finally:
         ensemble.stop()
+
+
+def test_ready_is_503_while_the_data_directory_recovers_and_200_once_it_serves():
+    """/ready answers from the process's first moments: before the server can serve it is
+    503 with the reason (recovering, or cores not yet listening), and once it is 200 the
+    client port serves sessions that see every recovered node."""
+    binary = os.environ.get("RINGKEEPER_BIN") or default_binary()
+    admin = free_port()
+    server = ServerProcess("ringkeeper", binary=binary, extra_cfg={
+        "admin.enableServer": "true", "admin.serverPort": str(admin), "snapCount": "100000000"})
+    server.start()
+    try:
+        # A log long enough that replaying it takes a while (no snapshot to start from).
+        subprocess.run([binary, "bench", "--servers", server.hosts, "--workload", "create", "--sessions", "8",
+                        "--depth", "64", "--duration", "3", "--warmup", "0", "--keys", "1000000"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        written = int(command(admin, "monitor")["znode_count"])
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=30)
+        log_path = server.log_path
+        with open(log_path, "ab") as log:
+            server.proc = subprocess.Popen(server._command(os.path.join(server.tmpdir, "zoo.cfg")),
+                                           stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                           cwd=server.tmpdir, start_new_session=True)
+        answers = []
+
+        def ready_seen():
+            try:
+                status, _, body = http_get(admin, "/ready")
+            except OSError:
+                return False
+            answers.append((status, body))
+            return status == 200
+
+        wait_until(ready_seen, 120, interval=0.01, what="/ready after the restart")
+        for status, body in answers[:-1]:
+            assert status == 503 and body.startswith(("not ready: recovering the data directory",
+                                                      "not ready: starting:")), (status, body)
+        assert answers[-1] == (200, "ready: standalone\n")
+        client = KazooClient(hosts=server.hosts, timeout=10)
+        client.start(timeout=15)
+        try:
+            assert client.get_children("/")  # serving
+            assert int(command(admin, "monitor")["znode_count"]) == written
+        finally:
+            client.stop()
+            client.close()
+    finally:
+        server.stop()
