@@ -14,18 +14,12 @@ fn main() {
     println!("cargo:rustc-env=RINGKEEPER_BUILD_DATE={}", utc_minutes(seconds));
 }
 
-/// "YYYY-MM-DD HH:MM UTC" for seconds since the epoch (Howard Hinnant's civil_from_days).
+// The crate's own calendar arithmetic (no dependencies), shared with `dump`'s dates.
+include!("src/calendar.rs");
+
+/// "YYYY-MM-DD HH:MM UTC" for seconds since the epoch.
 fn utc_minutes(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
+    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
     let minute_of_day = (seconds % 86_400) / 60;
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", minute_of_day / 60, minute_of_day % 60)
 }

@@ -13,6 +13,8 @@
 
 pub mod admin;
 pub mod bench;
+/// Dates from day counts, for the dates ZooKeeper prints (also built into `build.rs`).
+pub mod calendar;
 pub mod config;
 pub mod consensus;
 pub mod ensemble_local;

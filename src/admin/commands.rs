@@ -11,64 +11,73 @@ use crate::server::shared::{Shared, DIGEST_LOG_INTERVAL};
 use crate::server::statistics::{self, FULL_VERSION};
 use crate::tree::digest::DIGEST_VERSION;
 
-/// Each command's names: the primary one first, then its aliases (ZooKeeper 3.8's).
-pub const COMMANDS: [&[&str]; 26] = [
-    &["configuration", "conf", "config"],
-    &["connection_stat_reset", "crst"],
-    &["connections", "cons"],
-    &["dirs"],
-    &["dump"],
-    &["environment", "env", "envi"],
-    &["get_trace_mask", "gtmk"],
-    &["hash"],
-    &["initial_configuration", "icfg"],
-    &["is_read_only", "isro"],
-    &["last_snapshot", "lsnp"],
-    &["leader", "lead"],
-    &["monitor", "mntr"],
-    &["observer_connection_stat_reset", "orst"],
-    &["observers", "obsr"],
-    &["ruok"],
-    &["server_stats", "srvr"],
-    &["set_trace_mask", "stmk"],
-    &["stat_reset", "srst"],
-    &["stats", "stat"],
-    &["system_properties", "sysp"],
-    &["voting_view"],
-    &["watch_summary", "wchs"],
-    &["watches", "wchc"],
-    &["watches_by_path", "wchp"],
-    &["zabstate"],
-];
-
-/// The primary name of the command `name` names.
-pub fn primary_name(name: &str) -> Option<&'static str> {
-    COMMANDS.iter().find(|names| names.contains(&name)).map(|names| names[0])
+/// A command: its names (the primary one first, then ZooKeeper 3.8's aliases), whether
+/// it needs a server that serves (ZooKeeper's `CommandBase.serverRequired`), and which
+/// listing it needs refreshed first (`Some(true)`: the full one, every watch and
+/// ephemeral).
+pub struct Command {
+    pub names: &'static [&'static str],
+    pub server_required: bool,
+    pub listing: Option<bool>,
 }
 
-/// What a command needs refreshed before it is answered: the cores' listings, and
-/// whether in full (every watch and ephemeral).
-pub fn listing_needed(primary: &str) -> Option<bool> {
-    match primary {
-        "watches" | "watches_by_path" | "dump" => Some(true),
-        "connections" | "stats" | "server_stats" | "monitor" | "watch_summary" | "connection_stat_reset" => Some(false),
-        _ => None,
-    }
+const fn command(names: &'static [&'static str], server_required: bool, listing: Option<bool>) -> Command {
+    Command { names, server_required, listing }
+}
+
+pub const COMMANDS: [Command; 26] = [
+    command(&["configuration", "conf", "config"], true, None),
+    command(&["connection_stat_reset", "crst"], true, Some(false)),
+    command(&["connections", "cons"], true, Some(false)),
+    command(&["dirs"], true, None),
+    command(&["dump"], true, Some(true)),
+    command(&["environment", "env", "envi"], false, None),
+    command(&["get_trace_mask", "gtmk"], false, None),
+    command(&["hash"], true, None),
+    command(&["initial_configuration", "icfg"], true, None),
+    command(&["is_read_only", "isro"], true, None),
+    command(&["last_snapshot", "lsnp"], true, None),
+    command(&["leader", "lead"], true, None),
+    command(&["monitor", "mntr"], false, Some(false)),
+    command(&["observer_connection_stat_reset", "orst"], true, None),
+    command(&["observers", "obsr"], true, None),
+    command(&["ruok"], true, None),
+    command(&["server_stats", "srvr"], true, Some(false)),
+    command(&["set_trace_mask", "stmk"], false, None),
+    command(&["stat_reset", "srst"], true, None),
+    command(&["stats", "stat"], true, Some(false)),
+    command(&["system_properties", "sysp"], false, None),
+    command(&["voting_view"], true, None),
+    command(&["watch_summary", "wchs"], true, Some(false)),
+    command(&["watches", "wchc"], true, Some(true)),
+    command(&["watches_by_path", "wchp"], true, Some(true)),
+    command(&["zabstate"], false, None),
+];
+
+/// The command `name` names, by any of its names.
+pub fn lookup(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|command| command.names.contains(&name))
 }
 
 /// Work a command does before the listings are refreshed (`crst` asks the cores to
 /// reset what they then publish).
-pub fn prepare(primary: &str, shared: &Shared) {
-    if primary == "connection_stat_reset" {
+pub fn prepare(command: &Command, shared: &Shared) {
+    if command.names[0] == "connection_stat_reset" && shared.serving() {
         statistics::reset_connection_stats(shared);
     }
 }
 
 /// The JSON answer of the command `name` with the request's query parameters.
 pub fn answer(name: &str, query: &dyn Fn(&str) -> Option<String>, shared: &Shared) -> Json {
-    let Some(primary) = primary_name(name) else {
+    let Some(command) = lookup(name) else {
         return json!({ "command": name, "error": format!("Unknown command: {name}") });
     };
+    if command.server_required && !shared.serving() {
+        // ZooKeeper's answer while its ZooKeeperServer is not running, naming the
+        // command as it was asked for.
+        return json!({ "command": name, "error": "This ZooKeeper instance is not currently serving requests" });
+    }
+    let primary = command.names[0];
     let mut fields = match fields(primary, query, shared) {
         Ok(fields) => fields,
         Err(error) => Map::from_iter([("error".to_owned(), Json::from(error))]),
@@ -86,10 +95,6 @@ fn object(value: Json) -> Map<String, Json> {
 }
 
 fn fields(primary: &str, query: &dyn Fn(&str) -> Option<String>, shared: &Shared) -> Result<Map<String, Json>, String> {
-    if shared.server_mode() == "looking" && needs_a_running_server(primary) {
-        // ZooKeeper's answer while a member has no quorum (its ZooKeeperServer is null).
-        return Err("This ZooKeeper instance is not currently serving requests".to_owned());
-    }
     let config = &shared.config;
     Ok(match primary {
         "configuration" => configuration(shared),
@@ -100,7 +105,9 @@ fn fields(primary: &str, query: &dyn Fn(&str) -> Option<String>, shared: &Shared
             "logdir_size": statistics::directory_size(&config.log_dir()),
         })),
         "dump" => dump(shared),
-        "environment" => statistics::environment(shared)
+        // ZooKeeper lists the JVM's system properties too; Ringkeeper has none, so both
+        // list the process's environment as `envi` shows it.
+        "environment" | "system_properties" => statistics::environment(shared)
             .into_iter()
             .map(|(key, value)| (key.to_owned(), Json::from(value)))
             .collect(),
@@ -117,8 +124,10 @@ fn fields(primary: &str, query: &dyn Fn(&str) -> Option<String>, shared: &Shared
         "observers" => observers(shared),
         "server_stats" => server_stats(shared),
         "set_trace_mask" => {
-            let mask = query("traceMask").and_then(|text| text.parse::<i64>().ok());
-            let mask = mask.ok_or("setTraceMask requires long traceMask argument")?;
+            let text = query("traceMask").ok_or("setTraceMask requires long traceMask argument")?;
+            let mask = text
+                .parse::<i64>()
+                .map_err(|_| format!("setTraceMask requires long traceMask argument, got {text}"))?;
             shared.trace_mask.store(mask, Ordering::Relaxed);
             object(json!({ "tracemask": mask }))
         }
@@ -132,7 +141,6 @@ fn fields(primary: &str, query: &dyn Fn(&str) -> Option<String>, shared: &Shared
             fields.insert("secure_connections".to_owned(), Json::Array(Vec::new()));
             fields
         }
-        "system_properties" => system_properties(shared),
         "voting_view" => voting_view(shared),
         "watch_summary" => {
             let (connections, paths, watches) = statistics::watch_summary(shared);
@@ -155,48 +163,12 @@ fn fields(primary: &str, query: &dyn Fn(&str) -> Option<String>, shared: &Shared
     })
 }
 
-/// The commands ZooKeeper answers only while its ZooKeeperServer runs.
-fn needs_a_running_server(primary: &str) -> bool {
-    matches!(
-        primary,
-        "connections"
-            | "dirs"
-            | "dump"
-            | "hash"
-            | "monitor"
-            | "server_stats"
-            | "stats"
-            | "watch_summary"
-            | "watches"
-            | "watches_by_path"
-            | "last_snapshot"
-    )
-}
-
-/// `ZooKeeperServer.getConf` (and `QuorumPeer`'s additions on an ensemble member).
+/// `ZooKeeperServer.getConf().toMap()`: the entries of `conf` that the AdminServer shows.
 fn configuration(shared: &Shared) -> Map<String, Json> {
-    let config = &shared.config;
-    let mut fields = object(json!({
-        "client_port": config.client_port,
-        "data_dir": config.data_dir.join("version-2").display().to_string(),
-        "data_log_dir": config.log_dir().display().to_string(),
-        "tick_time": config.tick_time_ms,
-        "max_client_cnxns": config.max_client_connections,
-        "min_session_timeout": config.min_session_timeout_ms(),
-        "max_session_timeout": config.max_session_timeout_ms(),
-        "server_id": config.my_id,
-        "client_port_listen_backlog": -1,
-    }));
-    if config.is_ensemble() {
-        fields.insert("init_limit".to_owned(), json!(config.init_limit_ticks));
-        fields.insert("sync_limit".to_owned(), json!(config.sync_limit_ticks));
-        fields.insert("election_alg".to_owned(), json!(3));
-        fields.insert("election_port".to_owned(), json!(-1));
-        fields.insert("quorum_port".to_owned(), json!(-1));
-        fields.insert("peer_type".to_owned(), json!(0));
-        fields.insert("membership".to_owned(), json!(config.membership_text()));
-    }
-    fields
+    statistics::configuration(shared)
+        .into_iter()
+        .filter_map(|entry| entry.json_key.map(|key| (key.to_owned(), entry.value.to_json())))
+        .collect()
 }
 
 /// `ServerCnxn.getConnectionInfo`: with `brief`-less detail for `cons`, the counters
@@ -303,7 +275,8 @@ fn hash(shared: &Shared) -> Map<String, Json> {
 fn last_snapshot(shared: &Shared) -> Map<String, Json> {
     match *shared.last_snapshot.lock().expect("not poisoned") {
         Some(snapshot) => object(json!({ "zxid": format!("{:x}", snapshot.zxid), "timestamp": snapshot.written_at_s })),
-        None => object(json!({ "zxid": "0", "timestamp": 0 })),
+        // `Long.toHexString(-1)` and -1, as ZooKeeper answers without a snapshot.
+        None => object(json!({ "zxid": "ffffffffffffffff", "timestamp": -1 })),
     }
 }
 
@@ -335,12 +308,6 @@ fn observers(shared: &Shared) -> Map<String, Json> {
         .map(|(id, _, _)| json!({ "sid": id }))
         .collect();
     object(json!({ "synced_observers": synced.len(), "observers": synced }))
-}
-
-/// ZooKeeper lists the JVM's system properties; Ringkeeper has none, so it lists the
-/// process's environment as `envi` shows it.
-fn system_properties(shared: &Shared) -> Map<String, Json> {
-    statistics::environment(shared).into_iter().map(|(key, value)| (key.to_owned(), Json::from(value))).collect()
 }
 
 /// `voting_view`: every voting member's addresses, as `QuorumServer.toString` gives them.
@@ -387,13 +354,21 @@ fn zab_state(shared: &Shared) -> Map<String, Json> {
 mod tests {
     use super::*;
 
+    fn serving_shared() -> Shared {
+        let shared = Shared::new(crate::config::Config::default(), 1);
+        shared.recovered.store(true, Ordering::Release);
+        shared.listening_cores.store(1, Ordering::Release);
+        shared
+    }
+
     #[test]
     fn every_alias_names_its_primary_command() {
-        assert_eq!(primary_name("mntr"), Some("monitor"));
-        assert_eq!(primary_name("config"), Some("configuration"));
-        assert_eq!(primary_name("monitor"), Some("monitor"));
-        assert_eq!(primary_name("nosuch"), None);
-        let mut names: Vec<&str> = COMMANDS.iter().flat_map(|names| names.iter().copied()).collect();
+        let primary = |name| lookup(name).map(|command| command.names[0]);
+        assert_eq!(primary("mntr"), Some("monitor"));
+        assert_eq!(primary("config"), Some("configuration"));
+        assert_eq!(primary("monitor"), Some("monitor"));
+        assert_eq!(primary("nosuch"), None);
+        let mut names: Vec<&str> = COMMANDS.iter().flat_map(|command| command.names.iter().copied()).collect();
         let count = names.len();
         names.sort_unstable();
         names.dedup();
@@ -402,18 +377,37 @@ mod tests {
 
     #[test]
     fn an_unknown_command_is_answered_with_an_error_not_a_failure() {
-        let shared = Shared::new(crate::config::Config::default(), 1);
-        let answer = answer("nosuch", &|_| None, &shared);
+        let answer = answer("nosuch", &|_| None, &serving_shared());
         assert_eq!(answer, json!({ "command": "nosuch", "error": "Unknown command: nosuch" }));
     }
 
     #[test]
     fn set_trace_mask_needs_its_argument_and_get_trace_mask_reads_it_back() {
-        let shared = Shared::new(crate::config::Config::default(), 1);
+        let shared = serving_shared();
         let missing = answer("stmk", &|_| None, &shared);
         assert_eq!(missing["error"], "setTraceMask requires long traceMask argument");
+        let garbled = answer("stmk", &|_| Some("x".to_owned()), &shared);
+        assert_eq!(garbled["error"], "setTraceMask requires long traceMask argument, got x");
         let set = answer("stmk", &|name| (name == "traceMask").then(|| "7".to_owned()), &shared);
         assert_eq!((set["tracemask"].as_i64(), set["command"].as_str()), (Some(7), Some("set_trace_mask")));
         assert_eq!(answer("gtmk", &|_| None, &shared)["tracemask"], 7);
+    }
+
+    #[test]
+    fn a_server_that_does_not_serve_answers_only_what_zookeeper_answers_without_one() {
+        // Recovering: not serving. ZooKeeper answers monitor, envi, gtmk, stmk, sysp and
+        // zabstate without a running server, and refuses the rest, naming them as asked.
+        let shared = Shared::new(crate::config::Config::default(), 1);
+        let refused = answer("srvr", &|_| None, &shared);
+        let expected =
+            json!({ "command": "srvr", "error": "This ZooKeeper instance is not currently serving requests" });
+        assert_eq!(refused, expected);
+        assert!(answer("ruok", &|_| None, &shared)["error"].is_string());
+        for name in ["mntr", "envi", "gtmk", "sysp", "zabstate"] {
+            assert!(answer(name, &|_| None, &shared)["error"].is_null(), "{name}");
+        }
+        let shared = serving_shared();
+        assert!(answer("ruok", &|_| None, &shared)["error"].is_null());
+        assert_eq!(answer("lsnp", &|_| None, &shared)["zxid"], "ffffffffffffffff");
     }
 }

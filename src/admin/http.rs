@@ -93,8 +93,9 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// The response's bytes; the connection closes after it.
-pub fn encode_response(response: &Response) -> Vec<u8> {
+/// The response's bytes (without the body for a HEAD request); the connection closes
+/// after it.
+pub fn encode_response(response: &Response, head_only: bool) -> Vec<u8> {
     let mut bytes = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         response.status,
@@ -103,7 +104,9 @@ pub fn encode_response(response: &Response) -> Vec<u8> {
         response.body.len()
     )
     .into_bytes();
-    bytes.extend_from_slice(&response.body);
+    if !head_only {
+        bytes.extend_from_slice(&response.body);
+    }
     bytes
 }
 
@@ -130,10 +133,12 @@ mod tests {
 
     #[test]
     fn a_response_states_its_length_and_closes() {
-        let bytes = encode_response(&Response::text(503, "not ready\n"));
+        let bytes = encode_response(&Response::text(503, "not ready\n"), false);
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
         assert!(text.contains("Content-Length: 10\r\n") && text.contains("Connection: close\r\n"));
         assert!(text.ends_with("\r\n\r\nnot ready\n"));
+        let head = String::from_utf8(encode_response(&Response::text(200, "ready\n"), true)).unwrap();
+        assert!(head.contains("Content-Length: 6\r\n") && head.ends_with("\r\n\r\n"), "{head}");
     }
 }

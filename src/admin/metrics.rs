@@ -76,13 +76,21 @@ fn sanitized(name: &str) -> String {
         .collect()
 }
 
+/// Each family's samples together (the text format requires it: per-namespace quota
+/// metrics come namespace by namespace).
 fn write_gauges(text: &mut String, metrics: &[Metric]) {
+    let mut grouped: Vec<&Metric> = metrics.iter().collect();
+    grouped.sort_by_key(|metric| metric.name.as_str());
     let mut announced: Vec<String> = Vec::new();
-    for metric in metrics {
+    for metric in grouped {
         let Some(value) = metric.value.as_f64() else { continue };
         let name = sanitized(&metric.name);
         if !announced.contains(&name) {
-            write_family(text, &name, "gauge", &format!("ZooKeeper's mntr {}.", metric.key));
+            let help = match metric.key.strip_prefix("zk_") {
+                Some(_) => format!("ZooKeeper's {}, as mntr's {}.", metric.name, metric.key),
+                None => format!("Ringkeeper's {}, also in mntr.", metric.name),
+            };
+            write_family(text, &name, "gauge", &help);
             announced.push(name.clone());
         }
         let labels: Vec<String> =

@@ -1,8 +1,9 @@
 //! The operations endpoints: ZooKeeper's AdminServer (`admin.serverPort`, commands in
 //! JSON, plus `/ready`) and the Prometheus endpoint (`metricsProvider.httpPort`,
 //! `/metrics`). Both run on one executor of their own, unpinned at nice 19, so they
-//! never take a serving core's time; every connection is bounded in size, time and
-//! number, so a slow or hostile HTTP client only ever holds one of these slots.
+//! never take a serving core's time. Every connection is bounded in size and time, and
+//! each endpoint in connections: a slow or hostile HTTP client holds at most the slots
+//! of one endpoint, and each for a few seconds.
 
 pub mod commands;
 pub mod http;
@@ -26,8 +27,14 @@ use http::{Request, Response};
 
 /// Connections served at once per endpoint; more are closed on accept.
 const CONNECTIONS_MAX: usize = 16;
-/// A connection's whole life: reading its request, answering, writing the answer.
+/// How long a client has to send its request's headers.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// A connection's whole life: reading its request, answering (a command may wait up to
+/// 5 s for fresh listings), writing the answer.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request bytes read and dropped after the answer, so closing with unread input does not
+/// reset the connection before the client has read the answer.
+const DRAIN_BYTES_MAX: usize = 64 * 1024;
 
 /// Which endpoint a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +48,6 @@ struct Context {
     /// The way to ask the cores for fresh listings, once core 0 has recovered and
     /// listens for it.
     leader: std::cell::OnceCell<LeaderLink>,
-    open_connections: Cell<usize>,
 }
 
 /// Starts the endpoints the configuration enables, on a thread of their own. A port
@@ -60,11 +66,8 @@ pub fn start(shared: Arc<Shared>, to_leader: SharedSender<ToLeader>) -> Result<(
         .name("admin")
         .io_memory(64 * 1024)
         .spawn(move || async move {
-            // The main thread waits for these signals; the thread started before it
-            // blocked them.
-            crate::server::block_shutdown_signals();
             crate::server::placement::run_at_low_priority();
-            let context = Rc::new(Context { shared, leader: Default::default(), open_connections: Cell::new(0) });
+            let context = Rc::new(Context { shared, leader: Default::default() });
             let mut accepting = Vec::new();
             for (endpoint, address) in endpoints {
                 match TcpListener::bind(address) {
@@ -86,6 +89,7 @@ pub fn start(shared: Arc<Shared>, to_leader: SharedSender<ToLeader>) -> Result<(
 }
 
 async fn accept(listener: TcpListener, endpoint: Endpoint, context: Rc<Context>) {
+    let open_connections = Rc::new(Cell::new(0usize));
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -95,12 +99,12 @@ async fn accept(listener: TcpListener, endpoint: Endpoint, context: Rc<Context>)
                 continue;
             }
         };
-        if context.open_connections.get() >= CONNECTIONS_MAX {
+        if open_connections.get() >= CONNECTIONS_MAX {
             tracing::debug!(?endpoint, "too many operations connections; closing a new one");
             continue;
         }
-        context.open_connections.set(context.open_connections.get() + 1);
-        let serving = context.clone();
+        open_connections.set(open_connections.get() + 1);
+        let (serving, open) = (context.clone(), open_connections.clone());
         glommio::spawn_local(async move {
             let served = serve(stream, endpoint, &serving);
             let expired = async {
@@ -108,30 +112,53 @@ async fn accept(listener: TcpListener, endpoint: Endpoint, context: Rc<Context>)
                 tracing::debug!(?endpoint, "an operations connection timed out");
             };
             futures_lite::future::or(served, expired).await;
-            serving.open_connections.set(serving.open_connections.get() - 1);
+            open.set(open.get() - 1);
         })
         .detach();
     }
 }
 
-async fn serve(mut stream: TcpStream, endpoint: Endpoint, context: &Context) {
+/// Reads until the request's headers are complete (or are refused).
+async fn read_request(stream: &mut TcpStream) -> Option<Result<Request, Response>> {
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 1024];
-    let response = loop {
+    loop {
         match http::parse_request(&bytes) {
-            Ok(Some(request)) => break route(&request, endpoint, context).await,
+            Ok(Some(request)) => return Some(Ok(request)),
             Ok(None) => {}
-            Err(http::ParseError::TooLarge) => break Response::text(431, "request too large\n"),
-            Err(http::ParseError::Malformed(why)) => break Response::text(400, format!("bad request: {why}\n")),
+            Err(http::ParseError::TooLarge) => return Some(Err(Response::text(431, "request too large\n"))),
+            Err(http::ParseError::Malformed(why)) => {
+                return Some(Err(Response::text(400, format!("bad request: {why}\n"))))
+            }
         }
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(read) => bytes.extend_from_slice(&chunk[..read]),
         }
+    }
+}
+
+async fn serve(mut stream: TcpStream, endpoint: Endpoint, context: &Context) {
+    let expired = async {
+        glommio::timer::sleep(REQUEST_TIMEOUT).await;
+        None
     };
-    let _ = stream.write_all(&http::encode_response(&response)).await;
+    let Some(read) = futures_lite::future::or(read_request(&mut stream), expired).await else { return };
+    let (response, head_only) = match read {
+        Ok(request) => (route(&request, endpoint, context).await, request.method == "HEAD"),
+        Err(refusal) => (refusal, false),
+    };
+    let _ = stream.write_all(&http::encode_response(&response, head_only)).await;
     let _ = stream.flush().await;
-    let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    let _ = stream.shutdown(std::net::Shutdown::Write).await;
+    let mut drained = 0;
+    let mut chunk = [0u8; 1024];
+    while drained < DRAIN_BYTES_MAX {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => drained += read,
+        }
+    }
 }
 
 async fn route(request: &Request, endpoint: Endpoint, context: &Context) -> Response {
@@ -167,19 +194,15 @@ async fn admin_command(request: &Request, context: &Context) -> Response {
     if name.is_empty() {
         let links: String = commands::COMMANDS
             .iter()
-            .map(|names| format!("<a href=\"{base}/{0}\">{0}</a>\n<br/>\n", names[0]))
+            .map(|command| format!("<a href=\"{base}/{0}\">{0}</a>\n<br/>\n", command.names[0]))
             .collect();
         return Response::new(200, "text/html; charset=utf-8", links);
     }
-    if let Some(primary) = commands::primary_name(name) {
-        commands::prepare(primary, shared);
-        match (commands::listing_needed(primary), context.leader.get()) {
-            (Some(in_full), Some(leader)) => refresh_listings(shared, leader, in_full).await,
-            (Some(_), None) => {
-                let answer = serde_json::json!({ "command": primary, "error": "This ZooKeeper instance is not currently serving requests" });
-                return Response::new(200, "application/json", answer.to_string() + "\n");
-            }
-            (None, _) => {}
+    if let Some(command) = commands::lookup(name) {
+        commands::prepare(command, shared);
+        // Without the link to core 0 the server is still recovering: nothing to refresh.
+        if let (Some(in_full), Some(leader)) = (command.listing, context.leader.get()) {
+            refresh_listings(shared, leader, in_full).await;
         }
     }
     let query = |key: &str| request.query_value(key).map(str::to_owned);

@@ -396,7 +396,8 @@ async fn wait_for_every_core(connection: &Rc<RefCell<Connection>>, shared: &Shar
     }
 }
 
-/// Asks every core for fresh numbers and waits (briefly, bounded) until they published;
+/// Asks every core for fresh numbers and waits (bounded: 5 s, far more than a loaded core
+/// takes to get to it) until they published;
 /// `in_full` also for every watch and ephemeral. The request reaches every core through
 /// core 0 and the committed stream, so no core polls for requests (an idle server wakes
 /// for nothing).
@@ -411,7 +412,7 @@ pub async fn refresh_listings(shared: &Shared, leader: &LeaderLink, in_full: boo
     if !leader.send(ToLeader::PublishListings).await {
         return;
     }
-    for _ in 0..40 {
+    for _ in 0..500 {
         if shared.listing_published.iter().all(|published| published.load(Ordering::Acquire) >= generation) {
             return;
         }

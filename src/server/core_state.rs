@@ -197,7 +197,7 @@ impl CoreState {
             self.publish_counters();
         }
         let latency_us = self.reply(conn, xid, code, &body, received);
-        self.shared.histograms.read_latency_us.record(latency_us);
+        self.shared.histograms.read_latency_us[self.core].record(latency_us);
     }
 
     /// Answers a request; returns its latency in microseconds.
@@ -451,7 +451,7 @@ impl CoreState {
             Queued::Write { xid, kind, received } => {
                 let (code, body) = write_reply(&kind, outcome.clone());
                 let latency_us = self.reply(&mut conn, xid, code, &body, received);
-                self.shared.histograms.update_latency_us.record(latency_us);
+                self.shared.histograms.update_latency_us[self.core].record(latency_us);
             }
             Queued::Close { xid, received } => {
                 self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Empty, received);

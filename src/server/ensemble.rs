@@ -222,7 +222,8 @@ impl Ensemble {
             // This member's own business, serving or not. Only a leader keeps the
             // session table; other members list the sessions they hold.
             match &self.ordering {
-                Some(ordering) => ordering.borrow().publish_sessions(),
+                Some(ordering) if self.shared.take_session_listing_request() => ordering.borrow().publish_sessions(),
+                Some(_) => {}
                 None => self.shared.session_listing.lock().expect("not poisoned").clear(),
             }
             self.broadcast_control(Control::PublishListings);

@@ -80,7 +80,11 @@ pub async fn run(
             match op {
                 LogOp::Append { batch, .. } => {
                     let appends = 1 + more.len();
-                    let records = more.last().unwrap_or(&batch).last_zxid - batch.first_zxid + 1;
+                    // Counted per batch: a group of batches may span an epoch change.
+                    let records: i64 = std::iter::once(&batch)
+                        .chain(more.iter())
+                        .map(|part| part.last_zxid - part.first_zxid + 1)
+                        .sum();
                     let started = std::time::Instant::now();
                     let result = if more.is_empty() {
                         writer.append(&batch.bytes, batch.first_zxid).await
@@ -156,7 +160,7 @@ pub async fn run(
                         nodes = tree.node_count(),
                         "installed the leader's snapshot"
                     );
-                    driver.borrow().shared.note_snapshot(zxid, size_bytes);
+                    driver.borrow().shared.note_snapshot(zxid, size_bytes, std::time::SystemTime::now());
                     driver.borrow_mut().installed(seq, tree);
                 }
             }

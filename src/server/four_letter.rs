@@ -8,9 +8,10 @@ use super::shared::Shared;
 use super::statistics::{self, FULL_VERSION};
 use crate::proto::four_letter::is_allowed;
 
-/// The words that need every core's full listing (watches, ephemerals) refreshed first.
+/// The words that need every core's full listing (watches, ephemerals) refreshed first:
+/// as the AdminServer command of the same name.
 pub fn needs_full_listing(command: &str) -> bool {
-    matches!(command, "wchc" | "wchp" | "dump")
+    crate::admin::commands::lookup(command).is_some_and(|command| command.listing == Some(true))
 }
 
 /// The text answer to a four-letter word; `argument` is `stmk`'s trace mask.
@@ -137,8 +138,12 @@ fn monitor(shared: &Shared) -> String {
 
 fn configuration(shared: &Shared) -> String {
     let mut text = String::new();
-    for (key, value) in statistics::configuration(shared) {
-        let _ = writeln!(text, "{key}={}", value.to_text());
+    for entry in statistics::configuration(shared) {
+        let _ = writeln!(text, "{}={}", entry.key, entry.value.to_text());
+    }
+    if shared.config.is_ensemble() {
+        // `QuorumZooKeeperServer.dumpConf` ends with the membership, in its own format.
+        let _ = writeln!(text, "membership: {}", shared.config.membership_text());
     }
     text
 }
@@ -264,7 +269,7 @@ pub fn java_date(epoch_ms: u64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let seconds = epoch_ms / 1000;
     let days = (seconds / 86_400) as i64;
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = crate::calendar::civil_from_days(days);
     let second_of_day = seconds % 86_400;
     format!(
         "{} {} {day:02} {:02}:{:02}:{:02} UTC {year}",
@@ -274,20 +279,6 @@ pub fn java_date(epoch_ms: u64) -> String {
         second_of_day / 60 % 60,
         second_of_day % 60
     )
-}
-
-/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]

@@ -48,21 +48,23 @@ impl Histogram {
     }
 
     pub fn record(&self, value: u64) {
-        let bucket = self.bounds.partition_point(|&bound| bound < value);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(value, Ordering::Relaxed);
+        // min and max first, published by the bucket's release: a snapshot that counts
+        // this value sees them.
         self.min.fetch_min(value, Ordering::Relaxed);
         self.max.fetch_max(value, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+        let bucket = self.bounds.partition_point(|&bound| bound < value);
+        self.buckets[bucket].fetch_add(1, Ordering::Release);
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
         let mut running = 0;
         let mut cumulative = Vec::with_capacity(self.bounds.len());
         for (bound, bucket) in self.bounds.iter().zip(self.buckets.iter()) {
-            running += bucket.load(Ordering::Relaxed);
+            running += bucket.load(Ordering::Acquire);
             cumulative.push((*bound, running));
         }
-        let count = running + self.buckets[self.bounds.len()].load(Ordering::Relaxed);
+        let count = running + self.buckets[self.bounds.len()].load(Ordering::Acquire);
         let (min, max) = match count {
             0 => (0, 0),
             _ => (self.min.load(Ordering::Relaxed), self.max.load(Ordering::Relaxed)),
@@ -72,6 +74,29 @@ impl Histogram {
 }
 
 impl HistogramSnapshot {
+    /// One snapshot of several histograms with the same bounds (one per core).
+    pub fn merged(snapshots: impl IntoIterator<Item = HistogramSnapshot>) -> HistogramSnapshot {
+        let mut merged: Option<HistogramSnapshot> = None;
+        for snapshot in snapshots {
+            let Some(total) = merged.as_mut() else {
+                merged = Some(snapshot);
+                continue;
+            };
+            assert_eq!(total.cumulative.len(), snapshot.cumulative.len(), "merged histograms share bounds");
+            for ((bound, count), (other_bound, other_count)) in total.cumulative.iter_mut().zip(&snapshot.cumulative) {
+                assert_eq!(bound, other_bound, "merged histograms share bounds");
+                *count += other_count;
+            }
+            if snapshot.count > 0 {
+                total.min = if total.count == 0 { snapshot.min } else { total.min.min(snapshot.min) };
+                total.max = total.max.max(snapshot.max);
+            }
+            total.count += snapshot.count;
+            total.sum += snapshot.sum;
+        }
+        merged.expect("at least one histogram")
+    }
+
     /// The bound of the first bucket that holds the `quantile` of the values (the largest
     /// bound for values above every bound); 0 when empty.
     pub fn quantile(&self, quantile: f64) -> u64 {
@@ -102,6 +127,18 @@ mod tests {
         assert_eq!(snapshot.cumulative, vec![(10, 2), (100, 4)]);
         assert_eq!((snapshot.count, snapshot.sum), (5, 222));
         assert_eq!((snapshot.min, snapshot.max), (0, 101));
+    }
+
+    #[test]
+    fn merged_snapshots_add_counts_and_keep_the_extremes() {
+        let (first, second, empty) =
+            (Histogram::new(&[10, 100]), Histogram::new(&[10, 100]), Histogram::new(&[10, 100]));
+        first.record(5);
+        second.record(50);
+        second.record(500);
+        let merged = HistogramSnapshot::merged([empty.snapshot(), first.snapshot(), second.snapshot()]);
+        assert_eq!(merged.cumulative, vec![(10, 1), (100, 2)]);
+        assert_eq!((merged.count, merged.sum, merged.min, merged.max), (3, 555, 5, 500));
     }
 
     #[test]

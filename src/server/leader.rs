@@ -172,7 +172,9 @@ impl Leader {
 
     pub fn handle(&mut self, message: ToLeader) {
         if let ToLeader::PublishListings = message {
-            self.publish_sessions();
+            if self.shared.take_session_listing_request() {
+                self.publish_sessions();
+            }
             // Not ordered: every core publishes when its committed stream gets this.
             for core in 0..self.controls.len() {
                 self.place(self.member, core, Control::PublishListings);

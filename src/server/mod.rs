@@ -237,6 +237,13 @@ pub fn block_shutdown_signals() -> libc::sigset_t {
     }
 }
 
+/// Unblocks what `block_shutdown_signals` blocked, in this thread only: until the server
+/// serves, SIGTERM and SIGINT end the process at once.
+fn unblock_shutdown_signals(signals: &libc::sigset_t) {
+    // SAFETY: pthread_sigmask with a set built by `block_shutdown_signals`.
+    assert_eq!(unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, signals, std::ptr::null_mut()) }, 0);
+}
+
 /// Waits for one of the signals `block_shutdown_signals` blocked; returns it.
 pub fn wait_for_shutdown_signal(signals: &libc::sigset_t) -> libc::c_int {
     let mut signal: libc::c_int = 0;
@@ -297,7 +304,11 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     let operations = shared.config.admin.enabled || shared.config.metrics.enabled;
     let (channels, operations_to_leader) = make_channels(cores, operations);
     if let Some(to_leader) = operations_to_leader {
+        // Its threads (glommio's helper thread too) inherit the blocked signals, so only
+        // this thread takes them: at once while recovering, by sigwait once serving.
+        let signals = block_shutdown_signals();
         crate::admin::start(shared.clone(), to_leader)?;
+        unblock_shutdown_signals(&signals);
     }
     let config = &shared.config;
     let recovered = Arc::new(crate::log::recovery::recover(&log_dir).map_err(|error| error.to_string())?);
@@ -311,7 +322,8 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     let snapshot = Arc::new(snapshot);
     let signals = block_shutdown_signals();
     if let Some(loaded) = snapshot.as_ref() {
-        shared.note_snapshot(loaded.zxid, loaded.map.len() as u64);
+        let written_at = std::fs::metadata(&loaded.path).and_then(|metadata| metadata.modified());
+        shared.note_snapshot(loaded.zxid, loaded.map.len() as u64, written_at.unwrap_or(std::time::UNIX_EPOCH));
     }
     shared.recovered.store(true, std::sync::atomic::Ordering::Release);
     let cpus = placement::executor_cpus(&shared.config, cores);
@@ -622,7 +634,7 @@ async fn publish(
 
 /// One group commit for the metrics: how long its write took and how many records it held.
 pub(crate) fn note_log_write(shared: &Shared, started: std::time::Instant, records: i64) {
-    assert!(records > 0, "a group commit holds records");
+    debug_assert!(records > 0, "a group commit holds records");
     shared.histograms.log_write_us.record(started.elapsed().as_micros() as u64);
     shared.histograms.group_commit_records.record(records as u64);
 }

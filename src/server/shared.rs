@@ -81,20 +81,22 @@ pub struct Histograms {
     pub group_commit_records: Histogram,
     /// Writing one snapshot, in microseconds.
     pub snapshot_us: Histogram,
-    /// Request to reply, for reads and for writes (ZooKeeper's readlatency and
-    /// updatelatency), in microseconds.
-    pub read_latency_us: Histogram,
-    pub update_latency_us: Histogram,
+    /// Per core, request to reply, for reads and for writes (ZooKeeper's readlatency
+    /// and updatelatency), in microseconds. Per core so that cores never write the same
+    /// cache lines.
+    pub read_latency_us: Vec<Histogram>,
+    pub update_latency_us: Vec<Histogram>,
 }
 
-impl Default for Histograms {
-    fn default() -> Self {
+impl Histograms {
+    fn new(cores: usize) -> Histograms {
+        let per_core = || (0..cores).map(|_| Histogram::new(DURATION_BOUNDS_US)).collect();
         Histograms {
             log_write_us: Histogram::new(DURATION_BOUNDS_US),
             group_commit_records: Histogram::new(COUNT_BOUNDS),
             snapshot_us: Histogram::new(DURATION_BOUNDS_US),
-            read_latency_us: Histogram::new(DURATION_BOUNDS_US),
-            update_latency_us: Histogram::new(DURATION_BOUNDS_US),
+            read_latency_us: per_core(),
+            update_latency_us: per_core(),
         }
     }
 }
@@ -193,6 +195,9 @@ pub struct Shared {
     pub trace_mask: AtomicI64,
     /// Every session's ephemeral nodes, refreshed by core 0 with the full listing.
     pub ephemeral_listing: Mutex<Vec<(i64, Vec<String>)>>,
+    /// The last full listing generation (`watch_listing_requested`) the sessions were
+    /// listed for.
+    sessions_listed: AtomicU64,
     /// Refreshed with the listings by whoever keeps the session table.
     pub session_listing: Mutex<Vec<SessionListing>>,
     /// (zxid, tree digest) every `DIGEST_LOG_INTERVAL` zxids, the newest last (`hash`).
@@ -279,8 +284,9 @@ impl Shared {
             quota_warnings: Mutex::new(RateLogger::default()),
             ensemble_status: Mutex::new(EnsembleStatus::default()),
             read_only: std::sync::atomic::AtomicBool::new(false),
-            histograms: Histograms::default(),
+            histograms: Histograms::new(cores),
             trace_mask: AtomicI64::new(TRACE_MASK_DEFAULT),
+            sessions_listed: AtomicU64::new(0),
             session_listing: Mutex::new(Vec::new()),
             ephemeral_listing: Mutex::new(Vec::new()),
             digest_log: Mutex::new(VecDeque::new()),
@@ -304,13 +310,34 @@ impl Shared {
         }
     }
 
-    /// standalone, or an ensemble member's leader, follower, observer or looking.
+    /// standalone, or an ensemble member's leader, follower, observer, read-only or
+    /// looking (also before its driver first says).
     pub fn server_mode(&self) -> &'static str {
         if self.config.is_ensemble() {
-            self.ensemble_status.lock().expect("not poisoned").mode
+            match self.ensemble_status.lock().expect("not poisoned").mode {
+                "" => "looking",
+                mode => mode,
+            }
         } else {
             "standalone"
         }
+    }
+
+    /// Whether this server serves sessions now (ZooKeeper's `ZooKeeperServer.isRunning`):
+    /// recovered, every core listening, and not looking for a quorum. A read-only
+    /// member serves.
+    pub fn serving(&self) -> bool {
+        self.recovered.load(Ordering::Acquire)
+            && self.listening_cores.load(Ordering::Acquire) == self.cores
+            && self.server_mode() != "looking"
+    }
+
+    /// For whoever keeps the session table: whether a full listing (`dump`, `wchc`,
+    /// `wchp`) was asked for since it last listed the sessions; the answer counts as the
+    /// listing being done.
+    pub fn take_session_listing_request(&self) -> bool {
+        let wanted = self.watch_listing_requested.load(Ordering::Acquire);
+        self.sessions_listed.fetch_max(wanted, Ordering::AcqRel) < wanted
     }
 
     pub fn committed_zxid(&self) -> i64 {
@@ -397,11 +424,10 @@ impl Shared {
         }
     }
 
-    /// A snapshot this server wrote, loaded or installed, as of now.
-    pub fn note_snapshot(&self, zxid: i64, size_bytes: u64) {
-        let written_at_s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since_epoch| since_epoch.as_secs());
+    /// A snapshot this server wrote, loaded or installed, written at `written_at`.
+    pub fn note_snapshot(&self, zxid: i64, size_bytes: u64, written_at: std::time::SystemTime) {
+        let written_at_s =
+            written_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |since_epoch| since_epoch.as_secs());
         *self.last_snapshot.lock().expect("not poisoned") = Some(LastSnapshot { zxid, written_at_s, size_bytes });
     }
 

@@ -104,7 +104,7 @@ fn take(tree: &DataTree, installs: u64, shared: &Shared) {
         Ok(Some((path, size_bytes))) => {
             let elapsed = started.elapsed();
             shared.histograms.snapshot_us.record(elapsed.as_micros() as u64);
-            shared.note_snapshot(tree.last_zxid(), size_bytes as u64);
+            shared.note_snapshot(tree.last_zxid(), size_bytes as u64, std::time::SystemTime::now());
             tracing::info!(
                 path = %path.display(),
                 size_bytes,

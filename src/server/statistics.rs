@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use super::histogram::HistogramSnapshot;
+use super::histogram::{Histogram, HistogramSnapshot};
 use super::shared::{SessionListing, Shared};
 
 /// The version string clients and scripts see (ZooKeeper's `Version.getFullVersion`):
@@ -197,17 +197,13 @@ impl Summary {
 /// ZooKeeper's summaries that Ringkeeper measures.
 pub fn summaries(shared: &Shared) -> Vec<Summary> {
     let histograms = &shared.histograms;
-    let summary = |name, histogram: &super::histogram::Histogram, percentiles| Summary {
-        name,
-        snapshot: histogram.snapshot(),
-        divisor: 1000,
-        percentiles,
-    };
+    let summary = |name, snapshot, percentiles| Summary { name, snapshot, divisor: 1000, percentiles };
+    let merged = |per_core: &[Histogram]| HistogramSnapshot::merged(per_core.iter().map(Histogram::snapshot));
     vec![
-        summary("fsynctime", &histograms.log_write_us, false),
-        summary("snapshottime", &histograms.snapshot_us, false),
-        summary("readlatency", &histograms.read_latency_us, true),
-        summary("updatelatency", &histograms.update_latency_us, true),
+        summary("fsynctime", histograms.log_write_us.snapshot(), false),
+        summary("snapshottime", histograms.snapshot_us.snapshot(), false),
+        summary("readlatency", merged(&histograms.read_latency_us), true),
+        summary("updatelatency", merged(&histograms.update_latency_us), true),
     ]
 }
 
@@ -355,31 +351,40 @@ fn user_name() -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-/// `conf`: (key, value) in ZooKeeper's order (`ZooKeeperServer.dumpConf` /
-/// `getConf`), the mntr-style names; `configuration` renames them to snake case.
-pub fn configuration(shared: &Shared) -> Vec<(&'static str, Value)> {
+/// One configuration entry: its name in `conf` (`ZooKeeperServer.dumpConf`), and in the
+/// AdminServer's `configuration` (`ZooKeeperServerConf.toMap`) if it is there at all.
+pub struct ConfEntry {
+    pub key: &'static str,
+    pub json_key: Option<&'static str>,
+    pub value: Value,
+}
+
+/// The configuration in `conf`'s order; an ensemble member's adds what
+/// `QuorumZooKeeperServer.dumpConf` adds, which the AdminServer does not show.
+pub fn configuration(shared: &Shared) -> Vec<ConfEntry> {
     let config = &shared.config;
+    let entry = |key, json_key, value| ConfEntry { key, json_key, value };
     let mut entries = vec![
-        ("clientPort", Value::Int(i64::from(config.client_port))),
-        ("secureClientPort", Value::Int(-1)),
-        ("dataDir", Value::Text(config.data_dir.join("version-2").display().to_string())),
-        ("dataDirSize", Value::count(directory_size(&config.data_dir))),
-        ("dataLogDir", Value::Text(config.log_dir().display().to_string())),
-        ("dataLogSize", Value::count(directory_size(&config.log_dir()))),
-        ("tickTime", Value::Int(i64::from(config.tick_time_ms))),
-        ("maxClientCnxns", Value::Int(i64::from(config.max_client_connections))),
-        ("minSessionTimeout", Value::Int(i64::from(config.min_session_timeout_ms()))),
-        ("maxSessionTimeout", Value::Int(i64::from(config.max_session_timeout_ms()))),
-        ("clientPortListenBacklog", Value::Int(-1)),
-        ("serverId", Value::count(config.my_id)),
+        entry("clientPort", Some("client_port"), Value::Int(i64::from(config.client_port))),
+        entry("secureClientPort", None, Value::Int(-1)),
+        entry("dataDir", Some("data_dir"), Value::Text(config.data_dir.join("version-2").display().to_string())),
+        entry("dataDirSize", None, Value::count(directory_size(&config.data_dir))),
+        entry("dataLogDir", Some("data_log_dir"), Value::Text(config.log_dir().display().to_string())),
+        entry("dataLogSize", None, Value::count(directory_size(&config.log_dir()))),
+        entry("tickTime", Some("tick_time"), Value::Int(i64::from(config.tick_time_ms))),
+        entry("maxClientCnxns", Some("max_client_cnxns"), Value::Int(i64::from(config.max_client_connections))),
+        entry("minSessionTimeout", Some("min_session_timeout"), Value::Int(i64::from(config.min_session_timeout_ms()))),
+        entry("maxSessionTimeout", Some("max_session_timeout"), Value::Int(i64::from(config.max_session_timeout_ms()))),
+        entry("clientPortListenBacklog", Some("client_port_listen_backlog"), Value::Int(-1)),
+        entry("serverId", Some("server_id"), Value::count(config.my_id)),
     ];
     if config.is_ensemble() {
-        entries.push(("initLimit", Value::Int(i64::from(config.init_limit_ticks))));
-        entries.push(("syncLimit", Value::Int(i64::from(config.sync_limit_ticks))));
-        entries.push(("electionAlg", Value::Int(3)));
-        entries.push(("electionPort", Value::Int(-1)));
-        entries.push(("quorumPort", Value::Int(-1)));
-        entries.push(("peerType", Value::Int(0)));
+        entries.push(entry("initLimit", None, Value::Int(i64::from(config.init_limit_ticks))));
+        entries.push(entry("syncLimit", None, Value::Int(i64::from(config.sync_limit_ticks))));
+        entries.push(entry("electionAlg", None, Value::Int(3)));
+        entries.push(entry("electionPort", None, Value::Int(-1)));
+        entries.push(entry("quorumPort", None, Value::Int(-1)));
+        entries.push(entry("peerType", None, Value::Int(0)));
     }
     entries
 }

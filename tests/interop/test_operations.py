@@ -328,10 +328,33 @@ def test_a_malformed_or_endless_request_gets_an_error_and_the_server_keeps_servi
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET /" + b"a" * 10000)
         assert sock.recv(100).startswith(b"HTTP/1.1 431")
-    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+
+
+
+def test_idle_http_clients_hold_at_most_their_endpoints_slots_and_only_for_a_while(pair):
+    # 16 connections that never send a request fill the admin endpoint: a 17th is closed
+    # unanswered, while the metrics endpoint and the client port serve as before. The
+    # idle ones are closed once their time to send a request runs out, and the endpoint
+    # answers again.
+    servers, clients = pair
+    server = servers["ringkeeper"]
+    admin, metrics = server.admin_port, int(server.extra_cfg["metricsProvider.httpPort"])
+    idle = [socket.create_connection(("127.0.0.1", admin), timeout=30) for _ in range(16)]
     try:
+        def refused() -> bool:
+            with socket.create_connection(("127.0.0.1", admin), timeout=30) as sock:
+                try:
+                    sock.sendall(b"GET /ready HTTP/1.1\r\n\r\n")
+                    return sock.recv(100) == b""
+                except ConnectionResetError:
+                    return True
+
+        assert wait_until(refused, 30, what="a 17th admin connection closed unanswered")
+        assert http_get(metrics, "/metrics")[0] == 200
         assert clients["ringkeeper"].get("/watched")[0] == b"x"
-        assert http_get(port, "/ready")[0] == 200
+        for sock in idle:
+            assert sock.recv(100) == b"", "closed by the server, unanswered"
+        wait_until(lambda: http_get(admin, "/ready")[0] == 200, 30, what="the admin endpoint answering again")
     finally:
         for sock in idle:
             sock.close()
@@ -363,11 +386,13 @@ def test_an_ensemble_member_is_ready_only_while_in_a_quorum():
         assert status == 503 and body.startswith("not ready:"), body
         for member in others:
             member.launch()
-        status, body = wait_until(lambda: (ready() or (0, ""))[0] == 200 and ready(), 120, what="member 1 ready in a quorum")
+        status, body = wait_until(lambda: (answer := ready()) and answer[0] == 200 and answer, 120,
+                                  what="member 1 ready in a quorum")
         assert re.fullmatch(r"ready: (leader|follower)\n", body), body
         for member in others:
             member.stop()
-        status, body = wait_until(lambda: (ready() or (0, ""))[0] == 503 and ready(), 120, what="member 1 not ready alone")
+        status, body = wait_until(lambda: (answer := ready()) and answer[0] == 503 and answer, 120,
+                                  what="member 1 not ready alone")
         assert status == 503 and "no quorum" in body, body
     finally:
         ensemble.stop()
