@@ -15,6 +15,7 @@ pub(crate) mod messages;
 pub(crate) mod peer_codec;
 pub(crate) mod peer_links;
 pub(crate) mod placement;
+pub(crate) mod service_manager;
 pub(crate) mod shared;
 pub(crate) mod snapshotter;
 pub(crate) mod statistics;
@@ -347,6 +348,7 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     let _keep_locked = &_data_dir_lock;
     let signal = wait_for_shutdown_signal(&signals);
     tracing::info!(signal, "shutting down");
+    service_manager::notify("STOPPING=1");
     // Nothing is buffered that a client was told is durable: replies are sent only after
     // their transactions are applied. Exiting now closes every connection.
     std::process::exit(0);
@@ -410,7 +412,11 @@ async fn core_main(
             std::process::exit(1);
         }
     };
-    shared.listening_cores.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    let listening = shared.listening_cores.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+    if listening == shared.cores {
+        // Recovered and every core listens: a service manager may start what depends on us.
+        service_manager::notify(&format!("READY=1\nSTATUS=serving clients on {address}"));
+    }
     loop {
         match listener.accept().await {
             Ok(stream) => {

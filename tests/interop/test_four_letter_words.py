@@ -182,7 +182,12 @@ def test_conf(server):
     assert conf["tickTime"] == str(TICK_MS)
     assert conf["minSessionTimeout"] == str(2 * TICK_MS)
     assert conf["maxSessionTimeout"] == str(20 * TICK_MS)
-    assert conf["serverId"] == "0"
+    # ZooKeeper's serverId: 0 standalone, the member's myid in an ensemble (member 1 here),
+    # whose conf also has the quorum settings and ends with the membership.
+    assert conf["serverId"] == ("1" if ENSEMBLE else "0")
+    if ENSEMBLE:
+        assert conf["initLimit"] == "10" and conf["syncLimit"] == "5", text
+        assert re.search(r"^membership: server\.1=", text, re.MULTILINE), text
     assert re.fullmatch(r"\d+", conf["maxClientCnxns"])
     assert conf["dataDir"].startswith(server.tmpdir)
     assert conf["dataLogDir"].startswith(server.tmpdir)
