@@ -18,6 +18,7 @@ pub mod calendar;
 pub mod config;
 pub mod consensus;
 pub mod ensemble_local;
+pub mod import;
 pub mod log;
 pub mod proto;
 pub mod server;

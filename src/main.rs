@@ -98,6 +98,23 @@ enum Command {
         #[arg(long)]
         trace: bool,
     },
+    /// Make a Ringkeeper data directory from a ZooKeeper 3.5-3.9 one: its newest valid
+    /// snapshot and the transaction logs after it, with every node, Stat, ACL and session.
+    Import {
+        /// ZooKeeper's dataDir (holding version-2).
+        #[arg(long, value_name = "DIR")]
+        from_zookeeper: PathBuf,
+        /// ZooKeeper's dataLogDir, if it is not its dataDir.
+        #[arg(long, value_name = "DIR")]
+        zookeeper_log_dir: Option<PathBuf>,
+        /// The Ringkeeper dataDir to write (it must hold no data yet).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Close every session (and delete its ephemeral nodes) instead of keeping them to
+        /// expire normally.
+        #[arg(long)]
+        drop_sessions: bool,
+    },
     /// Inspect transaction log segments.
     Log {
         #[command(subcommand)]
@@ -259,6 +276,24 @@ fn main() -> ExitCode {
             dump_file(&path, json, ringkeeper::log::dump::dump_snapshot)
         }
         Command::Bench(args) => bench(*args),
+        Command::Import { from_zookeeper, zookeeper_log_dir, data_dir, drop_sessions } => {
+            let options = ringkeeper::import::Options {
+                zookeeper_dir: from_zookeeper,
+                zookeeper_log_dir,
+                data_dir,
+                drop_sessions,
+            };
+            match ringkeeper::import::run(&options) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("ringkeeper: import refused: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Report(args) => report(args),
     }
 }

@@ -37,6 +37,7 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Reads jute fields from one frame, front to back.
+#[derive(Clone)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
     position: usize,
@@ -53,6 +54,11 @@ impl<'a> Reader<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
+    }
+
+    /// Bytes read so far (an offset for error messages).
+    pub fn position(&self) -> usize {
+        self.position
     }
 
     fn take(&mut self, count: usize) -> Result<&'a [u8], DecodeError> {
@@ -73,6 +79,10 @@ impl<'a> Reader<'a> {
     pub fn read_i64(&mut self) -> Result<i64, DecodeError> {
         let slice = self.take(8)?;
         Ok(i64::from_be_bytes(slice.try_into().expect("took eight bytes")))
+    }
+
+    pub fn read_u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
     }
 
     pub fn read_bool(&mut self) -> Result<bool, DecodeError> {

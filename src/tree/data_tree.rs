@@ -129,6 +129,24 @@ impl DataTree {
         tree
     }
 
+    /// ZooKeeper's replay fix-ups, for a logged change that finds its work already done
+    /// (an imported fuzzy snapshot holds it): after a create of an existing node the
+    /// parent's cversion rises to the logged one (-1: one more) with its pzxid
+    /// (`DataTree.setCversionPzxid`); after a delete of a missing node (`child_version`
+    /// None) the parent's pzxid rises to `zxid`.
+    pub fn raise_parent(&mut self, parent: &str, child_version: Option<i32>, zxid: i64) {
+        self.change_node(parent, |node| match child_version {
+            Some(cversion) => {
+                let cversion = if cversion == -1 { node.cversion + 1 } else { cversion };
+                if cversion > node.cversion {
+                    node.cversion = cversion;
+                    node.pzxid = zxid;
+                }
+            }
+            None => node.pzxid = node.pzxid.max(zxid),
+        });
+    }
+
     /// The tree's digest as ZooKeeper computes it (`hash`).
     pub fn digest(&self) -> u64 {
         self.digest

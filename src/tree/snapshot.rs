@@ -63,8 +63,23 @@ pub fn encode(tree: &DataTree) -> Vec<u8> {
     // The archive is written after room for the header: rkyv's positions are relative,
     // and 32 keeps the archive 16-byte aligned in the file.
     let bytes = vec![0; HEADER_BYTES];
-    let mut bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&image, bytes)
+    let bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&image, bytes)
         .expect("serializing into memory cannot fail");
+    with_header(zxid, bytes)
+}
+
+/// A snapshot file's bytes for an image built elsewhere (an import): nodes sorted by
+/// path, as `load` needs them.
+pub fn encode_image(image: &SnapshotImage) -> Vec<u8> {
+    assert!(image.nodes.windows(2).all(|pair| pair[0].path < pair[1].path), "nodes sorted by path, once each");
+    let bytes = vec![0; HEADER_BYTES];
+    let bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(image, bytes)
+        .expect("serializing into memory cannot fail");
+    with_header(image.zxid, bytes)
+}
+
+/// Fills the header room at the front of `bytes` (the archive after it).
+fn with_header(zxid: i64, mut bytes: Vec<u8>) -> Vec<u8> {
     let archive_len = bytes.len() - HEADER_BYTES;
     let crc = crc32c::crc32c(&bytes[HEADER_BYTES..]);
     let mut header = Vec::with_capacity(HEADER_BYTES);

@@ -1,0 +1,279 @@
+"""Migration from ZooKeeper: Apache ZooKeeper 3.8 makes a data directory (random trees with
+ephemerals, sequentials, ACLs, TTL and container nodes, multis, several snapshots and log
+segments), `ringkeeper import --from-zookeeper` turns it into Ringkeeper's, and Ringkeeper
+then serves every node exactly as ZooKeeper served it: data, every Stat field, ACLs, and
+the sessions, which clients keep."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.security import make_digest_acl, OPEN_ACL_UNSAFE
+
+from interop_support import (
+    JAVA, SLF4J_SIMPLE, ZK_JAR, RawConnection, ServerProcess, frame, free_port, jbuffer, jint, jlong, jstring,
+)
+
+TARGET = os.environ.get("INTEROP_TARGET", "").strip().lower()
+pytestmark = pytest.mark.skipif(TARGET not in ("", "ringkeeper"), reason="starts its own ZooKeeper and Ringkeeper")
+
+
+def binary() -> str:
+    return os.environ.get("RINGKEEPER_BIN") or os.path.abspath(
+        os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "ringkeeper"))
+
+
+class ZooKeeperWithTtl(ServerProcess):
+    """ZooKeeper 3.8 with TTL nodes on, snapshots every few transactions and small log
+    segments, so its data directory holds several of each."""
+
+    def _command(self, cfg_path):
+        return [
+            JAVA, "-Xmx256m", "-XX:+UseSerialGC",
+            "-Dzookeeper.extendedTypesEnabled=true",
+            "-Dzookeeper.admin.enableServer=false",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp", ":".join([ZK_JAR, SLF4J_SIMPLE]),
+            "org.apache.zookeeper.server.ZooKeeperServerMain", cfg_path,
+        ]
+
+
+OP_CREATE_CONTAINER = 19
+OP_CREATE_TTL = 21
+CONTAINER = 4
+PERSISTENT_WITH_TTL = 5
+
+
+def raw_create(raw: RawConnection, xid: int, opcode: int, path: str, flags: int, ttl_ms: int | None = None) -> int:
+    """A create kazoo cannot send (a container or a TTL node); returns ZooKeeper's error code."""
+    open_acl = jint(1) + jint(31) + jstring("world") + jstring("anyone")
+    body = jstring(path) + jbuffer(b"special") + open_acl + jint(flags) + (jlong(ttl_ms) if ttl_ms else b"")
+    raw.send(frame(jint(xid) + jint(opcode) + body))
+    reply = raw.recv_frame()
+    return int.from_bytes(reply[12:16], "big", signed=True)
+
+
+def workload(client: KazooClient, raw: RawConnection, rng: random.Random, operations: int):
+    """Random creates (persistent, ephemeral, sequential, TTL, container), sets, deletes,
+    ACL changes and multis under /m."""
+    client.ensure_path("/m")
+    digest_acl = [make_digest_acl("user", "secret", all=True), OPEN_ACL_UNSAFE[0]]
+    paths = ["/m"]
+    for step in range(operations):
+        parent = rng.choice(paths)
+        kind = rng.random()
+        try:
+            if kind < 0.30:
+                path = client.create(f"{parent}/n", b"d%d" % step, sequence=rng.random() < 0.5,
+                                     acl=digest_acl if rng.random() < 0.2 else None)
+                paths.append(path)
+            elif kind < 0.38:
+                client.create(f"{parent}/e", b"eph", ephemeral=True, sequence=True)
+            elif kind < 0.43:
+                if raw_create(raw, step + 1, OP_CREATE_CONTAINER, f"{parent}/c{step}", CONTAINER) == 0:
+                    paths.append(f"{parent}/c{step}")
+            elif kind < 0.48:
+                if raw_create(raw, step + 1, OP_CREATE_TTL, f"{parent}/t{step}", PERSISTENT_WITH_TTL, 600_000) == 0:
+                    paths.append(f"{parent}/t{step}")
+            elif kind < 0.70:
+                client.set(rng.choice(paths), b"s%d" % step if rng.random() < 0.9 else b"")
+            elif kind < 0.82 and len(paths) > 1:
+                victim = rng.choice(paths[1:])
+                client.delete(victim, recursive=True)
+                paths = [p for p in paths if p != victim and not p.startswith(victim + "/")]
+            elif kind < 0.88:
+                client.set_acls(rng.choice(paths), digest_acl)
+            else:
+                transaction = client.transaction()
+                base = rng.choice(paths)
+                transaction.create(f"{base}/x{step}", b"multi")
+                transaction.set_data(base, b"in a multi")
+                transaction.commit()
+        except Exception:  # noqa: BLE001 - a node a random step picked may be gone
+            pass
+
+
+def every_node(client: KazooClient) -> dict:
+    """path -> (data, stat fields, ACL) for every node but /zookeeper/config."""
+    nodes = {}
+    stack = ["/"]
+    while stack:
+        path = stack.pop()
+        data, stat = client.get(path)
+        acl, _ = client.get_acls(path)
+        children = client.get_children(path)
+        if path != "/zookeeper/config":
+            nodes[path] = (data, (stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.version, stat.cversion,
+                                  stat.aversion, stat.ephemeralOwner, stat.dataLength, stat.numChildren, stat.pzxid),
+                           sorted((a.perms, a.id.scheme, a.id.id) for a in acl))
+        stack.extend(("" if path == "/" else path) + "/" + child for child in children)
+    return nodes
+
+
+@pytest.fixture(scope="module")
+def zookeeper_dir():
+    """A ZooKeeper 3.8 data directory after a random workload, its server killed (-9) with
+    sessions open, and the nodes it served just before."""
+    zookeeper = ZooKeeperWithTtl("zookeeper", extra_cfg={"snapCount": "60", "preAllocSize": "64"})
+    zookeeper.start()
+    client = KazooClient(hosts=zookeeper.hosts, timeout=30)
+    client.start(timeout=30)
+    client.add_auth("digest", "user:secret")
+    raw = RawConnection(zookeeper.port, timeout=30)
+    raw.handshake(timeout_ms=30000)
+    workload(client, raw, random.Random(7), 600)
+    # TTL and container nodes the random deletes cannot reach.
+    client.ensure_path("/special")
+    for index in range(3):
+        assert raw_create(raw, 10_000 + index, OP_CREATE_CONTAINER, f"/special/c{index}", CONTAINER) == 0
+        assert raw_create(raw, 20_000 + index, OP_CREATE_TTL, f"/special/t{index}", PERSISTENT_WITH_TTL, 600_000) == 0
+    client.create("/special/c0/child", b"")
+    # A burst of pipelined creates, so snapshots are taken while transactions go on
+    # (ZooKeeper's snapshots are fuzzy) and the logs roll mid-burst.
+    client.ensure_path("/burst")
+    for result in [client.create_async(f"/burst/b{index}", b"%d" % index) for index in range(400)]:
+        result.get(timeout=30)
+    served = every_node(client)
+    session = client.client_id
+    zookeeper.proc.send_signal(signal.SIGKILL)
+    zookeeper.proc.wait(timeout=30)
+    raw.close()
+    client.stop()
+    client.close()
+    copy = tempfile.mkdtemp(prefix="import-zookeeper-")
+    shutil.copytree(os.path.join(zookeeper.tmpdir, "data"), os.path.join(copy, "data"))
+    zookeeper.stop()
+    try:
+        yield os.path.join(copy, "data"), served, session
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def import_into(zookeeper_data: str, *extra: str) -> tuple[str, subprocess.CompletedProcess]:
+    out = tempfile.mkdtemp(prefix="import-ringkeeper-")
+    result = subprocess.run([binary(), "import", "--from-zookeeper", zookeeper_data, "--data-dir", out, *extra],
+                            capture_output=True, text=True, timeout=300)
+    return out, result
+
+
+def start_on(data_dir: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cfg = os.path.join(data_dir, "zoo.cfg")
+    with open(cfg, "w") as f:
+        f.write(f"dataDir={data_dir}\nclientPort={port}\nextendedTypesEnabled=true\nadmin.enableServer=false\n"
+                "4lw.commands.whitelist=*\n")
+    proc = subprocess.Popen([binary(), "serve", "--config", cfg], stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(data_dir, "server.log"), "wb"), start_new_session=True)
+    return proc, port
+
+
+def test_the_data_directory_has_several_snapshots_log_segments_and_every_kind_of_node(zookeeper_dir):
+    data, served, session = zookeeper_dir
+    names = os.listdir(os.path.join(data, "version-2"))
+    assert sum(name.startswith("snapshot.") for name in names) >= 3, names
+    assert sum(name.startswith("log.") for name in names) >= 3, names
+    # TTL and container nodes (created raw as t<step> and c<step>), ephemerals,
+    # sequentials and digest ACLs are all among the nodes ZooKeeper served.
+    names = [path.rsplit("/", 1)[1] for path in served]
+    assert any(re.fullmatch(r"t\d+", name) for name in names) and any(re.fullmatch(r"c\d+", name) for name in names)
+    assert any(node[1][7] == session[0] for node in served.values())
+    assert any(path.rsplit("/", 1)[1].startswith("n0") for path in served)
+    assert any(acl[0][1] == "digest" for _, _, acl in served.values() if acl)
+
+
+def test_an_imported_directory_serves_every_node_as_zookeeper_did(zookeeper_dir):
+    data, served, session = zookeeper_dir
+    out, result = import_into(data)
+    assert result.returncode == 0, result.stderr
+    # ZooKeeper logs its tree's digest with every transaction: after the last one,
+    # Ringkeeper's tree has the same.
+    assert "tree digest after the last transaction: equal to ZooKeeper's" in result.stdout, result.stdout
+    proc, port = start_on(out)
+    try:
+        client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30)
+        client.start(timeout=30)
+        client.add_auth("digest", "user:secret")
+        try:
+            assert every_node(client) == served
+        finally:
+            client.stop()
+            client.close()
+        # The session ZooKeeper had open is still open, with its password: its client
+        # re-attaches and still owns its ephemeral nodes.
+        session_id, password = session
+        resumed = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30, client_id=(session_id, password))
+        resumed.start(timeout=30)
+        try:
+            assert resumed.client_id[0] == session_id
+            owned = [path for path, (_, stat, _) in served.items() if stat[7] == session_id]
+            assert owned and all(resumed.exists(path) for path in owned)
+        finally:
+            resumed.stop()
+            resumed.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_dropping_sessions_deletes_their_ephemeral_nodes(zookeeper_dir):
+    data, served, session = zookeeper_dir
+    out, result = import_into(data, "--drop-sessions")
+    assert result.returncode == 0, result.stderr
+    proc, port = start_on(out)
+    try:
+        client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30)
+        client.start(timeout=30)
+        client.add_auth("digest", "user:secret")
+        try:
+            now = every_node(client)
+            ephemeral = {path for path, (_, stat, _) in served.items() if stat[7] == session[0]}
+            assert ephemeral and not ephemeral & set(now)
+            assert set(served) - ephemeral <= set(now)
+        finally:
+            client.stop()
+            client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_a_torn_log_tail_is_cut_and_damage_is_refused_with_file_offset_and_reason(zookeeper_dir):
+    data, _, _ = zookeeper_dir
+    copy = tempfile.mkdtemp(prefix="import-damaged-")
+    try:
+        shutil.copytree(data, os.path.join(copy, "data"))
+        version = os.path.join(copy, "data", "version-2")
+        newest_log = max((name for name in os.listdir(version) if name.startswith("log.")),
+                         key=lambda name: int(name.split(".")[1], 16))
+        path = os.path.join(version, newest_log)
+        with open(path, "rb") as f:
+            bytes_ = bytearray(f.read())
+        end = len(bytes_.rstrip(b"\0"))  # just past the last record's end marker
+        # A crash in the middle of the last record: the import keeps everything before it.
+        torn = bytes_[:end - 7] + bytes(len(bytes_) - end + 7)
+        with open(path, "wb") as f:
+            f.write(torn)
+        out, result = import_into(os.path.join(copy, "data"))
+        assert result.returncode == 0, result.stderr
+        shutil.rmtree(out, ignore_errors=True)
+        # A complete record with a byte changed: refused, naming the file and offset.
+        damaged = bytearray(torn)
+        damaged[40] ^= 0xFF
+        with open(path, "wb") as f:
+            f.write(damaged)
+        out, result = import_into(os.path.join(copy, "data"))
+        assert result.returncode != 0
+        assert newest_log in result.stderr and "offset 16" in result.stderr and "checksum" in result.stderr, result.stderr
+        shutil.rmtree(out, ignore_errors=True)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
