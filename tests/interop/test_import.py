@@ -6,6 +6,7 @@ the sessions, which clients keep."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -189,6 +190,31 @@ def test_the_data_directory_has_several_snapshots_log_segments_and_every_kind_of
     assert any(acl[0][1] == "digest" for _, _, acl in served.values() if acl)
 
 
+@contextlib.contextmanager
+def serving(data_dir: str):
+    """Ringkeeper on an imported data directory; its port. Stopped and removed after."""
+    proc, port = start_on(data_dir)
+    try:
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def connected(port: int, **options):
+    """A kazoo client, authenticated as the workload's digest user."""
+    client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30, **options)
+    client.start(timeout=30)
+    client.add_auth("digest", "user:secret")
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
+
+
 def test_an_imported_directory_serves_every_node_as_zookeeper_did(zookeeper_dir):
     data, served, session = zookeeper_dir
     out, result = import_into(data)
@@ -196,55 +222,27 @@ def test_an_imported_directory_serves_every_node_as_zookeeper_did(zookeeper_dir)
     # ZooKeeper logs its tree's digest with every transaction: after the last one,
     # Ringkeeper's tree has the same.
     assert "tree digest after the last transaction: equal to ZooKeeper's" in result.stdout, result.stdout
-    proc, port = start_on(out)
-    try:
-        client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30)
-        client.start(timeout=30)
-        client.add_auth("digest", "user:secret")
-        try:
+    with serving(out) as port:
+        with connected(port) as client:
             assert every_node(client) == served
-        finally:
-            client.stop()
-            client.close()
         # The session ZooKeeper had open is still open, with its password: its client
         # re-attaches and still owns its ephemeral nodes.
         session_id, password = session
-        resumed = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30, client_id=(session_id, password))
-        resumed.start(timeout=30)
-        try:
+        with connected(port, client_id=(session_id, password)) as resumed:
             assert resumed.client_id[0] == session_id
             owned = [path for path, (_, stat, _) in served.items() if stat[7] == session_id]
             assert owned and all(resumed.exists(path) for path in owned)
-        finally:
-            resumed.stop()
-            resumed.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        shutil.rmtree(out, ignore_errors=True)
 
 
 def test_dropping_sessions_deletes_their_ephemeral_nodes(zookeeper_dir):
     data, served, session = zookeeper_dir
     out, result = import_into(data, "--drop-sessions")
     assert result.returncode == 0, result.stderr
-    proc, port = start_on(out)
-    try:
-        client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30)
-        client.start(timeout=30)
-        client.add_auth("digest", "user:secret")
-        try:
-            now = every_node(client)
-            ephemeral = {path for path, (_, stat, _) in served.items() if stat[7] == session[0]}
-            assert ephemeral and not ephemeral & set(now)
-            assert set(served) - ephemeral <= set(now)
-        finally:
-            client.stop()
-            client.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        shutil.rmtree(out, ignore_errors=True)
+    with serving(out) as port, connected(port) as client:
+        now = every_node(client)
+        ephemeral = {path for path, (_, stat, _) in served.items() if stat[7] == session[0]}
+        assert ephemeral and not ephemeral & set(now)
+        assert set(served) - ephemeral <= set(now)
 
 
 def test_a_torn_log_tail_is_cut_and_damage_is_refused_with_file_offset_and_reason(zookeeper_dir):
