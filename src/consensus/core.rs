@@ -427,13 +427,21 @@ impl<P: Payload> Core<P> {
 
     /// Leader: the state for a follower that asked for a snapshot, taken at `zxid`, at or
     /// below the applied zxid and inside the retained window.
+    /// Sends `to` the snapshot it wanted (`Output::SnapshotWanted`), taken at `zxid`. The
+    /// driver may take a while to make it: if the window has moved past `zxid` by then,
+    /// the snapshot is dropped and a newer one is asked for.
     pub fn send_snapshot(&mut self, to: MemberId, zxid: i64, data: P::Snapshot) {
         if self.role != Role::Leader {
             return;
         }
-        assert!(zxid <= self.applied_zxid && zxid >= self.window_prev, "a snapshot the window continues");
+        assert!(zxid <= self.applied_zxid, "a snapshot of what was applied");
         let epoch = self.hard.epoch;
         let Some(progress) = self.progress.get_mut(&to) else { return };
+        if zxid < self.window_prev {
+            progress.snapshot_wanted = true;
+            self.outputs.push(Output::SnapshotWanted { to });
+            return;
+        }
         progress.snapshot_wanted = false;
         progress.next_zxid = zxid;
         progress.in_flight.clear();

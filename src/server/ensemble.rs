@@ -84,6 +84,7 @@ pub struct Ensemble {
     /// Committed batches for the other cores, sent by the distributor task.
     distribute: LocalSender<Vec<CommittedBatch>>,
     snapshotter: Snapshotter,
+    snapshot_requests: LocalSender<SnapshotRequest>,
     /// Controls for this member's cores, in order, waiting for their zxid to be applied.
     pending_controls: Vec<VecDeque<PlacedControl>>,
     held_connects: VecDeque<ToLeader>,
@@ -113,6 +114,15 @@ pub struct EnsembleParts {
     pub log_ops: Rc<LogQueue>,
     pub distribute: LocalSender<Vec<CommittedBatch>>,
     pub snapshotter: Snapshotter,
+    pub snapshot_requests: LocalSender<SnapshotRequest>,
+}
+
+/// A snapshot (SNAP) to encode for a follower, off the executor
+/// (`server::encode_snapshots`): the follower, and the tree version at the leader's
+/// applied zxid.
+pub struct SnapshotRequest {
+    pub to: MemberId,
+    pub tree: Arc<crate::tree::DataTree>,
 }
 
 impl Ensemble {
@@ -133,6 +143,7 @@ impl Ensemble {
             appends_in_flight: 0,
             distribute: parts.distribute,
             snapshotter: parts.snapshotter,
+            snapshot_requests: parts.snapshot_requests,
             pending_controls: (0..cores).map(|_| VecDeque::new()).collect(),
             held_connects: VecDeque::new(),
             held_forwarded: VecDeque::new(),
@@ -181,6 +192,14 @@ impl Ensemble {
         self.deliver_everywhere(version, Control::Replaced);
         self.restarting = false;
         self.durable(seq, 0);
+    }
+
+    /// A snapshot encoded for `to` (`SnapshotRequest`): sent if this member still leads
+    /// and its window still continues the snapshot; otherwise the core asks again.
+    pub fn snapshot_encoded(&mut self, to: MemberId, zxid: i64, image: Vec<u8>) {
+        tracing::info!(to, zxid = format_args!("{zxid:#x}"), bytes = image.len(), "sending a snapshot (SNAP)");
+        self.core.send_snapshot(to, zxid, Arc::new(image));
+        self.process();
     }
 
     pub fn link_lost(&mut self, peer: MemberId) {
@@ -403,12 +422,11 @@ impl Ensemble {
                 self.finish_establishing();
             }
             Output::SnapshotWanted { to } => {
-                let (zxid, image) = {
-                    let state = self.state.borrow();
-                    (state.tree.last_zxid(), crate::tree::snapshot::encode(&state.tree))
-                };
-                tracing::info!(to, zxid = format_args!("{zxid:#x}"), bytes = image.len(), "sending a snapshot (SNAP)");
-                self.core.send_snapshot(to, zxid, Arc::new(image));
+                // Encoding a large tree takes seconds: a version of it goes to a blocking
+                // thread, and the executor keeps serving and heartbeating meanwhile.
+                let tree = self.state.borrow().tree.clone();
+                let request = SnapshotRequest { to, tree };
+                self.snapshot_requests.try_send(request).expect("the snapshot queue is unbounded");
             }
         }
     }

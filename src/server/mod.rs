@@ -430,6 +430,16 @@ async fn core_main(
     }
 }
 
+/// Core 0 of an ensemble's leader: encodes each snapshot a follower needs on a blocking
+/// thread, one at a time, and hands it back to the driver to send.
+async fn encode_snapshots(requests: LocalReceiver<ensemble::SnapshotRequest>, driver: Rc<RefCell<Ensemble>>) {
+    while let Some(ensemble::SnapshotRequest { to, tree }) = requests.recv().await {
+        let zxid = tree.last_zxid();
+        let image = glommio::executor().spawn_blocking(move || crate::tree::snapshot::encode(&tree)).await;
+        driver.borrow_mut().snapshot_encoded(to, zxid, image);
+    }
+}
+
 /// Core 0: takes messages from another core's channel to the ordering point (or the
 /// ensemble driver).
 async fn forward_to_leader(inbox: SharedReceiver<ToLeader>, handle: impl Fn(ToLeader)) {
@@ -511,6 +521,7 @@ async fn start_ensemble(
     let (log_wake, log_woken) = local_channel::new_bounded(1);
     let log_queue = Rc::new(ensemble_log::LogQueue::new(log_wake));
     let (distribute, distributed) = local_channel::new_unbounded();
+    let (snapshot_requests, snapshots_wanted) = local_channel::new_unbounded();
     let snapshotter = start_snapshotter(&shared, &state);
     let driver = Rc::new(RefCell::new(Ensemble::new(EnsembleParts {
         shared: shared.clone(),
@@ -521,7 +532,9 @@ async fn start_ensemble(
         log_ops: log_queue.clone(),
         distribute,
         snapshotter,
+        snapshot_requests,
     })));
+    glommio::spawn_local(encode_snapshots(snapshots_wanted, driver.clone())).detach();
     glommio::spawn_local(ensemble_log::run(
         log_queue,
         log_woken,

@@ -319,6 +319,41 @@ fn a_follower_behind_the_leaders_window_is_sent_a_snapshot() {
 }
 
 #[test]
+fn a_snapshot_the_window_moved_past_while_it_was_made_is_dropped_and_asked_for_again() {
+    // The driver makes a snapshot off the executor; by the time it is ready the leader may
+    // have applied and trimmed past it. Sent, it would leave a gap before the window:
+    // the core drops it and asks for a newer one.
+    let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
+    ensemble.elect(1);
+    let mut grow = |ensemble: &mut Ensemble| {
+        for _ in 0..10 {
+            ensemble.propose(1, 4);
+            ensemble.deliver(|_, to| to != 3);
+            ensemble.flush(1);
+            ensemble.flush(2);
+            ensemble.deliver(|_, to| to != 3);
+        }
+    };
+    grow(&mut ensemble);
+    ensemble.wire.clear();
+    ensemble.tick(1, 20);
+    ensemble.tick(1, 20);
+    assert_eq!(ensemble.snapshots_wanted, vec![(1, 3)]);
+    let stale_zxid = ensemble.core(1).applied_zxid();
+    grow(&mut ensemble);
+    ensemble.wire.clear();
+    ensemble.cores.get_mut(&1).unwrap().send_snapshot(3, stale_zxid, Arc::new(Vec::new()));
+    ensemble.collect(1);
+    assert_eq!(ensemble.snapshots_wanted, vec![(1, 3), (1, 3)], "asked for again");
+    assert!(ensemble.wire.iter().all(|(_, _, message)| !matches!(message, Message::Snapshot { .. })));
+    // A snapshot of what the leader holds now is sent.
+    let fresh_zxid = ensemble.core(1).applied_zxid();
+    ensemble.cores.get_mut(&1).unwrap().send_snapshot(3, fresh_zxid, Arc::new(Vec::new()));
+    ensemble.collect(1);
+    assert!(ensemble.wire.iter().any(|(_, to, message)| *to == 3 && matches!(message, Message::Snapshot { .. })));
+}
+
+#[test]
 fn a_leader_that_hears_from_no_quorum_for_the_sync_limit_steps_down() {
     let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
     ensemble.elect(1);
