@@ -325,7 +325,7 @@ fn a_snapshot_the_window_moved_past_while_it_was_made_is_dropped_and_asked_for_a
     // the core drops it and asks for a newer one.
     let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
     ensemble.elect(1);
-    let mut grow = |ensemble: &mut Ensemble| {
+    let grow = |ensemble: &mut Ensemble| {
         for _ in 0..10 {
             ensemble.propose(1, 4);
             ensemble.deliver(|_, to| to != 3);
