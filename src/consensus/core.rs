@@ -152,6 +152,9 @@ struct Progress {
     heard_ms: u64,
     match_at_heartbeat: i64,
     snapshot_wanted: bool,
+    /// While a snapshot is wanted: the applied zxid it will be taken at. The window keeps
+    /// what follows it, so the snapshot still continues the window when it is ready.
+    snapshot_floor: i64,
 }
 
 /// One log operation not yet durable.
@@ -425,8 +428,6 @@ impl<P: Payload> Core<P> {
         Ok(())
     }
 
-    /// Leader: the state for a follower that asked for a snapshot, taken at `zxid`, at or
-    /// below the applied zxid and inside the retained window.
     /// Sends `to` the snapshot it wanted (`Output::SnapshotWanted`), taken at `zxid`. The
     /// driver may take a while to make it: if the window has moved past `zxid` by then,
     /// the snapshot is dropped and a newer one is asked for.
@@ -439,6 +440,7 @@ impl<P: Payload> Core<P> {
         let Some(progress) = self.progress.get_mut(&to) else { return };
         if zxid < self.window_prev {
             progress.snapshot_wanted = true;
+            progress.snapshot_floor = self.applied_zxid;
             self.outputs.push(Output::SnapshotWanted { to });
             return;
         }
@@ -698,6 +700,7 @@ impl<P: Payload> Core<P> {
                 heard_ms: now_ms,
                 match_at_heartbeat: 0,
                 snapshot_wanted: false,
+                snapshot_floor: 0,
             });
             progress.next_zxid = progress.next_zxid.min(sent_through).max(progress.match_zxid);
         }
@@ -779,8 +782,23 @@ impl<P: Payload> Core<P> {
             self.applied_zxid = through;
             self.outputs.push(Output::Apply { batches });
         }
+        // A snapshot being made for a follower holds the window at its zxid, up to four
+        // times the retained bytes; past that the snapshot is dropped when it is ready and
+        // a newer one is made (`send_snapshot`).
+        let floor = self
+            .progress
+            .values()
+            .filter(|progress| progress.snapshot_wanted)
+            .map(|progress| progress.snapshot_floor)
+            .min();
+        let held = |batch: &P, window_bytes: usize| {
+            floor.is_some_and(|floor| batch.last_zxid() > floor) && window_bytes <= 4 * self.settings.retained_bytes_max
+        };
         while self.window_bytes > self.settings.retained_bytes_max
-            && self.window.front().is_some_and(|batch| batch.last_zxid() <= self.applied_zxid)
+            && self
+                .window
+                .front()
+                .is_some_and(|batch| batch.last_zxid() <= self.applied_zxid && !held(batch, self.window_bytes))
         {
             let batch = self.window.pop_front().expect("checked");
             self.window_bytes -= batch.size_bytes();
@@ -894,7 +912,10 @@ impl<P: Payload> Core<P> {
                 return sent;
             }
             if next < self.window_prev {
-                self.progress.get_mut(&peer).expect("listed").snapshot_wanted = true;
+                let applied_zxid = self.applied_zxid;
+                let progress = self.progress.get_mut(&peer).expect("listed");
+                progress.snapshot_wanted = true;
+                progress.snapshot_floor = applied_zxid;
                 self.outputs.push(Output::SnapshotWanted { to: peer });
                 return sent;
             }

@@ -39,6 +39,9 @@ pub struct Options {
 pub struct Report {
     pub snapshot: Option<PathBuf>,
     pub logs: Vec<PathBuf>,
+    /// Logs whose last record a crash cut short, and where: ZooKeeper's reader stops
+    /// there too.
+    pub cuts: Vec<(PathBuf, usize)>,
     pub transactions: u64,
     /// Logged changes a fuzzy snapshot already held, failed as in ZooKeeper's replay.
     pub failed: u64,
@@ -59,6 +62,13 @@ impl std::fmt::Display for Report {
             None => writeln!(f, "snapshot: none (the logs from the start)")?,
         }
         writeln!(f, "logs: {}", self.logs.len())?;
+        for (log, offset) in &self.cuts {
+            writeln!(
+                f,
+                "cut short: {} at offset {offset} (a record a crash interrupted; the rest is not read)",
+                log.display()
+            )?;
+        }
         writeln!(f, "transactions replayed: {} ({} already in the snapshot)", self.transactions, self.failed)?;
         writeln!(f, "last zxid: {:#x}", self.last_zxid)?;
         writeln!(f, "znodes: {}, sessions: {}", self.nodes, self.sessions)?;
@@ -89,11 +99,20 @@ pub fn run(options: &Options) -> Result<Report, ImportError> {
         None => DataTree::new(),
     };
     let mut replay = Replay::new(tree);
+    // ZooKeeper's snapshot digest is of the tree at its zxid: checked when the replay
+    // gets there (or now, for a snapshot that is not fuzzy).
+    replay.expect_digest(snapshot.as_ref().and_then(|snapshot| snapshot.digest));
     let logs = logs_after(&log_dir, replay.tree.last_zxid())?;
+    let mut cuts = Vec::new();
     for log in &logs {
         let bytes = read_file(log)?;
-        for txn in zookeeper_log::read(log, &bytes)? {
-            replay.apply(&txn);
+        let file = zookeeper_log::read(log, &bytes)?;
+        for txn in &file.txns {
+            replay.apply(txn).map_err(|reason| ImportError::new(log, txn.offset, reason))?;
+        }
+        if let Some(offset) = file.cut_at {
+            tracing::warn!(log = %log.display(), offset, "a record cut short (a crash while ZooKeeper wrote it): the rest of this log is not read, as ZooKeeper does");
+            cuts.push((log.clone(), offset));
         }
     }
     if options.drop_sessions {
@@ -108,6 +127,7 @@ pub fn run(options: &Options) -> Result<Report, ImportError> {
     Ok(Report {
         snapshot: snapshot_path,
         logs,
+        cuts,
         transactions: replay.applied,
         failed: replay.failed,
         last_zxid: tree.last_zxid(),
@@ -194,6 +214,7 @@ fn logs_after(dir: &Path, zxid: i64) -> Result<Vec<PathBuf>, ImportError> {
 /// The snapshot's tree, through Ringkeeper's own snapshot loading (which checks that
 /// the nodes make a tree).
 fn tree_of(path: &Path, snapshot: &ZookeeperSnapshot) -> Result<DataTree, ImportError> {
+    // `load` refuses a path twice too, but `encode_image` asserts there is none.
     if let Some(pair) = snapshot.nodes.windows(2).find(|pair| pair[0].path == pair[1].path) {
         return Err(ImportError::new(path, 0, format!("{} appears twice", pair[0].path)));
     }
@@ -226,7 +247,7 @@ fn close_every_session(tree: &mut DataTree) {
     for session_id in sessions {
         let mut ephemerals: Vec<String> = tree.ephemerals_of(session_id).map(str::to_owned).collect();
         ephemerals.sort_unstable();
-        let zxid = tree.last_zxid() + 1;
+        let zxid = tree.last_zxid().wrapping_add(1);
         let op = crate::txn::TxnOp::CloseSession { ephemerals };
         let bytes = crate::txn::Txn { session_id, cxid: 0, zxid, time_ms, op }.to_bytes();
         tree.apply(crate::txn::access_written(&bytes), &mut Vec::new());

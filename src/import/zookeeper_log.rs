@@ -21,6 +21,8 @@ const END_OF_RECORD: u8 = 0x42;
 /// One transaction of a ZooKeeper log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZookeeperTxn {
+    /// Where its record starts in the log file.
+    pub offset: usize,
     pub session_id: i64,
     pub cxid: i32,
     pub zxid: i64,
@@ -79,8 +81,23 @@ pub fn zxid_of_name(name: &str) -> Option<i64> {
     i64::from_str_radix(name.strip_prefix("log.")?, 16).ok()
 }
 
-/// Every complete transaction of one log file, in order.
-pub fn read(file: &Path, bytes: &[u8]) -> Result<Vec<ZookeeperTxn>, ImportError> {
+/// A log file's complete transactions, in order, and where a record a crash cut short
+/// was found, if one was (the rest of the file is not read, as in ZooKeeper).
+#[derive(Debug)]
+pub struct LogFile {
+    pub txns: Vec<ZookeeperTxn>,
+    pub cut_at: Option<usize>,
+}
+
+enum Next<'a> {
+    Entry(&'a [u8]),
+    /// Zeros: the preallocated space after the last record.
+    End,
+    /// A record cut short, at this offset.
+    Cut(usize),
+}
+
+pub fn read(file: &Path, bytes: &[u8]) -> Result<LogFile, ImportError> {
     let mut reader = Reader::new(bytes);
     let magic = reader.read_i32().map_err(|error| ImportError::new(file, 0, error.to_string()))?;
     if magic != MAGIC {
@@ -92,33 +109,44 @@ pub fn read(file: &Path, bytes: &[u8]) -> Result<Vec<ZookeeperTxn>, ImportError>
     }
     reader.read_i64().map_err(|error| ImportError::new(file, 8, error.to_string()))?;
     let mut txns = Vec::new();
-    while let Some(entry) = next_entry(file, &mut reader)? {
-        let offset = reader.position() - entry.len() - 1;
-        txns.push(parse_entry(entry).map_err(|reason| ImportError::new(file, offset, reason))?);
+    loop {
+        let offset = reader.position();
+        match next_entry(file, &mut reader)? {
+            Next::Entry(entry) => {
+                txns.push(parse_entry(entry, offset).map_err(|reason| ImportError::new(file, offset, reason))?)
+            }
+            Next::End => return Ok(LogFile { txns, cut_at: None }),
+            // Fewer zeros than a record header are still the end.
+            Next::Cut(at) if bytes[at..].iter().all(|&byte| byte == 0) => return Ok(LogFile { txns, cut_at: None }),
+            Next::Cut(at) => return Ok(LogFile { txns, cut_at: Some(at) }),
+        }
     }
-    Ok(txns)
 }
 
-/// The next record's entry, checked; None at the end of the file's records.
-fn next_entry<'a>(file: &Path, reader: &mut Reader<'a>) -> Result<Option<&'a [u8]>, ImportError> {
+/// The next record's entry, checked.
+fn next_entry<'a>(file: &Path, reader: &mut Reader<'a>) -> Result<Next<'a>, ImportError> {
     let offset = reader.position();
-    let Ok(crc) = reader.read_i64() else { return Ok(None) };
+    if reader.is_empty() {
+        return Ok(Next::End);
+    }
+    let Ok(crc) = reader.read_i64() else { return Ok(Next::Cut(offset)) };
     // A zero length is preallocated space; a length past the end, a missing end marker
     // or a marker that is not 0x42 is a record a crash cut short.
     let entry = match reader.read_buffer() {
         Ok(Some(entry)) if !entry.is_empty() => entry,
-        _ => return Ok(None),
+        Ok(Some(_)) if crc == 0 => return Ok(Next::End),
+        _ => return Ok(Next::Cut(offset)),
     };
     if reader.read_u8() != Ok(END_OF_RECORD) {
-        return Ok(None);
+        return Ok(Next::Cut(offset));
     }
     if i64::from(adler32(entry)) != crc {
         return Err(ImportError::new(file, offset, "a complete record whose checksum does not match its contents"));
     }
-    Ok(Some(entry))
+    Ok(Next::Entry(entry))
 }
 
-fn parse_entry(entry: &[u8]) -> Result<ZookeeperTxn, String> {
+fn parse_entry(entry: &[u8], offset: usize) -> Result<ZookeeperTxn, String> {
     let mut reader = Reader::new(entry);
     let header = |error: DecodeError| format!("a transaction header: {error}");
     let session_id = reader.read_i64().map_err(header)?;
@@ -133,7 +161,7 @@ fn parse_entry(entry: &[u8]) -> Result<ZookeeperTxn, String> {
         let _version = reader.read_i32();
         reader.read_i64().map(|digest| digest as u64).ok()
     });
-    Ok(ZookeeperTxn { session_id, cxid, zxid, time_ms, op, digest: digest.flatten() })
+    Ok(ZookeeperTxn { offset, session_id, cxid, zxid, time_ms, op, digest: digest.flatten() })
 }
 
 /// A transaction's record by its type; `top_level` is false inside a multi, where only
@@ -270,8 +298,11 @@ mod tests {
     fn records_read_in_order_until_the_zeros_of_preallocated_space() {
         let mut bytes = log(&[create(1, "/a", false), create(2, "/e", true)]);
         bytes.extend_from_slice(&[0; 64]);
-        let txns = read(Path::new("log.1"), &bytes).unwrap();
+        let log = read(Path::new("log.1"), &bytes).unwrap();
+        assert_eq!(log.cut_at, None);
+        let txns = log.txns;
         assert_eq!(txns.len(), 2);
+        assert_eq!((txns[0].offset, txns[1].offset), (16, 16 + record(&create(1, "/a", false)).len()));
         assert_eq!(txns[1].digest, Some(99));
         let ZookeeperOp::Create { ephemeral_owner, parent_cversion, fixes_parent, .. } = &txns[1].op else { panic!() };
         assert_eq!((*ephemeral_owner, *parent_cversion, *fixes_parent), (0x77, 1, true));
@@ -280,8 +311,10 @@ mod tests {
     #[test]
     fn a_torn_last_record_ends_the_log_and_a_corrupt_one_stops_the_import() {
         let whole = log(&[create(1, "/a", false), create(2, "/b", false)]);
+        let second = 16 + record(&create(1, "/a", false)).len();
         for cut in [whole.len() - 1, whole.len() - 10, whole.len() - 30] {
-            assert_eq!(read(Path::new("log.1"), &whole[..cut]).unwrap().len(), 1, "cut at {cut}");
+            let log = read(Path::new("log.1"), &whole[..cut]).unwrap();
+            assert_eq!((log.txns.len(), log.cut_at), (1, Some(second)), "cut at {cut}");
         }
         let mut corrupt = whole.clone();
         let last = corrupt.len() - 5;
@@ -313,7 +346,7 @@ mod tests {
             writer.write_i32(3);
             writer.write_i64(5000);
         });
-        let txns = read(Path::new("log.3"), &log(&[multi, close_without_body, ttl])).unwrap();
+        let txns = read(Path::new("log.3"), &log(&[multi, close_without_body, ttl])).unwrap().txns;
         assert_eq!(
             txns[0].op,
             ZookeeperOp::Multi(vec![

@@ -197,9 +197,18 @@ impl Ensemble {
     /// A snapshot encoded for `to` (`SnapshotRequest`): sent if this member still leads
     /// and its window still continues the snapshot; otherwise the core asks again.
     pub fn snapshot_encoded(&mut self, to: MemberId, zxid: i64, image: Vec<u8>) {
-        tracing::info!(to, zxid = format_args!("{zxid:#x}"), bytes = image.len(), "sending a snapshot (SNAP)");
+        tracing::info!(
+            to,
+            zxid = format_args!("{zxid:#x}"),
+            bytes = image.len(),
+            "a snapshot (SNAP) for a follower is ready"
+        );
         self.core.send_snapshot(to, zxid, Arc::new(image));
         self.process();
+    }
+
+    pub fn leads(&self) -> bool {
+        self.core.role() == Role::Leader
     }
 
     pub fn link_lost(&mut self, peer: MemberId) {

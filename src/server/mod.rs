@@ -338,6 +338,9 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
             .io_memory(EXECUTOR_IO_MEMORY_BYTES)
+            // Blocking work (a follower's snapshot, a snapshot install) runs on a thread
+            // the OS may schedule anywhere, not on the executor's own CPU.
+            .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(1))
             .spawn(move || async move { core_main(core, shared, channels, address, tree, recovered, snapshot).await })
             .map_err(|error| format!("cannot start executor for core {core}: {error}"))?;
         handles.push(handle);
@@ -434,6 +437,9 @@ async fn core_main(
 /// thread, one at a time, and hands it back to the driver to send.
 async fn encode_snapshots(requests: LocalReceiver<ensemble::SnapshotRequest>, driver: Rc<RefCell<Ensemble>>) {
     while let Some(ensemble::SnapshotRequest { to, tree }) = requests.recv().await {
+        if !driver.borrow().leads() {
+            continue;
+        }
         let zxid = tree.last_zxid();
         let image = glommio::executor().spawn_blocking(move || crate::tree::snapshot::encode(&tree)).await;
         driver.borrow_mut().snapshot_encoded(to, zxid, image);

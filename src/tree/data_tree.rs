@@ -137,7 +137,7 @@ impl DataTree {
     pub fn raise_parent(&mut self, parent: &str, child_version: Option<i32>, zxid: i64) {
         self.change_node(parent, |node| match child_version {
             Some(cversion) => {
-                let cversion = if cversion == -1 { node.cversion + 1 } else { cversion };
+                let cversion = if cversion == -1 { node.cversion.wrapping_add(1) } else { cversion };
                 if cversion > node.cversion {
                     node.cversion = cversion;
                     node.pzxid = zxid;
@@ -713,7 +713,7 @@ impl DataTree {
 /// Container and TTL nodes mark ephemeralOwner with the top bits set
 /// (`EphemeralType`); they belong to no session.
 pub fn is_special_owner(owner: i64) -> bool {
-    owner < 0
+    owner == crate::tree::prepare::CONTAINER_OWNER || crate::tree::prepare::ttl_of(owner).is_some()
 }
 
 #[cfg(test)]

@@ -140,8 +140,10 @@ impl CreateMode {
 /// ephemeralOwner of a container node (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
 pub const CONTAINER_OWNER: i64 = i64::MIN;
 /// TTL nodes mark ephemeralOwner with 0xFF in the top byte, extended type 0 in the next
-/// two, and the TTL in milliseconds in the low five (`EphemeralType.TTL`).
+/// two, and the TTL in milliseconds in the low five (`EphemeralType.TTL`). Any other
+/// value with the top bit set is a session of a server whose id is 128 or more.
 const TTL_OWNER_MARK: i64 = 0xFF00_0000_0000_0000u64 as i64;
+const EXTENDED_TYPE_MASK: i64 = 0xFFFF_FF00_0000_0000u64 as i64;
 pub const TTL_MAX_MS: i64 = 0x00FF_FFFF_FFFF;
 
 pub fn ttl_owner(ttl_ms: i64) -> i64 {
@@ -151,7 +153,7 @@ pub fn ttl_owner(ttl_ms: i64) -> i64 {
 
 /// The TTL of a TTL node's ephemeralOwner, if it is one.
 pub fn ttl_of(owner: i64) -> Option<i64> {
-    (owner != CONTAINER_OWNER && owner & TTL_OWNER_MARK == TTL_OWNER_MARK).then_some(owner & TTL_MAX_MS)
+    (owner & EXTENDED_TYPE_MASK == TTL_OWNER_MARK).then_some(owner & TTL_MAX_MS)
 }
 
 /// Whether an ephemeralOwner value marks an ordinary ephemeral (a session), as opposed to

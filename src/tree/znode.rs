@@ -100,7 +100,11 @@ impl Znode {
             aversion: self.aversion,
             // Container and TTL markers stay inside: clients see 0 for them
             // (DataNode.getClientEphemeralOwner).
-            ephemeral_owner: if self.ephemeral_owner < 0 { 0 } else { self.ephemeral_owner },
+            ephemeral_owner: if super::data_tree::is_special_owner(self.ephemeral_owner) {
+                0
+            } else {
+                self.ephemeral_owner
+            },
             data_length: self.data_len() as i32,
             num_children,
             pzxid: self.pzxid,

@@ -245,6 +245,10 @@ def test_dropping_sessions_deletes_their_ephemeral_nodes(zookeeper_dir):
         assert set(served) - ephemeral <= set(now)
 
 
+def last_zxid(report: str) -> int:
+    return int(next(line for line in report.splitlines() if line.startswith("last zxid: ")).split(": ")[1], 16)
+
+
 def test_a_torn_log_tail_is_cut_and_damage_is_refused_with_file_offset_and_reason(zookeeper_dir):
     data, _, _ = zookeeper_dir
     copy = tempfile.mkdtemp(prefix="import-damaged-")
@@ -264,6 +268,11 @@ def test_a_torn_log_tail_is_cut_and_damage_is_refused_with_file_offset_and_reaso
         out, result = import_into(os.path.join(copy, "data"))
         assert result.returncode == 0, result.stderr
         shutil.rmtree(out, ignore_errors=True)
+        assert f"cut short: {path} at offset" in result.stdout, result.stdout
+        whole, whole_result = import_into(data)
+        shutil.rmtree(whole, ignore_errors=True)
+        # Everything before the torn record is kept: only the last transaction is gone.
+        assert last_zxid(result.stdout) == last_zxid(whole_result.stdout) - 1, (result.stdout, whole_result.stdout)
         # A complete record with a byte changed: refused, naming the file and offset.
         damaged = bytearray(torn)
         damaged[40] ^= 0xFF

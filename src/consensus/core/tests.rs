@@ -319,6 +319,37 @@ fn a_follower_behind_the_leaders_window_is_sent_a_snapshot() {
 }
 
 #[test]
+fn while_a_snapshot_is_made_the_window_holds_what_follows_it() {
+    // The driver makes a follower's snapshot off the executor while the leader goes on
+    // committing; the window keeps what follows the snapshot, so it is still sent.
+    let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
+    ensemble.elect(1);
+    let grow = |ensemble: &mut Ensemble, batches: usize| {
+        for _ in 0..batches {
+            ensemble.propose(1, 4);
+            ensemble.deliver(|_, to| to != 3);
+            ensemble.flush(1);
+            ensemble.flush(2);
+            ensemble.deliver(|_, to| to != 3);
+        }
+    };
+    grow(&mut ensemble, 10);
+    ensemble.wire.clear();
+    ensemble.tick(1, 20);
+    ensemble.tick(1, 20);
+    assert_eq!(ensemble.snapshots_wanted, vec![(1, 3)]);
+    let snapshot_zxid = ensemble.core(1).applied_zxid();
+    // Two batches: past the retained bytes (one batch here), within four times them.
+    grow(&mut ensemble, 2);
+    assert!(ensemble.core(1).applied_zxid() > snapshot_zxid, "more was applied while the snapshot was made");
+    ensemble.wire.clear();
+    ensemble.cores.get_mut(&1).unwrap().send_snapshot(3, snapshot_zxid, Arc::new(Vec::new()));
+    ensemble.collect(1);
+    assert!(ensemble.wire.iter().any(|(_, to, message)| *to == 3 && matches!(message, Message::Snapshot { .. })));
+    assert_eq!(ensemble.snapshots_wanted, vec![(1, 3)], "not asked for again");
+}
+
+#[test]
 fn a_snapshot_the_window_moved_past_while_it_was_made_is_dropped_and_asked_for_again() {
     // The driver makes a snapshot off the executor; by the time it is ready the leader may
     // have applied and trimmed past it. Sent, it would leave a gap before the window:
