@@ -848,6 +848,24 @@ mod tests {
     }
 
     #[test]
+    fn a_session_of_a_server_with_id_128_or_more_owns_its_ephemerals() {
+        // Session ids carry the server id in the top byte (`SessionTrackerImpl`), so
+        // servers 128 to 254 make negative ids. Only Long.MIN_VALUE (a container) and
+        // 0xFF with extended type 0 (a TTL) are special (`EphemeralType.get`).
+        let session = (0x81i64 << 56) | 0x1234;
+        assert!(session < 0 && !is_special_owner(session));
+        assert!(is_special_owner(crate::tree::prepare::CONTAINER_OWNER));
+        assert!(is_special_owner(crate::tree::prepare::ttl_owner(5000)));
+        assert!(!is_special_owner((0xFFi64 << 56) | (0x12 << 40)), "server 255's sessions are not TTLs");
+        let mut tree = DataTree::new();
+        apply_as(&mut tree, session, 1, create("/e", 1, session));
+        assert_eq!(tree.node("/e").unwrap().stat().ephemeral_owner, session, "clients see the owner");
+        assert_eq!(tree.ephemerals_of(session).collect::<Vec<_>>(), ["/e"]);
+        apply_as(&mut tree, session, 2, TxnOp::CloseSession { ephemerals: vec![] });
+        assert!(tree.node("/e").is_none(), "closing the session deletes it");
+    }
+
+    #[test]
     fn set_data_takes_the_version_from_the_txn() {
         let mut tree = DataTree::new();
         apply(&mut tree, 1, create("/a", 1, 0));
