@@ -14,7 +14,7 @@ use ringkeeper::bench::workload::next_random;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 7] = [
+const TARGETS: [(&str, Target); 8] = [
     ("request", targets::request),
     ("connect", targets::connect),
     ("four_letter", targets::four_letter),
@@ -22,6 +22,7 @@ const TARGETS: [(&str, Target); 7] = [
     ("log_segment", targets::log_segment),
     ("snapshot_file", targets::snapshot_file),
     ("tree_ops", targets::tree_ops),
+    ("zookeeper_files", targets::zookeeper_files),
 ];
 
 /// Mutations per corpus input: bit flips, overwritten bytes, cuts and repeats.

@@ -6,7 +6,10 @@
 //! `tests/fuzz_corpora.rs` in the server's crate replays every file of `corpus/` through
 //! them on the stable toolchain, so a crash once found stays a regression test.
 
+use std::path::Path;
+
 use ringkeeper::config::Config;
+use ringkeeper::import::{java::adler32, replay::Replay, zookeeper_log, zookeeper_snapshot};
 use ringkeeper::log::{dump, record, recovery, segment};
 use ringkeeper::proto::connect::ConnectRequest;
 use ringkeeper::proto::request::{decode_request, CreateRequest, Request, WriteOp};
@@ -270,4 +273,71 @@ impl Draw<'_> {
             _ => Request::Write(self.write(tree, now_ms)),
         }
     }
+}
+
+/// A ZooKeeper data directory's files as `ringkeeper import` reads them. The first byte
+/// picks a snapshot or a log; checksums are made to match (a snapshot's last seal, every
+/// log record's), so inputs reach the records behind them. A snapshot that reads becomes
+/// a tree; a log's transactions are replayed onto one. Either way it stays a tree.
+pub fn zookeeper_files(data: &[u8]) {
+    let Some((&mode, body)) = data.split_first() else { return };
+    if mode & 1 == 0 {
+        let bytes = with_matching_seal(body);
+        let path = Path::new("snapshot.1");
+        if let Ok(snapshot) = zookeeper_snapshot::read(path, &bytes) {
+            if let Ok(tree) = ringkeeper::import::tree_of(path, &snapshot) {
+                tree.check_invariants();
+            }
+        }
+        return;
+    }
+    let bytes = with_matching_record_checksums(body);
+    let Ok(log) = zookeeper_log::read(Path::new("log.1"), &bytes) else { return };
+    let mut replay = Replay::new(DataTree::new());
+    for txn in &log.txns {
+        if replay.apply(txn).is_err() {
+            break;
+        }
+    }
+    replay.tree.check_invariants();
+}
+
+/// A snapshot with matching seals (the Adler-32 of what precedes, then "/", 13 bytes):
+/// the last one, and the one before the 20 bytes of a tree digest if it is there.
+fn with_matching_seal(snapshot: &[u8]) -> Vec<u8> {
+    const SEAL_BYTES: usize = 13;
+    const DIGEST_BYTES: usize = 20;
+    let mut bytes = snapshot.to_vec();
+    let seal = |bytes: &mut Vec<u8>, at: usize| {
+        let checksum = adler32(&bytes[..at]);
+        bytes[at..at + 8].copy_from_slice(&i64::from(checksum).to_be_bytes());
+    };
+    if let Some(first) = bytes.len().checked_sub(2 * SEAL_BYTES + DIGEST_BYTES) {
+        if bytes[first + 8..first + SEAL_BYTES] == [0, 0, 0, 1, b'/'] {
+            seal(&mut bytes, first);
+        }
+    }
+    if let Some(last) = bytes.len().checked_sub(SEAL_BYTES) {
+        seal(&mut bytes, last);
+    }
+    bytes
+}
+
+/// A log whose records, each `[checksum i64][length i32][entry][0x42]` after the 16-byte
+/// header, carry their entries' Adler-32.
+fn with_matching_record_checksums(log: &[u8]) -> Vec<u8> {
+    let mut bytes = log.to_vec();
+    let mut offset = 16;
+    while let Some(header) = bytes.get(offset..offset + 12) {
+        let length = i32::from_be_bytes(header[8..12].try_into().expect("four bytes"));
+        let Some(end) = usize::try_from(length).ok().filter(|&length| length > 0).map(|length| offset + 12 + length)
+        else {
+            break;
+        };
+        let Some(entry) = bytes.get(offset + 12..end) else { break };
+        let checksum = adler32(entry);
+        bytes[offset..offset + 8].copy_from_slice(&i64::from(checksum).to_be_bytes());
+        offset = end + 1;
+    }
+    bytes
 }
