@@ -115,6 +115,7 @@ pub fn run(options: &Options) -> Result<Report, ImportError> {
             cuts.push((log.clone(), offset));
         }
     }
+    delete_orphan_ephemerals(&mut replay.tree);
     if options.drop_sessions {
         close_every_session(&mut replay.tree);
     }
@@ -237,6 +238,24 @@ pub fn tree_of(path: &Path, snapshot: &ZookeeperSnapshot) -> Result<DataTree, Im
     crate::tree::snapshot::load(archived).map_err(|error| ImportError::new(path, 0, format!("not a tree: {error:?}")))
 }
 
+/// Ephemeral nodes whose session the snapshot and logs no longer hold (a fuzzy snapshot
+/// can keep a node its session's close already deleted) go, as ZooKeeper deletes them
+/// when it loads its data.
+fn delete_orphan_ephemerals(tree: &mut DataTree) {
+    let sessions: std::collections::HashSet<i64> = tree.sessions().map(|(session_id, _, _)| session_id).collect();
+    let mut orphans: Vec<i64> =
+        tree.ephemerals_by_session().map(|(owner, _)| owner).filter(|owner| !sessions.contains(owner)).collect();
+    orphans.sort_unstable();
+    let zxid = tree.last_zxid();
+    for owner in orphans {
+        tracing::warn!(
+            session = format_args!("{owner:#x}"),
+            "ephemeral nodes of a closed session; deleted, as ZooKeeper does on load"
+        );
+        tree.delete_orphan_ephemerals(owner, zxid);
+    }
+}
+
 /// `--drop-sessions`: every session closes, with its ephemeral nodes, as if it expired
 /// right after ZooKeeper's last transaction.
 fn close_every_session(tree: &mut DataTree) {
@@ -251,5 +270,42 @@ fn close_every_session(tree: &mut DataTree) {
         let op = crate::txn::TxnOp::CloseSession { ephemerals };
         let bytes = crate::txn::Txn { session_id, cxid: 0, zxid, time_ms, op }.to_bytes();
         tree.apply(crate::txn::access_written(&bytes), &mut Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::{CreateTxn, Step, Txn, TxnOp};
+
+    #[test]
+    fn ephemerals_of_a_session_the_tree_no_longer_holds_are_deleted_as_zookeeper_loads() {
+        let mut tree = DataTree::new();
+        let create = |path: &str, owner: i64, parent_cversion: i32| {
+            TxnOp::Single(Step::Create(CreateTxn {
+                path: path.into(),
+                data: None,
+                acl: vec![],
+                ephemeral_owner: owner,
+                parent_cversion,
+            }))
+        };
+        for (zxid, op) in [
+            (1, TxnOp::CreateSession { timeout_ms: 30_000, password: [0; 16] }),
+            (2, create("/live", 7, 1)),
+            (3, create("/orphan", 9, 2)),
+        ] {
+            let bytes = Txn { session_id: 7, cxid: 0, zxid, time_ms: 0, op }.to_bytes();
+            tree.apply(crate::txn::access_written(&bytes), &mut Vec::new());
+        }
+        delete_orphan_ephemerals(&mut tree);
+        assert!(tree.node("/live").is_some(), "session 7 is open");
+        assert!(tree.node("/orphan").is_none(), "session 9 is not");
+        assert_eq!(
+            (tree.last_zxid(), tree.node("/").unwrap().pzxid),
+            (3, 3),
+            "no transaction; the parent's pzxid is the last zxid"
+        );
+        tree.check_invariants();
     }
 }

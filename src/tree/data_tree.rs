@@ -147,6 +147,19 @@ impl DataTree {
         });
     }
 
+    /// Deletes the ephemeral nodes of a session the tree has no record of, at `zxid` (the
+    /// last applied: no transaction is made): ZooKeeper's clean-up of dead sessions when
+    /// it loads a snapshot and its logs (`ZooKeeperServer.loadData`, `killSession`).
+    pub fn delete_orphan_ephemerals(&mut self, session_id: i64, zxid: i64) {
+        assert!(!self.sessions.contains_key(&session_id), "the session is dead");
+        let mut paths: Vec<String> = self.ephemerals_of(session_id).map(str::to_owned).collect();
+        paths.sort_unstable();
+        for path in paths {
+            assert!(self.node(&path).is_some_and(|node| node.children.is_empty()), "an ephemeral has no children");
+            self.delete_node(&path, zxid, &mut Vec::new()).expect("an indexed ephemeral exists");
+        }
+    }
+
     /// The tree's digest as ZooKeeper computes it (`hash`).
     pub fn digest(&self) -> u64 {
         self.digest
