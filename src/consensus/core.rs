@@ -155,6 +155,9 @@ struct Progress {
     /// While a snapshot is wanted: the applied zxid it will be taken at. The window keeps
     /// what follows it, so the snapshot still continues the window when it is ready.
     snapshot_floor: i64,
+    /// When a snapshot was last sent. Another is made only once the follower has answered
+    /// since: one that is down would otherwise cost a snapshot at every heartbeat.
+    snapshot_sent_ms: Option<u64>,
 }
 
 /// One log operation not yet durable.
@@ -445,6 +448,7 @@ impl<P: Payload> Core<P> {
             return;
         }
         progress.snapshot_wanted = false;
+        progress.snapshot_sent_ms = Some(self.now_ms);
         progress.next_zxid = zxid;
         progress.in_flight.clear();
         progress.in_flight_bytes = 0;
@@ -701,6 +705,7 @@ impl<P: Payload> Core<P> {
                 match_at_heartbeat: 0,
                 snapshot_wanted: false,
                 snapshot_floor: 0,
+                snapshot_sent_ms: None,
             });
             progress.next_zxid = progress.next_zxid.min(sent_through).max(progress.match_zxid);
         }
@@ -912,6 +917,10 @@ impl<P: Payload> Core<P> {
                 return sent;
             }
             if next < self.window_prev {
+                if progress.snapshot_sent_ms.is_some_and(|sent_ms| progress.heard_ms <= sent_ms) {
+                    // Not heard from since its last snapshot: it may be down.
+                    return sent;
+                }
                 let applied_zxid = self.applied_zxid;
                 let progress = self.progress.get_mut(&peer).expect("listed");
                 progress.snapshot_wanted = true;
