@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Ringkeeper test suite on a fresh machine, installing what the suites need:
 # Debian's `zookeeper` package (Apache ZooKeeper 3.8, the reference server and its Java
-# CLI) and the Python packages of tests/interop/requirements.txt (kazoo, pytest).
+# CLI), Curator and the servlet API its AdminServer needs, and the Python packages of
+# tests/interop/requirements.txt (kazoo, pytest, prometheus-client).
 #
 #   tests/run-all.sh            everything
 #   tests/run-all.sh --quick    Rust tests only (no installs)

@@ -295,6 +295,18 @@ mod tests {
         ZookeeperTxn { offset: 16, session_id: 0x5, cxid: 1, zxid, time_ms: 1000 + zxid, op, digest: None }
     }
 
+    /// An ephemeral create of `owner`'s, as the first child of `/`.
+    fn ephemeral(path: &str, owner: i64) -> ZookeeperOp {
+        ZookeeperOp::Create {
+            path: path.into(),
+            data: None,
+            acl: vec![Acl::open_unsafe()],
+            ephemeral_owner: owner,
+            parent_cversion: 1,
+            fixes_parent: false,
+        }
+    }
+
     fn create(path: &str, parent_cversion: i32) -> ZookeeperOp {
         ZookeeperOp::Create {
             path: path.into(),
@@ -330,15 +342,7 @@ mod tests {
     fn a_log_no_zookeeper_could_write_is_refused_not_applied() {
         let mut replay = Replay::new(DataTree::new());
         replay.apply(&logged(1, ZookeeperOp::CreateSession { timeout_ms: 30_000 })).unwrap();
-        let ephemeral = ZookeeperOp::Create {
-            path: "/e".into(),
-            data: None,
-            acl: vec![Acl::open_unsafe()],
-            ephemeral_owner: 0x5,
-            parent_cversion: 1,
-            fixes_parent: false,
-        };
-        replay.apply(&logged(2, ephemeral)).unwrap();
+        replay.apply(&logged(2, ephemeral("/e", 0x5))).unwrap();
         let under_ephemeral = replay.apply(&logged(3, create("/e/child", 1))).unwrap_err();
         assert!(under_ephemeral.contains("under the ephemeral node /e"), "{under_ephemeral}");
         let bad_path = replay.apply(&logged(3, create("/a//b", 1))).unwrap_err();
@@ -369,15 +373,7 @@ mod tests {
     fn a_session_keeps_zookeepers_password_and_its_close_deletes_what_it_owned() {
         let mut replay = Replay::new(DataTree::new());
         replay.apply(&logged(1, ZookeeperOp::CreateSession { timeout_ms: 30_000 })).unwrap();
-        let ephemeral = ZookeeperOp::Create {
-            path: "/e".into(),
-            data: None,
-            acl: vec![Acl::open_unsafe()],
-            ephemeral_owner: 0x5,
-            parent_cversion: 1,
-            fixes_parent: false,
-        };
-        replay.apply(&logged(2, ephemeral)).unwrap();
+        replay.apply(&logged(2, ephemeral("/e", 0x5))).unwrap();
         let sessions: Vec<_> = replay.tree.sessions().collect();
         assert_eq!(sessions, vec![(0x5, 30_000, session_password(0x5))]);
         // A close logged without its list of paths (closeSessionTxn off) still deletes

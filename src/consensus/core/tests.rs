@@ -163,6 +163,17 @@ impl Ensemble {
         assert!(self.core(id).accepts_proposals());
     }
 
+    /// Leader 1 commits `batches` batches of 4 records with 2 while 3 hears nothing.
+    fn commit_without_3(&mut self, batches: usize) {
+        for _ in 0..batches {
+            self.propose(1, 4);
+            self.deliver(|_, to| to != 3);
+            self.flush(1);
+            self.flush(2);
+            self.deliver(|_, to| to != 3);
+        }
+    }
+
     fn propose(&mut self, leader: MemberId, count: i64) -> (i64, i64) {
         let last = self.core(leader).last_zxid();
         let entries: Vec<(i64, u64)> = (1..=count).map(|offset| (last + offset, offset as u64)).collect();
@@ -303,13 +314,7 @@ fn a_follower_cuts_a_tail_the_new_leader_never_had_then_takes_what_follows() {
 fn a_follower_behind_the_leaders_window_is_sent_a_snapshot() {
     let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
     ensemble.elect(1);
-    for _ in 0..10 {
-        ensemble.propose(1, 4);
-        ensemble.deliver(|_, to| to != 3);
-        ensemble.flush(1);
-        ensemble.flush(2);
-        ensemble.deliver(|_, to| to != 3);
-    }
+    ensemble.commit_without_3(10);
     ensemble.wire.clear();
     // The first heartbeat finds 3 has acknowledged nothing since the last one; the next
     // resends from its acknowledgement, which the window no longer holds.
@@ -324,23 +329,14 @@ fn while_a_snapshot_is_made_the_window_holds_what_follows_it() {
     // committing; the window keeps what follows the snapshot, so it is still sent.
     let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
     ensemble.elect(1);
-    let grow = |ensemble: &mut Ensemble, batches: usize| {
-        for _ in 0..batches {
-            ensemble.propose(1, 4);
-            ensemble.deliver(|_, to| to != 3);
-            ensemble.flush(1);
-            ensemble.flush(2);
-            ensemble.deliver(|_, to| to != 3);
-        }
-    };
-    grow(&mut ensemble, 10);
+    ensemble.commit_without_3(10);
     ensemble.wire.clear();
     ensemble.tick(1, 20);
     ensemble.tick(1, 20);
     assert_eq!(ensemble.snapshots_wanted, vec![(1, 3)]);
     let snapshot_zxid = ensemble.core(1).applied_zxid();
     // Two batches: past the retained bytes (one batch here), within four times them.
-    grow(&mut ensemble, 2);
+    ensemble.commit_without_3(2);
     assert!(ensemble.core(1).applied_zxid() > snapshot_zxid, "more was applied while the snapshot was made");
     ensemble.wire.clear();
     ensemble.cores.get_mut(&1).unwrap().send_snapshot(3, snapshot_zxid, Arc::new(Vec::new()));
@@ -356,22 +352,13 @@ fn a_snapshot_the_window_moved_past_while_it_was_made_is_dropped_and_asked_for_a
     // the core drops it and asks for a newer one.
     let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
     ensemble.elect(1);
-    let grow = |ensemble: &mut Ensemble| {
-        for _ in 0..10 {
-            ensemble.propose(1, 4);
-            ensemble.deliver(|_, to| to != 3);
-            ensemble.flush(1);
-            ensemble.flush(2);
-            ensemble.deliver(|_, to| to != 3);
-        }
-    };
-    grow(&mut ensemble);
+    ensemble.commit_without_3(10);
     ensemble.wire.clear();
     ensemble.tick(1, 20);
     ensemble.tick(1, 20);
     assert_eq!(ensemble.snapshots_wanted, vec![(1, 3)]);
     let stale_zxid = ensemble.core(1).applied_zxid();
-    grow(&mut ensemble);
+    ensemble.commit_without_3(10);
     ensemble.wire.clear();
     ensemble.cores.get_mut(&1).unwrap().send_snapshot(3, stale_zxid, Arc::new(Vec::new()));
     ensemble.collect(1);
@@ -391,13 +378,7 @@ fn a_follower_that_does_not_answer_is_not_sent_snapshot_after_snapshot() {
     // made one every heartbeat while a follower was down).
     let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
     ensemble.elect(1);
-    for _ in 0..10 {
-        ensemble.propose(1, 4);
-        ensemble.deliver(|_, to| to != 3);
-        ensemble.flush(1);
-        ensemble.flush(2);
-        ensemble.deliver(|_, to| to != 3);
-    }
+    ensemble.commit_without_3(10);
     ensemble.wire.clear();
     ensemble.tick(1, 20);
     ensemble.tick(1, 20);
