@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::tls::TlsSettings;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub client_port: u16,
@@ -91,6 +93,40 @@ pub struct Config {
     pub digest_enabled: bool,
     /// The zoo.cfg text as given, for the `initial_configuration` admin command.
     pub initial_text: String,
+    /// `secureClientPort`: TLS clients connect here, beside the plain `clientPort`.
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress`; `clientPortAddress` when not given, as in ZooKeeper.
+    pub secure_client_port_address: Option<IpAddr>,
+    /// `ssl.*`: the secure client port's certificate, trust store and protocols.
+    pub client_tls: TlsSettings,
+    /// `sslQuorum=true`: members talk to each other over TLS, set up by `ssl.quorum.*`.
+    pub ssl_quorum: bool,
+    pub quorum_tls: TlsSettings,
+    /// `client.certReload` (ZooKeeper 3.9's) and `sslQuorumReloadCertFiles`: certificate
+    /// files are reloaded when they change. On by default here, unlike ZooKeeper: a
+    /// renewed certificate should not need a restart.
+    pub client_certificate_reload: bool,
+    pub quorum_certificate_reload: bool,
+    /// `authProvider.N=org.apache.zookeeper.server.auth.X509AuthenticationProvider`: the
+    /// `x509` scheme exists, so ACLs may name certificate subjects and a TLS client with a
+    /// certificate holds `x509:<its subject>`. As in ZooKeeper, it must be configured.
+    pub x509_auth: bool,
+    /// `X509AuthenticationProvider.superUser`: the subject that holds every permission.
+    pub x509_super_user: Option<String>,
+}
+
+/// The class ZooKeeper configures for the `x509` scheme.
+pub const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+/// A zoo.cfg key of the TLS settings: whether it is a quorum key, and its name after the
+/// `ssl.` or `ssl.quorum.` prefix (with or without the `zookeeper.` system-property one).
+fn tls_key(key: &str) -> Option<(bool, &str)> {
+    let key = key.strip_prefix("zookeeper.").unwrap_or(key);
+    let name = key.strip_prefix("ssl.")?;
+    Some(match name.strip_prefix("quorum.") {
+        Some(quorum_name) => (true, quorum_name),
+        None => (false, name),
+    })
 }
 
 /// An HTTP listener of the operations surface.
@@ -202,6 +238,15 @@ impl Default for Config {
             metrics: HttpEndpoint { enabled: false, address: IpAddr::from([0, 0, 0, 0]), port: 7000 },
             digest_enabled: true,
             initial_text: String::new(),
+            secure_client_port: None,
+            secure_client_port_address: None,
+            client_tls: TlsSettings::default(),
+            ssl_quorum: false,
+            quorum_tls: TlsSettings::default(),
+            client_certificate_reload: true,
+            quorum_certificate_reload: true,
+            x509_auth: false,
+            x509_super_user: None,
         }
     }
 }
@@ -230,7 +275,15 @@ impl std::error::Error for ConfigError {}
 
 /// Keys ZooKeeper knows that we accept and ignore, because they concern features that
 /// either do not apply to a standalone server or have no equivalent here.
-const IGNORED_KEYS: [&str; 3] = ["standaloneEnabled", "reconfigEnabled", "metricsProvider.exportJvmInfo"];
+/// `serverCnxnFactory` chooses ZooKeeper's Netty connection factory, which TLS needs
+/// there; every port here is served the same way.
+const IGNORED_KEYS: [&str; 5] = [
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "metricsProvider.exportJvmInfo",
+    "serverCnxnFactory",
+    "zookeeper.serverCnxnFactory",
+];
 
 impl Config {
     /// Parses a zoo.cfg. Returns the configuration and warnings for keys we do not know.
@@ -252,6 +305,23 @@ impl Config {
             };
             let (key, value) = (key.trim(), value.trim());
             let error = |message: String| ConfigError { line: line_number, key: key.to_owned(), message };
+            if let Some((quorum, name)) = tls_key(key) {
+                let settings = if quorum { &mut config.quorum_tls } else { &mut config.client_tls };
+                if settings.apply(name, value).map_err(error)? {
+                    continue;
+                }
+                match name {
+                    // ZooKeeper's secure port authenticates with the provider this names.
+                    "authProvider" if value == "x509" => {}
+                    "authProvider" => return Err(error(format!("'{value}': only the x509 provider is supported"))),
+                    // CRL and OCSP checks would need the JVM's revocation fetching.
+                    "crl" | "ocsp" if !value.eq_ignore_ascii_case("true") => {}
+                    "crl" | "ocsp" => return Err(error("certificate revocation checks are not supported".into())),
+                    _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
+                }
+                continue;
+            }
+            let boolean = |value: &str| value.eq_ignore_ascii_case("true");
             let number = |value: &str| -> Result<u64, ConfigError> {
                 value.parse::<u64>().map_err(|_| error(format!("'{value}' is not a non-negative integer")))
             };
@@ -393,6 +463,29 @@ impl Config {
                 "digest.enabled" | "zookeeper.digest.enabled" => {
                     config.digest_enabled = value.eq_ignore_ascii_case("true");
                 }
+                "secureClientPort" => config.secure_client_port = Some(to_u16(number(value)?, &error)?),
+                "secureClientPortAddress" => {
+                    config.secure_client_port_address =
+                        Some(value.parse().map_err(|_| error(format!("'{value}' is not an IP address")))?)
+                }
+                // Boolean.parseBoolean, as ZooKeeper reads these.
+                "sslQuorum" => config.ssl_quorum = boolean(value),
+                "sslQuorumReloadCertFiles" => config.quorum_certificate_reload = boolean(value),
+                "client.certReload" | "zookeeper.client.certReload" => {
+                    config.client_certificate_reload = boolean(value)
+                }
+                key if key.strip_prefix("zookeeper.").unwrap_or(key).starts_with("authProvider.") => {
+                    if value == X509_PROVIDER {
+                        config.x509_auth = true;
+                    } else {
+                        warnings.push(format!(
+                            "line {line_number}: authentication provider '{value}' is not supported; ignored"
+                        ));
+                    }
+                }
+                "X509AuthenticationProvider.superUser" | "zookeeper.X509AuthenticationProvider.superUser" => {
+                    config.x509_super_user = Some(value.to_owned())
+                }
                 key if IGNORED_KEYS.contains(&key) => {}
                 _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
             }
@@ -406,6 +499,25 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let tls_error = |key: &str, message: String| ConfigError { line: 0, key: key.into(), message };
+        if self.secure_client_port.is_some() {
+            if !self.client_tls.is_configured() {
+                return Err(tls_error(
+                    "secureClientPort",
+                    "needs ssl.keyStore.location: the server's certificate".into(),
+                ));
+            }
+            self.client_tls.versions().map_err(|message| tls_error("ssl.enabledProtocols", message))?;
+        }
+        if self.ssl_quorum {
+            if !self.quorum_tls.is_configured() {
+                return Err(tls_error(
+                    "sslQuorum",
+                    "needs ssl.quorum.keyStore.location: this member's certificate".into(),
+                ));
+            }
+            self.quorum_tls.versions().map_err(|message| tls_error("ssl.quorum.enabledProtocols", message))?;
+        }
         if self.is_ensemble() && self.servers.iter().all(|server| server.observer) {
             return Err(ConfigError {
                 line: 0,
@@ -533,6 +645,34 @@ fn parse_jute_max_buffer(value: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_keys_are_read_with_and_without_the_zookeeper_prefix() {
+        let text = "secureClientPort=2281\nssl.keyStore.location=/k.pem\nzookeeper.ssl.trustStore.location=/t.pem\n\
+                    ssl.clientAuth=want\nsslQuorum=true\nssl.quorum.keyStore.location=/q.pem\n\
+                    authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+                    X509AuthenticationProvider.superUser=CN=admin\nserverCnxnFactory=x\n";
+        let (config, warnings) = Config::parse(text).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.secure_client_port, Some(2281));
+        assert_eq!(config.client_tls.key_store.path, Some(PathBuf::from("/k.pem")));
+        assert_eq!(config.client_tls.trust_store.path, Some(PathBuf::from("/t.pem")));
+        assert_eq!(config.client_tls.client_auth, crate::tls::settings::ClientAuth::Want);
+        assert!(config.ssl_quorum);
+        assert_eq!(config.quorum_tls.key_store.path, Some(PathBuf::from("/q.pem")));
+        assert_eq!(config.quorum_tls.client_auth, crate::tls::settings::ClientAuth::Need);
+        assert!(config.x509_auth);
+        assert_eq!(config.x509_super_user.as_deref(), Some("CN=admin"));
+    }
+
+    #[test]
+    fn a_secure_port_without_a_certificate_is_refused() {
+        let error = Config::parse("secureClientPort=2281\n").unwrap_err();
+        assert!(error.message.contains("ssl.keyStore.location"), "{error}");
+        let error =
+            Config::parse("secureClientPort=2281\nssl.keyStore.location=/k\nssl.enabledProtocols=SSLv3\n").unwrap_err();
+        assert!(error.message.contains("SSLv3"), "{error}");
+    }
 
     #[test]
     fn a_zookeeper_zoo_cfg_parses() {

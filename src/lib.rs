@@ -23,5 +23,6 @@ pub mod log;
 pub mod proto;
 pub mod server;
 pub(crate) mod session;
+pub mod tls;
 pub mod tree;
 pub mod txn;

@@ -14,7 +14,7 @@ use ringkeeper::bench::workload::next_random;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 8] = [
+const TARGETS: [(&str, Target); 9] = [
     ("request", targets::request),
     ("connect", targets::connect),
     ("four_letter", targets::four_letter),
@@ -23,6 +23,7 @@ const TARGETS: [(&str, Target); 8] = [
     ("snapshot_file", targets::snapshot_file),
     ("tree_ops", targets::tree_ops),
     ("zookeeper_files", targets::zookeeper_files),
+    ("certificate_subject", targets::certificate_subject),
 ];
 
 /// Mutations per corpus input: bit flips, overwritten bytes, cuts and repeats.

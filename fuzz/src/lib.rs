@@ -150,7 +150,13 @@ pub fn tree_ops(data: &[u8]) {
         let mut batch = Vec::new();
         for _ in 0..1 + input.below(4) {
             let session_id = 1 + input.below(3) as i64;
-            let caller = Caller { session_id, identities: &identities, extended_types: true, enforce_quota: true };
+            let caller = Caller {
+                session_id,
+                identities: &identities,
+                extended_types: true,
+                enforce_quota: true,
+                x509_acls: true,
+            };
             let request = input.request(&tree, now_ms);
             zxid += 1;
             now_ms += 1 + input.below(2_000) as i64;
@@ -340,4 +346,10 @@ fn with_matching_record_checksums(log: &[u8]) -> Vec<u8> {
         offset = end + 1;
     }
     bytes
+}
+
+/// A client certificate's subject (the x509 ACL id): any bytes, from a client on the
+/// secure port after rustls accepted them, are a name or an error.
+pub fn certificate_subject(data: &[u8]) {
+    let _ = ringkeeper::tls::subject::certificate_subject(data);
 }

@@ -120,18 +120,62 @@ impl Input {
     }
 }
 
+/// A connection on the plain client port.
 pub async fn serve(stream: TcpStream, context: Rc<CoreContext>) {
-    let Ok(peer) = stream.peer_addr() else { return };
-    if !context.shared.admit(peer.ip()) {
-        tracing::warn!(%peer, max = context.shared.config.max_client_connections, "too many connections from this address; closing");
-        return;
-    }
-    let _ = stream.set_nodelay(true);
+    let Some(peer) = admit(&stream, &context) else { return };
     let fd = stream.as_raw_fd();
     let (mut reader, writer) = futures_lite::io::split(stream);
     let mut input = Input::new();
-    handshake_and_serve(&mut reader, writer, &mut input, fd, peer, &context).await;
+    handshake_and_serve(&mut reader, writer, &mut input, fd, peer, None, &context).await;
     context.shared.release(peer.ip());
+}
+
+/// A connection on the secure client port: the TLS handshake within
+/// `ssl.handshakeDetectionTimeoutMillis`, then the same protocol as the plain port. A
+/// client certificate (verified by rustls against the trust store) gives the connection
+/// its `x509` id.
+pub async fn serve_tls(stream: TcpStream, tls: std::sync::Arc<rustls::ServerConfig>, context: Rc<CoreContext>) {
+    let Some(peer) = admit(&stream, &context) else { return };
+    let fd = stream.as_raw_fd();
+    let timeout_ms = context.shared.config.client_tls.handshake_timeout_ms;
+    let handshake = async { Some(futures_rustls::TlsAcceptor::from(tls).accept(stream).await) };
+    let expired = async {
+        glommio::timer::sleep(std::time::Duration::from_millis(timeout_ms)).await;
+        None
+    };
+    match futures_lite::future::or(handshake, expired).await {
+        None => tracing::warn!(%peer, timeout_ms, "TLS handshake not finished in time; closing"),
+        Some(Err(error)) if crate::tls::is_plain_text(&error) => {
+            tracing::warn!(%peer, %error, "plain text on the secure client port, not a TLS handshake; closing")
+        }
+        Some(Err(error)) => tracing::warn!(%peer, %error, "TLS handshake failed; closing"),
+        Some(Ok(stream)) => {
+            let subject = match crate::tls::acceptor::peer_subject(stream.get_ref().1) {
+                None => None,
+                Some(Ok(subject)) => Some(subject),
+                Some(Err(error)) => {
+                    // Verified by rustls, yet its subject does not parse: served without an id.
+                    tracing::warn!(%peer, %error, "a client certificate's subject cannot be read; no x509 id");
+                    None
+                }
+            };
+            let (mut reader, writer) = futures_lite::io::split(stream);
+            let mut input = Input::new();
+            handshake_and_serve(&mut reader, writer, &mut input, fd, peer, subject, &context).await;
+        }
+    }
+    context.shared.release(peer.ip());
+}
+
+/// The connection's peer, if its address is under `maxClientCnxns`.
+fn admit(stream: &TcpStream, context: &CoreContext) -> Option<std::net::SocketAddr> {
+    let peer = stream.peer_addr().ok()?;
+    if !context.shared.admit(peer.ip()) {
+        tracing::warn!(%peer, max = context.shared.config.max_client_connections, "too many connections from this address; closing");
+        return None;
+    }
+    let _ = stream.set_nodelay(true);
+    Some(peer)
 }
 
 /// The first frame of a connection, if it arrives whole within the sessionless timeout:
@@ -183,6 +227,7 @@ async fn handshake_and_serve<R, W>(
     input: &mut Input,
     fd: i32,
     peer: std::net::SocketAddr,
+    certificate_subject: Option<String>,
     context: &Rc<CoreContext>,
 ) where
     R: futures_lite::AsyncRead + Unpin,
@@ -232,7 +277,7 @@ async fn handshake_and_serve<R, W>(
     let (writer_wake, writer_woken) = local_channel::new_bounded(1);
     let (reader_wake, reader_woken) = local_channel::new_bounded(1);
     let timeout_ms = context.shared.config.negotiate_timeout_ms(connect.timeout_ms);
-    let initial_identities = initial_identities(peer, &context.shared.config);
+    let initial_identities = initial_identities(peer, certificate_subject.as_deref(), &context.shared.config);
     let connection = {
         let mut state = context.state.borrow_mut();
         let id = state.next_connection_id();
@@ -257,6 +302,7 @@ async fn handshake_and_serve<R, W>(
             last_zxid: 0,
             identities: std::sync::Arc::new(initial_identities.as_slice().to_vec()),
             auth_ids: initial_identities,
+            certificate_subject,
             stats: Default::default(),
         }));
         state.connections.insert(id, connection.clone());
@@ -299,14 +345,33 @@ async fn handshake_and_serve<R, W>(
     writer_task.await;
 }
 
-/// Every connection is `ip:<address>`; with skipACL it also holds the marker that passes
+/// Every connection is `ip:<address>`; a TLS client's certificate adds its x509 ids
+/// where the scheme is configured; with skipACL it also holds the marker that passes
 /// every ACL check.
-fn initial_identities(peer: std::net::SocketAddr, config: &crate::config::Config) -> AuthIds {
+fn initial_identities(
+    peer: std::net::SocketAddr,
+    certificate_subject: Option<&str>,
+    config: &crate::config::Config,
+) -> AuthIds {
     let mut identities = vec![("ip".to_owned(), crate::session::auth::ip_id(peer.ip()))];
+    if let Some(subject) = certificate_subject.filter(|_| config.x509_auth) {
+        identities.extend(x509_identities(subject, config));
+    }
     if config.skip_acl {
         identities.push((crate::tree::acl_check::SKIP_ACL_SCHEME.to_owned(), String::new()));
     }
     AuthIds::from_added(identities)
+}
+
+/// `X509AuthenticationProvider.handleAuthentication`: `super:<subject>` first if the
+/// subject is the configured super user, then `x509:<subject>`.
+fn x509_identities(subject: &str, config: &crate::config::Config) -> Vec<(String, String)> {
+    let mut identities = Vec::with_capacity(2);
+    if config.x509_super_user.as_deref() == Some(subject) {
+        identities.push(("super".to_owned(), subject.to_owned()));
+    }
+    identities.push(("x509".to_owned(), subject.to_owned()));
+    identities
 }
 
 /// The auth packet, answered at once as ZooKeeper does (not queued behind the session's
@@ -327,6 +392,26 @@ fn authenticate(
         // every connection already holds, and answers OK whatever the credential.
         let ip = ("ip".to_owned(), crate::session::auth::ip_id(conn.peer.ip()));
         if conn.auth_ids.insert(ip) {
+            conn.identities = std::sync::Arc::new(conn.auth_ids.as_slice().to_vec());
+        }
+        encode_reply(&mut conn.output, xid, 0, ErrorCode::Ok, &ReplyBody::Empty);
+        conn.output_appended();
+        return true;
+    }
+    // The x509 provider ignores the credential and authenticates the certificate the
+    // connection presented; a connection without one fails.
+    if scheme == "x509" && config.x509_auth {
+        let Some(subject) = conn.certificate_subject.clone() else {
+            tracing::info!(peer = %conn.peer, "x509 authentication failed: no client certificate");
+            encode_reply(&mut conn.output, xid, 0, ErrorCode::AuthFailed, &ReplyBody::Empty);
+            conn.close();
+            return false;
+        };
+        let mut added = false;
+        for identity in x509_identities(&subject, config) {
+            added |= conn.auth_ids.insert(identity);
+        }
+        if added {
             conn.identities = std::sync::Arc::new(conn.auth_ids.as_slice().to_vec());
         }
         encode_reply(&mut conn.output, xid, 0, ErrorCode::Ok, &ReplyBody::Empty);

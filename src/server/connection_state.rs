@@ -115,6 +115,8 @@ pub struct Connection {
     pub identities: std::sync::Arc<Vec<(String, String)>>,
     /// The same identities, kept in ZooKeeper's order (see `AuthIds`).
     pub auth_ids: crate::session::auth::AuthIds,
+    /// The subject of the client's TLS certificate (secure port), for `addauth x509`.
+    pub certificate_subject: Option<String>,
     /// For `cons`: when the session was established, and per-request figures.
     pub stats: ConnectionStats,
 }

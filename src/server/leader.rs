@@ -211,7 +211,9 @@ impl Leader {
                 }
                 let extended_types = self.shared.config.extended_types_enabled;
                 let enforce_quota = self.shared.config.enforce_quota;
-                self.write(Caller { session_id, identities: &identities, extended_types, enforce_quota }, xid, &request)
+                let x509_acls = self.shared.config.x509_auth;
+                let caller = Caller { session_id, identities: &identities, extended_types, enforce_quota, x509_acls };
+                self.write(caller, xid, &request)
             }
             ToLeader::Sync { member, core, connection, xid } => {
                 self.place(member, core, Control::Synced { connection, xid });
@@ -310,7 +312,7 @@ impl Leader {
         let began = self.sessions.begin_close(session_id);
         assert!(began, "closing a session that is not open");
         self.prepare_and_append(
-            Caller { session_id, identities: &[], extended_types: false, enforce_quota: false },
+            Caller { session_id, identities: &[], extended_types: false, enforce_quota: false, x509_acls: false },
             xid,
             &Request::CloseSession,
         );
@@ -326,7 +328,13 @@ impl Leader {
         }
         let candidates = self.core0.borrow().tree.reapable(wall_clock_ms(), limit);
         for path in candidates {
-            let caller = Caller { session_id: 0, identities: &[], extended_types: false, enforce_quota: false };
+            let caller = Caller {
+                session_id: 0,
+                identities: &[],
+                extended_types: false,
+                enforce_quota: false,
+                x509_acls: false,
+            };
             self.prepare_and_append(caller, 0, &Request::Write(WriteOp::DeleteContainer { path }));
         }
     }

@@ -295,6 +295,15 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     let address = SocketAddr::new(config.client_port_address, config.client_port);
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     wait_until_port_is_free(address)?;
+    let secure_address = config
+        .secure_client_port
+        .map(|port| SocketAddr::new(config.secure_client_port_address.unwrap_or(config.client_port_address), port));
+    if let Some(secure_address) = secure_address {
+        wait_until_port_is_free(secure_address)?;
+    }
+    // Certificates are read before recovery, so a bad one stops the start at once.
+    let client_tls = crate::tls::client_port(&config)?;
+    let quorum_tls = crate::tls::quorum(&config)?;
     let log_dir = config.log_dir();
     std::fs::create_dir_all(&log_dir).map_err(|error| format!("cannot create {}: {error}", log_dir.display()))?;
     if !config.force_sync {
@@ -327,6 +336,7 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         shared.note_snapshot(loaded.zxid, loaded.map.len() as u64, written_at.unwrap_or(std::time::UNIX_EPOCH));
     }
     shared.recovered.store(true, std::sync::atomic::Ordering::Release);
+    crate::tls::watch_files(&shared.config, client_tls.as_ref(), quorum_tls.as_ref())?;
     let cpus = placement::executor_cpus(&shared.config, cores);
     let mut handles = Vec::new();
     for (core, channels) in channels.into_iter().enumerate() {
@@ -334,6 +344,7 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         let recovered = recovered.clone();
         let snapshot = snapshot.clone();
         let tree = tree.clone();
+        let tls = CoreTls { client: client_tls.clone().zip(secure_address), quorum: quorum_tls.clone() };
         let placement = cpus.as_ref().map_or(Placement::Unbound, |cpus| Placement::Fixed(cpus[core]));
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
@@ -341,12 +352,17 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
             // Blocking work (a follower's snapshot, a snapshot install) runs on a thread
             // the OS may schedule anywhere, not on the executor's own CPU.
             .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(1))
-            .spawn(move || async move { core_main(core, shared, channels, address, tree, recovered, snapshot).await })
+            .spawn(
+                move || async move { core_main(core, shared, channels, address, tls, tree, recovered, snapshot).await },
+            )
             .map_err(|error| format!("cannot start executor for core {core}: {error}"))?;
         handles.push(handle);
     }
     drop((tree, recovered, snapshot));
-    tracing::info!(%address, cores, "ringkeeper serving");
+    match secure_address {
+        Some(secure_address) => tracing::info!(%address, %secure_address, cores, "ringkeeper serving"),
+        None => tracing::info!(%address, cores, "ringkeeper serving"),
+    }
     // The lock is held until the process exits.
     let _keep_locked = &_data_dir_lock;
     let signal = wait_for_shutdown_signal(&signals);
@@ -357,11 +373,20 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     std::process::exit(0);
 }
 
+/// What a core needs of TLS: the secure client port and its configuration, and the
+/// quorum links' (used on core 0).
+struct CoreTls {
+    client: Option<(Arc<crate::tls::Reloading<rustls::ServerConfig>>, SocketAddr)>,
+    quorum: Option<crate::tls::QuorumTls>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn core_main(
     core: usize,
     shared: Arc<Shared>,
     channels: CoreChannels,
     address: SocketAddr,
+    tls: CoreTls,
     tree: Arc<DataTree>,
     recovered: Arc<RecoveredLog>,
     snapshot: Arc<Option<LoadedSnapshot>>,
@@ -369,7 +394,7 @@ async fn core_main(
     let state = Rc::new(RefCell::new(CoreState::new(core, shared.clone())));
     state.borrow_mut().recover(tree);
     let leader = if core == 0 && shared.config.is_ensemble() {
-        let driver = start_ensemble(shared.clone(), state.clone(), channels, &recovered, &snapshot).await;
+        let driver = start_ensemble(shared.clone(), state.clone(), channels, &recovered, &snapshot, tls.quorum).await;
         LeaderLink::Ensemble(driver)
     } else if core == 0 {
         let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
@@ -408,13 +433,11 @@ async fn core_main(
     drop(snapshot);
     let context = Rc::new(CoreContext { core, state: state.clone(), leader, shared: shared.clone() });
     glommio::spawn_local(send_touches(context.clone())).detach();
-    let listener = match bind_listener(address) {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(core, %error, "cannot listen on {address}");
-            std::process::exit(1);
-        }
-    };
+    let listener = listen_or_exit(core, address);
+    if let Some((client_tls, secure_address)) = tls.client {
+        let secure_listener = listen_or_exit(core, secure_address);
+        glommio::spawn_local(accept_tls(secure_listener, client_tls, context.clone())).detach();
+    }
     let listening = shared.listening_cores.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
     if listening == shared.cores {
         // Recovered and every core listens: a service manager may start what depends on us.
@@ -427,6 +450,36 @@ async fn core_main(
             }
             Err(error) => {
                 tracing::warn!(core, %error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+fn listen_or_exit(core: usize, address: SocketAddr) -> glommio::net::TcpListener {
+    match bind_listener(address) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(core, %error, "cannot listen on {address}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The secure client port: each connection is handed the configuration current when it
+/// arrives, so reloaded certificates reach new connections only.
+async fn accept_tls(
+    listener: glommio::net::TcpListener,
+    tls: Arc<crate::tls::Reloading<rustls::ServerConfig>>,
+    context: Rc<CoreContext>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(connection::serve_tls(stream, tls.current(), context.clone())).detach();
+            }
+            Err(error) => {
+                tracing::warn!(core = context.core, %error, "accept failed on the secure client port");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
         }
@@ -486,6 +539,7 @@ async fn start_ensemble(
     channels: CoreChannels,
     recovered: &Arc<RecoveredLog>,
     snapshot: &Arc<Option<LoadedSnapshot>>,
+    quorum_tls: Option<crate::tls::QuorumTls>,
 ) -> Rc<RefCell<Ensemble>> {
     let config = shared.config.clone();
     let fail = |message: String| -> ! {
@@ -518,9 +572,10 @@ async fn start_ensemble(
     tracing::info!(epoch = hard.epoch, last_zxid = format_args!("{applied:#x}"), "ensemble member recovered");
     let mut peers = Vec::new();
     for server in &config.servers {
-        peers.push((server.id, server.quorum_address().unwrap_or_else(|error| fail(error))));
+        let address = server.quorum_address().unwrap_or_else(|error| fail(error));
+        peers.push(peer_links::Peer { id: server.id, address, host: server.host.clone() });
     }
-    let listen_on = peers.iter().find(|(id, _)| *id == config.my_id).expect("identified").1;
+    let listen_on = peers.iter().find(|peer| peer.id == config.my_id).expect("identified").address;
     let (links, dialers) = peer_links::links(config.my_id, &peers);
     let writer = open_log_writer(&config, recovered).await;
     let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
@@ -581,7 +636,8 @@ async fn start_ensemble(
         glommio::spawn_local(forward_to_leader(inbox, move |message| forwarding.borrow_mut().handle(message))).detach();
     }
     let members = config.servers.iter().map(|server| server.id).collect();
-    if let Err(error) = peer_links::start(config.my_id, listen_on, members, links, dialers, driver.clone()) {
+    if let Err(error) = peer_links::start(config.my_id, listen_on, members, links, dialers, driver.clone(), quorum_tls)
+    {
         fail(error);
     }
     driver

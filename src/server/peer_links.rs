@@ -2,7 +2,8 @@
 //! its quorum port and sends only on the link it dialed; what it receives comes in on the
 //! links the others dialed. A link that closes tells the consensus core at once: when a
 //! leader's process dies its followers see their links from it close and start looking
-//! for a new leader without waiting out the sync limit.
+//! for a new leader without waiting out the sync limit. Under `sslQuorum` every link is
+//! TLS with certificates on both ends, checked against the quorum trust store.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +18,8 @@ use glommio::net::{TcpListener, TcpStream};
 use super::ensemble::{Ensemble, PeerSender};
 use super::peer_codec::{self, DecodeError, PeerFrame};
 use crate::consensus::message::MemberId;
+use crate::tls::QuorumTls;
+use rustls::pki_types::ServerName;
 
 /// Bytes queued for one peer before the link is dropped (and the peer resynced later):
 /// a peer that cannot keep up must not grow the leader's memory without bound.
@@ -60,18 +63,27 @@ impl PeerSender for PeerLinks {
 
 /// The links' sending halves, and what the link tasks need once the driver exists.
 pub struct Dialers {
-    wakes: Vec<(MemberId, SocketAddr, LocalReceiver<()>)>,
+    wakes: Vec<(Peer, LocalReceiver<()>)>,
 }
 
-pub fn links(my_id: MemberId, peers: &[(MemberId, SocketAddr)]) -> (Rc<PeerLinks>, Dialers) {
+/// A member to dial: its id, its quorum address, and the host name its certificate is
+/// checked against under quorum TLS.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub id: MemberId,
+    pub address: SocketAddr,
+    pub host: String,
+}
+
+pub fn links(my_id: MemberId, peers: &[Peer]) -> (Rc<PeerLinks>, Dialers) {
     let mut outboxes = BTreeMap::new();
     let mut wakes = Vec::new();
-    for &(id, address) in peers.iter().filter(|(id, _)| *id != my_id) {
+    for peer in peers.iter().filter(|peer| peer.id != my_id) {
         let (wake, woken) = local_channel::new_bounded(1);
         let outbox =
             Outbox { bytes: RefCell::new(Vec::new()), connected: Cell::new(false), overflowed: Cell::new(false), wake };
-        outboxes.insert(id, outbox);
-        wakes.push((id, address, woken));
+        outboxes.insert(peer.id, outbox);
+        wakes.push((peer.clone(), woken));
     }
     (Rc::new(PeerLinks { outboxes }), Dialers { wakes })
 }
@@ -84,28 +96,30 @@ pub fn start(
     links: Rc<PeerLinks>,
     dialers: Dialers,
     driver: Rc<RefCell<Ensemble>>,
+    tls: Option<QuorumTls>,
 ) -> Result<(), String> {
     let listener =
         TcpListener::bind(listen_on).map_err(|error| format!("cannot listen on quorum port {listen_on}: {error}"))?;
-    glommio::spawn_local(accept(listener, members, driver.clone())).detach();
-    for (peer, address, woken) in dialers.wakes {
-        glommio::spawn_local(dial(my_id, peer, address, woken, links.clone(), driver.clone())).detach();
+    glommio::spawn_local(accept(listener, members, driver.clone(), tls.clone())).detach();
+    for (peer, woken) in dialers.wakes {
+        glommio::spawn_local(dial(my_id, peer, woken, links.clone(), driver.clone(), tls.clone())).detach();
     }
     Ok(())
 }
 
 async fn dial(
     my_id: MemberId,
-    peer: MemberId,
-    address: SocketAddr,
+    peer: Peer,
     woken: LocalReceiver<()>,
     links: Rc<PeerLinks>,
     driver: Rc<RefCell<Ensemble>>,
+    tls: Option<QuorumTls>,
 ) {
-    let outbox = &links.outboxes[&peer];
+    let outbox = &links.outboxes[&peer.id];
+    let server_name = ServerName::try_from(peer.host.clone());
     let mut backoff_ms = 10;
     loop {
-        let mut stream = match TcpStream::connect(address).await {
+        let stream = match TcpStream::connect(peer.address).await {
             Ok(stream) => stream,
             Err(_) => {
                 glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
@@ -113,48 +127,99 @@ async fn dial(
                 continue;
             }
         };
-        backoff_ms = 10;
         let _ = stream.set_nodelay(true);
-        let mut hello = Vec::new();
-        peer_codec::encode(&PeerFrame::Hello { member: my_id }, &mut hello);
-        if stream.write_all(&hello).await.is_err() {
-            continue;
-        }
-        tracing::info!(peer, %address, "peer link up");
-        outbox.bytes.borrow_mut().clear();
-        outbox.overflowed.set(false);
-        outbox.connected.set(true);
-        // The peer never writes on this link: a read that ends means it closed (its
-        // process died), found at once rather than by the next write, which would be lost.
-        let (mut reader, mut writer) = futures_lite::io::split(stream);
-        loop {
-            let mut probe = [0u8; 1];
-            let woken_up = async { woken.recv().await.is_some() };
-            let closed = async {
-                let _ = reader.read(&mut probe).await;
+        let up = match (&tls, &server_name) {
+            (None, _) => send_on_link(my_id, &peer, stream, &woken, outbox).await,
+            (Some(tls), Ok(name)) => {
+                let connector = futures_rustls::TlsConnector::from(tls.client.current());
+                match connector.connect(name.clone(), stream).await {
+                    Ok(stream) => send_on_link(my_id, &peer, stream, &woken, outbox).await,
+                    Err(error) => {
+                        tracing::warn!(peer = peer.id, address = %peer.address, %error, "quorum TLS handshake failed");
+                        false
+                    }
+                }
+            }
+            (Some(_), Err(error)) => {
+                tracing::error!(peer = peer.id, host = %peer.host, %error, "not a host name a certificate can be checked against");
                 false
-            };
-            if !futures_lite::future::or(woken_up, closed).await || outbox.overflowed.get() {
-                break;
             }
-            let bytes = std::mem::take(&mut *outbox.bytes.borrow_mut());
-            if !bytes.is_empty() && (writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err()) {
-                break;
-            }
+        };
+        if up {
+            backoff_ms = 10;
+            tracing::info!(peer = peer.id, "peer link down");
+            driver.borrow_mut().link_lost(peer.id);
+        } else {
+            glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
+            backoff_ms = (backoff_ms * 2).min(DIAL_BACKOFF_MS_MAX);
         }
-        outbox.connected.set(false);
-        outbox.bytes.borrow_mut().clear();
-        tracing::info!(peer, "peer link down");
-        driver.borrow_mut().link_lost(peer);
     }
 }
 
-async fn accept(listener: TcpListener, members: BTreeSet<MemberId>, driver: Rc<RefCell<Ensemble>>) {
+/// Sends this member's hello, then whatever the outbox gathers, until the link fails.
+/// Returns whether the link came up (and is now down).
+async fn send_on_link<S>(
+    my_id: MemberId,
+    peer: &Peer,
+    mut stream: S,
+    woken: &LocalReceiver<()>,
+    outbox: &Outbox,
+) -> bool
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+{
+    let mut hello = Vec::new();
+    peer_codec::encode(&PeerFrame::Hello { member: my_id }, &mut hello);
+    if stream.write_all(&hello).await.is_err() || stream.flush().await.is_err() {
+        return false;
+    }
+    tracing::info!(peer = peer.id, address = %peer.address, "peer link up");
+    outbox.bytes.borrow_mut().clear();
+    outbox.overflowed.set(false);
+    outbox.connected.set(true);
+    // The peer never writes on this link: a read that ends means it closed (its
+    // process died), found at once rather than by the next write, which would be lost.
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    loop {
+        let mut probe = [0u8; 1];
+        let woken_up = async { woken.recv().await.is_some() };
+        let closed = async {
+            let _ = reader.read(&mut probe).await;
+            false
+        };
+        if !futures_lite::future::or(woken_up, closed).await || outbox.overflowed.get() {
+            break;
+        }
+        let bytes = std::mem::take(&mut *outbox.bytes.borrow_mut());
+        if !bytes.is_empty() && (writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err()) {
+            break;
+        }
+    }
+    outbox.connected.set(false);
+    outbox.bytes.borrow_mut().clear();
+    true
+}
+
+async fn accept(
+    listener: TcpListener,
+    members: BTreeSet<MemberId>,
+    driver: Rc<RefCell<Ensemble>>,
+    tls: Option<QuorumTls>,
+) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                glommio::spawn_local(receive(stream, members.clone(), driver.clone())).detach();
+                let (members, driver) = (members.clone(), driver.clone());
+                match &tls {
+                    None => {
+                        let remote = stream.peer_addr().ok();
+                        glommio::spawn_local(receive(stream, remote, members, driver)).detach();
+                    }
+                    Some(tls) => {
+                        glommio::spawn_local(receive_tls(stream, tls.server.current(), members, driver)).detach();
+                    }
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, "quorum port accept failed");
@@ -164,9 +229,28 @@ async fn accept(listener: TcpListener, members: BTreeSet<MemberId>, driver: Rc<R
     }
 }
 
-/// Reads one peer's frames until its link closes, then tells the driver.
-async fn receive(mut stream: TcpStream, members: BTreeSet<MemberId>, driver: Rc<RefCell<Ensemble>>) {
+/// A link under quorum TLS: the handshake (the dialer's certificate checked against the
+/// quorum trust store), then the same frames.
+async fn receive_tls(
+    stream: TcpStream,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    members: BTreeSet<MemberId>,
+    driver: Rc<RefCell<Ensemble>>,
+) {
     let remote = stream.peer_addr().ok();
+    match futures_rustls::TlsAcceptor::from(tls).accept(stream).await {
+        Ok(stream) => receive(stream, remote, members, driver).await,
+        Err(error) => tracing::warn!(?remote, %error, "quorum TLS handshake failed; closing"),
+    }
+}
+
+/// Reads one peer's frames until its link closes, then tells the driver.
+async fn receive<S: futures_lite::AsyncRead + Unpin>(
+    mut stream: S,
+    remote: Option<SocketAddr>,
+    members: BTreeSet<MemberId>,
+    driver: Rc<RefCell<Ensemble>>,
+) {
     let mut buffer: Vec<u8> = Vec::new();
     let mut from: Option<MemberId> = None;
     let mut chunk = vec![0; READ_CHUNK_BYTES];

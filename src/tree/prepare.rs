@@ -171,6 +171,8 @@ pub struct Caller<'a> {
     pub extended_types: bool,
     /// Whether quota limits are checked (`zookeeper.enforceQuota`).
     pub enforce_quota: bool,
+    /// Whether the `x509` scheme is configured, so ACLs may name certificate subjects.
+    pub x509_acls: bool,
 }
 
 /// Turns a write request into a transaction. A request that fails validation becomes an
@@ -289,7 +291,8 @@ fn prepare_multi(tree: &DataTree, pending: &mut PendingChanges, caller: Caller<'
 /// that become equal only after `auth` expands are kept); the list must be non-empty and
 /// name known schemes correctly, and `auth` entries stand for every authenticated
 /// (non-ip) identity of the caller, in the connection's order, which must have one.
-fn fixup_acl(acl: &[Acl], identities: &[(String, String)]) -> Result<Vec<Acl>, ErrorCode> {
+fn fixup_acl(acl: &[Acl], caller: Caller<'_>) -> Result<Vec<Acl>, ErrorCode> {
+    let identities = caller.identities;
     let mut seen: std::collections::HashSet<&Acl> = std::collections::HashSet::with_capacity(acl.len());
     let unique: Vec<&Acl> = acl.iter().filter(|entry| seen.insert(entry)).collect();
     if unique.is_empty() {
@@ -311,10 +314,67 @@ fn fixup_acl(acl: &[Acl], identities: &[(String, String)]) -> Result<Vec<Acl>, E
             "world" if entry.id == "anyone" => fixed.push(entry.clone()),
             "digest" if entry.id.split(':').count() == 2 => fixed.push(entry.clone()),
             "ip" if is_valid_ip_id(&entry.id) => fixed.push(entry.clone()),
+            "x509" if caller.x509_acls && is_x500_name(&entry.id) => fixed.push(entry.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
     Ok(fixed)
+}
+
+/// `X509AuthenticationProvider.isValid`: whether `new X500Principal(id)` accepts it: RDNs
+/// of `keyword=value` (or a dotted OID) separated by unescaped commas, semicolons or
+/// plus signs; the empty name too.
+fn is_x500_name(id: &str) -> bool {
+    /// The keywords `X500Principal` parses (`AVAKeyword`).
+    const KEYWORDS: [&str; 21] = [
+        "CN",
+        "C",
+        "L",
+        "S",
+        "ST",
+        "O",
+        "OU",
+        "T",
+        "IP",
+        "STREET",
+        "DC",
+        "DNQUALIFIER",
+        "DNQ",
+        "SURNAME",
+        "GIVENNAME",
+        "INITIALS",
+        "GENERATION",
+        "EMAIL",
+        "EMAILADDRESS",
+        "UID",
+        "SERIALNUMBER",
+    ];
+    if id.trim().is_empty() {
+        return true;
+    }
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (index, character) in id.char_indices() {
+        match character {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' | ';' | '+' => {
+                parts.push(&id[start..index]);
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&id[start..]);
+    parts.iter().all(|part| {
+        let Some((keyword, _)) = part.split_once('=') else { return false };
+        let keyword = keyword.trim();
+        let oid = keyword.strip_prefix("OID.").or_else(|| keyword.strip_prefix("oid.")).unwrap_or(keyword);
+        let is_oid = oid.split('.').count() >= 2
+            && oid.split('.').all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
+        is_oid || KEYWORDS.iter().any(|known| known.eq_ignore_ascii_case(keyword))
+    })
 }
 
 fn is_valid_ip_id(id: &str) -> bool {
@@ -349,7 +409,7 @@ fn prepare_create(
     if create.path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
-    let acl = fixup_acl(&create.acl, caller.identities)?;
+    let acl = fixup_acl(&create.acl, caller)?;
     let parent_path = if slash == 0 { ROOT } else { &create.path[..slash] };
     let mut parent = pending.record(tree, parent_path).ok_or(ErrorCode::NoNode)?;
     check_permission(&parent, PERM_CREATE, caller)?;
@@ -448,7 +508,7 @@ fn prepare_set_acl(
     version: i32,
 ) -> Result<Step, ErrorCode> {
     validate_path(path, false).map_err(|_| ErrorCode::BadArguments)?;
-    let acl = fixup_acl(acl, caller.identities)?;
+    let acl = fixup_acl(acl, caller)?;
     let mut node = pending.record(tree, path).ok_or(ErrorCode::NoNode)?;
     check_permission(&node, PERM_ADMIN, caller)?;
     check_version(node.aversion, version)?;
@@ -549,7 +609,7 @@ mod tests {
     use crate::proto::request::CreateRequest;
 
     const CALLER: Caller<'static> =
-        Caller { session_id: 5, identities: &[], extended_types: false, enforce_quota: false };
+        Caller { session_id: 5, identities: &[], extended_types: false, enforce_quota: false, x509_acls: false };
 
     fn create(path: &str, flags: i32) -> Request {
         Request::Write(WriteOp::Create(CreateRequest {
@@ -560,6 +620,21 @@ mod tests {
             flags,
             ttl_ms: -1,
         }))
+    }
+
+    #[test]
+    fn x509_acls_name_subjects_java_would_parse_and_only_where_the_scheme_is_configured() {
+        let x509 = |id: &str| Acl { perms: 31, scheme: "x509".into(), id: id.into() };
+        let with_x509 = Caller { x509_acls: true, ..CALLER };
+        for valid in
+            ["CN=client,OU=test,O=Ringkeeper", "", "CN=a+O=b;C=US", "1.2.840.113549.1.9.1=#1603614062", "CN=a\\,b"]
+        {
+            assert!(fixup_acl(&[x509(valid)], with_x509).is_ok(), "{valid:?}");
+        }
+        for invalid in ["foo", "CN=x,FOO=y", "=x"] {
+            assert_eq!(fixup_acl(&[x509(invalid)], with_x509), Err(ErrorCode::InvalidAcl), "{invalid:?}");
+        }
+        assert_eq!(fixup_acl(&[x509("CN=client")], CALLER), Err(ErrorCode::InvalidAcl));
     }
 
     fn error(op: &TxnOp) -> Option<ErrorCode> {
