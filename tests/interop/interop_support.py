@@ -295,6 +295,12 @@ class EnsembleProcess:
             member.stop()
 
 
+def ringkeeper_binary() -> str:
+    """RINGKEEPER_BIN, or the debug build of this checkout."""
+    return os.environ.get("RINGKEEPER_BIN") or os.path.abspath(
+        os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "ringkeeper"))
+
+
 def server_from_env(extra_cfg: dict | None = None):
     binary = os.environ.get("RINGKEEPER_BIN")
     target = os.environ.get("INTEROP_TARGET", "").strip().lower()

@@ -21,15 +21,11 @@ from kazoo.security import make_digest_acl, OPEN_ACL_UNSAFE
 
 from interop_support import (
     JAVA, SLF4J_SIMPLE, ZK_JAR, RawConnection, ServerProcess, frame, free_port, jbuffer, jint, jlong, jstring,
+    ringkeeper_binary,
 )
 
 TARGET = os.environ.get("INTEROP_TARGET", "").strip().lower()
 pytestmark = pytest.mark.skipif(TARGET not in ("", "ringkeeper"), reason="starts its own ZooKeeper and Ringkeeper")
-
-
-def binary() -> str:
-    return os.environ.get("RINGKEEPER_BIN") or os.path.abspath(
-        os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "ringkeeper"))
 
 
 class ZooKeeperWithTtl(ServerProcess):
@@ -160,7 +156,7 @@ def zookeeper_dir():
 
 def import_into(zookeeper_data: str, *extra: str) -> tuple[str, subprocess.CompletedProcess]:
     out = tempfile.mkdtemp(prefix="import-ringkeeper-")
-    result = subprocess.run([binary(), "import", "--from-zookeeper", zookeeper_data, "--data-dir", out, *extra],
+    result = subprocess.run([ringkeeper_binary(), "import", "--from-zookeeper", zookeeper_data, "--data-dir", out, *extra],
                             capture_output=True, text=True, timeout=300)
     return out, result
 
@@ -171,7 +167,7 @@ def start_on(data_dir: str) -> tuple[subprocess.Popen, int]:
     with open(cfg, "w") as f:
         f.write(f"dataDir={data_dir}\nclientPort={port}\nextendedTypesEnabled=true\nadmin.enableServer=false\n"
                 "4lw.commands.whitelist=*\n")
-    proc = subprocess.Popen([binary(), "serve", "--config", cfg], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([ringkeeper_binary(), "serve", "--config", cfg], stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(data_dir, "server.log"), "wb"), start_new_session=True)
     return proc, port
 

@@ -23,7 +23,8 @@ from kazoo.client import KazooClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from interop_support import (
-    JAVA, SLF4J_SIMPLE, ZK_JAR, EnsembleProcess, ServerProcess, four_letter, free_port, wait_until,
+    JAVA, SLF4J_SIMPLE, ZK_JAR, EnsembleProcess, ServerProcess, four_letter, free_port, ringkeeper_binary,
+    wait_until,
 )
 
 SERVLET_JAR = "/usr/share/java/servlet-api.jar"
@@ -79,7 +80,7 @@ def pair():
             if kind == "ringkeeper":
                 cfg["metricsProvider.className"] = PROMETHEUS
                 cfg["metricsProvider.httpPort"] = str(free_port())
-                server = ServerProcess("ringkeeper", binary=os.environ.get("RINGKEEPER_BIN") or default_binary(), extra_cfg=cfg)
+                server = ServerProcess("ringkeeper", binary=ringkeeper_binary(), extra_cfg=cfg)
             else:
                 server = AdminZooKeeper("zookeeper", extra_cfg=cfg)
             server.admin_port = admin_port
@@ -98,10 +99,6 @@ def pair():
             client.close()
         for server in servers.values():
             server.stop()
-
-
-def default_binary() -> str:
-    return os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "ringkeeper"))
 
 
 def keys(value) -> set:
@@ -361,7 +358,7 @@ def test_idle_http_clients_hold_at_most_their_endpoints_slots_and_only_for_a_whi
 
 
 def test_an_ensemble_member_is_ready_only_while_in_a_quorum():
-    binary = os.environ.get("RINGKEEPER_BIN") or default_binary()
+    binary = ringkeeper_binary()
     ensemble = EnsembleProcess(binary, extra_cfg={"admin.enableServer": "true"})
     ports = [(free_port(), free_port()) for _ in ensemble.members]
     lines = {f"server.{i + 1}": f"127.0.0.1:{quorum}:{election}" for i, (quorum, election) in enumerate(ports)}
@@ -402,7 +399,7 @@ def test_ready_is_503_while_the_data_directory_recovers_and_200_once_it_serves()
     """/ready answers from the process's first moments: before the server can serve it is
     503 with the reason (recovering, or cores not yet listening), and once it is 200 the
     client port serves sessions that see every recovered node."""
-    binary = os.environ.get("RINGKEEPER_BIN") or default_binary()
+    binary = ringkeeper_binary()
     admin = free_port()
     server = ServerProcess("ringkeeper", binary=binary, extra_cfg={
         "admin.enableServer": "true", "admin.serverPort": str(admin), "snapCount": "100000000"})
