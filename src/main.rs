@@ -181,6 +181,16 @@ struct BenchArgs {
     /// percentile) and the JSON report into this directory.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Connect over TLS presenting this client key and certificate (PEM, or PKCS12 with
+    /// --tls-password); --servers are then secure client ports.
+    #[arg(long, value_name = "FILE", requires = "tls_trust_store")]
+    tls_key_store: Option<PathBuf>,
+    /// The CA certificates (PEM or PKCS12) the servers' certificates must chain to.
+    #[arg(long, value_name = "FILE", requires = "tls_key_store")]
+    tls_trust_store: Option<PathBuf>,
+    /// The PKCS12 stores' password.
+    #[arg(long, value_name = "PASSWORD")]
+    tls_password: Option<String>,
     /// Set by `--procs` for the generator processes it starts.
     #[arg(long, hide = true, requires_all = ["process_board", "process_start_ns"])]
     process_index: Option<usize>,
@@ -352,6 +362,14 @@ fn bench(args: BenchArgs) -> ExitCode {
         rate_per_s: args.rate,
         label: args.label,
         progress: true,
+        tls: args.tls_key_store.map(|key_store| {
+            let mut settings = ringkeeper::tls::TlsSettings::default();
+            settings.key_store.path = Some(key_store);
+            settings.key_store.password = args.tls_password.clone();
+            settings.trust_store.path = args.tls_trust_store;
+            settings.trust_store.password = args.tls_password;
+            settings
+        }),
     };
     if let (Some(index), Some(board), Some(start_ns)) = (args.process_index, args.process_board, args.process_start_ns)
     {

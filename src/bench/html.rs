@@ -188,6 +188,7 @@ mod tests {
             rate_per_s,
             label: Some(label.to_owned()),
             progress: false,
+            tls: None,
         };
         let mut stats = SessionStats::new();
         let start = std::time::Instant::now();

@@ -15,6 +15,7 @@ pub mod report;
 pub(crate) mod session;
 pub(crate) mod setup;
 pub(crate) mod stats;
+mod stream;
 pub(crate) mod watch;
 pub mod workload;
 
@@ -67,6 +68,9 @@ pub struct Options {
     pub label: Option<String>,
     /// Draw a progress bar on standard error.
     pub progress: bool,
+    /// Connect over TLS with this client certificate and trust store (the servers are
+    /// then secure client ports).
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// A generator process's place in a `--procs` run, given by its parent.
@@ -86,8 +90,9 @@ pub fn run(options: &Options) -> Result<Report, String> {
         .map_err(|error| format!("cannot map the bench board: {error}"))?;
     let board = Arc::new(board);
     let value = vec![b'v'; options.value_size];
+    let tls = stream::client_config(options.tls.as_ref())?;
     for server in &options.servers {
-        setup::prepare(*server, options.workload, options.keys, options.sessions, &value)
+        setup::prepare(*server, tls.as_ref(), options.workload, options.keys, options.sessions, &value)
             .map_err(|error| format!("set-up on {server}: {error}"))?;
     }
     let lead = if options.procs > 1 { LEAD_PROCESSES } else { LEAD_THREADS };
@@ -145,6 +150,9 @@ fn validate(options: &Options) -> Result<(), String> {
     if options.workload.is_recipe() && options.rate_per_s.is_some() {
         return Err(format!("--rate does not apply to the {} workload", options.workload.name()));
     }
+    if options.workload.is_recipe() && options.tls.is_some() {
+        return Err(format!("TLS is measured with the request workloads, not {}", options.workload.name()));
+    }
     if options.procs > options.sessions {
         return Err(format!("--procs {} is more than the {} sessions to split", options.procs, options.sessions));
     }
@@ -201,10 +209,12 @@ fn spawn_threads(
     schedule: Schedule,
 ) -> Result<Vec<glommio::ExecutorJoinHandle<SessionStats>>, String> {
     let value = vec![b'v'; options.value_size];
+    let tls = stream::client_config(options.tls.as_ref())?;
     let mut handles = Vec::new();
     for thread in 0..options.threads {
         let options = options.clone();
         let value = value.clone();
+        let tls = tls.clone();
         let board = board.clone();
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("bench-{process}-{thread}"))
@@ -223,6 +233,7 @@ fn spawn_threads(
                         schedule,
                         rate_per_s: options.rate_per_s.map(|rate| rate / options.sessions as f64),
                         board: board.clone(),
+                        tls: tls.clone(),
                     };
                     tasks.push(glommio::spawn_local(run_session(plan)));
                 }

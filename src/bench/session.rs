@@ -11,6 +11,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use super::board::Board;
 use super::stats::{record, SessionStats};
+use super::stream::BenchStream;
 use super::workload::{encode_request as encode_workload_request, Workload};
 use crate::proto::connect::ConnectResponse;
 use crate::proto::jute::Reader;
@@ -43,6 +44,8 @@ pub struct SessionPlan {
     pub rate_per_s: Option<f64>,
     /// What the sessions of a run share across generator threads and processes.
     pub board: std::sync::Arc<Board>,
+    /// TLS to a secure client port.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 pub async fn run_session(plan: SessionPlan) -> SessionStats {
@@ -62,7 +65,7 @@ pub async fn run_session(plan: SessionPlan) -> SessionStats {
 }
 
 async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<()> {
-    let (mut stream, mut input, mut filled) = open_session(plan.server).await?;
+    let (mut stream, mut input, mut filled) = open_session(plan).await?;
     let mut output = Vec::with_capacity(64 * 1024);
 
     let mut random = 0x9E37_79B9_7F4A_7C15 ^ (plan.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
@@ -94,6 +97,7 @@ async fn drive(plan: &SessionPlan, stats: &mut SessionStats) -> std::io::Result<
         }
         if !output.is_empty() {
             stream.write_all(&output).await?;
+            stream.flush().await?;
         }
         if in_flight.is_empty() {
             return Ok(());
@@ -147,12 +151,12 @@ fn reply_header(reply: &[u8]) -> std::io::Result<ReplyHeader> {
 
 /// Connects and opens a session; returns the stream and the input buffer with what
 /// arrived after the connect response.
-async fn open_session(server: SocketAddr) -> std::io::Result<(glommio::net::TcpStream, Vec<u8>, usize)> {
-    let mut stream = glommio::net::TcpStream::connect(server).await?;
-    stream.set_nodelay(true)?;
+async fn open_session(plan: &SessionPlan) -> std::io::Result<(BenchStream, Vec<u8>, usize)> {
+    let mut stream = super::stream::connect(plan.server, plan.tls.as_ref()).await?;
     let mut output = Vec::new();
     super::workload::encode_connect(&mut output);
     stream.write_all(&output).await?;
+    stream.flush().await?;
     let mut input = vec![0u8; 256 * 1024];
     let mut filled = 0;
     let connect_length = read_frame_length(&mut stream, &mut input, &mut filled).await?;
@@ -186,7 +190,7 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
     use std::cell::{Cell, RefCell};
     use std::rc::Rc;
     assert!(rate_per_s > 0.0);
-    let (stream, mut input, mut filled) = open_session(plan.server).await?;
+    let (stream, mut input, mut filled) = open_session(plan).await?;
 
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let scheduled: Rc<RefCell<VecDeque<Instant>>> = Rc::new(RefCell::new(VecDeque::new()));
@@ -224,6 +228,7 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
                     due += interval;
                 }
                 writer.write_all(&output).await?;
+                writer.flush().await?;
             }
             // A ping last: its reply, in order behind every other, ends the reading side.
             let mut ping = Vec::new();
@@ -268,11 +273,7 @@ async fn drive_open_loop(plan: &SessionPlan, rate_per_s: f64, stats: &mut Sessio
     }
 }
 
-async fn read_frame_length(
-    stream: &mut glommio::net::TcpStream,
-    input: &mut [u8],
-    filled: &mut usize,
-) -> std::io::Result<usize> {
+async fn read_frame_length(stream: &mut BenchStream, input: &mut [u8], filled: &mut usize) -> std::io::Result<usize> {
     loop {
         if *filled >= 4 {
             let length = frame_length(&input[0..4])?;

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 
 use super::client::{invalid, open_acl};
 use super::workload::{key_path, listed_path, owned_key_path, Workload, CREATED, LISTED, ROOT};
@@ -13,19 +14,32 @@ use crate::proto::{frame, jute::Reader, opcode, ErrorCode};
 /// The largest set-up reply (a create's path).
 const FRAME_BYTES_MAX: usize = 64 * 1024;
 
+/// The set-up connection's stream: TCP, or TLS over it.
+trait Stream: Read + Write {}
+impl<S: Read + Write> Stream for S {}
+
 struct Blocking {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     xid: i32,
 }
 
 impl Blocking {
-    fn connect(server: SocketAddr) -> std::io::Result<Blocking> {
-        let mut stream = TcpStream::connect_timeout(&server, super::session::SETUP_TIMEOUT)?;
-        stream.set_read_timeout(Some(super::session::SETUP_TIMEOUT))?;
-        stream.set_nodelay(true)?;
+    fn connect(server: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Blocking> {
+        let tcp = TcpStream::connect_timeout(&server, super::session::SETUP_TIMEOUT)?;
+        tcp.set_read_timeout(Some(super::session::SETUP_TIMEOUT))?;
+        tcp.set_nodelay(true)?;
+        let mut stream: Box<dyn Stream> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
+                let connection = rustls::ClientConnection::new(tls.clone(), name).map_err(std::io::Error::other)?;
+                Box::new(rustls::StreamOwned::new(connection, tcp))
+            }
+        };
         let mut bytes = Vec::new();
         super::workload::encode_connect(&mut bytes);
         stream.write_all(&bytes)?;
+        stream.flush()?;
         let mut connection = Blocking { stream, xid: 0 };
         connection.read_frame()?;
         Ok(connection)
@@ -61,6 +75,7 @@ impl Blocking {
                 sent += 1;
             }
             self.stream.write_all(&bytes)?;
+            self.stream.flush()?;
             for _ in 0..sent {
                 let reply = self.read_frame()?;
                 let error = ReplyHeader::decode(&mut Reader::new(&reply)).map_err(invalid)?.error;
@@ -76,12 +91,13 @@ impl Blocking {
 /// Creates what `workload` needs on `server`.
 pub fn prepare(
     server: SocketAddr,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     workload: Workload,
     keys: u64,
     sessions: usize,
     value: &[u8],
 ) -> std::io::Result<()> {
-    let mut connection = Blocking::connect(server)?;
+    let mut connection = Blocking::connect(server, tls)?;
     connection.create_all(std::iter::once(ROOT.to_owned()), b"")?;
     match workload {
         Workload::Delete => {
