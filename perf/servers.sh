@@ -3,7 +3,8 @@
 # on connections per address, every four-letter word, and listen on 127.0.0.1 only.
 #
 # Needs: $work (a scratch directory the caller removes) and $pids (an array the caller's
-# clean-up kills). Each start_* function sets $started_pid.
+# clean-up kills). Each start_* function sets $started_pid. $EXTRA_CFG, if set, is added
+# to every server's zoo.cfg (tls_cost.sh's secure port).
 
 # Installs Apache ZooKeeper from Debian's package if it is missing.
 ensure_zookeeper() {
@@ -40,6 +41,7 @@ maxClientCnxns=0
 forceSync=yes
 4lw.commands.whitelist=*
 $ensemble
+${EXTRA_CFG:-}
 CFG
     if [[ -n $myid ]]; then echo "$myid" > "$work/$name/data/myid"; fi
 }
@@ -52,7 +54,9 @@ start_zookeeper() {
     write_cfg "$name" "$port" "$ensemble" "$myid"
     printf 'clientPortAddress=127.0.0.1\nadmin.enableServer=false\n' >> "$work/$name/zoo.cfg"
     local classpath
-    classpath=$(ls /usr/share/java/zookeeper.jar /usr/share/java/slf4j-nop.jar 2>/dev/null | paste -sd:)
+    # netty's codec and resolver: ZooKeeper's Netty connection factory (TLS) needs them.
+    classpath=$(ls /usr/share/java/zookeeper.jar /usr/share/java/slf4j-nop.jar /usr/share/java/netty-codec.jar \
+        /usr/share/java/netty-resolver.jar 2>/dev/null | paste -sd:)
     ${CPUS:-} java -Xmx1g -cp "$classpath" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/$name/zoo.cfg" \
         >"$work/$name.log" 2>&1 &
     started_pid=$!
@@ -64,7 +68,8 @@ start_zookeeper() {
 start_ringkeeper() {
     local name=$1 port=$2 binary=$3
     mkdir -p "$work/$name"
-    printf 'tickTime=2000\nmaxClientCnxns=0\nforceSync=yes\n4lw.commands.whitelist=*\n' > "$work/$name/zoo.cfg"
+    printf 'tickTime=2000\nmaxClientCnxns=0\nforceSync=yes\n4lw.commands.whitelist=*\n%s\n' "${EXTRA_CFG:-}" \
+        > "$work/$name/zoo.cfg"
     ${CPUS:-} "$binary" serve --config "$work/$name/zoo.cfg" --client-port "$port" --data-dir "$work/$name/data" \
         >"$work/$name.log" 2>&1 &
     started_pid=$!

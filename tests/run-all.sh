@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Ringkeeper test suite on a fresh machine, installing what the suites need:
 # Debian's `zookeeper` package (Apache ZooKeeper 3.8, the reference server and its Java
-# CLI), Curator and the servlet API its AdminServer needs, and the Python packages of
+# CLI), Curator, the servlet API its AdminServer needs, netty's codec (its TLS) and
+# openssl (the TLS tests' certificates), and the Python packages of
 # tests/interop/requirements.txt (kazoo, pytest, prometheus-client).
 #
 #   tests/run-all.sh            everything
@@ -38,10 +39,11 @@ else
 fi
 
 step "installing test dependencies"
-if ! dpkg -s zookeeper libcurator-recipes-java libcurator-framework-java libservlet-api-java >/dev/null 2>&1; then
+packages=(zookeeper libcurator-recipes-java libcurator-framework-java libservlet-api-java libnetty-java openssl)
+if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends zookeeper libcurator-recipes-java libcurator-framework-java libservlet-api-java >/dev/null
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     -r tests/interop/requirements.txt
