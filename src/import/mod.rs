@@ -5,6 +5,7 @@
 //! derives from their ids, so clients keep them). The result is one Ringkeeper snapshot
 //! at ZooKeeper's last zxid: a server started on it continues from there.
 
+pub mod compressed;
 pub mod error;
 pub mod java;
 pub mod replay;
@@ -178,7 +179,7 @@ fn files_by_zxid(dir: &Path, zxid_of: fn(&str) -> Option<i64>) -> Result<Vec<(i6
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
             // A compressed snapshot's zxid is the part before its extension.
-            let stem = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".snappy")).unwrap_or(&name);
+            let (_, stem) = compressed::Compression::of_name(&name);
             zxid_of(stem).map(|zxid| (zxid, entry.path()))
         })
         .collect();
@@ -192,9 +193,16 @@ fn files_by_zxid(dir: &Path, zxid_of: fn(&str) -> Option<i64>) -> Result<Vec<(i6
 /// older one could miss transactions the logs no longer hold.
 fn newest_valid_snapshot(dir: &Path) -> Result<(Option<PathBuf>, Option<ZookeeperSnapshot>), ImportError> {
     for (_, path) in files_by_zxid(dir, zookeeper_snapshot::zxid_of_name)?.into_iter().rev() {
-        let bytes = read_file(&path)?;
-        let compressed = path.extension().is_some_and(|extension| extension == "gz" || extension == "snappy");
-        if !compressed && !zookeeper_snapshot::looks_complete(&bytes) {
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        let bytes = match compressed::decompress(compressed::Compression::of_name(name).0, &read_file(&path)?) {
+            Ok(bytes) => bytes,
+            Err(error) if error.cut_short => {
+                tracing::warn!(path = %path.display(), reason = %error.reason, "a compressed snapshot cut short; taking an older one");
+                continue;
+            }
+            Err(error) => return Err(ImportError::new(&path, error.offset, error.reason)),
+        };
+        if !zookeeper_snapshot::looks_complete(&bytes) {
             tracing::warn!(path = %path.display(), "a snapshot cut short; taking an older one");
             continue;
         }

@@ -1,4 +1,4 @@
-//! ZooKeeper's snapshot files (`FileSnap`, uncompressed): a 16-byte header (`ZKSN`, 2,
+//! ZooKeeper's snapshot files (`FileSnap`, as they are once decompressed): a 16-byte header (`ZKSN`, 2,
 //! dbid), the sessions, the ACL cache, every node depth-first with the root under the
 //! empty path, a "/" that ends the list, then an Adler-32 seal (the checksum of every
 //! byte before it, then "/"), and, since 3.6, the tree digest with a second seal.
@@ -35,16 +35,12 @@ pub fn zxid_of_name(name: &str) -> Option<i64> {
     i64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()
 }
 
+/// Reads a snapshot's uncompressed bytes (`compressed::decompress` for a `.gz` or
+/// `.snappy` file).
 pub fn read(file: &Path, bytes: &[u8]) -> Result<ZookeeperSnapshot, ImportError> {
     let name = file.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-    if name.ends_with(".gz") || name.ends_with(".snappy") {
-        return Err(ImportError::new(
-            file,
-            0,
-            "a compressed snapshot (zookeeper.snapshot.compression.method): decompress it, or let ZooKeeper take an uncompressed one",
-        ));
-    }
-    let zxid = zxid_of_name(name).ok_or_else(|| ImportError::new(file, 0, "not named snapshot.<hex zxid>"))?;
+    let (_, stem) = super::compressed::Compression::of_name(name);
+    let zxid = zxid_of_name(stem).ok_or_else(|| ImportError::new(file, 0, "not named snapshot.<hex zxid>"))?;
     let mut reader = Reader::new(bytes);
     let at = |reader: &Reader<'_>, error: DecodeError| ImportError::new(file, reader.position(), error.to_string());
     let magic = reader.read_i32().map_err(|error| at(&reader, error))?;
@@ -248,8 +244,8 @@ mod tests {
         assert!(error.reason.contains("checksum"), "{error}");
         let error = read(Path::new("snapshot.3"), &snapshot_bytes()[..30]).unwrap_err();
         assert_eq!(error.offset, 20, "the ACL cache, cut short: {error}");
-        let error = read(Path::new("snapshot.3.gz"), &snapshot_bytes()).unwrap_err();
-        assert!(error.reason.contains("compressed"), "{error}");
+        // A compressed snapshot's bytes come here decompressed, named by the stem.
+        assert_eq!(read(Path::new("snapshot.3.gz"), &snapshot_bytes()).unwrap().zxid, 3);
         let mut wrong = snapshot_bytes();
         wrong[0] = 0;
         assert!(read(Path::new("snapshot.3"), &wrong).unwrap_err().reason.contains("magic"));

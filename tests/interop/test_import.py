@@ -280,3 +280,46 @@ def test_a_torn_log_tail_is_cut_and_damage_is_refused_with_file_offset_and_reaso
         shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+class CompressingZooKeeper(ZooKeeperWithTtl):
+    """ZooKeeper 3.8 writing its snapshots compressed (`snapshot.compression.method`)."""
+
+    def __init__(self, method: str):
+        super().__init__("zookeeper", extra_cfg={"snapCount": "40", "preAllocSize": "64"})
+        self.method = method
+
+    def _command(self, cfg_path):
+        java, *rest = super()._command(cfg_path)
+        return [java, f"-Dzookeeper.snapshot.compression.method={self.method}", *rest]
+
+
+@pytest.mark.parametrize("method", ["gz", "snappy"])
+def test_compressed_snapshots_import_as_zookeeper_served_them(method):
+    zookeeper = CompressingZooKeeper(method).start()
+    try:
+        client = KazooClient(hosts=zookeeper.hosts, timeout=30)
+        client.start(timeout=30)
+        client.add_auth("digest", "user:secret")
+        raw = RawConnection(zookeeper.port, timeout=30)
+        raw.handshake(timeout_ms=30000)
+        workload(client, raw, random.Random(11), 200)
+        served = every_node(client)
+        zookeeper.proc.send_signal(signal.SIGKILL)
+        zookeeper.proc.wait(timeout=30)
+        raw.close()
+        client.stop()
+        client.close()
+        data = os.path.join(zookeeper.tmpdir, "data")
+        names = os.listdir(os.path.join(data, "version-2"))
+        assert any(name.startswith("snapshot.") and name.endswith(f".{method}") for name in names), names
+        out, result = import_into(data)
+        assert result.returncode == 0, result.stderr
+        assert "equal to ZooKeeper's" in result.stdout, result.stdout
+        snapshot_line = next(line for line in result.stdout.splitlines() if line.startswith("snapshot: "))
+        assert snapshot_line.endswith(f".{method}"), result.stdout
+        with serving(out) as port:
+            with connected(port) as imported:
+                assert every_node(imported) == served
+    finally:
+        zookeeper.stop()
