@@ -95,7 +95,8 @@ pub struct Config {
     pub initial_text: String,
     /// `secureClientPort`: TLS clients connect here, beside the plain `clientPort`.
     pub secure_client_port: Option<u16>,
-    /// `secureClientPortAddress`; `clientPortAddress` when not given, as in ZooKeeper.
+    /// `secureClientPortAddress`; when not given, `clientPortAddress` (127.0.0.1 by
+    /// default, as the plain port; ZooKeeper listens on every address for both).
     pub secure_client_port_address: Option<IpAddr>,
     /// `ssl.*`: the secure client port's certificate, trust store and protocols.
     pub client_tls: TlsSettings,
@@ -107,9 +108,10 @@ pub struct Config {
     /// renewed certificate should not need a restart.
     pub client_certificate_reload: bool,
     pub quorum_certificate_reload: bool,
-    /// `authProvider.N=org.apache.zookeeper.server.auth.X509AuthenticationProvider`: the
-    /// `x509` scheme exists, so ACLs may name certificate subjects and a TLS client with a
-    /// certificate holds `x509:<its subject>`. As in ZooKeeper, it must be configured.
+    /// The `x509` scheme exists, so ACLs may name certificate subjects and a TLS client
+    /// with a certificate holds `x509:<its subject>`: set by
+    /// `authProvider.N=org.apache.zookeeper.server.auth.X509AuthenticationProvider`, and by
+    /// `secureClientPort` itself (ZooKeeper's `QuorumPeerConfig.configureSSLAuth`).
     pub x509_auth: bool,
     /// `X509AuthenticationProvider.superUser`: the subject that holds every permission.
     pub x509_super_user: Option<String>,
@@ -490,6 +492,9 @@ impl Config {
                 _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
             }
         }
+        if config.secure_client_port.is_some() {
+            config.x509_auth = true;
+        }
         config.servers.sort_by_key(|server| server.id);
         if config.servers.len() == 1 {
             warnings.push("a single server.N entry; running standalone".into());
@@ -500,7 +505,14 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let tls_error = |key: &str, message: String| ConfigError { line: 0, key: key.into(), message };
-        if self.secure_client_port.is_some() {
+        if self.secure_client_port.is_none() && self.secure_client_port_address.is_some() {
+            return Err(tls_error("secureClientPortAddress", "is set but secureClientPort is not".into()));
+        }
+        if let Some(secure_port) = self.secure_client_port {
+            if secure_port == self.client_port {
+                // Both would bind (SO_REUSEPORT) and split the connections between them.
+                return Err(tls_error("secureClientPort", format!("{secure_port} is clientPort too")));
+            }
             if !self.client_tls.is_configured() {
                 return Err(tls_error(
                     "secureClientPort",
@@ -663,6 +675,21 @@ mod tests {
         assert_eq!(config.quorum_tls.client_auth, crate::tls::settings::ClientAuth::Need);
         assert!(config.x509_auth);
         assert_eq!(config.x509_super_user.as_deref(), Some("CN=admin"));
+    }
+
+    #[test]
+    fn a_secure_port_turns_the_x509_scheme_on_as_zookeeper_does() {
+        let (config, _) = Config::parse("secureClientPort=2281\nssl.keyStore.location=/k.pem\n").unwrap();
+        assert!(config.x509_auth);
+        assert!(!Config::parse("clientPort=2181\n").unwrap().0.x509_auth);
+    }
+
+    #[test]
+    fn a_secure_port_must_differ_from_the_plain_one_and_have_an_address_only_with_a_port() {
+        let error = Config::parse("clientPort=2181\nsecureClientPort=2181\nssl.keyStore.location=/k\n").unwrap_err();
+        assert_eq!(error.key, "secureClientPort");
+        let error = Config::parse("secureClientPortAddress=127.0.0.1\n").unwrap_err();
+        assert_eq!(error.key, "secureClientPortAddress");
     }
 
     #[test]

@@ -663,6 +663,9 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
 
 /// Flushes the connection's output whenever there is some; after the connection starts
 /// closing, flushes what is left and shuts the socket so the reader stops too.
+/// How long a closing connection waits to send its last bytes (TLS's close_notify).
+const CLOSE_NOTIFY_MS: u64 = 1_000;
+
 async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
     connection: Rc<RefCell<Connection>>,
     woken: LocalReceiver<()>,
@@ -704,6 +707,17 @@ async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
             }
         }
     }
+    // A TLS connection ends with close_notify, so the client sees an end rather than a
+    // truncated stream (a plain one's close is a shutdown of its writing side). Bounded:
+    // a client that reads nothing cannot hold the task.
+    let closing = async {
+        let _ = writer.close().await;
+    };
+    let expired = glommio::timer::sleep(std::time::Duration::from_millis(CLOSE_NOTIFY_MS));
+    futures_lite::future::or(closing, async {
+        expired.await;
+    })
+    .await;
     // SAFETY: the socket is open while `writer`, one of its halves, is alive; shutting it
     // down ends the reader's pending read so both tasks finish.
     let shut = unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };

@@ -635,7 +635,7 @@ async fn start_ensemble(
         let forwarding = driver.clone();
         glommio::spawn_local(forward_to_leader(inbox, move |message| forwarding.borrow_mut().handle(message))).detach();
     }
-    let members = config.servers.iter().map(|server| server.id).collect();
+    let members = Rc::new(config.servers.iter().map(|server| (server.id, server.host.clone())).collect());
     if let Err(error) = peer_links::start(config.my_id, listen_on, members, links, dialers, driver.clone(), quorum_tls)
     {
         fail(error);

@@ -3,10 +3,11 @@
 //! links the others dialed. A link that closes tells the consensus core at once: when a
 //! leader's process dies its followers see their links from it close and start looking
 //! for a new leader without waiting out the sync limit. Under `sslQuorum` every link is
-//! TLS with certificates on both ends, checked against the quorum trust store.
+//! TLS with certificates on both ends, checked against the quorum trust store, and (with
+//! `ssl.quorum.hostnameVerification`) against the host of the member each end says it is.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,7 +20,10 @@ use super::ensemble::{Ensemble, PeerSender};
 use super::peer_codec::{self, DecodeError, PeerFrame};
 use crate::consensus::message::MemberId;
 use crate::tls::QuorumTls;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// Every member's id and the host of its `server.N` line.
+pub type MemberHosts = Rc<BTreeMap<MemberId, String>>;
 
 /// Bytes queued for one peer before the link is dropped (and the peer resynced later):
 /// a peer that cannot keep up must not grow the leader's memory without bound.
@@ -92,7 +96,7 @@ pub fn links(my_id: MemberId, peers: &[Peer]) -> (Rc<PeerLinks>, Dialers) {
 pub fn start(
     my_id: MemberId,
     listen_on: SocketAddr,
-    members: BTreeSet<MemberId>,
+    members: MemberHosts,
     links: Rc<PeerLinks>,
     dialers: Dialers,
     driver: Rc<RefCell<Ensemble>>,
@@ -132,18 +136,19 @@ async fn dial(
             (None, _) => send_on_link(my_id, &peer, stream, &woken, outbox).await,
             (Some(tls), Ok(name)) => {
                 let connector = futures_rustls::TlsConnector::from(tls.client.current());
-                match connector.connect(name.clone(), stream).await {
-                    Ok(stream) => send_on_link(my_id, &peer, stream, &woken, outbox).await,
-                    Err(error) => {
+                match within(tls.handshake_timeout_ms, connector.connect(name.clone(), stream)).await {
+                    Some(Ok(stream)) => send_on_link(my_id, &peer, stream, &woken, outbox).await,
+                    Some(Err(error)) => {
                         tracing::warn!(peer = peer.id, address = %peer.address, %error, "quorum TLS handshake failed");
+                        false
+                    }
+                    None => {
+                        tracing::warn!(peer = peer.id, address = %peer.address, "quorum TLS handshake not finished in time");
                         false
                     }
                 }
             }
-            (Some(_), Err(error)) => {
-                tracing::error!(peer = peer.id, host = %peer.host, %error, "not a host name a certificate can be checked against");
-                false
-            }
+            (Some(_), Err(_)) => unreachable!("tls::quorum refuses hosts a certificate cannot name"),
         };
         if up {
             backoff_ms = 10;
@@ -200,12 +205,16 @@ where
     true
 }
 
-async fn accept(
-    listener: TcpListener,
-    members: BTreeSet<MemberId>,
-    driver: Rc<RefCell<Ensemble>>,
-    tls: Option<QuorumTls>,
-) {
+/// `future`'s output, or None once `timeout_ms` has passed.
+async fn within<T>(timeout_ms: u64, future: impl std::future::Future<Output = T>) -> Option<T> {
+    let expired = async {
+        glommio::timer::sleep(Duration::from_millis(timeout_ms)).await;
+        None
+    };
+    futures_lite::future::or(async { Some(future.await) }, expired).await
+}
+
+async fn accept(listener: TcpListener, members: MemberHosts, driver: Rc<RefCell<Ensemble>>, tls: Option<QuorumTls>) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -214,10 +223,11 @@ async fn accept(
                 match &tls {
                     None => {
                         let remote = stream.peer_addr().ok();
-                        glommio::spawn_local(receive(stream, remote, members, driver)).detach();
+                        glommio::spawn_local(receive(stream, remote, None, members, driver)).detach();
                     }
                     Some(tls) => {
-                        glommio::spawn_local(receive_tls(stream, tls.server.current(), members, driver)).detach();
+                        let handshake = (tls.server.current(), tls.handshake_timeout_ms, tls.hostname_verification);
+                        glommio::spawn_local(receive_tls(stream, handshake, members, driver)).detach();
                     }
                 }
             }
@@ -230,25 +240,50 @@ async fn accept(
 }
 
 /// A link under quorum TLS: the handshake (the dialer's certificate checked against the
-/// quorum trust store), then the same frames.
+/// quorum trust store), then the same frames; with hostname verification, the hello must
+/// name a member whose host the certificate names.
 async fn receive_tls(
     stream: TcpStream,
-    tls: std::sync::Arc<rustls::ServerConfig>,
-    members: BTreeSet<MemberId>,
+    (tls, timeout_ms, hostname_verification): (std::sync::Arc<rustls::ServerConfig>, u64, bool),
+    members: MemberHosts,
     driver: Rc<RefCell<Ensemble>>,
 ) {
     let remote = stream.peer_addr().ok();
-    match futures_rustls::TlsAcceptor::from(tls).accept(stream).await {
-        Ok(stream) => receive(stream, remote, members, driver).await,
-        Err(error) => tracing::warn!(?remote, %error, "quorum TLS handshake failed; closing"),
+    match within(timeout_ms, futures_rustls::TlsAcceptor::from(tls).accept(stream)).await {
+        Some(Ok(stream)) => {
+            let certificate = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).cloned();
+            // Without hostname verification any certificate of the quorum CA may be any member.
+            let checked = if hostname_verification { Some(certificate) } else { None };
+            receive(stream, remote, checked, members, driver).await
+        }
+        Some(Err(error)) => tracing::warn!(?remote, %error, "quorum TLS handshake failed; closing"),
+        None => tracing::warn!(?remote, "quorum TLS handshake not finished in time; closing"),
     }
 }
 
-/// Reads one peer's frames until its link closes, then tells the driver.
+/// Whether a link may speak for `member`: it is in the configuration and, where the
+/// link's certificate is checked, the certificate names the member's host.
+fn may_speak_for(
+    member: MemberId,
+    members: &MemberHosts,
+    certificate: &Option<Option<CertificateDer<'static>>>,
+) -> bool {
+    let Some(host) = members.get(&member) else { return false };
+    let Some(certificate) = certificate else { return true };
+    let (Some(certificate), Ok(name)) = (certificate, ServerName::try_from(host.as_str())) else { return false };
+    rustls::server::ParsedCertificate::try_from(certificate)
+        .and_then(|parsed| rustls::client::verify_server_name(&parsed, &name))
+        .is_ok()
+}
+
+/// Reads one peer's frames until its link closes, then tells the driver. `certificate`
+/// is the link's TLS certificate where hostname verification checks it against the
+/// member the hello names.
 async fn receive<S: futures_lite::AsyncRead + Unpin>(
     mut stream: S,
     remote: Option<SocketAddr>,
-    members: BTreeSet<MemberId>,
+    certificate: Option<Option<CertificateDer<'static>>>,
+    members: MemberHosts,
     driver: Rc<RefCell<Ensemble>>,
 ) {
     let mut buffer: Vec<u8> = Vec::new();
@@ -266,7 +301,9 @@ async fn receive<S: futures_lite::AsyncRead + Unpin>(
                 Ok((frame, used)) => {
                     consumed += used;
                     match (from, frame) {
-                        (None, PeerFrame::Hello { member }) if members.contains(&member) => from = Some(member),
+                        (None, PeerFrame::Hello { member }) if may_speak_for(member, &members, &certificate) => {
+                            from = Some(member)
+                        }
                         (None, _) => {
                             tracing::warn!(
                                 ?remote,
@@ -291,5 +328,34 @@ async fn receive<S: futures_lite::AsyncRead + Unpin>(
     }
     if let Some(member) = from {
         driver.borrow_mut().link_lost(member);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate from the fuzz corpus (made by tests/fixtures/make_certificates.sh).
+    fn certificate(name: &str) -> CertificateDer<'static> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/certificate_subject").join(name);
+        CertificateDer::from(std::fs::read(path).unwrap())
+    }
+
+    #[test]
+    fn a_link_speaks_for_a_member_only_with_a_certificate_naming_its_host() {
+        let members: MemberHosts = Rc::new([(1, "127.0.0.1".to_owned()), (2, "10.0.0.2".to_owned())].into());
+        let naming_loopback = Some(Some(certificate("server.der")));
+        assert!(may_speak_for(1, &members, &naming_loopback));
+        assert!(!may_speak_for(2, &members, &naming_loopback), "the certificate names another host");
+        assert!(!may_speak_for(1, &members, &Some(Some(certificate("client.der")))), "it names no host");
+        assert!(!may_speak_for(1, &members, &Some(None)), "no certificate");
+        assert!(!may_speak_for(3, &members, &naming_loopback), "not a member");
+    }
+
+    #[test]
+    fn without_hostname_verification_any_member_may_be_claimed() {
+        let members: MemberHosts = Rc::new([(1, "127.0.0.1".to_owned())].into());
+        assert!(may_speak_for(1, &members, &None));
+        assert!(!may_speak_for(2, &members, &None));
     }
 }

@@ -17,8 +17,9 @@ pub fn provider(settings: &TlsSettings) -> Result<Arc<CryptoProvider>, String> {
     #[allow(deprecated)]
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = &settings.cipher_suites {
-        let java_name =
-            |suite: &rustls::SupportedCipherSuite| format!("{:?}", suite.suite()).replacen("TLS13_", "TLS_", 1);
+        let java_name = |suite: &rustls::SupportedCipherSuite| {
+            suite.suite().as_str().unwrap_or_default().replacen("TLS13_", "TLS_", 1)
+        };
         let offered: Vec<String> = provider.cipher_suites.iter().map(java_name).collect();
         for name in names.iter().filter(|name| !offered.contains(name)) {
             tracing::warn!(suite = %name, "ssl.ciphersuites: a suite this server does not offer; ignored");

@@ -24,12 +24,6 @@ pub fn client_port(config: &Config) -> Result<Option<Arc<Reloading<rustls::Serve
     if config.secure_client_port.is_none() {
         return Ok(None);
     }
-    if !config.x509_auth && config.client_tls.client_auth != settings::ClientAuth::None {
-        tracing::warn!(
-            "client certificates are checked but give no x509 id: set authProvider.x509={}",
-            crate::config::X509_PROVIDER
-        );
-    }
     Reloading::load("client", &config.client_tls, acceptor::server_config).map(|loaded| Some(Arc::new(loaded)))
 }
 
@@ -38,15 +32,28 @@ pub fn client_port(config: &Config) -> Result<Option<Arc<Reloading<rustls::Serve
 pub struct QuorumTls {
     pub server: Arc<Reloading<rustls::ServerConfig>>,
     pub client: Arc<Reloading<rustls::ClientConfig>>,
+    pub handshake_timeout_ms: u64,
+    pub hostname_verification: bool,
 }
 
 pub fn quorum(config: &Config) -> Result<Option<QuorumTls>, String> {
     if !config.ssl_quorum || !config.is_ensemble() {
         return Ok(None);
     }
+    for server in &config.servers {
+        rustls::pki_types::ServerName::try_from(server.host.as_str()).map_err(|error| {
+            format!("server.{}: '{}' is not a host a certificate can name: {error}", server.id, server.host)
+        })?;
+    }
     let server = Arc::new(Reloading::load("quorum listener", &config.quorum_tls, acceptor::server_config)?);
     let client = Arc::new(Reloading::load("quorum dialer", &config.quorum_tls, connector::client_config)?);
-    Ok(Some(QuorumTls { server, client }))
+    let settings = &config.quorum_tls;
+    Ok(Some(QuorumTls {
+        server,
+        client,
+        handshake_timeout_ms: settings.handshake_timeout_ms,
+        hostname_verification: settings.hostname_verification,
+    }))
 }
 
 /// Polls the files of every configuration whose reloading is on.

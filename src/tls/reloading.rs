@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use super::settings::TlsSettings;
 
 /// How often the files are looked at.
-pub const FILE_POLL_MS: u64 = 1_000;
+const FILE_POLL_MS: u64 = 1_000;
 
 /// What a file looked like: a rename, a rewrite in place or a new size all change it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,10 +66,6 @@ impl<T> Reloading<T> {
     /// The configuration a new connection uses.
     pub fn current(&self) -> Arc<T> {
         self.current.read().expect("never poisoned: no code panics holding it").clone()
-    }
-
-    pub fn settings(&self) -> &TlsSettings {
-        &self.settings
     }
 
     /// Rebuilds the configuration if a file changed since the last try.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub struct StoreSettings {
     /// `ssl.keyStore.location` / `ssl.trustStore.location`.
     pub path: Option<PathBuf>,
-    /// `...password`: a PKCS12 store's password, or an encrypted PEM key's.
+    /// `...password`: a PKCS12 store's password.
     pub password: Option<String>,
     /// `...passwordPath`: a file holding the password (ZooKeeper 3.8), read at load time.
     pub password_path: Option<PathBuf>,
@@ -42,9 +42,9 @@ pub struct TlsSettings {
     pub enabled_protocols: Option<Vec<String>>,
     /// `ssl.ciphersuites`: IANA (Java) names; by default every suite rustls offers.
     pub cipher_suites: Option<Vec<String>>,
-    /// `ssl.hostnameVerification`: whether a member dialing another checks that the
-    /// certificate names the host it dialed (quorum links; a server never checks clients'
-    /// names).
+    /// `ssl.hostnameVerification`: on quorum links, whether each end checks that the
+    /// other's certificate names the host of the member it is (the client port never
+    /// checks clients' names).
     pub hostname_verification: bool,
     /// `ssl.handshakeDetectionTimeoutMillis`: how long a handshake may take.
     pub handshake_timeout_ms: u64,

@@ -51,9 +51,9 @@ class TlsServer(ServerProcess):
     configures it (the Netty connection factory, the x509 provider, a super user)."""
 
     def __init__(self, kind: str, certs: str, extra_cfg: dict | None = None):
-        self.secure_port = free_port()
+        self.certs = certs
+        self.secure_port = None
         cfg = {
-            "secureClientPort": str(self.secure_port),
             "secureClientPortAddress": HOST,
             "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
             "ssl.keyStore.location": f"{certs}/server.pem",
@@ -64,6 +64,18 @@ class TlsServer(ServerProcess):
         cfg.update(extra_cfg or {})
         binary = ringkeeper_binary() if kind == "ringkeeper" else None
         super().__init__(kind, binary=binary, extra_cfg=cfg)
+
+    def _write_cfg(self) -> str:
+        # A port of its own on every start attempt, as the plain one.
+        self.secure_port = free_port()
+        self.extra_cfg["secureClientPort"] = str(self.secure_port)
+        return super()._write_cfg()
+
+    def _wait_ready(self, timeout: float):
+        super()._wait_ready(timeout)
+        # ZooKeeper serves its plain port before its secure one is bound.
+        wait_until(lambda: presented_certificate(self.secure_port, self.certs), timeout=timeout,
+                   what="a TLS handshake on the secure port")
 
     def _command(self, cfg_path):
         if self.kind == "ringkeeper":
@@ -112,19 +124,20 @@ def stopped(client: KazooClient):
 
 
 def handshake_refused(port: int, certs: str, name: str | None) -> bool:
-    """Whether the server ends a TLS connection presenting `name`'s certificate before a
-    session starts (under TLS 1.3 the client's side of the handshake can finish first, so
-    a session request is sent and must go unanswered)."""
+    """Whether the server, once connected to, ends a TLS connection presenting `name`'s
+    certificate before a session starts (under TLS 1.3 the client's side of the handshake
+    can finish first, so a session request is sent and must go unanswered). A server that
+    does not listen, or never answers, has refused nothing."""
     context = ssl.create_default_context(cafile=f"{certs}/ca.pem")
     if name:
         context.load_cert_chain(f"{certs}/{name}.crt", f"{certs}/{name}.key")
-    try:
-        with socket.create_connection((HOST, port), timeout=10) as raw:
+    with socket.create_connection((HOST, port), timeout=30) as raw:
+        try:
             with context.wrap_socket(raw, server_hostname=HOST) as tls:
                 tls.sendall(connect_request())
                 return tls.recv(4) == b""
-    except (ssl.SSLError, ConnectionError, socket.timeout):
-        return True
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return True
 
 
 def presented_certificate(port: int, certs: str) -> bytes:
