@@ -251,10 +251,12 @@ class ServerProcess:
 class EnsembleProcess:
     """A 3-member Ringkeeper ensemble on loopback, standing in for one server: `hosts` lists
     every member (a client spreads over them), `port` is member 1's (four-letter words and
-    raw-socket tests)."""
+    raw-socket tests). `member` makes each member from its extra_cfg instead (a ZooKeeper
+    one, or one started on prepared data)."""
 
-    def __init__(self, binary: str, extra_cfg: dict | None = None, members: int = 3):
-        self.members = [ServerProcess("ringkeeper", binary=binary, extra_cfg=extra_cfg) for _ in range(members)]
+    def __init__(self, binary: str | None, extra_cfg: dict | None = None, members: int = 3, member=None):
+        make = member or (lambda cfg: ServerProcess("ringkeeper", binary=binary, extra_cfg=cfg))
+        self.members = [make(extra_cfg) for _ in range(members)]
 
     @property
     def hosts(self) -> str:

@@ -20,8 +20,8 @@ from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl, OPEN_ACL_UNSAFE
 
 from interop_support import (
-    JAVA, SLF4J_SIMPLE, ZK_JAR, RawConnection, ServerProcess, frame, free_port, jbuffer, jint, jlong, jstring,
-    ringkeeper_binary,
+    JAVA, SLF4J_SIMPLE, ZK_JAR, EnsembleProcess, RawConnection, ServerProcess, frame, free_port, jbuffer, jint,
+    jlong, jstring, ringkeeper_binary,
 )
 
 TARGET = os.environ.get("INTEROP_TARGET", "").strip().lower()
@@ -323,3 +323,65 @@ def test_compressed_snapshots_import_as_zookeeper_served_them(method):
                 assert every_node(imported) == served
     finally:
         zookeeper.stop()
+
+
+class ZooKeeperMember(ZooKeeperWithTtl):
+    """A member of a ZooKeeper 3.8 ensemble (QuorumPeerMain)."""
+
+    def _command(self, cfg_path):
+        *java, _main, cfg = super()._command(cfg_path)
+        return [*java, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
+
+
+class ImportedMember(ServerProcess):
+    """A Ringkeeper member whose data directory starts as a copy of an imported one."""
+
+    def __init__(self, imported: str, extra_cfg: dict | None):
+        super().__init__("ringkeeper", binary=ringkeeper_binary(), extra_cfg=extra_cfg)
+        self.imported = imported
+
+    def _write_cfg(self) -> str:
+        shutil.copytree(self.imported, os.path.join(self.tmpdir, "data"))
+        return super()._write_cfg()
+
+
+def test_an_ensemble_members_directory_imports_into_a_ringkeeper_ensemble():
+    """The usual migration: one member's data directory of a ZooKeeper ensemble, imported
+    once, starts every member of a Ringkeeper ensemble, which serves every node as
+    ZooKeeper did (zxids of ZooKeeper's epochs, sessions of its members)."""
+    cfg = {"snapCount": "60", "preAllocSize": "64", "initLimit": "10", "syncLimit": "5"}
+    zookeeper = EnsembleProcess(None, extra_cfg=cfg, member=lambda cfg: ZooKeeperMember("zookeeper", extra_cfg=cfg))
+    ringkeeper = None
+    imported = None
+    try:
+        zookeeper.start()
+        first = zookeeper.members[0]
+        # Every write goes through member 1, which answers each only once it has applied
+        # it: its log then holds them all.
+        client = KazooClient(hosts=first.hosts, timeout=30)
+        client.start(timeout=30)
+        client.add_auth("digest", "user:secret")
+        raw = RawConnection(first.port, timeout=30)
+        raw.handshake(timeout_ms=30000)
+        workload(client, raw, random.Random(13), 300)
+        served = every_node(client)
+        for member in zookeeper.members:
+            member.proc.send_signal(signal.SIGKILL)
+            member.proc.wait(timeout=30)
+        raw.close()
+        client.stop()
+        client.close()
+        imported, result = import_into(os.path.join(first.tmpdir, "data"))
+        assert result.returncode == 0, result.stderr
+        assert last_zxid(result.stdout) >> 32 >= 1, result.stdout
+        ringkeeper = EnsembleProcess(None, extra_cfg={"extendedTypesEnabled": "true"},
+                                     member=lambda cfg: ImportedMember(imported, cfg)).start()
+        with connected(ringkeeper.members[2].port) as reader:
+            reader.sync("/")
+            assert every_node(reader) == served
+    finally:
+        zookeeper.stop()
+        if ringkeeper:
+            ringkeeper.stop()
+        if imported:
+            shutil.rmtree(imported, ignore_errors=True)
