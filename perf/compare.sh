@@ -32,19 +32,8 @@ read -r -a workloads <<< "${WORKLOADS:-set get create exists children mixed watc
 ensemble_workloads=(set get)
 
 source perf/servers.sh
-ensure_zookeeper
-cargo build --release --locked -q
-binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
-work=$(mktemp -d /tmp/ringkeeper-compare.XXXXXX)
-results=perf/results
-mkdir -p "$results" perf/reports
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+start_run compare
+mkdir -p perf/reports
 
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 

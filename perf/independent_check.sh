@@ -17,20 +17,8 @@ depth=${3:-16}
 rounds=${4:-2}
 
 source perf/servers.sh
-ensure_zookeeper
-cargo build --release --locked -q
+start_run independent
 cargo bench --locked -q --bench third_party_client --no-run 2>/dev/null
-binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
-work=$(mktemp -d /tmp/ringkeeper-independent.XXXXXX)
-results=perf/results
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$results"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 client_cpus=""
 if [[ ${PIN:-0} == 1 ]]; then client_cpus="taskset -c 0"; fi

@@ -2,9 +2,29 @@
 # compare.sh and independent_check.sh. Both servers get tickTime 2000, fsync on, no limit
 # on connections per address, every four-letter word, and listen on 127.0.0.1 only.
 #
-# Needs: $work (a scratch directory the caller removes) and $pids (an array the caller's
-# clean-up kills). Each start_* function sets $started_pid. $EXTRA_CFG, if set, is added
+# start_run sets up $work (a scratch directory) and $pids (the servers to kill), both
+# cleaned up when the script exits. Each start_* function sets $started_pid. $EXTRA_CFG, if set, is added
 # to every server's zoo.cfg (tls_cost.sh's secure port).
+
+# start_run NAME: what a comparison needs before its first server: ZooKeeper installed, a
+# release build ($binary), a scratch directory ($work) and the servers' pids ($pids),
+# both cleaned up on exit, and $results and $stamp to name its output files.
+start_run() {
+    ensure_zookeeper
+    cargo build --release --locked -q
+    binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
+    work=$(mktemp -d "/tmp/ringkeeper-$1.XXXXXX")
+    results=perf/results
+    mkdir -p "$results"
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    pids=()
+    trap kill_servers_and_clean EXIT
+}
+
+kill_servers_and_clean() {
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 
 # Installs Apache ZooKeeper from Debian's package if it is missing.
 ensure_zookeeper() {

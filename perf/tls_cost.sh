@@ -16,19 +16,7 @@ sessions=${2:-64}
 depth=${3:-16}
 
 source perf/servers.sh
-ensure_zookeeper
-cargo build --release --locked -q
-binary=${CARGO_TARGET_DIR:-target}/release/ringkeeper
-work=$(mktemp -d /tmp/ringkeeper-tls.XXXXXX)
-results=perf/results
-mkdir -p "$results"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+start_run tls
 
 certs=$work/certs
 tests/fixtures/make_certificates.sh "$certs"

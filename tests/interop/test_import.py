@@ -115,36 +115,53 @@ def every_node(client: KazooClient) -> dict:
     return nodes
 
 
+@contextlib.contextmanager
+def workload_session(server: ServerProcess):
+    """A kazoo client authenticated as the workload's digest user, and a raw connection
+    for what kazoo cannot send (TTL and container creates), both on `server`."""
+    client = KazooClient(hosts=server.hosts, timeout=30)
+    client.start(timeout=30)
+    client.add_auth("digest", "user:secret")
+    raw = RawConnection(server.port, timeout=30)
+    raw.handshake(timeout_ms=30000)
+    try:
+        yield client, raw
+    finally:
+        raw.close()
+        client.stop()
+        client.close()
+
+
+def killed(*servers: ServerProcess):
+    """Kills the servers (-9) with their sessions open."""
+    for server in servers:
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def zookeeper_dir():
     """A ZooKeeper 3.8 data directory after a random workload, its server killed (-9) with
     sessions open, and the nodes it served just before."""
     zookeeper = ZooKeeperWithTtl("zookeeper", extra_cfg={"snapCount": "60", "preAllocSize": "64"})
     zookeeper.start()
-    client = KazooClient(hosts=zookeeper.hosts, timeout=30)
-    client.start(timeout=30)
-    client.add_auth("digest", "user:secret")
-    raw = RawConnection(zookeeper.port, timeout=30)
-    raw.handshake(timeout_ms=30000)
-    workload(client, raw, random.Random(7), 600)
-    # TTL and container nodes the random deletes cannot reach.
-    client.ensure_path("/special")
-    for index in range(3):
-        assert raw_create(raw, 10_000 + index, OP_CREATE_CONTAINER, f"/special/c{index}", CONTAINER) == 0
-        assert raw_create(raw, 20_000 + index, OP_CREATE_TTL, f"/special/t{index}", PERSISTENT_WITH_TTL, 600_000) == 0
-    client.create("/special/c0/child", b"")
-    # A burst of pipelined creates, so snapshots are taken while transactions go on
-    # (ZooKeeper's snapshots are fuzzy) and the logs roll mid-burst.
-    client.ensure_path("/burst")
-    for result in [client.create_async(f"/burst/b{index}", b"%d" % index) for index in range(400)]:
-        result.get(timeout=30)
-    served = every_node(client)
-    session = client.client_id
-    zookeeper.proc.send_signal(signal.SIGKILL)
-    zookeeper.proc.wait(timeout=30)
-    raw.close()
-    client.stop()
-    client.close()
+    with workload_session(zookeeper) as (client, raw):
+        workload(client, raw, random.Random(7), 600)
+        # TTL and container nodes the random deletes cannot reach.
+        client.ensure_path("/special")
+        for index in range(3):
+            assert raw_create(raw, 10_000 + index, OP_CREATE_CONTAINER, f"/special/c{index}", CONTAINER) == 0
+            assert raw_create(raw, 20_000 + index, OP_CREATE_TTL, f"/special/t{index}", PERSISTENT_WITH_TTL,
+                              600_000) == 0
+        client.create("/special/c0/child", b"")
+        # A burst of pipelined creates, so snapshots are taken while transactions go on
+        # (ZooKeeper's snapshots are fuzzy) and the logs roll mid-burst.
+        client.ensure_path("/burst")
+        for result in [client.create_async(f"/burst/b{index}", b"%d" % index) for index in range(400)]:
+            result.get(timeout=30)
+        served = every_node(client)
+        session = client.client_id
+        killed(zookeeper)
     copy = tempfile.mkdtemp(prefix="import-zookeeper-")
     shutil.copytree(os.path.join(zookeeper.tmpdir, "data"), os.path.join(copy, "data"))
     zookeeper.stop()
@@ -298,18 +315,10 @@ class CompressingZooKeeper(ZooKeeperWithTtl):
 def test_compressed_snapshots_import_as_zookeeper_served_them(method):
     zookeeper = CompressingZooKeeper(method).start()
     try:
-        client = KazooClient(hosts=zookeeper.hosts, timeout=30)
-        client.start(timeout=30)
-        client.add_auth("digest", "user:secret")
-        raw = RawConnection(zookeeper.port, timeout=30)
-        raw.handshake(timeout_ms=30000)
-        workload(client, raw, random.Random(11), 200)
-        served = every_node(client)
-        zookeeper.proc.send_signal(signal.SIGKILL)
-        zookeeper.proc.wait(timeout=30)
-        raw.close()
-        client.stop()
-        client.close()
+        with workload_session(zookeeper) as (client, raw):
+            workload(client, raw, random.Random(11), 200)
+            served = every_node(client)
+            killed(zookeeper)
         data = os.path.join(zookeeper.tmpdir, "data")
         names = os.listdir(os.path.join(data, "version-2"))
         assert any(name.startswith("snapshot.") and name.endswith(f".{method}") for name in names), names
@@ -358,19 +367,10 @@ def test_an_ensemble_members_directory_imports_into_a_ringkeeper_ensemble():
         first = zookeeper.members[0]
         # Every write goes through member 1, which answers each only once it has applied
         # it: its log then holds them all.
-        client = KazooClient(hosts=first.hosts, timeout=30)
-        client.start(timeout=30)
-        client.add_auth("digest", "user:secret")
-        raw = RawConnection(first.port, timeout=30)
-        raw.handshake(timeout_ms=30000)
-        workload(client, raw, random.Random(13), 300)
-        served = every_node(client)
-        for member in zookeeper.members:
-            member.proc.send_signal(signal.SIGKILL)
-            member.proc.wait(timeout=30)
-        raw.close()
-        client.stop()
-        client.close()
+        with workload_session(first) as (client, raw):
+            workload(client, raw, random.Random(13), 300)
+            served = every_node(client)
+            killed(*zookeeper.members)
         imported, result = import_into(os.path.join(first.tmpdir, "data"))
         assert result.returncode == 0, result.stderr
         assert last_zxid(result.stdout) >> 32 >= 1, result.stdout
