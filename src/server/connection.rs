@@ -239,7 +239,11 @@ async fn handshake_and_serve<R, W>(
             if command == "crst" && is_allowed(&context.shared.config.four_letter_whitelist, command) {
                 statistics::reset_connection_stats(&context.shared);
             }
-            refresh_listings(&context.shared, &context.leader, four_letter::needs_full_listing(command)).await;
+            // Only the words that report the cores' figures wait for them (ruok, which
+            // health checks and launch probes send, answers at once).
+            if let Some(in_full) = four_letter::listing_needed(command) {
+                refresh_listings(&context.shared, &context.leader, in_full).await;
+            }
             let text = four_letter::answer(command, argument, &context.shared, peer);
             let _ = writer.write_all(text.as_bytes()).await;
             let _ = writer.flush().await;
@@ -497,11 +501,11 @@ pub async fn refresh_listings(shared: &Shared, leader: &LeaderLink, in_full: boo
     if !leader.send(ToLeader::PublishListings).await {
         return;
     }
-    for _ in 0..500 {
+    for _ in 0..5_000 {
         if shared.listing_published.iter().all(|published| published.load(Ordering::Acquire) >= generation) {
             return;
         }
-        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
 

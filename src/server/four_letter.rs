@@ -8,10 +8,11 @@ use super::shared::Shared;
 use super::statistics::{self, FULL_VERSION};
 use crate::proto::four_letter::is_allowed;
 
-/// The words that need every core's full listing (watches, ephemerals) refreshed first:
-/// as the AdminServer command of the same name.
-pub fn needs_full_listing(command: &str) -> bool {
-    crate::admin::commands::lookup(command).is_some_and(|command| command.listing == Some(true))
+/// Which listing a word needs refreshed first, as the AdminServer command of the same
+/// name: None, the cores' figures (`Some(false)`), or also every watch and ephemeral
+/// (`Some(true)`).
+pub fn listing_needed(command: &str) -> Option<bool> {
+    crate::admin::commands::lookup(command).and_then(|command| command.listing)
 }
 
 /// The text answer to a four-letter word; `argument` is `stmk`'s trace mask.
