@@ -98,6 +98,9 @@ pub struct Config {
     /// `secureClientPortAddress`; when not given, `clientPortAddress` (127.0.0.1 by
     /// default, as the plain port; ZooKeeper listens on every address for both).
     pub secure_client_port_address: Option<IpAddr>,
+    /// `client.portUnification`: the plain client port also takes TLS clients, told
+    /// apart by their first byte (for moving clients to TLS one by one).
+    pub client_port_unification: bool,
     /// `ssl.*`: the secure client port's certificate, trust store and protocols.
     pub client_tls: TlsSettings,
     /// `sslQuorum=true`: members talk to each other over TLS, set up by `ssl.quorum.*`.
@@ -242,6 +245,7 @@ impl Default for Config {
             initial_text: String::new(),
             secure_client_port: None,
             secure_client_port_address: None,
+            client_port_unification: false,
             client_tls: TlsSettings::default(),
             ssl_quorum: false,
             quorum_tls: TlsSettings::default(),
@@ -473,6 +477,9 @@ impl Config {
                 // Boolean.parseBoolean, as ZooKeeper reads these.
                 "sslQuorum" => config.ssl_quorum = boolean(value),
                 "sslQuorumReloadCertFiles" => config.quorum_certificate_reload = boolean(value),
+                "client.portUnification" | "zookeeper.client.portUnification" => {
+                    config.client_port_unification = boolean(value)
+                }
                 "client.certReload" | "zookeeper.client.certReload" => {
                     config.client_certificate_reload = boolean(value)
                 }
@@ -492,7 +499,7 @@ impl Config {
                 _ => warnings.push(format!("line {line_number}: unknown key '{key}' ignored")),
             }
         }
-        if config.secure_client_port.is_some() {
+        if config.secure_client_port.is_some() || config.client_port_unification {
             config.x509_auth = true;
         }
         config.servers.sort_by_key(|server| server.id);
@@ -507,6 +514,12 @@ impl Config {
         let tls_error = |key: &str, message: String| ConfigError { line: 0, key: key.into(), message };
         if self.secure_client_port.is_none() && self.secure_client_port_address.is_some() {
             return Err(tls_error("secureClientPortAddress", "is set but secureClientPort is not".into()));
+        }
+        if self.client_port_unification && !self.client_tls.is_configured() {
+            return Err(tls_error(
+                "client.portUnification",
+                "needs ssl.keyStore.location: the server's certificate".into(),
+            ));
         }
         if let Some(secure_port) = self.secure_client_port {
             if secure_port == self.client_port {
@@ -690,6 +703,14 @@ mod tests {
         assert_eq!(error.key, "secureClientPort");
         let error = Config::parse("secureClientPortAddress=127.0.0.1\n").unwrap_err();
         assert_eq!(error.key, "secureClientPortAddress");
+    }
+
+    #[test]
+    fn port_unification_needs_a_certificate_and_turns_the_x509_scheme_on() {
+        let error = Config::parse("client.portUnification=true\n").unwrap_err();
+        assert_eq!(error.key, "client.portUnification");
+        let (config, _) = Config::parse("client.portUnification=true\nssl.keyStore.location=/k.pem\n").unwrap();
+        assert!(config.client_port_unification && config.x509_auth);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::connection_state::{
     output_cap_bytes, Connection, Phase, OUTPUT_BYTES_HIGH_WATER, QUEUED_READS_MAX, QUEUED_REQUESTS_MAX,
 };
 use super::core_state::{CoreState, Dispatch};
+use super::deadline::within;
 use super::ensemble::Ensemble;
 use super::four_letter;
 use super::leader::Leader;
@@ -138,12 +139,7 @@ pub async fn serve_tls(stream: TcpStream, tls: std::sync::Arc<rustls::ServerConf
     let Some(peer) = admit(&stream, &context) else { return };
     let fd = stream.as_raw_fd();
     let timeout_ms = context.shared.config.client_tls.handshake_timeout_ms;
-    let handshake = async { Some(futures_rustls::TlsAcceptor::from(tls).accept(stream).await) };
-    let expired = async {
-        glommio::timer::sleep(std::time::Duration::from_millis(timeout_ms)).await;
-        None
-    };
-    match futures_lite::future::or(handshake, expired).await {
+    match within(timeout_ms, futures_rustls::TlsAcceptor::from(tls).accept(stream)).await {
         None => tracing::warn!(%peer, timeout_ms, "TLS handshake not finished in time; closing"),
         Some(Err(error)) if crate::tls::is_plain_text(&error) => {
             tracing::warn!(%peer, %error, "plain text on the secure client port, not a TLS handshake; closing")
@@ -165,6 +161,21 @@ pub async fn serve_tls(stream: TcpStream, tls: std::sync::Arc<rustls::ServerConf
         }
     }
     context.shared.release(peer.ip());
+}
+
+/// A connection on the plain port under `client.portUnification`: one that opens with a
+/// TLS handshake record (first byte 0x16) is served as on the secure port, any other as
+/// plain text (a frame's length starts with a 0 byte, a four-letter word with a letter),
+/// as ZooKeeper's UnifiedServerSocket tells them apart.
+pub async fn serve_unified(stream: TcpStream, tls: std::sync::Arc<rustls::ServerConfig>, context: Rc<CoreContext>) {
+    const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    let timeout_ms = context.shared.config.sessionless_connection_timeout_ms;
+    match within(timeout_ms, stream.peek(&mut first)).await {
+        Some(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => serve_tls(stream, tls, context).await,
+        Some(Ok(_)) => serve(stream, context).await,
+        Some(Err(_)) | None => {}
+    }
 }
 
 /// The connection's peer, if its address is under `maxClientCnxns`.

@@ -5,6 +5,7 @@
 pub(crate) mod connection;
 pub(crate) mod connection_state;
 pub(crate) mod core_state;
+pub mod deadline;
 pub(crate) mod ensemble;
 pub(crate) mod ensemble_log;
 pub(crate) mod four_letter;
@@ -344,7 +345,12 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         let recovered = recovered.clone();
         let snapshot = snapshot.clone();
         let tree = tree.clone();
-        let tls = CoreTls { client: client_tls.clone().zip(secure_address), quorum: quorum_tls.clone() };
+        let tls = CoreTls {
+            client: client_tls.clone(),
+            secure_address,
+            unified: shared.config.client_port_unification,
+            quorum: quorum_tls.clone(),
+        };
         let placement = cpus.as_ref().map_or(Placement::Unbound, |cpus| Placement::Fixed(cpus[core]));
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
@@ -373,10 +379,13 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     std::process::exit(0);
 }
 
-/// What a core needs of TLS: the secure client port and its configuration, and the
-/// quorum links' (used on core 0).
+/// What a core needs of TLS: the client ports' configuration, the secure port, whether
+/// the plain port also takes TLS (`client.portUnification`), and the quorum links'
+/// configuration (used on core 0).
 struct CoreTls {
-    client: Option<(Arc<crate::tls::Reloading<rustls::ServerConfig>>, SocketAddr)>,
+    client: Option<Arc<crate::tls::Reloading<rustls::ServerConfig>>>,
+    secure_address: Option<SocketAddr>,
+    unified: bool,
     quorum: Option<crate::tls::QuorumTls>,
 }
 
@@ -434,10 +443,11 @@ async fn core_main(
     let context = Rc::new(CoreContext { core, state: state.clone(), leader, shared: shared.clone() });
     glommio::spawn_local(send_touches(context.clone())).detach();
     let listener = listen_or_exit(core, address);
-    if let Some((client_tls, secure_address)) = tls.client {
+    if let Some((client_tls, secure_address)) = tls.client.clone().zip(tls.secure_address) {
         let secure_listener = listen_or_exit(core, secure_address);
         glommio::spawn_local(accept_tls(secure_listener, client_tls, context.clone())).detach();
     }
+    let unified = tls.client.filter(|_| tls.unified);
     let listening = shared.listening_cores.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
     if listening == shared.cores {
         // Recovered and every core listens: a service manager may start what depends on us.
@@ -446,7 +456,12 @@ async fn core_main(
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(connection::serve(stream, context.clone())).detach();
+                match &unified {
+                    None => glommio::spawn_local(connection::serve(stream, context.clone())).detach(),
+                    Some(tls) => {
+                        glommio::spawn_local(connection::serve_unified(stream, tls.current(), context.clone())).detach()
+                    }
+                };
             }
             Err(error) => {
                 tracing::warn!(core, %error, "accept failed");

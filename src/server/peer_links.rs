@@ -16,6 +16,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 
+use super::deadline::within;
 use super::ensemble::{Ensemble, PeerSender};
 use super::peer_codec::{self, DecodeError, PeerFrame};
 use crate::consensus::message::MemberId;
@@ -203,15 +204,6 @@ where
     outbox.connected.set(false);
     outbox.bytes.borrow_mut().clear();
     true
-}
-
-/// `future`'s output, or None once `timeout_ms` has passed.
-async fn within<T>(timeout_ms: u64, future: impl std::future::Future<Output = T>) -> Option<T> {
-    let expired = async {
-        glommio::timer::sleep(Duration::from_millis(timeout_ms)).await;
-        None
-    };
-    futures_lite::future::or(async { Some(future.await) }, expired).await
 }
 
 async fn accept(listener: TcpListener, members: MemberHosts, driver: Rc<RefCell<Ensemble>>, tls: Option<QuorumTls>) {

@@ -19,9 +19,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 
-/// The secure client port's configuration, if `secureClientPort` is set.
+/// The client ports' TLS configuration, if `secureClientPort` or
+/// `client.portUnification` asks for one.
 pub fn client_port(config: &Config) -> Result<Option<Arc<Reloading<rustls::ServerConfig>>>, String> {
-    if config.secure_client_port.is_none() {
+    if config.secure_client_port.is_none() && !config.client_port_unification {
         return Ok(None);
     }
     Reloading::load("client", &config.client_tls, acceptor::server_config).map(|loaded| Some(Arc::new(loaded)))

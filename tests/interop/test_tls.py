@@ -275,6 +275,30 @@ def test_a_client_without_a_certificate_connects_under_want_without_an_x509_id(c
     assert outcomes == {"ringkeeper": "NoAuth", "zookeeper": "NoAuth"}
 
 
+def test_port_unification_serves_tls_and_plain_clients_on_the_plain_port(certs):
+    outcomes = {}
+    for kind in ("ringkeeper", "zookeeper"):
+        server = started(kind, certs, {"client.portUnification": "true"})
+        try:
+            secure = tls_client(server.port, certs, "client")
+            plain = KazooClient(hosts=server.hosts, timeout=10)
+            plain.start(timeout=20)
+            try:
+                secure.create("/unified", b"both", acl=[make_acl("x509", CLIENT_SUBJECT, all=True)])
+                try:
+                    plain.get("/unified")
+                    plain_outcome = "read"
+                except NoAuthError:
+                    plain_outcome = "NoAuth"
+                outcomes[kind] = (secure.get("/unified")[0], plain_outcome, plain.exists("/") is not None)
+            finally:
+                stopped(secure)
+                stopped(plain)
+        finally:
+            server.stop()
+    assert outcomes["ringkeeper"] == outcomes["zookeeper"] == (b"both", "NoAuth", True)
+
+
 @pytest.mark.parametrize("store", ["server.p12", "server-keytool.p12"])
 def test_pkcs12_key_and_trust_stores_load(certs, store):
     server = started("ringkeeper", certs, {
