@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One request at a time against its floors (issue 11's targets): `cargo bench --bench
 # round_trip` measures a loopback round trip and one 4 KiB O_DSYNC write on this disk;
-# then Ringkeeper and Apache ZooKeeper 3.8, one after the other, serve `ringkeeper bench`
-# with one session and one request in flight (get, then set). Prints each p50 against
-# the round trip (get) and the round trip plus the write (set).
+# then Apache ZooKeeper 3.8 and Ringkeeper (on every CPU, then with --cores 1), one
+# after the other, serve `ringkeeper bench` with one session and one request in flight
+# (get, then set). Prints each p50 against the round trip (get) and the round trip plus
+# the write (set). On a 2-CPU machine a 2-executor Ringkeeper shares a CPU with the
+# generator; with --cores 1 each has one.
 #
 #   perf/floor.sh [DURATION_S]
 #
@@ -17,12 +19,16 @@ source perf/servers.sh
 start_run floor
 cargo bench --locked -q --bench round_trip -- floor > /dev/null 2>&1
 
-zk_port=$(free_port); start_zookeeper zookeeper "$zk_port"; zk_pid=$started_pid
-wait_ready "$zk_port"
-rk_port=$(free_port); start_ringkeeper ringkeeper "$rk_port" "$binary"; rk_pid=$started_pid
-wait_ready "$rk_port"
-for server in zookeeper ringkeeper; do
-    if [[ $server == zookeeper ]]; then port=$zk_port; pid=$zk_pid; else port=$rk_port; pid=$rk_pid; fi
+declare -A ports server_pids
+ports[zookeeper]=$(free_port); start_zookeeper zookeeper "${ports[zookeeper]}"; server_pids[zookeeper]=$started_pid
+ports[ringkeeper]=$(free_port); start_ringkeeper ringkeeper "${ports[ringkeeper]}" "$binary"
+server_pids[ringkeeper]=$started_pid
+ports[ringkeeper-1core]=$(free_port)
+RINGKEEPER_CORES=1 start_ringkeeper ringkeeper-1core "${ports[ringkeeper-1core]}" "$binary"
+server_pids[ringkeeper-1core]=$started_pid
+for server in zookeeper ringkeeper ringkeeper-1core; do wait_ready "${ports[$server]}"; done
+for server in zookeeper ringkeeper ringkeeper-1core; do
+    port=${ports[$server]}; pid=${server_pids[$server]}
     # Unmeasured warm-up (ZooKeeper's JIT), then the measured runs.
     "$binary" bench --servers "127.0.0.1:$port" --workload mixed --sessions 16 --depth 8 --duration 5 > /dev/null
     for workload in get set; do
@@ -31,6 +37,8 @@ for server in zookeeper ringkeeper; do
             --json "$results/$stamp-floor-$server-$workload.json" > /dev/null
         echo "  $server $workload done" >&2
     done
+    # Each server is stopped once measured, so no JVM housekeeping runs beside the next.
+    kill -9 "$pid"
 done
 
 python3 - "$results" "$stamp" "$duration" <<'PY' | tee "$results/$stamp-floor.md"
@@ -46,7 +54,7 @@ print(f"loopback round trip {rtt * 1000:.1f} us; 4 KiB O_DSYNC write {written * 
       f"{fallocated * 1000:.1f} us into fallocated space\n")
 print("| server | get p50 ms | get p50 / round trip | set p50 ms | set p50 / (round trip + write) | set CPU us/op |")
 print("|---|---|---|---|---|---|")
-for server in ("zookeeper", "ringkeeper"):
+for server in ("zookeeper", "ringkeeper", "ringkeeper-1core"):
     get = json.load(open(f"{results}/{stamp}-floor-{server}-get.json"))
     put = json.load(open(f"{results}/{stamp}-floor-{server}-set.json"))
     get_p50, set_p50 = get["latency_ms"]["p50"], put["latency_ms"]["p50"]

@@ -84,13 +84,15 @@ start_zookeeper() {
     disown
 }
 
-# start_ringkeeper NAME CLIENT_PORT BINARY: one Ringkeeper server under $work/NAME.
+# start_ringkeeper NAME CLIENT_PORT BINARY: one Ringkeeper server under $work/NAME, on
+# $RINGKEEPER_CORES executors if set (every CPU otherwise).
 start_ringkeeper() {
     local name=$1 port=$2 binary=$3
     mkdir -p "$work/$name"
     printf 'tickTime=2000\nmaxClientCnxns=0\nforceSync=yes\n4lw.commands.whitelist=*\n%s\n' "${EXTRA_CFG:-}" \
         > "$work/$name/zoo.cfg"
     ${CPUS:-} "$binary" serve --config "$work/$name/zoo.cfg" --client-port "$port" --data-dir "$work/$name/data" \
+        ${RINGKEEPER_CORES:+--cores "$RINGKEEPER_CORES"} \
         >"$work/$name.log" 2>&1 &
     started_pid=$!
     pids+=("$started_pid")
