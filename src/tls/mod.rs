@@ -53,7 +53,9 @@ pub fn quorum(config: &Config) -> Result<Option<QuorumTls>, String> {
         server,
         client,
         handshake_timeout_ms: settings.handshake_timeout_ms,
-        hostname_verification: settings.hostname_verification,
+        // A listener that asks dialers for no certificate (`ssl.quorum.clientAuth=none`)
+        // has none to check against the member a hello names.
+        hostname_verification: settings.hostname_verification && settings.client_auth != settings::ClientAuth::None,
     }))
 }
 
