@@ -139,7 +139,14 @@ pub async fn serve_tls(stream: TcpStream, tls: std::sync::Arc<rustls::ServerConf
     let Some(peer) = admit(&stream, &context) else { return };
     let fd = stream.as_raw_fd();
     let timeout_ms = context.shared.config.client_tls.handshake_timeout_ms;
-    match within(timeout_ms, futures_rustls::TlsAcceptor::from(tls).accept(stream)).await {
+    let counters = &context.shared.counters[context.core];
+    counters.tls_handshakes_in_progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let handshake = within(timeout_ms, futures_rustls::TlsAcceptor::from(tls).accept(stream)).await;
+    counters.tls_handshakes_in_progress.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if !matches!(handshake, Some(Ok(_))) {
+        counters.tls_handshakes_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    match handshake {
         None => tracing::warn!(%peer, timeout_ms, "TLS handshake not finished in time; closing"),
         Some(Err(error)) if crate::tls::is_plain_text(&error) => {
             tracing::warn!(%peer, %error, "plain text on the secure client port, not a TLS handshake; closing")

@@ -39,6 +39,10 @@ pub struct CoreCounters {
     pub latency_count: AtomicU64,
     pub latency_max_us: AtomicU64,
     pub latency_min_us: AtomicU64,
+    /// TLS handshakes under way on the client ports (`outstanding_tls_handshake`).
+    pub tls_handshakes_in_progress: AtomicU64,
+    /// TLS handshakes that failed or timed out (`unsuccessful_handshake`).
+    pub tls_handshakes_failed: AtomicU64,
 }
 
 /// One core's data watches: by session (`wchc`) and by path (`wchp`).

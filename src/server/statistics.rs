@@ -233,6 +233,8 @@ pub fn gauges(shared: &Shared) -> Vec<Metric> {
         ("zk_local_sessions", Value::Int(0)),
         ("zk_uptime", Value::count(shared.started.elapsed().as_millis() as u64)),
         ("zk_digest_mismatches_count", Value::Int(0)),
+        ("zk_outstanding_tls_handshake", Value::count(shared.sum(|c| &c.tls_handshakes_in_progress))),
+        ("zk_unsuccessful_handshake", Value::count(shared.sum(|c| &c.tls_handshakes_failed))),
     ]
     .into_iter()
     .map(|(key, value)| Metric::new(key, value))

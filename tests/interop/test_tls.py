@@ -22,8 +22,8 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
 from interop_support import (
-    HOST, JAVA, SLF4J_NOP, SLF4J_SIMPLE, ZK_JAR, EnsembleProcess, ServerProcess, connect_request, free_port,
-    ringkeeper_binary, wait_until,
+    HOST, JAVA, SLF4J_NOP, SLF4J_SIMPLE, ZK_JAR, EnsembleProcess, ServerProcess, connect_request, four_letter,
+    free_port, ringkeeper_binary, wait_until,
 )
 
 TARGET = os.environ.get("INTEROP_TARGET", "").strip().lower()
@@ -228,13 +228,22 @@ def test_the_java_cli_over_tls_sees_what_it_sees_on_zookeeper(pair, certs):
     ("expired", "certificate expired"),
 ])
 def test_bad_client_certificates_are_refused_with_a_log_line(pair, certs, name, reason):
+    ringkeeper = pair["ringkeeper"]
+    failed_before = unsuccessful_handshakes(ringkeeper)
     for server in pair.values():
         assert handshake_refused(server.secure_port, certs, name), server.kind
-    ringkeeper = pair["ringkeeper"]
     wait_until(lambda: reason in ringkeeper.log(), timeout=10, what=f"a log line naming {reason!r}")
+    # Counted where ZooKeeper counts them, in mntr's zk_unsuccessful_handshake.
+    wait_until(lambda: unsuccessful_handshakes(ringkeeper) > failed_before, timeout=10,
+               what="zk_unsuccessful_handshake to count the refusal")
     assert "TLS handshake failed" in ringkeeper.log()
     # The server keeps serving good clients.
     stopped(tls_client(ringkeeper.secure_port, certs, "client"))
+
+
+def unsuccessful_handshakes(server: TlsServer) -> int:
+    lines = dict(line.split("\t", 1) for line in four_letter(server.port, "mntr").splitlines() if "\t" in line)
+    return int(lines["zk_unsuccessful_handshake"])
 
 
 def test_plain_text_on_the_secure_port_is_refused_with_a_log_line(pair, certs):
