@@ -105,7 +105,8 @@ impl TlsSettings {
                 }
             }
             "protocol" => self.protocol = Some(value.to_owned()),
-            "enabledProtocols" => self.enabled_protocols = Some(comma_list(value)),
+            // `protocols` is not ZooKeeper's name, but the one an operator guesses first.
+            "enabledProtocols" | "protocols" => self.enabled_protocols = Some(comma_list(value)),
             "ciphersuites" => self.cipher_suites = Some(comma_list(value)),
             "hostnameVerification" => self.hostname_verification = !value.eq_ignore_ascii_case("false"),
             "handshakeDetectionTimeoutMillis" => {
