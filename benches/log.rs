@@ -7,6 +7,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/dsync_file.rs"]
+mod dsync_file;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rkyv::util::AlignedVec;
 
@@ -134,25 +137,10 @@ fn pwrite_floor(c: &mut Criterion) {
 /// Writes `iterations` copies of `batch` one after another with pwrite into a prepared
 /// O_DSYNC file and returns the time the writes took (preparing excluded).
 fn pwrite_batches(batch: &AlignedVec<16>, iterations: u64, zero_filled: bool) -> Duration {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    use std::os::unix::fs::FileExt;
     let dir = tempdir();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_DSYNC)
-        .open(dir.join("floor"))
-        .expect("create floor file");
     let capacity = (iterations as usize + 1) * batch.len() + 4096;
-    // SAFETY: fallocate on a file descriptor we own, within i64 range.
-    let allocated = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, 0, capacity as libc::off_t) };
-    assert_eq!(allocated, 0, "fallocate");
-    if zero_filled {
-        let zeros = vec![0u8; 1 << 20];
-        for offset in (0..capacity).step_by(zeros.len()) {
-            file.write_all_at(&zeros[..zeros.len().min(capacity - offset)], offset as u64).expect("zero fill");
-        }
-    }
+    let file = dsync_file::prepared(&dir.join("floor"), capacity, zero_filled);
     let started = Instant::now();
     for i in 0..iterations {
         file.write_all_at(batch, i * batch.len() as u64).expect("pwrite");

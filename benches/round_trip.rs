@@ -6,8 +6,11 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
+
+#[path = "support/dsync_file.rs"]
+mod dsync_file;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -66,24 +69,8 @@ fn dsync_write(c: &mut Criterion) {
 fn dsync_writes(iterations: u64, zero_filled: bool) -> Duration {
     let dir = std::env::current_dir().expect("cwd").join("target").join(format!("bench-floor-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create bench dir");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_DSYNC)
-        .open(dir.join("floor"))
-        .expect("create floor file");
     let capacity = (iterations as usize + 1) * WRITE_BYTES;
-    // SAFETY: fallocate on a file descriptor we own, within i64 range.
-    let allocated = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, 0, capacity as libc::off_t) };
-    assert_eq!(allocated, 0, "fallocate");
-    if zero_filled {
-        let zeros = vec![0u8; 1 << 20];
-        for offset in (0..capacity).step_by(zeros.len()) {
-            file.write_all_at(&zeros[..zeros.len().min(capacity - offset)], offset as u64).expect("zero fill");
-        }
-    }
+    let file = dsync_file::prepared(&dir.join("floor"), capacity, zero_filled);
     let page = vec![0x5Au8; WRITE_BYTES];
     let started = Instant::now();
     for i in 0..iterations {
