@@ -370,6 +370,37 @@ def test_renewed_certificates_are_used_without_a_restart(certs, tmp_path):
         server.stop()
 
 
+def test_tls_clients_of_an_ensemble_keep_their_x509_ids_through_followers(certs):
+    """A write through a follower is checked on the leader with the identities of the
+    client's connection, its certificate's x509 id among them."""
+    ensemble = EnsembleProcess(None, member=lambda cfg: TlsServer("ringkeeper", certs, cfg)).start()
+    clients = []
+    try:
+        clients = [tls_client(member.secure_port, certs, "client") for member in ensemble.members]
+        for index, client in enumerate(clients):
+            client.create(f"/ensemble-tls-{index}", b"%d" % index, acl=[make_acl("x509", CLIENT_SUBJECT, all=True)])
+        for client in clients:
+            client.sync("/")
+            assert [client.get(f"/ensemble-tls-{index}")[0] for index in range(3)] == [b"0", b"1", b"2"]
+        # Writes that need the x509 id, from each member's client, on the leader.
+        for index, client in enumerate(clients):
+            client.set(f"/ensemble-tls-{(index + 1) % 3}", b"written by %d" % index)
+        plain = KazooClient(hosts=ensemble.members[2].hosts, timeout=10)
+        plain.start(timeout=20)
+        try:
+            plain.sync("/")
+            with pytest.raises(NoAuthError):
+                plain.get("/ensemble-tls-0")
+            with pytest.raises(NoAuthError):
+                plain.set("/ensemble-tls-1", b"not allowed")
+        finally:
+            stopped(plain)
+    finally:
+        for client in clients:
+            stopped(client)
+        ensemble.stop()
+
+
 def quorum_tls_cfg(certs: str, member_certificate: str) -> dict:
     return {
         "sslQuorum": "true",
