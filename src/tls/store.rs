@@ -17,8 +17,13 @@ enum StoreKind {
 }
 
 /// `KeyStoreFileType.fromPropertyValueOrFileName`: the `type` key if given, else the
-/// file's extension.
-fn store_kind(store: &StoreSettings, path: &Path) -> Result<StoreKind, String> {
+/// file's extension; then the bytes for a store called JKS. Since Java 9 `keytool`
+/// writes PKCS12 whatever the file is called (and Java's JKS loader reads it), so a
+/// `.jks` file that holds PKCS12 is read as PKCS12; a real JKS store (magic 0xFEEDFEED)
+/// is refused with the command that converts it.
+fn store_kind(store: &StoreSettings, path: &Path, bytes: &[u8]) -> Result<StoreKind, String> {
+    /// A PKCS12 file is a DER SEQUENCE.
+    const DER_SEQUENCE: u8 = 0x30;
     let named = match &store.kind {
         Some(kind) => kind.to_ascii_uppercase(),
         None => match path.extension().and_then(|extension| extension.to_str()).map(str::to_ascii_lowercase) {
@@ -34,6 +39,7 @@ fn store_kind(store: &StoreSettings, path: &Path) -> Result<StoreKind, String> {
     match named.as_str() {
         "PEM" => Ok(StoreKind::Pem),
         "PKCS12" => Ok(StoreKind::Pkcs12),
+        "JKS" if bytes.first() == Some(&DER_SEQUENCE) => Ok(StoreKind::Pkcs12),
         "JKS" | "BCFKS" => Err(format!(
             "{}: {named} stores are not supported; convert with `keytool -importkeystore -srckeystore {} \
              -destkeystore store.p12 -deststoretype PKCS12`",
@@ -62,7 +68,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
 pub fn load_identity(store: &StoreSettings) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
     let path = store.path.as_deref().ok_or("no keyStore.location")?;
     let bytes = read_file(path)?;
-    let (chain, key) = match store_kind(store, path)? {
+    let (chain, key) = match store_kind(store, path, &bytes)? {
         StoreKind::Pem => {
             let chain = pem_certificates(&bytes, path)?;
             if bytes.windows(b"ENCRYPTED PRIVATE KEY".len()).any(|window| window == b"ENCRYPTED PRIVATE KEY") {
@@ -100,7 +106,7 @@ pub fn load_identity(store: &StoreSettings) -> Result<(Vec<CertificateDer<'stati
 pub fn load_trusted(store: &StoreSettings) -> Result<Vec<CertificateDer<'static>>, String> {
     let path = store.path.as_deref().ok_or("no trustStore.location")?;
     let bytes = read_file(path)?;
-    let certificates = match store_kind(store, path)? {
+    let certificates = match store_kind(store, path, &bytes)? {
         StoreKind::Pem => pem_certificates(&bytes, path)?,
         StoreKind::Pkcs12 => {
             let keystore =
@@ -137,23 +143,33 @@ mod tests {
         StoreSettings { path: Some(path.into()), kind: kind.map(str::to_owned), ..StoreSettings::default() }
     }
 
+    const PKCS12_START: &[u8] = &[0x30, 0x82, 0x03, 0xc6];
+    const JKS_START: &[u8] = &[0xFE, 0xED, 0xFE, 0xED];
+
     #[test]
     fn the_type_key_wins_over_the_extension() {
         let path = Path::new("/x/server.bin");
-        assert_eq!(store_kind(&store("/x/server.bin", Some("pkcs12")), path), Ok(StoreKind::Pkcs12));
-        assert!(store_kind(&store("/x/server.bin", None), path).is_err());
+        assert_eq!(store_kind(&store("/x/server.bin", Some("pkcs12")), path, PKCS12_START), Ok(StoreKind::Pkcs12));
+        assert!(store_kind(&store("/x/server.bin", None), path, PKCS12_START).is_err());
     }
 
     #[test]
     fn the_extension_names_the_type_as_in_zookeeper() {
         for (file, kind) in [("a.pem", StoreKind::Pem), ("a.P12", StoreKind::Pkcs12), ("a.pfx", StoreKind::Pkcs12)] {
-            assert_eq!(store_kind(&store(file, None), Path::new(file)), Ok(kind), "{file}");
+            assert_eq!(store_kind(&store(file, None), Path::new(file), b"-----BEGIN"), Ok(kind), "{file}");
         }
     }
 
     #[test]
-    fn jks_is_refused_with_the_conversion_command() {
-        let error = store_kind(&store("a.jks", None), Path::new("a.jks")).unwrap_err();
+    fn a_jks_named_store_that_holds_pkcs12_is_read_as_pkcs12_as_java_9_keytool_writes_it() {
+        let path = Path::new("keystore.jks");
+        assert_eq!(store_kind(&store("keystore.jks", None), path, PKCS12_START), Ok(StoreKind::Pkcs12));
+        assert_eq!(store_kind(&store("k", Some("JKS")), Path::new("k"), PKCS12_START), Ok(StoreKind::Pkcs12));
+    }
+
+    #[test]
+    fn a_real_jks_store_is_refused_with_the_conversion_command() {
+        let error = store_kind(&store("a.jks", None), Path::new("a.jks"), JKS_START).unwrap_err();
         assert!(error.contains("keytool -importkeystore"), "{error}");
     }
 }

@@ -308,13 +308,17 @@ def test_port_unification_serves_tls_and_plain_clients_on_the_plain_port(certs):
     assert outcomes["ringkeeper"] == outcomes["zookeeper"] == (b"both", "NoAuth", True)
 
 
-@pytest.mark.parametrize("store", ["server.p12", "server-keytool.p12"])
-def test_pkcs12_key_and_trust_stores_load(certs, store):
+@pytest.mark.parametrize("store, trust_store", [
+    ("server.p12", "truststore.p12"),
+    ("server-keytool.p12", "truststore.p12"),
+    # keytool's PKCS12 in files named .jks, as ZooKeeper's TLS guides name them.
+    ("server-keytool.jks", "truststore.jks"),
+])
+def test_pkcs12_key_and_trust_stores_load(certs, store, trust_store):
     server = started("ringkeeper", certs, {
         "ssl.keyStore.location": f"{certs}/{store}",
         "ssl.keyStore.password": "changeit",
-        "ssl.trustStore.location": f"{certs}/truststore.p12",
-        "ssl.trustStore.type": "PKCS12",
+        "ssl.trustStore.location": f"{certs}/{trust_store}",
         "ssl.trustStore.password": "changeit",
     })
     try:
