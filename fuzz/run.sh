@@ -11,7 +11,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} == 0 ]]; then
-    targets=(request connect four_letter zoo_cfg log_segment snapshot_file tree_ops zookeeper_files certificate_subject)
+    targets=(request connect four_letter zoo_cfg log_segment snapshot_file tree_ops zookeeper_files certificate_subject key_store)
 fi
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT

@@ -14,7 +14,7 @@ use ringkeeper::bench::workload::next_random;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 9] = [
+const TARGETS: [(&str, Target); 10] = [
     ("request", targets::request),
     ("connect", targets::connect),
     ("four_letter", targets::four_letter),
@@ -24,6 +24,7 @@ const TARGETS: [(&str, Target); 9] = [
     ("tree_ops", targets::tree_ops),
     ("zookeeper_files", targets::zookeeper_files),
     ("certificate_subject", targets::certificate_subject),
+    ("key_store", targets::key_store),
 ];
 
 /// Mutations per corpus input: bit flips, overwritten bytes, cuts and repeats.

@@ -353,3 +353,12 @@ fn with_matching_record_checksums(log: &[u8]) -> Vec<u8> {
 pub fn certificate_subject(data: &[u8]) {
     let _ = ringkeeper::tls::subject::certificate_subject(data);
 }
+
+/// A JKS key store (`ssl.keyStore.location`): a file an operator points at may hold any
+/// bytes; each read is a store or an error. The input is a store's body: the integrity
+/// digest is appended here, so the parser behind it is what gets fuzzed.
+pub fn key_store(data: &[u8]) {
+    use ringkeeper::tls::jks;
+    let store = [data, &jks::integrity_digest("changeit", data)[..]].concat();
+    let _ = jks::read(&store, "changeit");
+}

@@ -12,6 +12,7 @@ pub struct Element<'a> {
 pub const TAG_SEQUENCE: u8 = 0x30;
 pub const TAG_SET: u8 = 0x31;
 pub const TAG_OID: u8 = 0x06;
+pub const TAG_OCTET_STRING: u8 = 0x04;
 /// `[0] EXPLICIT`, the optional version before a certificate's serial number.
 pub const TAG_CONTEXT_0: u8 = 0xA0;
 

@@ -7,6 +7,7 @@ pub mod acceptor;
 pub mod connector;
 mod crypto;
 mod der;
+pub mod jks;
 pub mod reloading;
 pub mod settings;
 mod store;

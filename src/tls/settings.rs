@@ -14,7 +14,7 @@ pub struct StoreSettings {
     pub password: Option<String>,
     /// `...passwordPath`: a file holding the password (ZooKeeper 3.8), read at load time.
     pub password_path: Option<PathBuf>,
-    /// `...type` as given (PEM, PKCS12, JKS, BCFKS); without it, the file's extension
+    /// `...type` as given (PEM, PKCS12, JKS; BCFKS is refused); without it, the file's extension
     /// decides, as ZooKeeper's `KeyStoreFileType.fromPropertyValueOrFileName`.
     pub kind: Option<String>,
 }

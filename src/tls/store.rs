@@ -1,6 +1,7 @@
 //! Reads key and trust stores from disk: PEM (one file with the key and its certificate
-//! chain, as ZooKeeper's `PEMFileLoader` reads it) and PKCS12 (what `keytool` and
-//! `openssl pkcs12` write). JKS and BCFKS are refused with the command that converts them.
+//! chain, as ZooKeeper's `PEMFileLoader` reads it), PKCS12 (what `keytool` and `openssl
+//! pkcs12` write) and JKS (`keytool` before Java 9, or `-storetype JKS`). BCFKS is
+//! refused with the command that converts it.
 
 use std::path::Path;
 
@@ -14,13 +15,13 @@ use super::settings::StoreSettings;
 enum StoreKind {
     Pem,
     Pkcs12,
+    Jks,
 }
 
 /// `KeyStoreFileType.fromPropertyValueOrFileName`: the `type` key if given, else the
 /// file's extension; then the bytes for a store called JKS. Since Java 9 `keytool`
 /// writes PKCS12 whatever the file is called (and Java's JKS loader reads it), so a
-/// `.jks` file that holds PKCS12 is read as PKCS12; a real JKS store (magic 0xFEEDFEED)
-/// is refused with the command that converts it.
+/// `.jks` file that holds PKCS12 is read as PKCS12.
 fn store_kind(store: &StoreSettings, path: &Path, bytes: &[u8]) -> Result<StoreKind, String> {
     /// A PKCS12 file is a DER SEQUENCE.
     const DER_SEQUENCE: u8 = 0x30;
@@ -40,13 +41,15 @@ fn store_kind(store: &StoreSettings, path: &Path, bytes: &[u8]) -> Result<StoreK
         "PEM" => Ok(StoreKind::Pem),
         "PKCS12" => Ok(StoreKind::Pkcs12),
         "JKS" if bytes.first() == Some(&DER_SEQUENCE) => Ok(StoreKind::Pkcs12),
-        "JKS" | "BCFKS" => Err(format!(
+        "JKS" if super::jks::is_jks(bytes) => Ok(StoreKind::Jks),
+        "JKS" => Err(format!("{}: neither a JKS nor a PKCS12 store", path.display())),
+        "BCFKS" => Err(format!(
             "{}: {named} stores are not supported; convert with `keytool -importkeystore -srckeystore {} \
              -destkeystore store.p12 -deststoretype PKCS12`",
             path.display(),
             path.display()
         )),
-        other => Err(format!("{}: store type '{other}' is not PEM or PKCS12", path.display())),
+        other => Err(format!("{}: store type '{other}' is not PEM, PKCS12 or JKS", path.display())),
     }
 }
 
@@ -95,6 +98,16 @@ pub fn load_identity(store: &StoreSettings) -> Result<(Vec<CertificateDer<'stati
             let certificates = chain.certs().iter().map(|cert| CertificateDer::from(cert.as_der().to_vec())).collect();
             (certificates, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec())))
         }
+        StoreKind::Jks => {
+            let store =
+                super::jks::read(&bytes, &password(store)?).map_err(|error| format!("{}: {error}", path.display()))?;
+            let (key, chain) = store
+                .keys
+                .into_iter()
+                .next()
+                .ok_or_else(|| format!("{}: the JKS store holds no private key", path.display()))?;
+            (chain.into_iter().map(CertificateDer::from).collect(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)))
+        }
     };
     if chain.is_empty() {
         return Err(format!("{}: no certificate", path.display()));
@@ -122,6 +135,12 @@ pub fn load_trusted(store: &StoreSettings) -> Result<Vec<CertificateDer<'static>
                 })
                 .collect()
         }
+        StoreKind::Jks => super::jks::read(&bytes, &password(store)?)
+            .map_err(|error| format!("{}: {error}", path.display()))?
+            .trusted
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect(),
     };
     if certificates.is_empty() {
         return Err(format!("{}: no certificate to trust", path.display()));
@@ -168,8 +187,10 @@ mod tests {
     }
 
     #[test]
-    fn a_real_jks_store_is_refused_with_the_conversion_command() {
-        let error = store_kind(&store("a.jks", None), Path::new("a.jks"), JKS_START).unwrap_err();
+    fn a_real_jks_store_is_read_as_jks_and_bcfks_is_refused_with_the_conversion_command() {
+        assert_eq!(store_kind(&store("a.jks", None), Path::new("a.jks"), JKS_START), Ok(StoreKind::Jks));
+        assert!(store_kind(&store("a.jks", None), Path::new("a.jks"), b"garbage").is_err());
+        let error = store_kind(&store("a.bcfks", None), Path::new("a.bcfks"), b"x").unwrap_err();
         assert!(error.contains("keytool -importkeystore"), "{error}");
     }
 }

@@ -313,8 +313,10 @@ def test_port_unification_serves_tls_and_plain_clients_on_the_plain_port(certs):
     ("server-keytool.p12", "truststore.p12"),
     # keytool's PKCS12 in files named .jks, as ZooKeeper's TLS guides name them.
     ("server-keytool.jks", "truststore.jks"),
+    # Java's own JKS format.
+    ("server-jks.jks", "truststore-jks.jks"),
 ])
-def test_pkcs12_key_and_trust_stores_load(certs, store, trust_store):
+def test_pkcs12_and_jks_key_and_trust_stores_load(certs, store, trust_store):
     server = started("ringkeeper", certs, {
         "ssl.keyStore.location": f"{certs}/{store}",
         "ssl.keyStore.password": "changeit",
