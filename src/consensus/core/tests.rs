@@ -323,10 +323,9 @@ fn a_follower_behind_the_leaders_window_is_sent_a_snapshot() {
     assert!(ensemble.snapshots_wanted.contains(&(1, 3)));
 }
 
-#[test]
-fn while_a_snapshot_is_made_the_window_holds_what_follows_it() {
-    // The driver makes a follower's snapshot off the executor while the leader goes on
-    // committing; the window keeps what follows the snapshot, so it is still sent.
+/// Member 1 leads, 3 fell behind what 1's window (64 bytes) holds, and 1 has asked its
+/// driver for a snapshot to send 3.
+fn leader_wanting_a_snapshot_for_3() -> Ensemble {
     let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
     ensemble.elect(1);
     ensemble.commit_without_3(10);
@@ -334,6 +333,14 @@ fn while_a_snapshot_is_made_the_window_holds_what_follows_it() {
     ensemble.tick(1, 20);
     ensemble.tick(1, 20);
     assert_eq!(ensemble.snapshots_wanted, vec![(1, 3)]);
+    ensemble
+}
+
+#[test]
+fn while_a_snapshot_is_made_the_window_holds_what_follows_it() {
+    // The driver makes a follower's snapshot off the executor while the leader goes on
+    // committing; the window keeps what follows the snapshot, so it is still sent.
+    let mut ensemble = leader_wanting_a_snapshot_for_3();
     let snapshot_zxid = ensemble.core(1).applied_zxid();
     // Two batches: past the retained bytes (one batch here), within four times them.
     ensemble.commit_without_3(2);
@@ -350,13 +357,7 @@ fn a_snapshot_the_window_moved_past_while_it_was_made_is_dropped_and_asked_for_a
     // The driver makes a snapshot off the executor; by the time it is ready the leader may
     // have applied and trimmed past it. Sent, it would leave a gap before the window:
     // the core drops it and asks for a newer one.
-    let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
-    ensemble.elect(1);
-    ensemble.commit_without_3(10);
-    ensemble.wire.clear();
-    ensemble.tick(1, 20);
-    ensemble.tick(1, 20);
-    assert_eq!(ensemble.snapshots_wanted, vec![(1, 3)]);
+    let mut ensemble = leader_wanting_a_snapshot_for_3();
     let stale_zxid = ensemble.core(1).applied_zxid();
     ensemble.commit_without_3(10);
     ensemble.wire.clear();
@@ -376,13 +377,7 @@ fn a_follower_that_does_not_answer_is_not_sent_snapshot_after_snapshot() {
     // Making a snapshot costs seconds of a CPU: a follower that is down gets one, and
     // another only once it has answered since (found by perf/snap_stall.py: the leader
     // made one every heartbeat while a follower was down).
-    let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.retained_bytes_max = 64);
-    ensemble.elect(1);
-    ensemble.commit_without_3(10);
-    ensemble.wire.clear();
-    ensemble.tick(1, 20);
-    ensemble.tick(1, 20);
-    assert_eq!(ensemble.snapshots_wanted, vec![(1, 3)]);
+    let mut ensemble = leader_wanting_a_snapshot_for_3();
     let zxid = ensemble.core(1).applied_zxid();
     ensemble.cores.get_mut(&1).unwrap().send_snapshot(3, zxid, Arc::new(Vec::new()));
     ensemble.collect(1);
