@@ -2,8 +2,9 @@
 # Runs every Ringkeeper test suite on a fresh machine, installing what the suites need:
 # Debian's `zookeeper` package (Apache ZooKeeper 3.8, the reference server and its Java
 # CLI), Curator, the servlet API its AdminServer needs, netty's codec (its TLS) and
-# openssl (the TLS tests' certificates), and the Python packages of
-# tests/interop/requirements.txt (kazoo, pytest, prometheus-client).
+# openssl (the TLS tests' certificates), libfuse2 (the slow-disk tests' file system,
+# tests/interop/stalling_disk.py), and the Python packages of
+# tests/interop/requirements.txt (kazoo, pytest, prometheus-client, fusepy).
 #
 #   tests/run-all.sh            everything
 #   tests/run-all.sh --quick    Rust tests only (no installs)
@@ -39,7 +40,7 @@ else
 fi
 
 step "installing test dependencies"
-packages=(zookeeper libcurator-recipes-java libcurator-framework-java libservlet-api-java libnetty-java openssl)
+packages=(zookeeper libcurator-recipes-java libcurator-framework-java libservlet-api-java libnetty-java openssl libfuse2)
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -29,7 +29,7 @@ use super::messages::{AppliedBatch, CommittedBatch, Control, PlacedControl, ToLe
 use super::peer_codec::{Forwarded, PeerFrame};
 use super::shared::{EnsembleStatus, Shared};
 use super::snapshotter::{SnapshotSchedule, Snapshotter};
-use crate::consensus::core::{Core, Output, Role};
+use crate::consensus::core::{Core, HardState, Output, Role};
 use crate::consensus::message::MemberId;
 use crate::consensus::record_batch::RecordBatch;
 use crate::proto::request::decode_request;
@@ -85,6 +85,14 @@ pub struct Ensemble {
     distribute: LocalSender<Vec<CommittedBatch>>,
     snapshotter: Snapshotter,
     snapshot_requests: LocalSender<SnapshotRequest>,
+    /// Hard states to make durable, written off the executor (`server::persist_hard_states`):
+    /// a member whose disk stalls goes on answering its clients' four-letter words and its
+    /// peers' heartbeats.
+    hard_state_writes: LocalSender<HardState>,
+    /// While a hard state is being written, the outputs that came after it, in order:
+    /// nothing after a vote or a new epoch may reach a peer or the log before it is
+    /// durable (etcd's raft: persist before send).
+    after_hard_state: Option<VecDeque<Output<RecordBatch>>>,
     /// Controls for this member's cores, in order, waiting for their zxid to be applied.
     pending_controls: Vec<VecDeque<PlacedControl>>,
     held_connects: VecDeque<ToLeader>,
@@ -115,6 +123,7 @@ pub struct EnsembleParts {
     pub distribute: LocalSender<Vec<CommittedBatch>>,
     pub snapshotter: Snapshotter,
     pub snapshot_requests: LocalSender<SnapshotRequest>,
+    pub hard_state_writes: LocalSender<HardState>,
 }
 
 /// A snapshot (SNAP) to encode for a follower, off the executor
@@ -144,6 +153,8 @@ impl Ensemble {
             distribute: parts.distribute,
             snapshotter: parts.snapshotter,
             snapshot_requests: parts.snapshot_requests,
+            hard_state_writes: parts.hard_state_writes,
+            after_hard_state: None,
             pending_controls: (0..cores).map(|_| VecDeque::new()).collect(),
             held_connects: VecDeque::new(),
             held_forwarded: VecDeque::new(),
@@ -204,6 +215,20 @@ impl Ensemble {
             "a snapshot (SNAP) for a follower is ready"
         );
         self.core.send_snapshot(to, zxid, Arc::new(image));
+        self.process();
+    }
+
+    /// The hard state handed to `hard_state_writes` is durable: what followed it is
+    /// carried out, up to the next hard state if there is one.
+    pub fn hard_state_persisted(&mut self) {
+        let mut deferred = self.after_hard_state.take().expect("a hard state was being written");
+        while let Some(output) = deferred.pop_front() {
+            self.carry_out(output);
+            if let Some(after_next) = &mut self.after_hard_state {
+                after_next.extend(deferred.drain(..));
+                return;
+            }
+        }
         self.process();
     }
 
@@ -369,7 +394,10 @@ impl Ensemble {
                 break;
             }
             for output in outputs {
-                self.carry_out(output);
+                match &mut self.after_hard_state {
+                    Some(deferred) => deferred.push_back(output),
+                    None => self.carry_out(output),
+                }
             }
         }
         self.update_serving();
@@ -378,11 +406,9 @@ impl Ensemble {
     fn carry_out(&mut self, output: Output<RecordBatch>) {
         match output {
             Output::PersistHardState(hard) => {
-                if let Err(error) = crate::log::epoch_file::write(&self.shared.config.log_dir(), &hard) {
-                    // Voting without a durable record of the vote could elect two leaders.
-                    tracing::error!(%error, "cannot persist the epoch; stopping");
-                    std::process::exit(1);
-                }
+                assert!(self.after_hard_state.is_none(), "one hard state write at a time");
+                self.after_hard_state = Some(VecDeque::new());
+                self.hard_state_writes.try_send(hard).expect("the hard state queue is unbounded");
             }
             Output::Append { seq, batch } => {
                 self.appends_in_flight += 1;

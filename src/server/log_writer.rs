@@ -234,7 +234,7 @@ impl LogWriter {
                 let capacity = self.segment_size_bytes.max(SEGMENT_HEADER_BYTES as u64 + batch_bytes);
                 let file =
                     open_options(self.force_sync).read(true).write(true).create_new(true).buffered_open(&path).await?;
-                file.pre_allocate(capacity, false).await?;
+                reserve(&file, capacity).await?;
                 (file, capacity, false)
             }
         };
@@ -247,6 +247,24 @@ impl LogWriter {
         self.offset = SEGMENT_HEADER_BYTES as u64;
         self.capacity = capacity;
         Ok(())
+    }
+}
+
+/// Reserves a new segment's space. A file system without fallocate (ZFS before 2.2, FUSE
+/// file systems, some NFS servers) refuses with EOPNOTSUPP: the file is then only
+/// extended. Its hole reads as zeros, as fallocated space does, so recovery finds the
+/// log's end the same way; the difference is that a full disk shows at a later write
+/// rather than at the roll. ZooKeeper itself never fallocates: it pads with writes.
+async fn reserve(file: &BufferedFile, capacity: u64) -> io::Result<()> {
+    match file.pre_allocate(capacity, false).await.map_err(io::Error::from) {
+        Err(error) if error.kind() == io::ErrorKind::Unsupported => {
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(%error, "the file system cannot preallocate; log segments are extended instead");
+            }
+            Ok(file.truncate(capacity).await?)
+        }
+        result => result,
     }
 }
 

@@ -355,9 +355,10 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
             .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-            // Blocking work (a follower's snapshot, a snapshot install) runs on a thread
-            // the OS may schedule anywhere, not on the executor's own CPU.
-            .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(1))
+            // Blocking work (a follower's snapshot, a snapshot install, the hard state)
+            // runs on threads the OS may schedule anywhere, not on the executor's own
+            // CPU. Two, so that a vote is not written behind a snapshot's encoding.
+            .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(2))
             .spawn(
                 move || async move { core_main(core, shared, channels, address, tls, tree, recovered, snapshot).await },
             )
@@ -514,6 +515,25 @@ async fn encode_snapshots(requests: LocalReceiver<ensemble::SnapshotRequest>, dr
     }
 }
 
+/// Core 0 of an ensemble member: makes each hard state (epoch, vote) durable on a blocking
+/// thread, in order, and tells the driver, which holds back what followed it until then.
+async fn persist_hard_states(
+    requests: LocalReceiver<crate::consensus::core::HardState>,
+    driver: Rc<RefCell<Ensemble>>,
+    log_dir: std::path::PathBuf,
+) {
+    while let Some(hard) = requests.recv().await {
+        let dir = log_dir.clone();
+        let written = glommio::executor().spawn_blocking(move || crate::log::epoch_file::write(&dir, &hard)).await;
+        if let Err(error) = written {
+            // Voting without a durable record of the vote could elect two leaders.
+            tracing::error!(%error, "cannot persist the epoch; stopping");
+            std::process::exit(1);
+        }
+        driver.borrow_mut().hard_state_persisted();
+    }
+}
+
 /// Core 0: takes messages from another core's channel to the ordering point (or the
 /// ensemble driver).
 async fn forward_to_leader(inbox: SharedReceiver<ToLeader>, handle: impl Fn(ToLeader)) {
@@ -598,6 +618,7 @@ async fn start_ensemble(
     let log_queue = Rc::new(ensemble_log::LogQueue::new(log_wake));
     let (distribute, distributed) = local_channel::new_unbounded();
     let (snapshot_requests, snapshots_wanted) = local_channel::new_unbounded();
+    let (hard_state_writes, hard_states) = local_channel::new_unbounded();
     let snapshotter = start_snapshotter(&shared, &state);
     let driver = Rc::new(RefCell::new(Ensemble::new(EnsembleParts {
         shared: shared.clone(),
@@ -609,8 +630,10 @@ async fn start_ensemble(
         distribute,
         snapshotter,
         snapshot_requests,
+        hard_state_writes,
     })));
     glommio::spawn_local(encode_snapshots(snapshots_wanted, driver.clone())).detach();
+    glommio::spawn_local(persist_hard_states(hard_states, driver.clone(), log_dir.clone())).detach();
     glommio::spawn_local(ensemble_log::run(
         log_queue,
         log_woken,

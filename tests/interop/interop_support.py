@@ -93,7 +93,8 @@ def four_letter(port: int, cmd: str, timeout: float = 5.0) -> str:
 class ServerProcess:
     """One server under test (Ringkeeper or Apache ZooKeeper) in its own temp dir."""
 
-    def __init__(self, kind: str, binary: str | None = None, extra_cfg: dict | None = None):
+    def __init__(self, kind: str, binary: str | None = None, extra_cfg: dict | None = None,
+                 stalling_disk: bool = False):
         self.kind = kind
         # The server runs in its temp dir: a relative path (RINGKEEPER_BIN=target/...) is
         # taken from here.
@@ -105,6 +106,10 @@ class ServerProcess:
         self.log_path = None
         # Set for an ensemble member: its dataDir/myid; its port is chosen in advance.
         self.myid = None
+        # With stalling_disk, dataDir is a StallingDisk (stalling_disk.py) mounted when
+        # the configuration is written.
+        self.stalling_disk = stalling_disk
+        self.disk = None
 
     @property
     def hosts(self) -> str:
@@ -112,6 +117,10 @@ class ServerProcess:
 
     def _write_cfg(self) -> str:
         data_dir = os.path.join(self.tmpdir, "data")
+        if self.stalling_disk and self.disk is None:
+            from stalling_disk import StallingDisk
+
+            self.disk = StallingDisk(data_dir).start()
         os.makedirs(data_dir, exist_ok=True)
         if self.myid is not None:
             with open(os.path.join(data_dir, "myid"), "w") as f:
@@ -229,6 +238,8 @@ class ServerProcess:
             return "<no log>"
 
     def stop(self):
+        if self.disk is not None:
+            self.disk.resume()  # a server waiting on its disk exits promptly
         if self.proc is not None:
             if self.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -243,6 +254,9 @@ class ServerProcess:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc = None
+        if self.disk is not None:
+            self.disk.stop()
+            self.disk = None
         if self.tmpdir and not os.environ.get("INTEROP_KEEP_TMP"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
