@@ -226,7 +226,7 @@ impl LogWriter {
         let prepared = if fits { self.next.take() } else { None };
         let (file, capacity, zero_filled) = match prepared {
             Some(prepared) => {
-                std::fs::rename(&prepared, &path)?;
+                glommio::io::rename(&prepared, &path).await?;
                 let file = open_options(self.force_sync).read(true).write(true).buffered_open(&path).await?;
                 (file, self.segment_size_bytes, true)
             }
@@ -241,13 +241,21 @@ impl LogWriter {
         write_all_at(&file, &segment::header(first_zxid), 0).await?;
         file.fdatasync().await?;
         // The new file's directory entry must be durable too.
-        std::fs::File::open(&self.dir)?.sync_all()?;
+        sync_directory(&self.dir).await?;
         tracing::info!(path = %path.display(), capacity, zero_filled, "new log segment");
         self.file = Some(file);
         self.offset = SEGMENT_HEADER_BYTES as u64;
         self.capacity = capacity;
         Ok(())
     }
+}
+
+/// Makes a directory's entries durable on a blocking thread: while a slow disk holds the
+/// sync, core 0 goes on serving and heartbeating (an ensemble's peers would otherwise take
+/// the silence for a dead member).
+async fn sync_directory(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_owned();
+    glommio::executor().spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await
 }
 
 /// Reserves a new segment's space. A file system without fallocate (ZFS before 2.2, FUSE

@@ -2,7 +2,8 @@
 backing directory. While its flag file exists, every write and every fsync (of files
 and of directories) waits; reads, lookups and renames go on. That is how a slow or
 stuck disk looks to a server: its log appends and syncs do not return, while it can
-still read what it has.
+still read what it has. A flag holding `directories` stalls only the syncs of
+directories (what makes a new file's name durable).
 
 Run as a program it serves the file system in the foreground (the test's own process
 stays free of FUSE threads):
@@ -56,8 +57,9 @@ class StallingDisk:
             time.sleep(0.01)
         return self
 
-    def stall(self):
-        open(self.flag, "w").close()
+    def stall(self, only_directories: bool = False):
+        with open(self.flag, "w") as flag:
+            flag.write("directories" if only_directories else "")
 
     def resume(self):
         with contextlib.suppress(FileNotFoundError):
@@ -83,8 +85,16 @@ class StallingDisk:
 def serve(backing: str, mount_point: str, flag: str):
     from fuse import FUSE, FuseOSError, Operations
 
-    def wait_while_stalled():
-        while os.path.exists(flag):
+    def stalled(directory: bool) -> bool:
+        try:
+            with open(flag) as f:
+                what = f.read()
+        except FileNotFoundError:
+            return False
+        return what == "" or (directory and what == "directories")
+
+    def wait_while_stalled(directory: bool = False):
+        while stalled(directory):
             time.sleep(STALL_POLL_S)
 
     class PassThrough(Operations):
@@ -162,7 +172,7 @@ def serve(backing: str, mount_point: str, flag: str):
             return 0
 
         def fsyncdir(self, path, datasync, fi):
-            wait_while_stalled()
+            wait_while_stalled(directory=True)
             descriptor = os.open(self._path(path), os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(descriptor)

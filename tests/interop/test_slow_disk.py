@@ -8,7 +8,9 @@ seconds. Here:
 - a leader whose disk stalls for less than the sync limit keeps leading and its
   followers, and what was written meanwhile commits;
 - a leader whose disk stalls for longer steps down: the others elect a leader among
-  themselves and go on, and the old one rejoins as a follower with every write.
+  themselves and go on, and the old one rejoins as a follower with every write;
+- a follower whose directory sync hangs while it starts a new log segment goes on
+  answering (the sync waits off its executor) and catches up.
 After each, every acknowledged write is on every member.
 
 Ringkeeper only (the faults are Ringkeeper's own ensemble); run once, in the pass whose
@@ -37,8 +39,8 @@ TICK_MS = 100
 SETTLE_S = 60.0
 
 
-def ensemble_on_stalling_disks(sync_limit_ticks: int) -> EnsembleProcess:
-    cfg = {"tickTime": str(TICK_MS), "initLimit": "20", "syncLimit": str(sync_limit_ticks)}
+def ensemble_on_stalling_disks(sync_limit_ticks: int, more: dict | None = None) -> EnsembleProcess:
+    cfg = {"tickTime": str(TICK_MS), "initLimit": "20", "syncLimit": str(sync_limit_ticks), **(more or {})}
     member = lambda extra: ServerProcess("ringkeeper", binary=ringkeeper_binary(), extra_cfg=extra,  # noqa: E731
                                          stalling_disk=True)
     return EnsembleProcess(None, extra_cfg=cfg, member=member).start()
@@ -209,5 +211,39 @@ def test_a_leader_whose_disk_stalls_past_the_sync_limit_steps_down_and_rejoins_w
         assert ensemble.alive(), "a member exited"
         assert_every_write_on_every_member(ensemble, acknowledged)
         assert epoch(ensemble.members[leader]) > first_epoch
+    finally:
+        ensemble.stop()
+
+
+def segments(member: ServerProcess) -> set[str]:
+    directory = os.path.join(member.disk.backing, "version-2")
+    return {name for name in os.listdir(directory) if name.startswith("log.") and ".prepared." not in name}
+
+
+def test_a_follower_whose_directory_sync_hangs_in_a_segment_roll_keeps_answering():
+    # Segments of 16 KiB: a roll every hundred or so creates.
+    ensemble = ensemble_on_stalling_disks(sync_limit_ticks=10, more={"preAllocSize": "16"})
+    try:
+        leader = leader_of(ensemble)
+        assert leader is not None
+        follower = ensemble.members[(leader + 1) % 3]
+        first_epoch = epoch(ensemble.members[leader])
+        writer = Writer(ensemble.members[leader])
+        wait_until(lambda: writer.count() >= 20, SETTLE_S, what="writes before the stall")
+        before = segments(follower)
+        follower.disk.stall(only_directories=True)
+        wait_until(lambda: segments(follower) - before, SETTLE_S, what="the follower starting a new segment")
+        # Its name is not durable until the directory sync returns, three sync limits on.
+        stalled_until = time.monotonic() + 3 * 10 * TICK_MS / 1000
+        while time.monotonic() < stalled_until:
+            assert mode(follower) == "follower", "the follower went silent while its directory sync hung"
+            time.sleep(0.1)
+        follower.disk.resume()
+        count = writer.count()
+        wait_until(lambda: writer.count() >= count + 50, SETTLE_S, what="writes after the stall")
+        acknowledged = writer.stop()
+        assert_every_write_on_every_member(ensemble, acknowledged)
+        assert leader_of(ensemble) == leader
+        assert [epoch(member) for member in ensemble.members] == [first_epoch] * 3, "no election, no new epoch"
     finally:
         ensemble.stop()
