@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ringkeeper::tree::data_tree::PathHasher;
+use ringkeeper::tree::hash_trie::HashTrie;
 use ringkeeper::tree::Znode;
 
 const NODE_COUNT: usize = 1_000_000;
@@ -102,6 +103,21 @@ impl NodeMap for rpds::HashTrieMap<Box<str>, Arc<Znode>, archery::ArcK, PathHash
     }
 }
 
+impl NodeMap for HashTrie<Box<str>, Arc<Znode>, PathHasher> {
+    fn empty() -> Self {
+        HashTrie::with_hasher(PathHasher::new())
+    }
+    fn insert(&mut self, path: Box<str>, node: Arc<Znode>) {
+        self.insert_mut(path, node);
+    }
+    fn lookup(&self, path: &str) -> Option<&Arc<Znode>> {
+        self.get(path)
+    }
+    fn set_version(&mut self, path: &str, version: i32) {
+        Arc::make_mut(self.get_mut(path).expect("present")).version = version;
+    }
+}
+
 fn path_of(index: usize) -> String {
     format!("/service/instances/member-{index:08}")
 }
@@ -153,6 +169,7 @@ fn candidates(c: &mut Criterion) {
     candidate::<HashMap<Box<str>, Arc<Znode>, PathHasher>>(c, "std");
     candidate::<imbl::GenericHashMap<Box<str>, Arc<Znode>, PathHasher, imbl::shared_ptr::DefaultSharedPtr>>(c, "imbl");
     candidate::<rpds::HashTrieMap<Box<str>, Arc<Znode>, archery::ArcK, PathHasher>>(c, "rpds");
+    candidate::<HashTrie<Box<str>, Arc<Znode>, PathHasher>>(c, "hash_trie");
 }
 
 criterion_group! {

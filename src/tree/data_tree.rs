@@ -2,11 +2,11 @@
 //! applied zxid. `apply` is deterministic: the same transactions in the same order give
 //! the same tree on every core and every server.
 
-use archery::ArcTK;
-use rpds::{HashTrieMap, HashTrieMapSync, RedBlackTreeSetSync};
+use rpds::{HashTrieMapSync, RedBlackTreeSetSync};
 
 use super::acl_table::AclTable;
 use super::digest::node_digest;
+use super::hash_trie::HashTrie;
 use super::path::{join, parent_and_name, validate_path};
 use super::quota::{self, QuotaNodeCreated, QuotaRoots, QuotaStats};
 use super::znode::Znode;
@@ -67,7 +67,7 @@ pub type PathHasher = ahash::RandomState;
 
 /// Every node by path, in a persistent hash trie: a clone is a version that shares every
 /// node, and changing a node copies only it and the trie nodes above it.
-type NodeMap = HashTrieMap<Box<str>, Znode, ArcTK, PathHasher>;
+type NodeMap = HashTrie<Box<str>, Znode, PathHasher>;
 /// Paths in order, persistent.
 type PathSet = RedBlackTreeSetSync<Box<str>>;
 
@@ -246,7 +246,7 @@ impl DataTree {
     /// An empty tree (not even `/`) to be filled by `insert_loaded` from a snapshot.
     pub fn for_loading(sessions: HashTrieMapSync<i64, (i32, [u8; 16])>, last_zxid: i64) -> DataTree {
         DataTree {
-            nodes: NodeMap::new_with_hasher_and_ptr_kind(PathHasher::new()),
+            nodes: NodeMap::with_hasher(PathHasher::new()),
             ephemerals: HashTrieMapSync::new_sync(),
             acls: AclTable::default(),
             last_zxid,
@@ -400,7 +400,7 @@ impl DataTree {
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.size()
+        self.nodes.len()
     }
 
     pub fn acl(&self, node: &Znode) -> &[Acl] {
@@ -480,7 +480,7 @@ impl DataTree {
     pub fn descendant_count(&self, path: &str) -> Option<usize> {
         let node = self.nodes.get(path)?;
         if path == ROOT {
-            return Some(self.nodes.size() - 1);
+            return Some(self.nodes.len() - 1);
         }
         let mut count = 0;
         let mut stack: Vec<String> = node.children.iter().map(|name| join(path, name)).collect();

@@ -5,6 +5,7 @@ pub mod acl_check;
 pub mod acl_table;
 pub mod data_tree;
 pub mod digest;
+pub mod hash_trie;
 pub mod path;
 pub mod prepare;
 pub mod quota;

@@ -1,8 +1,7 @@
 //! A znode: data, ACL, metadata and the names of its children.
 
-use rpds::HashTrieSet;
-
 use super::data_tree::PathHasher;
+use super::hash_trie::HashTrie;
 use crate::proto::Stat;
 
 /// One node of the data tree. `data_length` and `num_children` are derived, not stored.
@@ -35,11 +34,11 @@ const _: () = assert!(std::mem::size_of::<Znode>() <= 88);
 #[derive(Debug, Clone, Default)]
 pub struct Children(Option<Box<ChildSet>>);
 
-type ChildSet = HashTrieSet<Box<str>, archery::ArcTK, PathHasher>;
+type ChildSet = HashTrie<Box<str>, (), PathHasher>;
 
 impl Children {
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |set| set.size())
+        self.0.as_ref().map_or(0, |set| set.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,21 +46,17 @@ impl Children {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Box<str>> {
-        self.0.iter().flat_map(|set| set.iter())
+        self.0.iter().flat_map(|set| set.keys())
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.0.as_ref().is_some_and(|set| set.contains(name))
+        self.0.as_ref().is_some_and(|set| set.contains_key(name))
     }
 
     /// Adds `name`; false if it was there already.
     pub fn insert(&mut self, name: Box<str>) -> bool {
-        let set = self.0.get_or_insert_with(|| Box::new(ChildSet::new_with_hasher_with_ptr_kind(PathHasher::new())));
-        if set.contains(&name) {
-            return false;
-        }
-        set.insert_mut(name);
-        true
+        let set = self.0.get_or_insert_with(|| Box::new(ChildSet::with_hasher(PathHasher::new())));
+        set.insert_mut(name, ())
     }
 
     /// Removes `name`, and the set itself once empty; false if it was not there.

@@ -1,0 +1,461 @@
+//! A persistent hash map: a hash array mapped trie whose nodes are shared by reference
+//! count, so `clone` is O(1) and a change copies only the nodes on its path (the tree's
+//! versions, `DataTree`). It replaces rpds's `HashTrieMap` for the tree's two largest
+//! maps: rpds wraps every entry in a leaf node of its own (a 48-byte allocation and an
+//! 8-byte slot per entry); here a branch's slot holds the entry itself, 16 bytes
+//! (`cargo bench --bench tree_candidates`, and perf/README.md for a million znodes).
+//!
+//! Layout: a branch has up to 64 slots, indexed by 6 bits of the key's hash per level,
+//! stored densely behind a 64-bit occupancy bitmap. A slot is an entry, a deeper branch,
+//! or, once all 64 bits of the hash are spent, a list of entries whose hashes are equal.
+//! A removal that leaves a branch with a single entry puts that entry in the branch's
+//! place, so the trie stays as shallow as its keys require.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+const BITS_PER_LEVEL: u32 = 6;
+const SLOTS_PER_BRANCH: u32 = 1 << BITS_PER_LEVEL;
+/// Levels that still have hash bits to index by (the last one gets the 4 left over).
+const LEVELS_MAX: u32 = u64::BITS.div_ceil(BITS_PER_LEVEL);
+
+pub struct HashTrie<K, V, S> {
+    root: Arc<Branch<K, V>>,
+    len: usize,
+    hasher: S,
+}
+
+struct Branch<K, V> {
+    occupied: u64,
+    slots: Vec<Slot<K, V>>,
+}
+
+enum Slot<K, V> {
+    Entry(Arc<(K, V)>),
+    Branch(Arc<Branch<K, V>>),
+    /// Entries whose 64-bit hashes are all equal, at least two.
+    Collision(Arc<Vec<Arc<(K, V)>>>),
+}
+
+impl<K, V, S: Clone> Clone for HashTrie<K, V, S> {
+    fn clone(&self) -> Self {
+        HashTrie { root: self.root.clone(), len: self.len, hasher: self.hasher.clone() }
+    }
+}
+
+impl<K, V> Clone for Branch<K, V> {
+    fn clone(&self) -> Self {
+        Branch { occupied: self.occupied, slots: self.slots.clone() }
+    }
+}
+
+impl<K, V> Clone for Slot<K, V> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Entry(entry) => Slot::Entry(entry.clone()),
+            Slot::Branch(branch) => Slot::Branch(branch.clone()),
+            Slot::Collision(entries) => Slot::Collision(entries.clone()),
+        }
+    }
+}
+
+impl<K: std::fmt::Debug, V: std::fmt::Debug, S> std::fmt::Debug for HashTrie<K, V, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// The slot index of `hash` at `level`.
+fn index_at(hash: u64, level: u32) -> u32 {
+    assert!(level < LEVELS_MAX);
+    ((hash >> (level * BITS_PER_LEVEL)) & u64::from(SLOTS_PER_BRANCH - 1)) as u32
+}
+
+impl<K, V> Branch<K, V> {
+    fn empty() -> Branch<K, V> {
+        Branch { occupied: 0, slots: Vec::new() }
+    }
+
+    /// Where slot `index` is (or would go) in the dense `slots`.
+    fn position(&self, index: u32) -> usize {
+        (self.occupied & ((1u64 << index) - 1)).count_ones() as usize
+    }
+
+    fn slot(&self, index: u32) -> Option<&Slot<K, V>> {
+        (self.occupied & (1u64 << index) != 0).then(|| &self.slots[self.position(index)])
+    }
+
+    fn put(&mut self, index: u32, slot: Slot<K, V>) {
+        assert_eq!(self.occupied & (1u64 << index), 0, "slot {index} is free");
+        let position = self.position(index);
+        self.slots.insert(position, slot);
+        self.occupied |= 1u64 << index;
+        assert_eq!(self.slots.len(), self.occupied.count_ones() as usize);
+    }
+
+    fn take(&mut self, index: u32) -> Slot<K, V> {
+        assert_ne!(self.occupied & (1u64 << index), 0, "slot {index} is used");
+        let slot = self.slots.remove(self.position(index));
+        self.occupied &= !(1u64 << index);
+        slot
+    }
+
+    /// A branch holding one entry and nothing else is replaced by that entry.
+    fn sole_entry(&self) -> Option<&Arc<(K, V)>> {
+        match self.slots.as_slice() {
+            [Slot::Entry(entry)] => Some(entry),
+            _ => None,
+        }
+    }
+}
+
+impl<K, V, S> HashTrie<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    pub fn with_hasher(hasher: S) -> HashTrie<K, V, S> {
+        HashTrie { root: Arc::new(Branch::empty()), len: 0, hasher }
+    }
+
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let mut branch = &*self.root;
+        for level in 0..LEVELS_MAX {
+            match branch.slot(index_at(hash, level))? {
+                Slot::Entry(entry) => return (entry.0.borrow() == key).then_some(&entry.1),
+                Slot::Branch(deeper) => branch = deeper,
+                Slot::Collision(entries) => {
+                    return entries.iter().find(|entry| entry.0.borrow() == key).map(|entry| &entry.1)
+                }
+            }
+        }
+        unreachable!("the trie is at most LEVELS_MAX deep")
+    }
+
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get(key).is_some()
+    }
+
+    /// The value of `key`, to change in this version only: the branches on its path and
+    /// the entry are copied first where another version shares them.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if !self.contains_key(key) {
+            return None;
+        }
+        let hash = self.hasher.hash_one(key);
+        let mut branch = Arc::make_mut(&mut self.root);
+        for level in 0..LEVELS_MAX {
+            let position = branch.position(index_at(hash, level));
+            match &mut branch.slots[position] {
+                Slot::Entry(entry) => return Some(&mut Arc::make_mut(entry).1),
+                Slot::Branch(deeper) => branch = Arc::make_mut(deeper),
+                Slot::Collision(entries) => {
+                    let entry = Arc::make_mut(entries).iter_mut().find(|entry| entry.0.borrow() == key)?;
+                    return Some(&mut Arc::make_mut(entry).1);
+                }
+            }
+        }
+        unreachable!("the trie is at most LEVELS_MAX deep")
+    }
+
+    /// Inserts or replaces; true if `key` is new.
+    pub fn insert_mut(&mut self, key: K, value: V) -> bool {
+        let hash = self.hasher.hash_one(&key);
+        let entry = Arc::new((key, value));
+        let hasher = &self.hasher;
+        let added = insert_into(Arc::make_mut(&mut self.root), entry, hash, 0, &|key: &K| hasher.hash_one(key));
+        self.len += usize::from(added);
+        added
+    }
+
+    /// Removes `key`; true if it was there.
+    pub fn remove_mut<Q>(&mut self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if !self.contains_key(key) {
+            return false;
+        }
+        let hash = self.hasher.hash_one(key);
+        remove_from(Arc::make_mut(&mut self.root), key, hash, 0);
+        self.len -= 1;
+        true
+    }
+}
+
+impl<K, V, S> HashTrie<K, V, S> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        Iter { stack: vec![self.root.slots.iter()], collision: [].iter() }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.iter().map(|(key, _)| key)
+    }
+}
+
+/// Puts `entry` (whose key hashes to `hash`) in `branch` at `level`; true if its key is new.
+fn insert_into<K: Eq + Clone, V: Clone>(
+    branch: &mut Branch<K, V>,
+    entry: Arc<(K, V)>,
+    hash: u64,
+    level: u32,
+    hash_of: &dyn Fn(&K) -> u64,
+) -> bool {
+    let index = index_at(hash, level);
+    let Some(position) = branch.slot(index).map(|_| branch.position(index)) else {
+        branch.put(index, Slot::Entry(entry));
+        return true;
+    };
+    match &mut branch.slots[position] {
+        Slot::Branch(deeper) => insert_into(Arc::make_mut(deeper), entry, hash, level + 1, hash_of),
+        Slot::Collision(entries) => {
+            let entries = Arc::make_mut(entries);
+            match entries.iter_mut().find(|present| present.0 == entry.0) {
+                Some(present) => {
+                    *present = entry;
+                    false
+                }
+                None => {
+                    entries.push(entry);
+                    true
+                }
+            }
+        }
+        Slot::Entry(present) if present.0 == entry.0 => {
+            *present = entry;
+            false
+        }
+        Slot::Entry(present) => {
+            let present_hash = hash_of(&present.0);
+            let present = present.clone();
+            branch.slots[position] = split(present, present_hash, entry, hash, level + 1);
+            true
+        }
+    }
+}
+
+/// The slot for two entries with different keys that met at `level - 1`.
+fn split<K, V>(first: Arc<(K, V)>, first_hash: u64, second: Arc<(K, V)>, second_hash: u64, level: u32) -> Slot<K, V> {
+    if first_hash == second_hash {
+        return Slot::Collision(Arc::new(vec![first, second]));
+    }
+    // Hashes that differ differ in some level's bits, so this ends within LEVELS_MAX.
+    let mut branch = Branch::empty();
+    let (first_index, second_index) = (index_at(first_hash, level), index_at(second_hash, level));
+    if first_index == second_index {
+        branch.put(first_index, split(first, first_hash, second, second_hash, level + 1));
+    } else {
+        branch.put(first_index, Slot::Entry(first));
+        branch.put(second_index, Slot::Entry(second));
+    }
+    Slot::Branch(Arc::new(branch))
+}
+
+/// Removes `key`, which the caller found present, from `branch` at `level`.
+fn remove_from<K, V, Q>(branch: &mut Branch<K, V>, key: &Q, hash: u64, level: u32)
+where
+    K: Borrow<Q> + Clone,
+    V: Clone,
+    Q: Eq + ?Sized,
+{
+    let index = index_at(hash, level);
+    let position = branch.position(index);
+    let replacement = match &mut branch.slots[position] {
+        Slot::Entry(entry) => {
+            assert!(entry.0.borrow() == key, "the key is present");
+            None
+        }
+        Slot::Branch(deeper) => {
+            let deeper = Arc::make_mut(deeper);
+            remove_from(deeper, key, hash, level + 1);
+            match deeper.sole_entry() {
+                Some(entry) => Some(Slot::Entry(entry.clone())),
+                None => return,
+            }
+        }
+        Slot::Collision(entries) => {
+            let entries = Arc::make_mut(entries);
+            let at = entries.iter().position(|entry| entry.0.borrow() == key).expect("the key is present");
+            entries.swap_remove(at);
+            match entries.as_slice() {
+                [only] => Some(Slot::Entry(only.clone())),
+                _ => return,
+            }
+        }
+    };
+    match replacement {
+        Some(slot) => branch.slots[position] = slot,
+        None => {
+            branch.take(index);
+        }
+    }
+}
+
+/// Entries in the trie's own order (by hash), depth first.
+pub struct Iter<'a, K, V> {
+    stack: Vec<std::slice::Iter<'a, Slot<K, V>>>,
+    collision: std::slice::Iter<'a, Arc<(K, V)>>,
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.collision.next() {
+            return Some((&entry.0, &entry.1));
+        }
+        loop {
+            let slot = match self.stack.last_mut()?.next() {
+                Some(slot) => slot,
+                None => {
+                    self.stack.pop();
+                    continue;
+                }
+            };
+            match slot {
+                Slot::Entry(entry) => return Some((&entry.0, &entry.1)),
+                Slot::Branch(branch) => {
+                    assert!(self.stack.len() < LEVELS_MAX as usize);
+                    self.stack.push(branch.slots.iter());
+                }
+                Slot::Collision(entries) => {
+                    self.collision = entries.iter();
+                    return self.collision.next().map(|entry| (&entry.0, &entry.1));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// Hashes every key alike below bit `shift`: forces deep branches and collision lists.
+    #[derive(Clone, Default)]
+    struct CoarseHasher {
+        shift: u32,
+    }
+
+    struct Coarse(u64, u32);
+
+    impl std::hash::Hasher for Coarse {
+        fn finish(&self) -> u64 {
+            self.0.checked_shl(self.1).unwrap_or(0)
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &byte in bytes {
+                self.0 = self.0.wrapping_mul(31).wrapping_add(u64::from(byte));
+            }
+        }
+    }
+
+    impl BuildHasher for CoarseHasher {
+        type Hasher = Coarse;
+        fn build_hasher(&self) -> Coarse {
+            Coarse(0, self.shift)
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16, u32),
+        Remove(u16),
+        Change(u16, u32),
+        Snapshot,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u16..300, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            2 => (0u16..300).prop_map(Op::Remove),
+            2 => (0u16..300, any::<u32>()).prop_map(|(k, v)| Op::Change(k, v)),
+            1 => Just(Op::Snapshot),
+        ]
+    }
+
+    fn contents<S: BuildHasher>(trie: &HashTrie<String, u32, S>) -> HashMap<String, u32> {
+        let listed: Vec<_> = trie.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let map: HashMap<_, _> = listed.iter().cloned().collect();
+        assert_eq!(map.len(), listed.len(), "each key is listed once");
+        map
+    }
+
+    proptest! {
+        #[test]
+        fn the_trie_holds_what_a_hash_map_holds_and_older_versions_never_change(
+            ops in prop::collection::vec(op(), 1..400),
+            shift in prop_oneof![Just(0u32), Just(40), Just(58), Just(64)],
+        ) {
+            let mut trie = HashTrie::with_hasher(CoarseHasher { shift });
+            let mut model: HashMap<String, u32> = HashMap::new();
+            let mut versions = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        let key = format!("/k{k}");
+                        prop_assert_eq!(trie.insert_mut(key.clone(), v), model.insert(key, v).is_none());
+                    }
+                    Op::Remove(k) => {
+                        let key = format!("/k{k}");
+                        prop_assert_eq!(trie.remove_mut(key.as_str()), model.remove(&key).is_some());
+                    }
+                    Op::Change(k, v) => {
+                        let key = format!("/k{k}");
+                        let changed = trie.get_mut(key.as_str()).map(|value| *value = v).is_some();
+                        prop_assert_eq!(changed, model.get_mut(&key).map(|value| *value = v).is_some());
+                    }
+                    Op::Snapshot => versions.push((trie.clone(), model.clone())),
+                }
+                prop_assert_eq!(trie.len(), model.len());
+            }
+            prop_assert_eq!(contents(&trie), model.clone());
+            for key in model.keys() {
+                prop_assert_eq!(trie.get(key.as_str()), model.get(key));
+            }
+            prop_assert!(!trie.contains_key("/absent"));
+            for (version, expected) in versions {
+                prop_assert_eq!(contents(&version), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn removing_down_to_one_entry_leaves_no_branch_behind() {
+        let mut trie = HashTrie::with_hasher(CoarseHasher { shift: 58 });
+        for k in 0..100 {
+            trie.insert_mut(format!("/k{k}"), k);
+        }
+        for k in 1..100 {
+            assert!(trie.remove_mut(format!("/k{k}").as_str()));
+        }
+        assert!(matches!(trie.root.slots.as_slice(), [Slot::Entry(entry)] if entry.0 == "/k0"));
+        assert!(trie.remove_mut("/k0") && trie.is_empty() && trie.root.slots.is_empty());
+    }
+}
