@@ -130,6 +130,16 @@ pub enum Request {
         /// None for a null buffer (length -1), which ZooKeeper's digest provider fails.
         credential: Option<Vec<u8>>,
     },
+    /// reconfig (16), ZooKeeper's dynamic reconfiguration. Ringkeeper's membership comes
+    /// from zoo.cfg alone, so it answers as ZooKeeper does with `reconfigEnabled=false`:
+    /// ReconfigDisabled, after giving the request a zxid (`PrepRequestProcessor` turns
+    /// it into an error transaction). The strings are null where a client leaves them out.
+    Reconfig {
+        joining: Option<String>,
+        leaving: Option<String>,
+        new_members: Option<String>,
+        config_id: i64,
+    },
     /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
     Unimplemented(i32),
     /// A known opcode whose record did not decode. ZooKeeper answers MarshallingError and
@@ -177,6 +187,7 @@ impl Request {
             Request::CheckWatches { .. } => opcode::CHECK_WATCHES,
             Request::RemoveWatches { .. } => opcode::REMOVE_WATCHES,
             Request::Auth { .. } => opcode::AUTH,
+            Request::Reconfig { .. } => opcode::RECONFIG,
             Request::Unimplemented(op) | Request::Malformed { opcode: op } => *op,
         }
     }
@@ -184,7 +195,7 @@ impl Request {
     /// Whether the request changes state and so goes through the ordering point.
     pub fn is_write(&self) -> bool {
         match self {
-            Request::Write(_) | Request::Multi(_) | Request::CloseSession => true,
+            Request::Write(_) | Request::Multi(_) | Request::CloseSession | Request::Reconfig { .. } => true,
             Request::Malformed { opcode } => is_write_opcode(*opcode),
             _ => false,
         }
@@ -205,6 +216,7 @@ fn is_write_opcode(op: i32) -> bool {
             | opcode::SET_ACL
             | opcode::MULTI
             | opcode::CREATE_SESSION
+            | opcode::RECONFIG
     )
 }
 
@@ -281,6 +293,12 @@ fn encode_body(writer: &mut Writer<'_>, request: &Request) {
             writer.write_i32(0);
             writer.write_str(scheme);
             writer.write_buffer(credential.as_deref());
+        }
+        Request::Reconfig { joining, leaving, new_members, config_id } => {
+            for servers in [joining, leaving, new_members] {
+                writer.write_buffer(servers.as_deref().map(str::as_bytes));
+            }
+            writer.write_i64(*config_id);
         }
     }
 }
@@ -381,11 +399,25 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         opcode::REMOVE_WATCHES => {
             Request::RemoveWatches { path: reader.read_string()?, watcher_type: reader.read_i32()? }
         }
+        opcode::RECONFIG => Request::Reconfig {
+            joining: read_nullable_string(reader)?,
+            leaving: read_nullable_string(reader)?,
+            new_members: read_nullable_string(reader)?,
+            config_id: reader.read_i64()?,
+        },
         // A createSession inside a session: ZooKeeper fails to read it as a request record
         // and answers MarshallingError, after giving it a zxid.
         opcode::CREATE_SESSION => Request::Malformed { opcode: op },
         other => Request::Unimplemented(other),
     })
+}
+
+/// A jute `ustring` that may be null (length -1).
+fn read_nullable_string(reader: &mut Reader<'_>) -> Result<Option<String>, DecodeError> {
+    match reader.read_buffer()? {
+        None => Ok(None),
+        Some(bytes) => std::str::from_utf8(bytes).map(|text| Some(text.to_owned())).map_err(|_| DecodeError::BadUtf8),
+    }
 }
 
 fn decode_create(op: i32, reader: &mut Reader<'_>) -> Result<CreateRequest, DecodeError> {
@@ -502,6 +534,22 @@ mod tests {
         writer.write_i32(-1);
         let (_, request) = decode_request(&bytes).unwrap();
         assert_eq!(request, Request::Multi(vec![WriteOp::Check { path: "/a".into(), version: 3 }]));
+    }
+
+    #[test]
+    fn reconfig_decodes_with_its_null_strings_round_trips_and_is_a_write() {
+        let request = Request::Reconfig {
+            joining: Some("server.5=10.0.0.5:2888:3888;2181".into()),
+            leaving: None,
+            new_members: None,
+            config_id: -1,
+        };
+        let mut bytes = Vec::new();
+        encode_request(&mut bytes, 9, &request);
+        let (header, decoded) = decode_request(&bytes[4..]).unwrap();
+        assert_eq!((header.xid, header.opcode), (9, opcode::RECONFIG));
+        assert_eq!(decoded, request);
+        assert!(decoded.is_write(), "ZooKeeper gives a refused reconfig a zxid");
     }
 
     #[test]

@@ -771,6 +771,7 @@ fn write_kind(request: &Request) -> WriteKind {
         Request::Write(op) => WriteKind::Single(op.opcode()),
         Request::Multi(ops) => WriteKind::Multi(ops.iter().map(WriteOp::opcode).collect()),
         Request::Malformed { opcode } => WriteKind::Single(*opcode),
+        Request::Reconfig { .. } => WriteKind::Single(crate::proto::opcode::RECONFIG),
         other => unreachable!("not a write: {other:?}"),
     }
 }

@@ -192,6 +192,7 @@ pub fn prepare(
         Request::Multi(ops) => prepare_multi(tree, pending, caller, ops),
         Request::CloseSession => TxnOp::CloseSession { ephemerals: close_session(tree, pending, session_id) },
         Request::Malformed { .. } => TxnOp::Single(Step::Error { code: ErrorCode::MarshallingError.code() }),
+        Request::Reconfig { .. } => TxnOp::Single(Step::Error { code: ErrorCode::ReconfigDisabled.code() }),
         Request::Write(op) => TxnOp::Single(
             prepare_step(tree, pending, caller, op).unwrap_or_else(|code| Step::Error { code: code.code() }),
         ),

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+import pytest
+from kazoo.exceptions import ReconfigDisabledError
 from kazoo.protocol.states import EventType, KazooState
 
 from interop_support import TICK_MS, RawConnection, wait_until
@@ -269,3 +271,19 @@ def test_counter_types(make_client, root):
     fcounter = zk.Counter(f"{root}/float", default=0.5)
     fcounter += 2.25
     assert fcounter.value == 2.75
+
+
+def test_reconfig_is_disabled_takes_a_zxid_and_keeps_the_session(zk, root):
+    # ZooKeeper 3.8 with reconfigEnabled=false (its default) answers ReconfigDisabled,
+    # after giving the request a zxid as it does every write it refuses, and the session
+    # and its connection go on. Ringkeeper has no dynamic reconfiguration at all.
+    before = zk.create(f"{root}/before", b"")
+    session = zk.client_id
+    with pytest.raises(ReconfigDisabledError):
+        zk.reconfig(joining="server.9=127.0.0.1:2888:3888;2189", leaving=None, new_members=None)
+    with pytest.raises(ReconfigDisabledError):
+        zk.reconfig(joining=None, leaving=None, new_members="server.1=127.0.0.1:2888:3888", from_config=7)
+    zk.create(f"{root}/after", b"")
+    czxids = [zk.exists(path).czxid for path in (before, f"{root}/after")]
+    assert czxids[1] - czxids[0] == 3, "each refused reconfig took one zxid"
+    assert zk.client_id == session
