@@ -140,6 +140,10 @@ pub enum Request {
         new_members: Option<String>,
         config_id: i64,
     },
+    /// sasl (102): a client's SASL token (`GetSASLRequest`), null when its length is -1.
+    Sasl {
+        token: Option<Vec<u8>>,
+    },
     /// An opcode we recognise but do not serve yet, or one ZooKeeper does not know.
     Unimplemented(i32),
     /// A known opcode whose record did not decode. ZooKeeper answers MarshallingError and
@@ -188,6 +192,7 @@ impl Request {
             Request::RemoveWatches { .. } => opcode::REMOVE_WATCHES,
             Request::Auth { .. } => opcode::AUTH,
             Request::Reconfig { .. } => opcode::RECONFIG,
+            Request::Sasl { .. } => opcode::SASL,
             Request::Unimplemented(op) | Request::Malformed { opcode: op } => *op,
         }
     }
@@ -294,6 +299,7 @@ fn encode_body(writer: &mut Writer<'_>, request: &Request) {
             writer.write_str(scheme);
             writer.write_buffer(credential.as_deref());
         }
+        Request::Sasl { token } => writer.write_buffer(token.as_deref()),
         Request::Reconfig { joining, leaving, new_members, config_id } => {
             for servers in [joining, leaving, new_members] {
                 writer.write_buffer(servers.as_deref().map(str::as_bytes));
@@ -399,6 +405,7 @@ fn decode_body(op: i32, reader: &mut Reader<'_>) -> Result<Request, DecodeError>
         opcode::REMOVE_WATCHES => {
             Request::RemoveWatches { path: reader.read_string()?, watcher_type: reader.read_i32()? }
         }
+        opcode::SASL => Request::Sasl { token: reader.read_buffer()?.map(<[u8]>::to_vec) },
         opcode::RECONFIG => Request::Reconfig {
             joining: read_nullable_string(reader)?,
             leaving: read_nullable_string(reader)?,

@@ -70,6 +70,8 @@ pub enum ReplyBody {
     /// The end-of-results header alone, sent even with an error (ZooKeeper does this for a
     /// malformed multiRead).
     EmptyMultiAfterError,
+    /// `SetSASLResponse`: the server's SASL token, null when it has none.
+    SaslToken(Option<Vec<u8>>),
 }
 
 /// Appends a reply frame. A non-zero `error` sends the header alone, as ZooKeeper does.
@@ -128,6 +130,7 @@ fn decode_body(reader: &mut Reader<'_>, request_opcode: i32) -> Result<ReplyBody
             ReplyBody::ClientInfo(identities.collect::<Result<_, DecodeError>>()?)
         }
         opcode::MULTI | opcode::MULTI_READ => ReplyBody::Multi(decode_multi(reader)?),
+        opcode::SASL => ReplyBody::SaslToken(reader.read_buffer()?.map(<[u8]>::to_vec)),
         opcode::DELETE
         | opcode::CHECK
         | opcode::DELETE_CONTAINER
@@ -212,6 +215,7 @@ fn encode_body(writer: &mut Writer<'_>, body: &ReplyBody) {
         }
         ReplyBody::Multi(results) => encode_multi(writer, results),
         ReplyBody::EmptyMultiAfterError => encode_multi(writer, &[]),
+        ReplyBody::SaslToken(token) => writer.write_buffer(token.as_deref()),
     }
 }
 

@@ -465,6 +465,25 @@ fn authenticate(
     true
 }
 
+/// A SASL token, answered at once as ZooKeeper without a SASL configuration answers it
+/// (`ZooKeeperServer.processSasl` finds no SASL server): OK, a null token, and the session
+/// goes on unauthenticated, so a client that tries SASL first (a JAAS `Client` section)
+/// still gets in. Where ZooKeeper fails to read the token (a null one, or no record) it
+/// closes the connection without a reply. Returns whether the connection stays open.
+fn answer_sasl(connection: &Rc<RefCell<Connection>>, xid: i32, request: &Request) -> bool {
+    let mut conn = connection.borrow_mut();
+    let peer = conn.peer;
+    if !matches!(request, Request::Sasl { token: Some(_) }) {
+        tracing::warn!(%peer, "a SASL request without a token; closing connection");
+        conn.close();
+        return false;
+    }
+    tracing::debug!(%peer, "a SASL token, answered without SASL");
+    encode_reply(&mut conn.output, xid, 0, ErrorCode::Ok, &ReplyBody::SaslToken(None));
+    conn.output_appended();
+    true
+}
+
 /// Waits until this core's tree has applied `zxid` (bounded: a core that stops applying
 /// is shutting down).
 async fn wait_until_applied(state: &RefCell<CoreState>, zxid: i64) {
@@ -629,6 +648,12 @@ async fn read_loop<R: futures_lite::AsyncRead + Unpin>(
             encode_reply(&mut conn.output, header.xid, -1, ErrorCode::Unimplemented, &ReplyBody::Empty);
             conn.close();
             return;
+        }
+        if let Request::Sasl { .. } | Request::Malformed { opcode: crate::proto::opcode::SASL } = &request {
+            if !answer_sasl(connection, header.xid, &request) {
+                return;
+            }
+            continue;
         }
         if let Request::Auth { scheme, credential } = &request {
             // ZooKeeper answers an auth packet at once on the connection's thread, after

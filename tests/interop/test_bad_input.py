@@ -20,6 +20,7 @@ from interop_support import (
     connect_request,
     four_letter,
     frame,
+    jbuffer,
     jint,
     jstring,
     path_watch_request,
@@ -112,6 +113,32 @@ def test_unknown_opcode_gets_unimplemented_then_close(server):
         conn.send(frame(jint(7) + jint(9999) + b"\0" * 8))
         xid, _zxid, err = reply_header(conn.recv_frame())
         assert (xid, err) == (7, ZUNIMPLEMENTED)
+        assert_closed_silently(conn)
+
+
+OP_SASL = 102
+
+
+def test_a_sasl_token_without_sasl_configured_is_answered_ok_and_the_session_goes_on(server):
+    """ZooKeeper without a JAAS configuration has no SASL server: it answers a client's
+    token with OK and a null token (ZooKeeperServer.processSasl), so a client that tries
+    SASL first still gets in, unauthenticated."""
+    with RawConnection(server.port) as conn:
+        conn.handshake()
+        conn.send(frame(jint(5) + jint(OP_SASL) + jbuffer(b"client token")))
+        reply = conn.recv_frame()
+        assert reply_header(reply) == (5, 0, 0)
+        assert reply[16:] == jint(-1), "a null token back"
+        conn.send(path_watch_request(6, OP_EXISTS, "/zookeeper"))
+        xid, _zxid, err = reply_header(conn.recv_frame())
+        assert (xid, err) == (6, 0)
+
+
+@pytest.mark.parametrize("record", [jbuffer(None), b""], ids=["null token", "no record"])
+def test_a_sasl_request_without_a_token_closes_the_connection(server, record):
+    with RawConnection(server.port) as conn:
+        conn.handshake()
+        conn.send(frame(jint(5) + jint(OP_SASL) + record))
         assert_closed_silently(conn)
 
 
