@@ -19,6 +19,7 @@ pub mod config;
 pub mod consensus;
 pub mod ensemble_local;
 pub mod import;
+pub mod java_hash;
 pub mod log;
 pub mod proto;
 pub mod server;

@@ -455,17 +455,12 @@ impl CoreState {
             }
             Queued::Close { xid, received } => {
                 self.reply(&mut conn, xid, ErrorCode::Ok, &ReplyBody::Empty, received);
-                // Requests pipelined after the close are answered SessionExpired before the
-                // connection closes, as ZooKeeper answers them.
-                while let Some(queued) = conn.queue.pop_front() {
-                    let (xid, received) = match queued {
-                        Queued::Write { xid, received, .. }
-                        | Queued::Close { xid, received }
-                        | Queued::Sync { xid, received, .. }
-                        | Queued::Read { xid, received, .. } => (xid, received),
-                    };
-                    self.reply(&mut conn, xid, ErrorCode::SessionExpired, &ReplyBody::Empty, received);
-                }
+                // Requests pipelined after the close get no reply: ZooKeeper drops those it
+                // reads once the session is closing, and the replies of those already in
+                // its pipeline go to a connection it has closed.
+                let dropped = conn.queue.len();
+                conn.queue.clear();
+                self.counters().outstanding_requests.fetch_sub(dropped as u64, Ordering::Relaxed);
                 conn.queued_reads = 0;
                 self.sessions.remove(&session_id);
                 conn.close();

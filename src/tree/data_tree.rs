@@ -2,7 +2,7 @@
 //! applied zxid. `apply` is deterministic: the same transactions in the same order give
 //! the same tree on every core and every server.
 
-use rpds::{HashTrieMapSync, RedBlackTreeSetSync};
+use rpds::{HashTrieMapSync, RedBlackTreeMapSync, RedBlackTreeSetSync};
 
 use super::acl_table::AclTable;
 use super::digest::node_digest;
@@ -61,6 +61,9 @@ pub const ZOOKEEPER: &str = "/zookeeper";
 pub const QUOTA: &str = "/zookeeper/quota";
 pub const CONFIG: &str = "/zookeeper/config";
 
+/// Entries a `java.util.HashSet` holds in its first table (16 slots, load factor 0.75).
+const JAVA_SET_HELD_BEFORE_GROWING: usize = 12;
+
 /// The hasher of the path-keyed maps: aHash with per-process random keys is several times
 /// faster than SipHash on paths and still keeps collisions out of a client's reach.
 pub type PathHasher = ahash::RandomState;
@@ -70,6 +73,10 @@ pub type PathHasher = ahash::RandomState;
 type NodeMap = HashTrie<Box<str>, Znode, PathHasher>;
 /// Paths in order, persistent.
 type PathSet = RedBlackTreeSetSync<Box<str>>;
+/// A session's ephemerals in path order, each with the place it was added in
+/// (`DataTree::ephemeral_additions`): ZooKeeper's set for the session iterates partly in
+/// insertion order, which decides the order of the deletes when the session closes.
+type EphemeralSet = RedBlackTreeMapSync<Box<str>, u64>;
 
 /// The applied tree. Every field is persistent (or a plain number), so `clone` costs a
 /// few reference counts whatever the tree's size: the writer publishes each batch's result
@@ -78,7 +85,16 @@ type PathSet = RedBlackTreeSetSync<Box<str>>;
 #[derive(Clone)]
 pub struct DataTree {
     nodes: NodeMap,
-    ephemerals: HashTrieMapSync<i64, PathSet>,
+    ephemerals: HashTrieMapSync<i64, EphemeralSet>,
+    /// Ephemerals indexed so far, numbering each one's place in its session's set. Every
+    /// member applies the same records in the same order, so the numbers agree.
+    ephemeral_additions: u64,
+    /// The most ephemerals a live session has held at once, where that passed what a
+    /// `java.util.HashSet` holds before it grows (12): ZooKeeper's set for the session
+    /// never shrinks, and its size decides the order of the deletes when the session
+    /// closes (`java_hash::closed_session_order`). ZooKeeper rebuilds the sets on a
+    /// restart, so this is not in snapshots either.
+    ephemeral_peaks: HashTrieMapSync<i64, usize>,
     acls: AclTable,
     last_zxid: i64,
     /// Open sessions (timeout, password), as the log recorded them: snapshots carry them
@@ -248,6 +264,8 @@ impl DataTree {
         DataTree {
             nodes: NodeMap::with_hasher(PathHasher::new()),
             ephemerals: HashTrieMapSync::new_sync(),
+            ephemeral_peaks: HashTrieMapSync::new_sync(),
+            ephemeral_additions: 0,
             acls: AclTable::default(),
             last_zxid,
             sessions,
@@ -419,7 +437,25 @@ impl DataTree {
 
     /// The ephemerals a session owns, in path order.
     pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &str> {
-        self.ephemerals.get(&session_id).into_iter().flat_map(|paths| paths.iter().map(|path| &**path))
+        self.ephemerals.get(&session_id).into_iter().flat_map(|paths| paths.keys().map(|path| &**path))
+    }
+
+    /// The ephemerals a session owns, in the order they were added to its set.
+    pub fn ephemerals_in_addition_order(&self, session_id: i64) -> Vec<&str> {
+        let mut paths: Vec<(u64, &str)> = self
+            .ephemerals
+            .get(&session_id)
+            .into_iter()
+            .flat_map(|paths| paths.iter().map(|(path, &added)| (added, &**path)))
+            .collect();
+        paths.sort_unstable();
+        paths.into_iter().map(|(_, path)| path).collect()
+    }
+
+    /// The most ephemerals the session has held at once (at least those it holds now).
+    pub fn ephemeral_peak(&self, session_id: i64) -> usize {
+        let held = self.ephemerals.get(&session_id).map_or(0, EphemeralSet::size);
+        self.ephemeral_peaks.get(&session_id).map_or(held, |&peak| peak.max(held))
     }
 
     /// Every session that owns ephemeral nodes, with their paths in order.
@@ -427,7 +463,7 @@ impl DataTree {
         self.ephemerals
             .iter()
             .filter(|(_, paths)| !paths.is_empty())
-            .map(|(&session_id, paths)| (session_id, paths.iter().map(|path| path.to_string()).collect()))
+            .map(|(&session_id, paths)| (session_id, paths.keys().map(|path| path.to_string()).collect()))
     }
 
     pub fn ephemeral_count(&self) -> usize {
@@ -442,7 +478,7 @@ impl DataTree {
     /// The data size and ephemeral count counted afresh, to check the kept ones.
     fn recounted(&self) -> (usize, usize) {
         let data_size = self.nodes.iter().map(|(path, node)| path.len() + node.data_len()).sum();
-        (data_size, self.ephemerals.values().map(PathSet::size).sum())
+        (data_size, self.ephemerals.values().map(EphemeralSet::size).sum())
     }
 
     /// Walks the whole tree and panics where its structure does not hold: every node but
@@ -466,7 +502,7 @@ impl DataTree {
             }
         }
         for (owner, paths) in self.ephemerals.iter() {
-            for path in paths.iter() {
+            for path in paths.keys() {
                 let node = self.nodes.get(&**path).unwrap_or_else(|| panic!("indexed ephemeral {path} exists"));
                 assert_eq!(node.ephemeral_owner, *owner, "{path} is indexed under its owner");
             }
@@ -499,9 +535,21 @@ impl DataTree {
         if is_special_owner(ephemeral_owner) {
             self.special_nodes.insert_mut(path.into());
         } else if ephemeral_owner != 0 {
-            match self.ephemerals.get_mut(&ephemeral_owner) {
-                Some(paths) => paths.insert_mut(path.into()),
-                None => self.ephemerals.insert_mut(ephemeral_owner, PathSet::new_sync().insert(path.into())),
+            self.ephemeral_additions += 1;
+            let added = self.ephemeral_additions;
+            let held = match self.ephemerals.get_mut(&ephemeral_owner) {
+                Some(paths) => {
+                    paths.insert_mut(path.into(), added);
+                    paths.size()
+                }
+                None => {
+                    self.ephemerals.insert_mut(ephemeral_owner, EphemeralSet::new_sync().insert(path.into(), added));
+                    1
+                }
+            };
+            let peak = self.ephemeral_peaks.get(&ephemeral_owner).copied().unwrap_or(0);
+            if held > JAVA_SET_HELD_BEFORE_GROWING && held > peak {
+                self.ephemeral_peaks.insert_mut(ephemeral_owner, held);
             }
             self.ephemeral_count += 1;
         }
@@ -541,6 +589,7 @@ impl DataTree {
                 }
                 self.delete_unlisted_ephemerals(session_id, zxid, triggers);
                 self.sessions.remove_mut(&session_id);
+                self.ephemeral_peaks.remove_mut(&session_id);
                 Outcome::SessionClosed
             }
             ArchivedTxnOp::Single(step) => self.apply_step(step, zxid, time_ms, triggers),
@@ -839,6 +888,30 @@ mod tests {
         apply(&mut tree, 2, TxnOp::CloseSession { ephemerals: vec!["/e".into()] });
         assert!(tree.node("/e").is_none());
         assert_eq!(tree.ephemerals_of(9).count(), 0);
+    }
+
+    #[test]
+    fn a_session_remembers_the_most_ephemerals_it_held_and_the_order_they_came_in() {
+        // ZooKeeper's set of a session's ephemerals grows past 12 entries and never
+        // shrinks; its size and insertion order decide the order of the close's deletes.
+        let mut tree = DataTree::new();
+        for n in 0..14 {
+            apply(&mut tree, n + 1, create(&format!("/e{:02}", 13 - n), 1, 9));
+        }
+        for n in 0..11 {
+            apply(&mut tree, 20 + n, TxnOp::Single(Step::Delete { path: format!("/e{n:02}") }));
+        }
+        assert_eq!(tree.ephemeral_peak(9), 14);
+        assert_eq!(tree.ephemerals_in_addition_order(9), ["/e13", "/e12", "/e11"]);
+        apply_as(
+            &mut tree,
+            9,
+            40,
+            TxnOp::CloseSession { ephemerals: vec!["/e11".into(), "/e12".into(), "/e13".into()] },
+        );
+        assert_eq!(tree.ephemeral_peak(9), 0, "a closed session's history goes with it");
+        apply(&mut tree, 41, create("/e", 1, 8));
+        assert_eq!(tree.ephemeral_peak(8), 1, "below 13 the set never grew");
     }
 
     #[test]

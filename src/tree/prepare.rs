@@ -232,16 +232,27 @@ fn prepare_step(
 }
 
 /// The paths a closing session's ephemerals will have, pending creates and deletes
-/// included, sorted so every server deletes them in the same order.
+/// included, in the order ZooKeeper deletes them (`java_hash::closed_session_order`): the
+/// order of their NodeDeleted events. The transaction carries the list, so every member
+/// deletes in the same order.
 fn close_session(tree: &DataTree, pending: &mut PendingChanges, session_id: i64) -> Vec<String> {
-    let mut paths: Vec<String> =
-        tree.ephemerals_of(session_id).filter(|path| pending.record(tree, path).is_some()).map(str::to_owned).collect();
-    for (path, (_, record)) in &pending.records {
-        if matches!(record, Some(r) if r.ephemeral_owner == session_id) && !paths.contains(path) {
-            paths.push(path.clone());
+    // The applied ephemerals in the order they joined the session's set (ZooKeeper copies
+    // the whole set, then drops those that pending deletes remove), then those ordered
+    // since, in their order.
+    let held: Vec<String> = tree.ephemerals_in_addition_order(session_id).into_iter().map(str::to_owned).collect();
+    let mut added: Vec<String> = Vec::new();
+    for (_, path) in &pending.order {
+        let owned = pending
+            .records
+            .get(path)
+            .is_some_and(|(_, record)| record.as_ref().is_some_and(|record| record.ephemeral_owner == session_id));
+        if owned && !held.contains(path) && !added.contains(path) {
+            added.push(path.clone());
         }
     }
-    paths.sort();
+    let peak = tree.ephemeral_peak(session_id);
+    let mut paths = crate::java_hash::closed_session_order(held, added, peak);
+    paths.retain(|path| pending.record(tree, path).is_some());
     for path in &paths {
         let (parent, _) = parent_and_name(path).expect("ephemerals are not the root");
         if let Some(mut record) = pending.record(tree, parent) {
