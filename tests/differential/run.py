@@ -1435,7 +1435,8 @@ def main():
                     help="print, per seed, how often each error code and event type came")
     ap.add_argument("--unordered-close-events", action="store_true",
                     help="compare the events caused by a closeSession (its ephemerals "
-                    "deleted) as a set: ZooKeeper sends them in Java HashSet order")
+                    "deleted) as a set: ZooKeeper sends them in Java HashSet order, which "
+                    "Ringkeeper reproduces but for sets rebuilt by a restart")
     ap.add_argument("--dump", metavar="DIR",
                     help="write each seed's normalised reference transcript to DIR")
     ap.add_argument("--fail-fast", action="store_true", help="stop at the first differing seed")
