@@ -443,9 +443,10 @@ impl CoreState {
             return;
         }
         match conn.queue.pop_front().expect("front matched") {
-            Queued::Write { kind: WriteKind::Single(opcode::CHECK), .. } => {
-                // ZooKeeper orders a check sent outside a multi (it takes a zxid) but never
-                // answers it.
+            Queued::Write { kind: WriteKind::Single(opcode::CHECK), .. } if matches!(outcome, Outcome::Checked) => {
+                // ZooKeeper orders a check sent outside a multi (it takes a zxid) and
+                // answers it only when it fails: FinalRequestProcessor has no reply for a
+                // check that passed.
                 self.counters().outstanding_requests.fetch_sub(1, Ordering::Relaxed);
             }
             Queued::Write { xid, kind, received } => {

@@ -62,7 +62,9 @@ pub fn execute_read(
                 watches.add_persistent_watch(path, reader.connection, *mode == 1);
                 Ok(ReplyBody::Number(0))
             }
-            _ => Err(ErrorCode::BadArguments),
+            // AddWatchMode.fromZooDef throws for another mode, and FinalRequestProcessor
+            // answers what it does not expect with MarshallingError.
+            _ => Err(ErrorCode::MarshallingError),
         },
         // checkWatches answers OK when the named table holds the path for any connection,
         // not only the caller (ZooKeeper 3.8's WatchManager.containsWatcher).
