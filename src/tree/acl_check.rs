@@ -30,26 +30,39 @@ pub fn permits(acl: &[Acl], permission: i32, identities: &[(String, String)]) ->
 
 /// `IPAuthenticationProvider.matches`: an address, or address/bits.
 fn ip_matches(id: &str, client: IpAddr) -> bool {
-    let (address, bits) = match id.split_once('/') {
-        Some((address, bits)) => (address, bits.parse::<u32>().ok()),
-        None => (id, None),
-    };
-    let Ok(address) = address.parse::<IpAddr>() else {
+    let (Some((acl, bits)), IpAddr::V4(client)) = (parse_ip_acl(id), client) else {
         return false;
     };
-    match (address, client) {
-        (IpAddr::V4(acl), IpAddr::V4(client)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(acl) & mask == u32::from(client) & mask
-        }
-        (IpAddr::V6(acl), IpAddr::V6(client)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(acl) & mask == u128::from(client) & mask
-        }
-        _ => false,
+    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    acl & mask == u32::from(client) & mask
+}
+
+/// An `ip` ACL id as ZooKeeper 3.8's `IPAuthenticationProvider` reads it: an IPv4
+/// address, optionally `/bits` (0 to 32). It knows no IPv6 (its `addr2Bytes` reads
+/// IPv4 only), so IPv6 ids are invalid and IPv6 clients match no `ip` ACL. Each number
+/// is read with Java's `Integer.parseInt`: leading zeros and a sign are allowed.
+pub fn parse_ip_acl(id: &str) -> Option<(u32, u32)> {
+    let (address, bits) = match id.split_once('/') {
+        Some((address, bits)) => (address, java_parse_int(bits).filter(|bits| (0..=32).contains(bits))?),
+        None => (id, 32),
+    };
+    let mut octets = address.split('.');
+    let mut value = 0u32;
+    for _ in 0..4 {
+        let octet = java_parse_int(octets.next()?).filter(|octet| (0..=255).contains(octet))?;
+        value = value << 8 | octet as u32;
     }
+    octets.next().is_none().then_some((value, bits as u32))
+}
+
+/// Java's `Integer.parseInt(text)` for ASCII digits: an optional sign, then digits,
+/// within an int.
+fn java_parse_int(text: &str) -> Option<i32> {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -78,6 +91,18 @@ mod tests {
         assert!(permits(&local, PERM_READ, &ip("127.0.0.1")));
         assert!(!permits(&local, PERM_READ, &ip("10.0.0.1")));
         assert!(!permits(&local, PERM_READ, &[]));
+    }
+
+    #[test]
+    fn ip_acl_ids_are_ipv4_read_as_java_reads_numbers() {
+        assert_eq!(parse_ip_acl("10.1.2.3"), Some((0x0a01_0203, 32)));
+        assert_eq!(parse_ip_acl("010.1.2.3/+8"), Some((0x0a01_0203, 8)), "leading zeros, a plus sign");
+        assert_eq!(parse_ip_acl("-0.0.0.0/0"), Some((0, 0)));
+        for invalid in ["::1", "fe80::/10", "1.2.3", "1.2.3.4.5", "1.2.3.", "256.1.1.1", "1.2.3.4/33", "1.2.3.4/", ""] {
+            assert_eq!(parse_ip_acl(invalid), None, "{invalid:?}");
+        }
+        let v6 = [acl(PERM_READ, "ip", "::1")];
+        assert!(!permits(&v6, PERM_READ, &ip("::1")), "ZooKeeper 3.8 matches IPv4 only");
     }
 
     #[test]

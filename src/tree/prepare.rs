@@ -325,7 +325,7 @@ fn fixup_acl(acl: &[Acl], caller: Caller<'_>) -> Result<Vec<Acl>, ErrorCode> {
             }
             "world" if entry.id == "anyone" => fixed.push(entry.clone()),
             "digest" if entry.id.split(':').count() == 2 => fixed.push(entry.clone()),
-            "ip" if is_valid_ip_id(&entry.id) => fixed.push(entry.clone()),
+            "ip" if super::acl_check::parse_ip_acl(&entry.id).is_some() => fixed.push(entry.clone()),
             "x509" if caller.x509_acls && is_x500_name(&entry.id) => fixed.push(entry.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
@@ -387,16 +387,6 @@ fn is_x500_name(id: &str) -> bool {
             && oid.split('.').all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
         is_oid || KEYWORDS.iter().any(|known| known.eq_ignore_ascii_case(keyword))
     })
-}
-
-fn is_valid_ip_id(id: &str) -> bool {
-    let (address, bits) = match id.split_once('/') {
-        Some((address, bits)) => (address, Some(bits)),
-        None => (id, None),
-    };
-    let Ok(ip) = address.parse::<std::net::IpAddr>() else { return false };
-    let max_bits = if ip.is_ipv4() { 32 } else { 128 };
-    bits.is_none_or(|bits| bits.parse::<u32>().is_ok_and(|bits| bits <= max_bits))
 }
 
 fn prepare_create(

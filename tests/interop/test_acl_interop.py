@@ -136,6 +136,18 @@ def test_ip_scheme_matches_the_client_address_and_masks(make_client, root):
         zk.get(f"{root}/elsewhere")
 
 
+def test_ip_ids_are_ipv4_with_numbers_read_as_java_reads_them(make_client, root):
+    # ZooKeeper 3.8's IPAuthenticationProvider reads IPv4 only (IPv6 ids are InvalidACL)
+    # and parses each number with Integer.parseInt, so "127.000.0.01/+8" is a valid id
+    # that matches a loopback client.
+    zk = make_client()
+    zk.create(f"{root}/zeros", b"z", acl=[make_acl("ip", "127.000.0.01/+8", all=True)])
+    assert zk.get(f"{root}/zeros")[0] == b"z"
+    for v6 in ("::1", "fe80::/10"):
+        with pytest.raises(InvalidACLError):
+            zk.create(f"{root}/v6", b"", acl=[make_acl("ip", v6, all=True)])
+
+
 def test_an_invalid_acl_is_refused(make_client, root):
     # A malformed ACL (an ip id that is no address, an unknown scheme) is InvalidACL.
     zk = make_client()
