@@ -109,7 +109,13 @@ pub async fn run(
                         tracing::error!(%error, "cannot close the log to cut it");
                         std::process::exit(1);
                     }
-                    let tail = match crate::log::truncate::truncate_after(&log_dir, after_zxid) {
+                    // Off the executor: on a slow disk the cut waits, and core 0 goes on
+                    // answering its peers and clients meanwhile.
+                    let cutting_dir = log_dir.clone();
+                    let cut = glommio::executor()
+                        .spawn_blocking(move || crate::log::truncate::truncate_after(&cutting_dir, after_zxid))
+                        .await;
+                    let tail = match cut {
                         Ok(tail) => tail,
                         Err(error) => {
                             tracing::error!(%error, "cannot cut the log");
