@@ -122,6 +122,18 @@ class Writer:
         return list(self.acknowledged)
 
 
+def writing_through(*members: ServerProcess) -> Writer:
+    """A writer through `members` that has had its first 20 writes acknowledged."""
+    writer = Writer(*members)
+    wait_until(lambda: writer.count() >= 20, SETTLE_S, what="writes before the stall")
+    return writer
+
+
+def assert_no_election(ensemble: EnsembleProcess, leader: int, first_epoch: int):
+    assert leader_of(ensemble) == leader, "the leader changed"
+    assert [epoch(member) for member in ensemble.members] == [first_epoch] * 3, "no election, no new epoch"
+
+
 def assert_every_write_on_every_member(ensemble: EnsembleProcess, acknowledged: list[str]):
     for member in ensemble.members:
         client = client_of(member)
@@ -141,8 +153,7 @@ def test_a_follower_whose_disk_stalls_falls_behind_and_catches_up_without_an_ele
         assert leader is not None
         follower = (leader + 1) % 3
         first_epoch = epoch(ensemble.members[leader])
-        writer = Writer(ensemble.members[leader])
-        wait_until(lambda: writer.count() >= 20, SETTLE_S, what="writes before the stall")
+        writer = writing_through(ensemble.members[leader])
         ensemble.members[follower].disk.stall()
         before = writer.count()
         # The stall lasts three sync limits: long enough that a member counting a silent
@@ -154,10 +165,8 @@ def test_a_follower_whose_disk_stalls_falls_behind_and_catches_up_without_an_ele
         assert leader_of(ensemble) == leader, "the leader changed while a follower's disk stalled"
         ensemble.members[follower].disk.resume()
         wait_until(lambda: writer.count() >= before + 100, SETTLE_S, what="writes after the stall")
-        acknowledged = writer.stop()
-        assert_every_write_on_every_member(ensemble, acknowledged)
-        assert leader_of(ensemble) == leader
-        assert [epoch(member) for member in ensemble.members] == [first_epoch] * 3, "no election, no new epoch"
+        assert_every_write_on_every_member(ensemble, writer.stop())
+        assert_no_election(ensemble, leader, first_epoch)
     finally:
         ensemble.stop()
 
@@ -169,8 +178,7 @@ def test_a_leader_whose_disk_stalls_within_the_sync_limit_keeps_leading():
         leader = leader_of(ensemble)
         assert leader is not None
         first_epoch = epoch(ensemble.members[leader])
-        writer = Writer(ensemble.members[leader])
-        wait_until(lambda: writer.count() >= 20, SETTLE_S, what="writes before the stall")
+        writer = writing_through(ensemble.members[leader])
         ensemble.members[leader].disk.stall()
         # The stall lasts at least a second, and until the leader has committed records its
         # own disk does not hold yet (on its followers' acknowledgements).
@@ -180,10 +188,8 @@ def test_a_leader_whose_disk_stalls_within_the_sync_limit_keeps_leading():
         ensemble.members[leader].disk.resume()
         before = writer.count()
         wait_until(lambda: writer.count() >= before + 50, SETTLE_S, what="writes after the stall")
-        acknowledged = writer.stop()
-        assert leader_of(ensemble) == leader, "the leader stepped down within the sync limit"
-        assert [epoch(member) for member in ensemble.members] == [first_epoch] * 3, "no election, no new epoch"
-        assert_every_write_on_every_member(ensemble, acknowledged)
+        assert_every_write_on_every_member(ensemble, writer.stop())
+        assert_no_election(ensemble, leader, first_epoch)
     finally:
         ensemble.stop()
 
@@ -195,8 +201,7 @@ def test_a_leader_whose_disk_stalls_past_the_sync_limit_steps_down_and_rejoins_w
         assert leader is not None
         others = [ensemble.members[i] for i in range(3) if i != leader]
         first_epoch = epoch(ensemble.members[leader])
-        writer = Writer(*others)
-        wait_until(lambda: writer.count() >= 20, SETTLE_S, what="writes before the stall")
+        writer = writing_through(*others)
         ensemble.members[leader].disk.stall()
         wait_until(lambda: any(mode(member) == "leader" for member in others), SETTLE_S,
                    what="a leader among the members whose disks work")
@@ -228,8 +233,7 @@ def test_a_follower_whose_directory_sync_hangs_in_a_segment_roll_keeps_answering
         assert leader is not None
         follower = ensemble.members[(leader + 1) % 3]
         first_epoch = epoch(ensemble.members[leader])
-        writer = Writer(ensemble.members[leader])
-        wait_until(lambda: writer.count() >= 20, SETTLE_S, what="writes before the stall")
+        writer = writing_through(ensemble.members[leader])
         before = segments(follower)
         follower.disk.stall(only_directories=True)
         wait_until(lambda: segments(follower) - before, SETTLE_S, what="the follower starting a new segment")
@@ -241,9 +245,7 @@ def test_a_follower_whose_directory_sync_hangs_in_a_segment_roll_keeps_answering
         follower.disk.resume()
         count = writer.count()
         wait_until(lambda: writer.count() >= count + 50, SETTLE_S, what="writes after the stall")
-        acknowledged = writer.stop()
-        assert_every_write_on_every_member(ensemble, acknowledged)
-        assert leader_of(ensemble) == leader
-        assert [epoch(member) for member in ensemble.members] == [first_epoch] * 3, "no election, no new epoch"
+        assert_every_write_on_every_member(ensemble, writer.stop())
+        assert_no_election(ensemble, leader, first_epoch)
     finally:
         ensemble.stop()
