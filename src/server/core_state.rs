@@ -196,6 +196,9 @@ impl CoreState {
             self.publish_watched_paths();
             self.publish_counters();
         }
+        // A ping is answered with the ping xid whatever xid it came with
+        // (FinalRequestProcessor replies with ClientCnxn.PING_XID).
+        let xid = if matches!(request, Request::Ping) { opcode::XID_PING } else { xid };
         let latency_us = self.reply(conn, xid, code, &body, received);
         self.shared.histograms.read_latency_us[self.core].record(latency_us);
     }
