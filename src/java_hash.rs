@@ -46,13 +46,13 @@ pub fn closed_session_order(held: Vec<String>, added: Vec<String>, peak: usize) 
     assert!(peak >= held.len());
     let original_capacity = grown_capacity(peak);
     let mut order = held;
-    order.sort_by_key(|path| bucket(path, original_capacity));
+    order.sort_by_cached_key(|path| bucket(path, original_capacity));
     let mut capacity = cloned_capacity(order.len());
     order.extend(added);
     while order.len() > capacity / 4 * 3 {
         capacity *= 2;
     }
-    order.sort_by_key(|path| bucket(path, capacity));
+    order.sort_by_cached_key(|path| bucket(path, capacity));
     order
 }
 

@@ -125,7 +125,15 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hasher.hash_one(key);
+        self.get_hashed(key, self.hasher.hash_one(key))
+    }
+
+    /// `get` with the key's hash already computed (each operation hashes its key once).
+    fn get_hashed<Q>(&self, key: &Q, hash: u64) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         let mut branch = &*self.root;
         for level in 0..LEVELS_MAX {
             match branch.slot(index_at(hash, level))? {
@@ -154,10 +162,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if !self.contains_key(key) {
-            return None;
-        }
+        // Only a present key's path is copied.
         let hash = self.hasher.hash_one(key);
+        self.get_hashed(key, hash)?;
         let mut branch = Arc::make_mut(&mut self.root);
         for level in 0..LEVELS_MAX {
             let position = branch.position(index_at(hash, level));
@@ -189,10 +196,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if !self.contains_key(key) {
+        let hash = self.hasher.hash_one(key);
+        if self.get_hashed(key, hash).is_none() {
             return false;
         }
-        let hash = self.hasher.hash_one(key);
         remove_from(Arc::make_mut(&mut self.root), key, hash, 0);
         self.len -= 1;
         true
