@@ -259,7 +259,13 @@ def odd_requests(c):
     b.send_request(Op.CLOSE)
     b.send_request(Op.EXISTS, jute.req_path_watch("/f-o", False))
     b.wait_closed(3)
-    c.stream("closeSession then exists on the same connection", b, i, 0.2)
+    # ZooKeeper races here: an exists read before the close is processed is answered
+    # SessionExpired, one read after it is dropped (both seen on 3.8). Ringkeeper drops
+    # it; the observation leaves that reply out.
+    time.sleep(0.2)
+    seen = [c.msg(m) for m in b.messages[i:]]
+    c.obs("closeSession then exists on the same connection",
+          [m for m in seen if not (m.startswith("exists ") and "SESSION_EXPIRED" in m)])
 
 
 @probe
