@@ -50,16 +50,48 @@ pub fn snapshot_files(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
 
 /// Writes a snapshot of `tree`, a version taken when `installs()` was `installs_then`, and
 /// returns its path and size; None if a leader's snapshot was installed since (the tree
-/// is history). The image is this process's own: written as encoded, without the copy a
-/// check would take.
+/// is history). The archive goes to the file as it is encoded; the header, which holds its
+/// length and checksum, last.
 pub fn write(dir: &Path, tree: &DataTree, installs_then: u64) -> std::io::Result<Option<(PathBuf, usize)>> {
-    let bytes = snapshot::encode(tree);
+    let zxid = tree.last_zxid();
+    let temporary = temporary_path(dir, zxid, OWN_SUFFIX);
+    let mut file = File::create(&temporary)?;
+    file.write_all(&[0; snapshot::HEADER_BYTES])?;
+    let archive = snapshot::encode_archive(tree, SyncedInChunks { file: &file, unsynced_bytes: 0 })?;
+    std::os::unix::fs::FileExt::write_all_at(&file, &archive.header(), 0)?;
+    file.sync_all()?;
+    drop(file);
     let _turn = SNAPSHOT_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if installs() != installs_then {
+        std::fs::remove_file(&temporary)?;
         return Ok(None);
     }
-    let path = write_file(dir, tree.last_zxid(), &bytes)?;
-    Ok(Some((path, bytes.len())))
+    let path = rename_into_place(dir, zxid, &temporary)?;
+    Ok(Some((path, snapshot::HEADER_BYTES + archive.length as usize)))
+}
+
+/// A file written through, and synced every `WRITE_CHUNK_BYTES`, so the device never
+/// holds a long queue of snapshot pages in front of the log's fdatasync, which every
+/// write waits for.
+struct SyncedInChunks<'a> {
+    file: &'a File,
+    unsynced_bytes: usize,
+}
+
+impl Write for SyncedInChunks<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(bytes)?;
+        self.unsynced_bytes += written;
+        if self.unsynced_bytes >= WRITE_CHUNK_BYTES {
+            self.file.sync_data()?;
+            self.unsynced_bytes = 0;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Installs a snapshot image a leader sent (SNAP) for `zxid`, checked before it is
@@ -97,18 +129,27 @@ pub fn remove_snapshots_after(dir: &Path, zxid: i64) {
 
 /// Writes snapshot bytes under a temporary name, syncs and renames them into place.
 fn write_file(dir: &Path, zxid: i64, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let path = dir.join(file_name(zxid));
-    let temporary = dir.join(format!("{}.tmp", file_name(zxid)));
-    let mut file = File::create(&temporary)?;
-    // Written and flushed a slice at a time, so the device never holds a long queue of
-    // snapshot pages in front of the log's fdatasync, which every write waits for.
-    for chunk in bytes.chunks(WRITE_CHUNK_BYTES) {
-        file.write_all(chunk)?;
-        file.sync_data()?;
-    }
+    let temporary = temporary_path(dir, zxid, INSTALL_SUFFIX);
+    let file = File::create(&temporary)?;
+    SyncedInChunks { file: &file, unsynced_bytes: 0 }.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
-    std::fs::rename(&temporary, &path)?;
+    rename_into_place(dir, zxid, &temporary)
+}
+
+/// Temporary names: this process's own snapshots are written outside the turn that
+/// installs take, so the two never share a name.
+const OWN_SUFFIX: &str = "tmp";
+const INSTALL_SUFFIX: &str = "installing";
+
+fn temporary_path(dir: &Path, zxid: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{}.{suffix}", file_name(zxid)))
+}
+
+/// Renames a synced temporary file to the snapshot's name and syncs the directory.
+fn rename_into_place(dir: &Path, zxid: i64, temporary: &Path) -> std::io::Result<PathBuf> {
+    let path = dir.join(file_name(zxid));
+    std::fs::rename(temporary, &path)?;
     File::open(dir)?.sync_all()?;
     Ok(path)
 }
@@ -144,15 +185,30 @@ pub fn newest_valid(dir: &Path) -> std::io::Result<Option<LoadedSnapshot>> {
 
 /// Keeps the newest `retain_count` snapshots and the log segments needed to replay from
 /// the oldest of them; removes the rest (autopurge.snapRetainCount).
+/// Own snapshots a crash cut short. Purge runs on the snapshotter's thread between its
+/// snapshots, so none of these is being written.
+fn remove_own_temporaries(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if name.strip_prefix("snapshot.").is_some_and(|rest| rest.ends_with(&format!(".{OWN_SUFFIX}"))) {
+            std::fs::remove_file(dir.join(&*name))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 pub fn purge(dir: &Path, retain_count: usize) -> std::io::Result<usize> {
     assert!(retain_count >= 1);
+    let mut removed = remove_own_temporaries(dir)?;
     let snapshots = snapshot_files(dir)?;
     if snapshots.len() <= retain_count {
-        return Ok(0);
+        return Ok(removed);
     }
     let (old, kept) = snapshots.split_at(snapshots.len() - retain_count);
     let oldest_kept_zxid = kept[0].0;
-    let mut removed = 0;
     for (_, path) in old {
         std::fs::remove_file(path)?;
         removed += 1;
@@ -169,4 +225,58 @@ pub fn purge(dir: &Path, retain_count: usize) -> std::io::Result<usize> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::{AclEntry, CreateTxn, Step, Txn, TxnOp};
+
+    fn tree_of(node_count: usize) -> DataTree {
+        let mut tree = DataTree::new();
+        for index in 0..node_count {
+            let op = TxnOp::Single(Step::Create(CreateTxn {
+                path: format!("/n{index:06}"),
+                data: Some(vec![index as u8; 100]),
+                acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
+                ephemeral_owner: 0,
+                parent_cversion: index as i32 + 1,
+            }));
+            let zxid = index as i64 + 1;
+            let bytes = Txn { session_id: 1, cxid: 0, zxid, time_ms: zxid, op }.to_bytes();
+            tree.apply(crate::txn::access_written(&bytes), &mut Vec::new());
+        }
+        tree
+    }
+
+    #[test]
+    fn a_snapshot_streamed_to_its_file_is_the_image_encoded_in_memory() {
+        // Thousands of nodes: the archive passes through the checksum in many slices.
+        let dir = std::env::temp_dir().join(format!("ringkeeper-snapshot-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tree = tree_of(3000);
+        let (path, size_bytes) = write(&dir, &tree, installs()).unwrap().expect("no install came between");
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(size_bytes, written.len());
+        assert!(written == snapshot::encode(&tree), "the same bytes, header included");
+        let mut aligned = rkyv::util::AlignedVec::<16>::new();
+        aligned.extend_from_slice(&written);
+        let loaded = snapshot::load(snapshot::access(&aligned).unwrap()).unwrap();
+        assert_eq!(loaded.digest(), tree.digest());
+        assert!(!temporary_path(&dir, tree.last_zxid(), OWN_SUFFIX).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn purge_removes_a_snapshot_a_crash_cut_short() {
+        let dir = std::env::temp_dir().join(format!("ringkeeper-snapshot-purge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cut_short = temporary_path(&dir, 0x42, OWN_SUFFIX);
+        std::fs::write(&cut_short, [0; 100]).unwrap();
+        write(&dir, &tree_of(3), installs()).unwrap().expect("no install came between");
+        assert_eq!(purge(&dir, 3).unwrap(), 1);
+        assert!(!cut_short.exists());
+        assert_eq!(snapshot_files(&dir).unwrap().len(), 1, "the snapshot itself is kept");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -4,7 +4,9 @@
 //! A snapshot file is `[magic 8][zxid i64 LE][length u64 LE][crc32c u32 LE][pad 4][rkyv]`,
 //! 32 bytes of header, so the archive starts 16-byte aligned in a mapped file.
 
-use rkyv::rancor::Fallible;
+use rkyv::rancor::{Error, Fallible};
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::ser::writer::IoWriter;
 use rkyv::ser::{Allocator, Writer};
 use rkyv::vec::{ArchivedVec, VecResolver};
 use rkyv::{Archive, Deserialize, Place, Serialize};
@@ -45,12 +47,24 @@ pub struct SnapshotImage {
     pub sessions: Vec<SnapshotSession>,
 }
 
-/// Serializes the tree into a snapshot file's bytes (header included). Nodes are written
-/// sorted by path, so every parent (a prefix of its children's paths) comes before its
-/// children and `load` links each node to its parent in one pass. Each node's record is
-/// made as it is written (`NodesOf`): the image is never held as owned copies of every
-/// path and value beside the tree, only as the archive itself.
+/// Serializes the tree into a snapshot file's bytes (header included), in memory.
 pub fn encode(tree: &DataTree) -> Vec<u8> {
+    let mut bytes = vec![0; HEADER_BYTES];
+    let archive = encode_archive(tree, &mut bytes).expect("writing into memory cannot fail");
+    bytes[..HEADER_BYTES].copy_from_slice(&archive.header());
+    bytes
+}
+
+/// Streams the tree's archive into `out`, which stands just after the header's room
+/// (`HEADER_BYTES` written before it: rkyv's positions are relative, and 32 keeps the
+/// archive 16-byte aligned in the file). Returns what the header must say.
+///
+/// Nodes are written sorted by path, so every parent (a prefix of its children's paths)
+/// comes before its children and `load` links each node to its parent in one pass. Each
+/// node's record is made as it is written (`NodesOf`) and goes out at once: the image is
+/// never held whole in memory, neither as owned copies of every path and value nor as
+/// the archive (a quarter of a gigabyte for a million znodes).
+pub fn encode_archive<W: std::io::Write>(tree: &DataTree, out: W) -> std::io::Result<ArchiveSummary> {
     let mut sorted: Vec<(&str, &Znode)> = tree.nodes().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut sessions: Vec<SnapshotSession> = tree
@@ -60,37 +74,90 @@ pub fn encode(tree: &DataTree) -> Vec<u8> {
     sessions.sort_by_key(|session| session.session_id);
     let zxid = tree.last_zxid();
     let image = ImageOf { zxid, nodes: NodesOf { sorted: &sorted, tree }, sessions };
-    // The archive is written after room for the header: rkyv's positions are relative,
-    // and 32 keeps the archive 16-byte aligned in the file.
-    let bytes = vec![0; HEADER_BYTES];
-    let bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&image, bytes)
-        .expect("serializing into memory cannot fail");
-    with_header(zxid, bytes)
+    serialize_archive(&image, zxid, out)
 }
 
 /// A snapshot file's bytes for an image built elsewhere (an import): nodes sorted by
 /// path, as `load` needs them.
 pub fn encode_image(image: &SnapshotImage) -> Vec<u8> {
     assert!(image.nodes.windows(2).all(|pair| pair[0].path < pair[1].path), "nodes sorted by path, once each");
-    let bytes = vec![0; HEADER_BYTES];
-    let bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(image, bytes)
-        .expect("serializing into memory cannot fail");
-    with_header(image.zxid, bytes)
+    let mut bytes = vec![0; HEADER_BYTES];
+    let archive = serialize_archive(image, image.zxid, &mut bytes).expect("writing into memory cannot fail");
+    bytes[..HEADER_BYTES].copy_from_slice(&archive.header());
+    bytes
 }
 
-/// Fills the header room at the front of `bytes` (the archive after it).
-fn with_header(zxid: i64, mut bytes: Vec<u8>) -> Vec<u8> {
-    let archive_len = bytes.len() - HEADER_BYTES;
-    let crc = crc32c::crc32c(&bytes[HEADER_BYTES..]);
-    let mut header = Vec::with_capacity(HEADER_BYTES);
-    header.extend_from_slice(&MAGIC);
-    header.extend_from_slice(&zxid.to_le_bytes());
-    header.extend_from_slice(&(archive_len as u64).to_le_bytes());
-    header.extend_from_slice(&crc.to_le_bytes());
-    header.extend_from_slice(&[0; 4]);
-    assert_eq!(header.len(), HEADER_BYTES);
-    bytes[..HEADER_BYTES].copy_from_slice(&header);
-    bytes
+/// What a snapshot file's header says about the archive after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveSummary {
+    pub zxid: i64,
+    pub length: u64,
+    pub crc: u32,
+}
+
+impl ArchiveSummary {
+    pub fn header(&self) -> [u8; HEADER_BYTES] {
+        let mut header = [0; HEADER_BYTES];
+        header[..8].copy_from_slice(&MAGIC);
+        header[8..16].copy_from_slice(&self.zxid.to_le_bytes());
+        header[16..24].copy_from_slice(&self.length.to_le_bytes());
+        header[24..28].copy_from_slice(&self.crc.to_le_bytes());
+        header
+    }
+}
+
+fn serialize_archive<T, W>(image: &T, zxid: i64, out: W) -> std::io::Result<ArchiveSummary>
+where
+    W: std::io::Write,
+    T: for<'a> Serialize<rkyv::api::high::HighSerializer<IoWriter<Checksummed<W>>, ArenaHandle<'a>, Error>>,
+{
+    let checksummed = Checksummed { out, pending: Vec::with_capacity(PENDING_BYTES_MAX), length: 0, crc: 0 };
+    let writer = IoWriter::with_pos(checksummed, HEADER_BYTES);
+    let written = rkyv::api::high::to_bytes_in::<_, Error>(image, writer).map_err(std::io::Error::other)?;
+    let (length, crc) = written.into_inner().finish()?;
+    Ok(ArchiveSummary { zxid, length, crc })
+}
+
+/// rkyv writes a field at a time; the checksum and the writer below get slices this long.
+const PENDING_BYTES_MAX: usize = 64 << 10;
+
+/// Passes bytes on a slice at a time and keeps their running length and crc32c.
+struct Checksummed<W> {
+    out: W,
+    pending: Vec<u8>,
+    length: u64,
+    crc: u32,
+}
+
+impl<W: std::io::Write> Checksummed<W> {
+    fn pass_on(&mut self) -> std::io::Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, &self.pending);
+        self.length += self.pending.len() as u64;
+        self.out.write_all(&self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Passes on what is left; the length and checksum of everything written.
+    fn finish(mut self) -> std::io::Result<(u64, u32)> {
+        self.pass_on()?;
+        self.out.flush()?;
+        Ok((self.length, self.crc))
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Checksummed<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= PENDING_BYTES_MAX {
+            self.pass_on()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A tree's snapshot image as rkyv writes it: archived exactly as `SnapshotImage`, with
