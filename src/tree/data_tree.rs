@@ -134,7 +134,7 @@ impl DataTree {
         tree.nodes.insert_mut(ROOT.into(), Znode { acl_id: open, data: empty(), ..Znode::default() });
         for path in [ZOOKEEPER, QUOTA, CONFIG] {
             let (parent, name) = parent_and_name(path).expect("system nodes have parents");
-            tree.nodes.get_mut(parent).expect("parent created first").children.insert(name.into());
+            tree.nodes.get_mut(parent).expect("parent created first").children.insert(name);
             tree.nodes.insert_mut(path.into(), Znode { acl_id: open, data: empty(), ..Znode::default() });
         }
         let config = tree.nodes.get_mut(CONFIG).expect("just created");
@@ -299,7 +299,7 @@ impl DataTree {
                 if parent_node.ephemeral_owner != 0 && !is_special_owner(parent_node.ephemeral_owner) {
                     return Err("an ephemeral node has children");
                 }
-                parent_node.children.insert(name.into());
+                parent_node.children.insert(name);
             }
         }
         node.acl_id = self.acls.intern_archived(acl);
@@ -680,7 +680,7 @@ impl DataTree {
                 parent.cversion = parent_cversion;
                 parent.pzxid = zxid;
             }
-            parent.children.insert(name.into());
+            parent.children.insert(name);
             parent.acl_id
         });
         let Some(parent_acl_id) = parent_acl_id else { panic!("validated create under missing parent {parent_path}") };
@@ -809,9 +809,9 @@ mod tests {
     fn a_new_tree_holds_the_zookeeper_system_nodes() {
         let tree = DataTree::new();
         assert_eq!(tree.node(ROOT).unwrap().stat().num_children, 1);
-        let mut children: Vec<_> = tree.node(ZOOKEEPER).unwrap().children.iter().cloned().collect();
+        let mut children: Vec<&str> = tree.node(ZOOKEEPER).unwrap().children.iter().collect();
         children.sort();
-        assert_eq!(children, vec!["config".into(), "quota".into()] as Vec<Box<str>>);
+        assert_eq!(children, ["config", "quota"]);
         assert_eq!(tree.descendant_count(ROOT), Some(3));
     }
 

@@ -1,8 +1,8 @@
-//! A persistent hash map: a hash array mapped trie whose nodes are shared by reference
-//! count, so `clone` is O(1) and a change copies only the nodes on its path (the tree's
-//! versions, `DataTree`). It replaces rpds's `HashTrieMap` for the tree's two largest
-//! maps: rpds wraps every entry in a leaf node of its own (a 48-byte allocation and an
-//! 8-byte slot per entry); here a branch's slot holds the entry itself, 16 bytes
+//! A persistent hash set of entries: a hash array mapped trie whose nodes are shared by
+//! reference count, so `clone` is O(1) and a change copies only the nodes on its path (the
+//! tree's versions, `DataTree`). It replaced rpds's `HashTrieMap` for the tree's two
+//! largest structures: rpds wraps every entry in a leaf node of its own (a 48-byte
+//! allocation and an 8-byte slot per entry); here a branch's slot holds the entry itself
 //! (`cargo bench --bench tree_candidates`, and perf/README.md for a million znodes).
 //!
 //! Layout: a branch has up to 64 slots, indexed by 6 bits of the key's hash per level,
@@ -10,6 +10,11 @@
 //! or, once all 64 bits of the hash are spent, a list of entries whose hashes are equal.
 //! A removal that leaves a branch with a single entry puts that entry in the branch's
 //! place, so the trie stays as shallow as its keys require.
+//!
+//! What a slot holds is the `Entry`'s choice, and it decides what copying a branch costs:
+//! a shared entry (`Pair`, the node map's: a path and its znode) adds one to a count in
+//! another allocation, up to 64 cache misses per branch copied; an entry held by value
+//! (a child's name, `znode::ChildName`) is copied with the branch's own bytes.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -20,43 +25,59 @@ const SLOTS_PER_BRANCH: u32 = 1 << BITS_PER_LEVEL;
 /// Levels that still have hash bits to index by (the last one gets the 4 left over).
 const LEVELS_MAX: u32 = u64::BITS.div_ceil(BITS_PER_LEVEL);
 
-pub struct HashTrie<K, V, S> {
-    root: Arc<Branch<K, V>>,
+/// What a trie holds, found by its key. Cloned whenever a branch holding it is copied.
+pub trait Entry: Clone {
+    type Key: Hash + Eq + ?Sized;
+    fn key(&self) -> &Self::Key;
+}
+
+/// A map's entry: a key and its value, shared between versions until one changes it.
+pub struct Pair<K, V>(Arc<(K, V)>);
+
+impl<K, V> Clone for Pair<K, V> {
+    fn clone(&self) -> Self {
+        Pair(self.0.clone())
+    }
+}
+
+impl<K: Hash + Eq, V> Entry for Pair<K, V> {
+    type Key = K;
+    fn key(&self) -> &K {
+        &self.0 .0
+    }
+}
+
+pub struct Trie<E, S> {
+    root: Arc<Branch<E>>,
     len: usize,
     hasher: S,
 }
 
-struct Branch<K, V> {
+/// A persistent hash map.
+pub type HashTrie<K, V, S> = Trie<Pair<K, V>, S>;
+
+struct Branch<E> {
     occupied: u64,
-    slots: Vec<Slot<K, V>>,
+    slots: Vec<Slot<E>>,
 }
 
-enum Slot<K, V> {
-    Entry(Arc<(K, V)>),
-    Branch(Arc<Branch<K, V>>),
+#[derive(Clone)]
+enum Slot<E> {
+    Entry(E),
+    Branch(Arc<Branch<E>>),
     /// Entries whose 64-bit hashes are all equal, at least two.
-    Collision(Arc<Vec<Arc<(K, V)>>>),
+    Collision(Arc<Vec<E>>),
 }
 
-impl<K, V, S: Clone> Clone for HashTrie<K, V, S> {
+impl<E, S: Clone> Clone for Trie<E, S> {
     fn clone(&self) -> Self {
-        HashTrie { root: self.root.clone(), len: self.len, hasher: self.hasher.clone() }
+        Trie { root: self.root.clone(), len: self.len, hasher: self.hasher.clone() }
     }
 }
 
-impl<K, V> Clone for Branch<K, V> {
+impl<E: Clone> Clone for Branch<E> {
     fn clone(&self) -> Self {
         Branch { occupied: self.occupied, slots: self.slots.clone() }
-    }
-}
-
-impl<K, V> Clone for Slot<K, V> {
-    fn clone(&self) -> Self {
-        match self {
-            Slot::Entry(entry) => Slot::Entry(entry.clone()),
-            Slot::Branch(branch) => Slot::Branch(branch.clone()),
-            Slot::Collision(entries) => Slot::Collision(entries.clone()),
-        }
     }
 }
 
@@ -72,8 +93,8 @@ fn index_at(hash: u64, level: u32) -> u32 {
     ((hash >> (level * BITS_PER_LEVEL)) & u64::from(SLOTS_PER_BRANCH - 1)) as u32
 }
 
-impl<K, V> Branch<K, V> {
-    fn empty() -> Branch<K, V> {
+impl<E> Branch<E> {
+    fn empty() -> Branch<E> {
         Branch { occupied: 0, slots: Vec::new() }
     }
 
@@ -82,11 +103,11 @@ impl<K, V> Branch<K, V> {
         (self.occupied & ((1u64 << index) - 1)).count_ones() as usize
     }
 
-    fn slot(&self, index: u32) -> Option<&Slot<K, V>> {
+    fn slot(&self, index: u32) -> Option<&Slot<E>> {
         (self.occupied & (1u64 << index) != 0).then(|| &self.slots[self.position(index)])
     }
 
-    fn put(&mut self, index: u32, slot: Slot<K, V>) {
+    fn put(&mut self, index: u32, slot: Slot<E>) {
         assert_eq!(self.occupied & (1u64 << index), 0, "slot {index} is free");
         let position = self.position(index);
         self.slots.insert(position, slot);
@@ -94,7 +115,7 @@ impl<K, V> Branch<K, V> {
         assert_eq!(self.slots.len(), self.occupied.count_ones() as usize);
     }
 
-    fn take(&mut self, index: u32) -> Slot<K, V> {
+    fn take(&mut self, index: u32) -> Slot<E> {
         assert_ne!(self.occupied & (1u64 << index), 0, "slot {index} is used");
         let slot = self.slots.remove(self.position(index));
         self.occupied &= !(1u64 << index);
@@ -102,7 +123,7 @@ impl<K, V> Branch<K, V> {
     }
 
     /// A branch holding one entry and nothing else is replaced by that entry.
-    fn sole_entry(&self) -> Option<&Arc<(K, V)>> {
+    fn sole_entry(&self) -> Option<&E> {
         match self.slots.as_slice() {
             [Slot::Entry(entry)] => Some(entry),
             _ => None,
@@ -110,38 +131,31 @@ impl<K, V> Branch<K, V> {
     }
 }
 
-impl<K, V, S> HashTrie<K, V, S>
-where
-    K: Hash + Eq + Clone,
-    V: Clone,
-    S: BuildHasher,
-{
-    pub fn with_hasher(hasher: S) -> HashTrie<K, V, S> {
-        HashTrie { root: Arc::new(Branch::empty()), len: 0, hasher }
+impl<E: Entry, S: BuildHasher> Trie<E, S> {
+    pub fn with_hasher(hasher: S) -> Trie<E, S> {
+        Trie { root: Arc::new(Branch::empty()), len: 0, hasher }
     }
 
-    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    pub fn find<Q>(&self, key: &Q) -> Option<&E>
     where
-        K: Borrow<Q>,
+        E::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.get_hashed(key, self.hasher.hash_one(key))
+        self.find_hashed(key, self.hasher.hash_one(key))
     }
 
-    /// `get` with the key's hash already computed (each operation hashes its key once).
-    fn get_hashed<Q>(&self, key: &Q, hash: u64) -> Option<&V>
+    /// `find` with the key's hash already computed (each operation hashes its key once).
+    fn find_hashed<Q>(&self, key: &Q, hash: u64) -> Option<&E>
     where
-        K: Borrow<Q>,
+        E::Key: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let mut branch = &*self.root;
         for level in 0..LEVELS_MAX {
             match branch.slot(index_at(hash, level))? {
-                Slot::Entry(entry) => return (entry.0.borrow() == key).then_some(&entry.1),
+                Slot::Entry(entry) => return (entry.key().borrow() == key).then_some(entry),
                 Slot::Branch(deeper) => branch = deeper,
-                Slot::Collision(entries) => {
-                    return entries.iter().find(|entry| entry.0.borrow() == key).map(|entry| &entry.1)
-                }
+                Slot::Collision(entries) => return entries.iter().find(|entry| entry.key().borrow() == key),
             }
         }
         unreachable!("the trie is at most LEVELS_MAX deep")
@@ -149,43 +163,41 @@ where
 
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
+        E::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.get(key).is_some()
+        self.find(key).is_some()
     }
 
-    /// The value of `key`, to change in this version only: the branches on its path and
-    /// the entry are copied first where another version shares them.
-    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    /// The entry of `key`, to change in this version only: the branches on its path are
+    /// copied first where another version shares them. The change must keep the key.
+    pub fn find_mut<Q>(&mut self, key: &Q) -> Option<&mut E>
     where
-        K: Borrow<Q>,
+        E::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         // Only a present key's path is copied.
         let hash = self.hasher.hash_one(key);
-        self.get_hashed(key, hash)?;
+        self.find_hashed(key, hash)?;
         let mut branch = Arc::make_mut(&mut self.root);
         for level in 0..LEVELS_MAX {
             let position = branch.position(index_at(hash, level));
             match &mut branch.slots[position] {
-                Slot::Entry(entry) => return Some(&mut Arc::make_mut(entry).1),
+                Slot::Entry(entry) => return Some(entry),
                 Slot::Branch(deeper) => branch = Arc::make_mut(deeper),
                 Slot::Collision(entries) => {
-                    let entry = Arc::make_mut(entries).iter_mut().find(|entry| entry.0.borrow() == key)?;
-                    return Some(&mut Arc::make_mut(entry).1);
+                    return Arc::make_mut(entries).iter_mut().find(|entry| entry.key().borrow() == key)
                 }
             }
         }
         unreachable!("the trie is at most LEVELS_MAX deep")
     }
 
-    /// Inserts or replaces; true if `key` is new.
-    pub fn insert_mut(&mut self, key: K, value: V) -> bool {
-        let hash = self.hasher.hash_one(&key);
-        let entry = Arc::new((key, value));
+    /// Inserts or replaces the entry with the same key; true if the key is new.
+    pub fn insert_entry(&mut self, entry: E) -> bool {
+        let hash = self.hasher.hash_one(entry.key());
         let hasher = &self.hasher;
-        let added = insert_into(Arc::make_mut(&mut self.root), entry, hash, 0, &|key: &K| hasher.hash_one(key));
+        let added = insert_into(Arc::make_mut(&mut self.root), entry, hash, 0, &|key: &E::Key| hasher.hash_one(key));
         self.len += usize::from(added);
         added
     }
@@ -193,11 +205,11 @@ where
     /// Removes `key`; true if it was there.
     pub fn remove_mut<Q>(&mut self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
+        E::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        if self.get_hashed(key, hash).is_none() {
+        if self.find_hashed(key, hash).is_none() {
             return false;
         }
         remove_from(Arc::make_mut(&mut self.root), key, hash, 0);
@@ -206,7 +218,33 @@ where
     }
 }
 
-impl<K, V, S> HashTrie<K, V, S> {
+impl<K: Hash + Eq, V: Clone, S: BuildHasher> HashTrie<K, V, S> {
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(key).map(|pair| &pair.0 .1)
+    }
+
+    /// The value of `key`, to change in this version only: the branches on its path and
+    /// the entry are copied first where another version shares them.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        K: Clone,
+    {
+        self.find_mut(key).map(|pair| &mut Arc::make_mut(&mut pair.0).1)
+    }
+
+    /// Inserts or replaces; true if `key` is new.
+    pub fn insert_mut(&mut self, key: K, value: V) -> bool {
+        self.insert_entry(Pair(Arc::new((key, value))))
+    }
+}
+
+impl<E, S> Trie<E, S> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -215,8 +253,15 @@ impl<K, V, S> HashTrie<K, V, S> {
         self.len == 0
     }
 
-    pub fn iter(&self) -> Iter<'_, K, V> {
-        Iter { stack: vec![self.root.slots.iter()], collision: [].iter() }
+    /// The entries in the trie's own order (by hash).
+    pub fn entries(&self) -> Entries<'_, E> {
+        Entries { stack: vec![self.root.slots.iter()], collision: [].iter() }
+    }
+}
+
+impl<K, V, S> HashTrie<K, V, S> {
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.entries().map(|pair| (&pair.0 .0, &pair.0 .1))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &K> {
@@ -225,12 +270,12 @@ impl<K, V, S> HashTrie<K, V, S> {
 }
 
 /// Puts `entry` (whose key hashes to `hash`) in `branch` at `level`; true if its key is new.
-fn insert_into<K: Eq + Clone, V: Clone>(
-    branch: &mut Branch<K, V>,
-    entry: Arc<(K, V)>,
+fn insert_into<E: Entry>(
+    branch: &mut Branch<E>,
+    entry: E,
     hash: u64,
     level: u32,
-    hash_of: &dyn Fn(&K) -> u64,
+    hash_of: &dyn Fn(&E::Key) -> u64,
 ) -> bool {
     let index = index_at(hash, level);
     let Some(position) = branch.slot(index).map(|_| branch.position(index)) else {
@@ -241,7 +286,7 @@ fn insert_into<K: Eq + Clone, V: Clone>(
         Slot::Branch(deeper) => insert_into(Arc::make_mut(deeper), entry, hash, level + 1, hash_of),
         Slot::Collision(entries) => {
             let entries = Arc::make_mut(entries);
-            match entries.iter_mut().find(|present| present.0 == entry.0) {
+            match entries.iter_mut().find(|present| present.key() == entry.key()) {
                 Some(present) => {
                     *present = entry;
                     false
@@ -252,12 +297,12 @@ fn insert_into<K: Eq + Clone, V: Clone>(
                 }
             }
         }
-        Slot::Entry(present) if present.0 == entry.0 => {
+        Slot::Entry(present) if present.key() == entry.key() => {
             *present = entry;
             false
         }
         Slot::Entry(present) => {
-            let present_hash = hash_of(&present.0);
+            let present_hash = hash_of(present.key());
             let present = present.clone();
             branch.slots[position] = split(present, present_hash, entry, hash, level + 1);
             true
@@ -266,7 +311,7 @@ fn insert_into<K: Eq + Clone, V: Clone>(
 }
 
 /// The slot for two entries with different keys that met at `level - 1`.
-fn split<K, V>(first: Arc<(K, V)>, first_hash: u64, second: Arc<(K, V)>, second_hash: u64, level: u32) -> Slot<K, V> {
+fn split<E>(first: E, first_hash: u64, second: E, second_hash: u64, level: u32) -> Slot<E> {
     if first_hash == second_hash {
         return Slot::Collision(Arc::new(vec![first, second]));
     }
@@ -283,17 +328,17 @@ fn split<K, V>(first: Arc<(K, V)>, first_hash: u64, second: Arc<(K, V)>, second_
 }
 
 /// Removes `key`, which the caller found present, from `branch` at `level`.
-fn remove_from<K, V, Q>(branch: &mut Branch<K, V>, key: &Q, hash: u64, level: u32)
+fn remove_from<E, Q>(branch: &mut Branch<E>, key: &Q, hash: u64, level: u32)
 where
-    K: Borrow<Q> + Clone,
-    V: Clone,
+    E: Entry,
+    E::Key: Borrow<Q>,
     Q: Eq + ?Sized,
 {
     let index = index_at(hash, level);
     let position = branch.position(index);
     let replacement = match &mut branch.slots[position] {
         Slot::Entry(entry) => {
-            assert!(entry.0.borrow() == key, "the key is present");
+            assert!(entry.key().borrow() == key, "the key is present");
             None
         }
         Slot::Branch(deeper) => {
@@ -306,7 +351,7 @@ where
         }
         Slot::Collision(entries) => {
             let entries = Arc::make_mut(entries);
-            let at = entries.iter().position(|entry| entry.0.borrow() == key).expect("the key is present");
+            let at = entries.iter().position(|entry| entry.key().borrow() == key).expect("the key is present");
             entries.swap_remove(at);
             match entries.as_slice() {
                 [only] => Some(Slot::Entry(only.clone())),
@@ -323,17 +368,17 @@ where
 }
 
 /// Entries in the trie's own order (by hash), depth first.
-pub struct Iter<'a, K, V> {
-    stack: Vec<std::slice::Iter<'a, Slot<K, V>>>,
-    collision: std::slice::Iter<'a, Arc<(K, V)>>,
+pub struct Entries<'a, E> {
+    stack: Vec<std::slice::Iter<'a, Slot<E>>>,
+    collision: std::slice::Iter<'a, E>,
 }
 
-impl<'a, K, V> Iterator for Iter<'a, K, V> {
-    type Item = (&'a K, &'a V);
+impl<'a, E> Iterator for Entries<'a, E> {
+    type Item = &'a E;
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<&'a E> {
         if let Some(entry) = self.collision.next() {
-            return Some((&entry.0, &entry.1));
+            return Some(entry);
         }
         loop {
             let slot = match self.stack.last_mut()?.next() {
@@ -344,14 +389,14 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
                 }
             };
             match slot {
-                Slot::Entry(entry) => return Some((&entry.0, &entry.1)),
+                Slot::Entry(entry) => return Some(entry),
                 Slot::Branch(branch) => {
                     assert!(self.stack.len() < LEVELS_MAX as usize);
                     self.stack.push(branch.slots.iter());
                 }
                 Slot::Collision(entries) => {
                     self.collision = entries.iter();
-                    return self.collision.next().map(|entry| (&entry.0, &entry.1));
+                    return self.collision.next();
                 }
             }
         }
@@ -462,7 +507,7 @@ mod tests {
         for k in 1..100 {
             assert!(trie.remove_mut(format!("/k{k}").as_str()));
         }
-        assert!(matches!(trie.root.slots.as_slice(), [Slot::Entry(entry)] if entry.0 == "/k0"));
+        assert!(matches!(trie.root.slots.as_slice(), [Slot::Entry(entry)] if entry.key() == "/k0"));
         assert!(trie.remove_mut("/k0") && trie.is_empty() && trie.root.slots.is_empty());
     }
 }

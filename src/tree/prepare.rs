@@ -38,7 +38,8 @@ pub struct NodeRecord {
 /// applied that zxid.
 #[derive(Debug, Default, Clone)]
 pub struct PendingChanges {
-    records: HashMap<String, (i64, Option<NodeRecord>)>,
+    /// Keyed with the tree's own hasher: std's SipHash showed in the profile of every write.
+    records: HashMap<String, (i64, Option<NodeRecord>), super::data_tree::PathHasher>,
     order: VecDeque<(i64, String)>,
     /// The zxid of the transaction being prepared.
     zxid: i64,

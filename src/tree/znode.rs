@@ -1,8 +1,9 @@
 //! A znode: data, ACL, metadata and the names of its children.
 
 use super::data_tree::PathHasher;
-use super::hash_trie::HashTrie;
+use super::hash_trie::{Entry, Trie};
 use crate::proto::Stat;
+use std::sync::Arc;
 
 /// One node of the data tree. `data_length` and `num_children` are derived, not stored.
 #[derive(Debug, Clone, Default)]
@@ -31,10 +32,57 @@ const _: () = assert!(std::mem::size_of::<Znode>() <= 88);
 /// changes a node copies the node, and the copy shares the set's structure instead of
 /// copying every name. Most znodes are leaves, so the set is allocated only when the
 /// first child arrives: an empty one costs 8 bytes instead of a root and a hasher.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Children(Option<Box<ChildSet>>);
 
-type ChildSet = HashTrie<Box<str>, (), PathHasher>;
+impl std::fmt::Debug for Children {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+type ChildSet = Trie<ChildName, PathHasher>;
+
+/// A child's name as its parent's set holds it. Names up to `INLINE_BYTES_MAX` bytes
+/// (sequential nodes' `lock-0000000042` has 15) are kept in the set's slot itself: a
+/// version that adds a child copies a branch of up to 64 slots, and names held by value
+/// are copied with its bytes, where shared ones would each cost a reference count in an
+/// allocation of its own (perf: most of a create's CPU under the create workload went to
+/// those counts, in the node map and the child set alike). Longer names are shared.
+#[derive(Clone)]
+pub enum ChildName {
+    Inline { len: u8, bytes: [u8; INLINE_BYTES_MAX] },
+    Shared(Arc<str>),
+}
+
+const INLINE_BYTES_MAX: usize = 22;
+const _: () = assert!(std::mem::size_of::<ChildName>() == 24);
+
+impl ChildName {
+    fn new(name: &str) -> ChildName {
+        if name.len() > INLINE_BYTES_MAX {
+            return ChildName::Shared(name.into());
+        }
+        let mut bytes = [0; INLINE_BYTES_MAX];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        ChildName::Inline { len: name.len() as u8, bytes }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // SAFETY: `new` copied these bytes whole from a `str`, so they are UTF-8.
+            ChildName::Inline { len, bytes } => unsafe { std::str::from_utf8_unchecked(&bytes[..usize::from(*len)]) },
+            ChildName::Shared(name) => name,
+        }
+    }
+}
+
+impl Entry for ChildName {
+    type Key = str;
+    fn key(&self) -> &str {
+        self.as_str()
+    }
+}
 
 impl Children {
     pub fn len(&self) -> usize {
@@ -45,8 +93,8 @@ impl Children {
         self.len() == 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Box<str>> {
-        self.0.iter().flat_map(|set| set.keys())
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().flat_map(|set| set.entries().map(ChildName::as_str))
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -54,9 +102,9 @@ impl Children {
     }
 
     /// Adds `name`; false if it was there already.
-    pub fn insert(&mut self, name: Box<str>) -> bool {
+    pub fn insert(&mut self, name: &str) -> bool {
         let set = self.0.get_or_insert_with(|| Box::new(ChildSet::with_hasher(PathHasher::new())));
-        set.insert_mut(name, ())
+        set.insert_entry(ChildName::new(name))
     }
 
     /// Removes `name`, and the set itself once empty; false if it was not there.
@@ -115,13 +163,34 @@ mod tests {
     fn a_leaf_holds_no_child_set_and_losing_the_last_child_frees_it() {
         let mut children = Children::default();
         assert!(children.is_empty() && children.0.is_none());
-        assert!(children.insert("a".into()));
-        assert!(!children.insert("a".into()), "a name is held once");
-        assert!(children.insert("b".into()));
+        assert!(children.insert("a"));
+        assert!(!children.insert("a"), "a name is held once");
+        assert!(children.insert("b"));
         assert_eq!((children.len(), children.contains("a")), (2, true));
         assert!(children.remove("a") && !children.remove("a"));
         assert!(children.remove("b"));
         assert!(children.0.is_none(), "the empty set is released");
         assert!(!children.remove("b"));
+    }
+
+    #[test]
+    fn names_short_and_long_are_held_and_found_alike() {
+        // 22 bytes and less in the slot; longer ones shared: both read back the same.
+        let names = ["", "a", "lock-0000000042", "exactly-twenty-two-byt", "twenty-three-bytes-long", "é-ü-ñ-日本"];
+        let mut children = Children::default();
+        for name in names {
+            assert!(children.insert(name), "{name}");
+        }
+        let mut listed: Vec<&str> = children.iter().collect();
+        listed.sort_unstable();
+        let mut expected = names.to_vec();
+        expected.sort_unstable();
+        assert_eq!(listed, expected);
+        assert!(matches!(ChildName::new("exactly-twenty-two-byt"), ChildName::Inline { len: 22, .. }));
+        assert!(matches!(ChildName::new("twenty-three-bytes-long"), ChildName::Shared(_)));
+        for name in names {
+            assert!(children.contains(name) && children.remove(name), "{name}");
+        }
+        assert!(children.is_empty());
     }
 }
