@@ -55,12 +55,16 @@ pub fn snapshot_files(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
 pub fn write(dir: &Path, tree: &DataTree, installs_then: u64) -> std::io::Result<Option<(PathBuf, usize)>> {
     let zxid = tree.last_zxid();
     let temporary = temporary_path(dir, zxid, OWN_SUFFIX);
-    let mut file = File::create(&temporary)?;
-    file.write_all(&[0; snapshot::HEADER_BYTES])?;
-    let archive = snapshot::encode_archive(tree, SyncedInChunks { file: &file, unsynced_bytes: 0 })?;
-    std::os::unix::fs::FileExt::write_all_at(&file, &archive.header(), 0)?;
-    file.sync_all()?;
-    drop(file);
+    let written = write_temporary(&temporary, tree);
+    let archive = match written {
+        Ok(archive) => archive,
+        Err(error) => {
+            // A partial snapshot of a large tree is hundreds of megabytes: on a full disk,
+            // leaving each attempt's would keep it full.
+            let _ = std::fs::remove_file(&temporary);
+            return Err(error);
+        }
+    };
     let _turn = SNAPSHOT_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if installs() != installs_then {
         std::fs::remove_file(&temporary)?;
@@ -68,6 +72,15 @@ pub fn write(dir: &Path, tree: &DataTree, installs_then: u64) -> std::io::Result
     }
     let path = rename_into_place(dir, zxid, &temporary)?;
     Ok(Some((path, snapshot::HEADER_BYTES + archive.length as usize)))
+}
+
+fn write_temporary(temporary: &Path, tree: &DataTree) -> std::io::Result<snapshot::ArchiveSummary> {
+    let mut file = File::create(temporary)?;
+    file.write_all(&[0; snapshot::HEADER_BYTES])?;
+    let archive = snapshot::encode_archive(tree, SyncedInChunks { file: &file, unsynced_bytes: 0 })?;
+    std::os::unix::fs::FileExt::write_all_at(&file, &archive.header(), 0)?;
+    file.sync_all()?;
+    Ok(archive)
 }
 
 /// A file written through, and synced every `WRITE_CHUNK_BYTES`, so the device never
@@ -183,32 +196,40 @@ pub fn newest_valid(dir: &Path) -> std::io::Result<Option<LoadedSnapshot>> {
     Ok(None)
 }
 
-/// Keeps the newest `retain_count` snapshots and the log segments needed to replay from
-/// the oldest of them; removes the rest (autopurge.snapRetainCount).
-/// Own snapshots a crash cut short. Purge runs on the snapshotter's thread between its
-/// snapshots, so none of these is being written.
-fn remove_own_temporaries(dir: &Path) -> std::io::Result<usize> {
+/// Removes the temporaries of snapshots a crash cut short, this process's own and
+/// installs'. Run when the snapshotter starts: neither kind is being written then, and
+/// the installs' turn is held.
+pub fn remove_temporaries(dir: &Path) -> std::io::Result<usize> {
+    let _turn = SNAPSHOT_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut removed = 0;
     for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if name.strip_prefix("snapshot.").is_some_and(|rest| rest.ends_with(&format!(".{OWN_SUFFIX}"))) {
-            std::fs::remove_file(dir.join(&*name))?;
-            removed += 1;
+        let path = entry?.path();
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        let temporary = [OWN_SUFFIX, INSTALL_SUFFIX]
+            .iter()
+            .any(|suffix| name.strip_prefix("snapshot.").is_some_and(|rest| rest.ends_with(&format!(".{suffix}"))));
+        if !temporary {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(error) => tracing::warn!(path = %path.display(), %error, "cannot remove a snapshot's temporary file"),
         }
     }
     Ok(removed)
 }
 
+/// Keeps the newest `retain_count` snapshots and the log segments needed to replay from
+/// the oldest of them; removes the rest (autopurge.snapRetainCount).
 pub fn purge(dir: &Path, retain_count: usize) -> std::io::Result<usize> {
     assert!(retain_count >= 1);
-    let mut removed = remove_own_temporaries(dir)?;
     let snapshots = snapshot_files(dir)?;
     if snapshots.len() <= retain_count {
-        return Ok(removed);
+        return Ok(0);
     }
     let (old, kept) = snapshots.split_at(snapshots.len() - retain_count);
     let oldest_kept_zxid = kept[0].0;
+    let mut removed = 0;
     for (_, path) in old {
         std::fs::remove_file(path)?;
         removed += 1;
@@ -268,14 +289,18 @@ mod tests {
     }
 
     #[test]
-    fn purge_removes_a_snapshot_a_crash_cut_short() {
-        let dir = std::env::temp_dir().join(format!("ringkeeper-snapshot-purge-{}", std::process::id()));
+    fn the_temporaries_of_snapshots_a_crash_cut_short_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("ringkeeper-snapshot-temporaries-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let cut_short = temporary_path(&dir, 0x42, OWN_SUFFIX);
-        std::fs::write(&cut_short, [0; 100]).unwrap();
+        let own = temporary_path(&dir, 0x42, OWN_SUFFIX);
+        let installing = temporary_path(&dir, 0x43, INSTALL_SUFFIX);
+        std::fs::write(&own, [0; 100]).unwrap();
+        std::fs::write(&installing, [0; 100]).unwrap();
+        std::fs::write(dir.join("notes.tmp"), [0; 1]).unwrap();
         write(&dir, &tree_of(3), installs()).unwrap().expect("no install came between");
-        assert_eq!(purge(&dir, 3).unwrap(), 1);
-        assert!(!cut_short.exists());
+        assert_eq!(remove_temporaries(&dir).unwrap(), 2);
+        assert!(!own.exists() && !installing.exists());
+        assert!(dir.join("notes.tmp").exists(), "only snapshots' temporaries");
         assert_eq!(snapshot_files(&dir).unwrap().len(), 1, "the snapshot itself is kept");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -80,6 +80,11 @@ impl Snapshotter {
 
 fn run(mut last_snapshot_zxid: i64, shared: &Shared, receiver: &Receiver<SnapshotWork>) {
     let config = &shared.config;
+    match crate::log::snapshot_file::remove_temporaries(&config.log_dir()) {
+        Ok(removed) if removed > 0 => tracing::info!(removed, "removed snapshots a crash cut short"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot list the snapshots' directory"),
+    }
     while let Ok(SnapshotWork::Take { tree, installs }) = receiver.recv() {
         // Requests that queued up while the previous snapshot was written are skipped
         // until half a snapCount has passed (ZooKeeper skips when busy).

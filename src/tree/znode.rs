@@ -50,7 +50,7 @@ type ChildSet = Trie<ChildName, PathHasher>;
 /// allocation of its own (perf: most of a create's CPU under the create workload went to
 /// those counts, in the node map and the child set alike). Longer names are shared.
 #[derive(Clone)]
-pub enum ChildName {
+enum ChildName {
     Inline { len: u8, bytes: [u8; INLINE_BYTES_MAX] },
     Shared(Arc<str>),
 }
