@@ -51,14 +51,17 @@ fn growth_bytes(cores: usize) -> u64 {
 fn the_memory_a_tree_takes_does_not_grow_with_the_number_of_cores() {
     // Every core reads one applied tree (versions shared between cores), and snapshots
     // are written from a version: a tree of 20,000 znodes of 1 KiB (about 24 MiB with
-    // paths and metadata) adds as much memory with two cores as with one. A copy of the
-    // tree per core and one for the snapshotter would add half as much again with two.
+    // paths and metadata) adds about as much memory with two cores as with one. A copy
+    // of the tree per core would add at least its 20 MB of data again with two. What two
+    // cores may add is less than half of that: the branches copied for the version the
+    // other core still reads, and the allocator's slack from freeing them (one core
+    // applies in place and has neither).
     let tree_bytes = (NODES * VALUE_BYTES) as u64;
     let one_core = growth_bytes(1);
     let two_cores = growth_bytes(2);
     assert!(one_core >= tree_bytes, "the tree is resident: grew {one_core} bytes for {tree_bytes} bytes of data");
     assert!(
-        two_cores <= one_core + one_core / 5,
+        two_cores <= one_core + tree_bytes / 2,
         "two cores took {two_cores} bytes for the tree against {one_core} with one core"
     );
 }

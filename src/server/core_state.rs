@@ -51,6 +51,8 @@ pub struct CoreState {
     recursive_published: [usize; 2],
     /// The next version replaces the tree (SNAP) and may be older than the current one.
     tree_replaced: bool,
+    /// What `tree` holds on core 0 while a batch is applied (`apply_records`).
+    vacant: Arc<DataTree>,
 }
 
 /// What the reader must do after handing a request to its core.
@@ -77,6 +79,7 @@ impl CoreState {
             waiting_reads: HashSet::new(),
             recursive_published: [0, 0],
             tree_replaced: false,
+            vacant: Arc::new(DataTree::new()),
         }
     }
 
@@ -313,8 +316,16 @@ impl CoreState {
     pub fn apply_records(&mut self, records: &[u8]) -> Arc<AppliedBatch> {
         assert_eq!(self.core, 0, "only core 0 applies the committed stream");
         let wanted_before = self.versions_wanted_before(records);
+        // Unless a version is wanted inside the batch, this core lets go of its own
+        // reference while it applies: where nothing else shares the version either (one
+        // core, no snapshot being written), the batch changes it in place instead of
+        // copying every branch it touches, and freeing the old ones after. Between here
+        // and the batch's delivery this core reads the tree only for status listings,
+        // and no read is served before delivery moves to the batch's version.
+        let in_place = !wanted_before.contains(&true);
+        let mut working =
+            if in_place { std::mem::replace(&mut self.tree, self.vacant.clone()) } else { self.tree.clone() };
         let mut writes = Vec::new();
-        let mut working = self.tree.clone();
         for (index, record) in Records::written(records).enumerate() {
             let (zxid, txn) = record.expect("records from the ordering point are intact");
             let session_id = txn.session_id.to_native();
@@ -327,6 +338,9 @@ impl CoreState {
             let outcome = tree.apply(txn, &mut triggers);
             self.shared.note_digest(zxid, tree.digest());
             writes.push(AppliedWrite { version_before, zxid, session_id, cxid, is_close, outcome, triggers });
+        }
+        if in_place {
+            self.tree = working.clone();
         }
         Arc::new(AppliedBatch { version: working, writes })
     }
