@@ -12,7 +12,9 @@ use rkyv::vec::{ArchivedVec, VecResolver};
 use rkyv::{Archive, Deserialize, Place, Serialize};
 
 use super::{DataTree, Znode};
-use crate::txn::AclEntry;
+use crate::proto::acl::Acl;
+use crate::txn::{AclEntry, ArchivedAclEntry};
+use rkyv::string::{ArchivedString, StringResolver};
 
 pub const MAGIC: [u8; 8] = *b"RKSNAP\0\x01";
 pub const HEADER_BYTES: usize = 32;
@@ -188,7 +190,7 @@ impl Archive for ImageOf<'_> {
 impl<S> Serialize<S> for ImageOf<'_>
 where
     S: Fallible + Allocator + Writer + ?Sized,
-    SnapshotNode: Serialize<S>,
+    S::Error: rkyv::rancor::Source,
     Vec<SnapshotSession>: Serialize<S, Archived = ArchivedVec<ArchivedSnapshotSession>, Resolver = VecResolver>,
 {
     fn serialize(&self, serializer: &mut S) -> Result<ImageOfResolver, S::Error> {
@@ -200,25 +202,6 @@ where
 struct NodesOf<'a> {
     sorted: &'a [(&'a str, &'a Znode)],
     tree: &'a DataTree,
-}
-
-impl NodesOf<'_> {
-    fn record(tree: &DataTree, path: &str, node: &Znode) -> SnapshotNode {
-        SnapshotNode {
-            path: path.to_owned(),
-            data: node.data.as_deref().map(<[u8]>::to_vec),
-            acl: crate::txn::acl_entries(tree.acl(node)),
-            czxid: node.czxid,
-            mzxid: node.mzxid,
-            ctime_ms: node.ctime_ms,
-            mtime_ms: node.mtime_ms,
-            version: node.version,
-            cversion: node.cversion,
-            aversion: node.aversion,
-            ephemeral_owner: node.ephemeral_owner,
-            pzxid: node.pzxid,
-        }
-    }
 }
 
 impl Archive for NodesOf<'_> {
@@ -233,14 +216,122 @@ impl Archive for NodesOf<'_> {
 impl<S> Serialize<S> for NodesOf<'_>
 where
     S: Fallible + Allocator + Writer + ?Sized,
-    SnapshotNode: Serialize<S>,
+    S::Error: rkyv::rancor::Source,
 {
     fn serialize(&self, serializer: &mut S) -> Result<VecResolver, S::Error> {
         let tree = self.tree;
-        // Each record is made twice (rkyv writes a vector's contents, then its entries),
-        // and dropped at once.
-        let records = self.sorted.iter().map(move |&(path, node)| NodesOf::record(tree, path, node));
-        ArchivedVec::<ArchivedSnapshotNode>::serialize_from_iter::<SnapshotNode, _, _>(records, serializer)
+        let nodes = self.sorted.iter().map(move |&(path, node)| NodeOf { path, node, acl: tree.acl(node) });
+        ArchivedVec::<ArchivedSnapshotNode>::serialize_from_iter::<NodeOf, _, _>(nodes, serializer)
+    }
+}
+
+/// A node archived as `SnapshotNode` straight from the tree: its path, data and ACL are
+/// written from where the tree holds them, with no owned record made first (rkyv walks a
+/// vector's items twice, so that was two copies of every path and value, and their
+/// allocations, per snapshot).
+struct NodeOf<'a> {
+    path: &'a str,
+    node: &'a Znode,
+    acl: &'a [Acl],
+}
+
+impl NodeOf<'_> {
+    fn data(&self) -> Option<BytesOf<'_>> {
+        self.node.data.as_deref().map(BytesOf)
+    }
+}
+
+impl Archive for NodeOf<'_> {
+    type Archived = ArchivedSnapshotNode;
+    type Resolver = SnapshotNodeResolver;
+
+    fn resolve(&self, resolver: SnapshotNodeResolver, out: Place<ArchivedSnapshotNode>) {
+        rkyv::munge::munge!(let ArchivedSnapshotNode {
+            path, data, acl, czxid, mzxid, ctime_ms, mtime_ms, version, cversion, aversion, ephemeral_owner, pzxid
+        } = out);
+        let node = self.node;
+        ArchivedString::resolve_from_str(self.path, resolver.path, path);
+        self.data().resolve(resolver.data, data);
+        ArchivedVec::resolve_from_len(self.acl.len(), resolver.acl, acl);
+        node.czxid.resolve((), czxid);
+        node.mzxid.resolve((), mzxid);
+        node.ctime_ms.resolve((), ctime_ms);
+        node.mtime_ms.resolve((), mtime_ms);
+        node.version.resolve((), version);
+        node.cversion.resolve((), cversion);
+        node.aversion.resolve((), aversion);
+        node.ephemeral_owner.resolve((), ephemeral_owner);
+        node.pzxid.resolve((), pzxid);
+    }
+}
+
+impl<S> Serialize<S> for NodeOf<'_>
+where
+    S: Fallible + Allocator + Writer + ?Sized,
+    S::Error: rkyv::rancor::Source,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<SnapshotNodeResolver, S::Error> {
+        let entries = self.acl.iter().map(AclEntryOf);
+        Ok(SnapshotNodeResolver {
+            path: ArchivedString::serialize_from_str(self.path, serializer)?,
+            data: self.data().serialize(serializer)?,
+            acl: ArchivedVec::<ArchivedAclEntry>::serialize_from_iter::<AclEntryOf, _, _>(entries, serializer)?,
+            czxid: (),
+            mzxid: (),
+            ctime_ms: (),
+            mtime_ms: (),
+            version: (),
+            cversion: (),
+            aversion: (),
+            ephemeral_owner: (),
+            pzxid: (),
+        })
+    }
+}
+
+/// A node's data archived as `Vec<u8>`.
+struct BytesOf<'a>(&'a [u8]);
+
+impl Archive for BytesOf<'_> {
+    type Archived = ArchivedVec<u8>;
+    type Resolver = VecResolver;
+
+    fn resolve(&self, resolver: VecResolver, out: Place<ArchivedVec<u8>>) {
+        ArchivedVec::resolve_from_len(self.0.len(), resolver, out);
+    }
+}
+
+impl<S: Fallible + Allocator + Writer + ?Sized> Serialize<S> for BytesOf<'_> {
+    fn serialize(&self, serializer: &mut S) -> Result<VecResolver, S::Error> {
+        ArchivedVec::<u8>::serialize_from_slice(self.0, serializer)
+    }
+}
+
+/// An ACL entry archived as `AclEntry`.
+struct AclEntryOf<'a>(&'a Acl);
+
+impl Archive for AclEntryOf<'_> {
+    type Archived = ArchivedAclEntry;
+    /// The scheme's and the id's.
+    type Resolver = (StringResolver, StringResolver);
+
+    fn resolve(&self, (scheme_resolver, id_resolver): Self::Resolver, out: Place<ArchivedAclEntry>) {
+        rkyv::munge::munge!(let ArchivedAclEntry { perms, scheme, id } = out);
+        self.0.perms.resolve((), perms);
+        ArchivedString::resolve_from_str(&self.0.scheme, scheme_resolver, scheme);
+        ArchivedString::resolve_from_str(&self.0.id, id_resolver, id);
+    }
+}
+
+impl<S: Fallible + Allocator + Writer + ?Sized> Serialize<S> for AclEntryOf<'_>
+where
+    S::Error: rkyv::rancor::Source,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        Ok((
+            ArchivedString::serialize_from_str(&self.0.scheme, serializer)?,
+            ArchivedString::serialize_from_str(&self.0.id, serializer)?,
+        ))
     }
 }
 
@@ -431,6 +522,58 @@ mod tests {
             }
             same(&shadow, &restarted);
         }
+    }
+
+    #[test]
+    fn nodes_written_from_the_tree_are_archived_exactly_as_their_owned_records() {
+        // `NodeOf` writes paths, data and ACLs from where the tree holds them; the bytes
+        // must be those of `SnapshotNode`'s own serialization, null data and ACLs included.
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, TxnOp::CreateSession { timeout_ms: 4000, password: [3; 16] });
+        let acl = vec![
+            AclEntry { perms: 1, scheme: "digest".into(), id: "user:hash".into() },
+            AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() },
+        ];
+        for (zxid, (path, data)) in
+            [("/a", Some(b"x".to_vec())), ("/a/b", None), ("/c", Some(Vec::new()))].into_iter().enumerate()
+        {
+            let parent_cversion = tree.node(crate::tree::path::parent_and_name(path).unwrap().0).unwrap().cversion + 1;
+            apply(
+                &mut tree,
+                zxid as i64 + 2,
+                TxnOp::Single(Step::Create(CreateTxn {
+                    path: path.into(),
+                    data,
+                    acl: acl.clone(),
+                    ephemeral_owner: 0,
+                    parent_cversion,
+                })),
+            );
+        }
+        let mut nodes: Vec<SnapshotNode> = tree
+            .nodes()
+            .map(|(path, node)| SnapshotNode {
+                path: path.to_owned(),
+                data: node.data.as_deref().map(<[u8]>::to_vec),
+                acl: crate::txn::acl_entries(tree.acl(node)),
+                czxid: node.czxid,
+                mzxid: node.mzxid,
+                ctime_ms: node.ctime_ms,
+                mtime_ms: node.mtime_ms,
+                version: node.version,
+                cversion: node.cversion,
+                aversion: node.aversion,
+                ephemeral_owner: node.ephemeral_owner,
+                pzxid: node.pzxid,
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.path.cmp(&b.path));
+        let sessions = tree
+            .sessions()
+            .map(|(session_id, timeout_ms, password)| SnapshotSession { session_id, timeout_ms, password })
+            .collect();
+        let image = SnapshotImage { zxid: tree.last_zxid(), nodes, sessions };
+        assert!(encode(&tree) == encode_image(&image));
     }
 
     #[test]
