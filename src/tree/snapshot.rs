@@ -63,7 +63,7 @@ pub fn encode(tree: &DataTree) -> Vec<u8> {
 ///
 /// Nodes are written sorted by path, so every parent (a prefix of its children's paths)
 /// comes before its children and `load` links each node to its parent in one pass. Each
-/// node's record is made as it is written (`NodesOf`) and goes out at once: the image is
+/// node is archived straight from the tree (`NodeOf`) and goes out at once: the image is
 /// never held whole in memory, neither as owned copies of every path and value nor as
 /// the archive (a quarter of a gigabyte for a million znodes).
 pub fn encode_archive<W: std::io::Write>(tree: &DataTree, out: W) -> std::io::Result<ArchiveSummary> {
