@@ -838,3 +838,43 @@ fn wants_version_before(wanted: &mut HashMap<i64, Vec<i32>>, session_id: i64, cx
     }
     position.is_some()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::txn::{AclEntry, CreateTxn, Step, Txn, TxnOp};
+
+    /// One committed batch: a create of `path` under the root of `tree`.
+    fn create_batch(tree: &DataTree, zxid: i64, path: &str) -> rkyv::util::AlignedVec<16> {
+        let op = TxnOp::Single(Step::Create(CreateTxn {
+            path: path.into(),
+            data: Some(b"v".to_vec()),
+            acl: vec![AclEntry { perms: 31, scheme: "world".into(), id: "anyone".into() }],
+            ephemeral_owner: 0,
+            parent_cversion: tree.node("/").expect("the root").cversion + 1,
+        }));
+        let mut batch = rkyv::util::AlignedVec::new();
+        crate::log::record::append(&mut batch, &Txn { session_id: 1, cxid: 1, zxid, time_ms: 0, op });
+        batch
+    }
+
+    #[test]
+    fn core_0_applies_in_place_what_no_other_version_holds_and_copies_what_one_does() {
+        let mut core = CoreState::new(0, Arc::new(Shared::new(Config::default(), 1)));
+        let first = core.tree.clone();
+        let batch = create_batch(&core.tree, 1, "/a");
+        // Another core (or a snapshot) still reads the version: the batch makes a new one.
+        let applied = core.apply_records(&batch);
+        assert!(!Arc::ptr_eq(&applied.version, &first) && first.node("/a").is_none());
+        assert!(Arc::ptr_eq(&core.tree, &applied.version) && core.tree.node("/a").is_some());
+        drop((first, applied));
+        // Nothing else holds it now: the next batch changes it where it is.
+        let sole = Arc::as_ptr(&core.tree);
+        let batch = create_batch(&core.tree, 2, "/b");
+        let applied = core.apply_records(&batch);
+        assert_eq!(Arc::as_ptr(&applied.version), sole, "applied in place");
+        assert!(Arc::ptr_eq(&core.tree, &applied.version));
+        assert!(core.tree.node("/a").is_some() && core.tree.node("/b").is_some() && core.tree.last_zxid() == 2);
+    }
+}

@@ -241,13 +241,16 @@ fn close_session(tree: &DataTree, pending: &mut PendingChanges, session_id: i64)
     // the whole set, then drops those that pending deletes remove), then those ordered
     // since, in their order.
     let held: Vec<String> = tree.ephemerals_in_addition_order(session_id).into_iter().map(str::to_owned).collect();
+    // Listed once each; a set, so a session with many ephemerals and a long queue of
+    // pending changes is not compared pair by pair.
+    let mut listed: std::collections::HashSet<&str> = held.iter().map(String::as_str).collect();
     let mut added: Vec<String> = Vec::new();
     for (_, path) in &pending.order {
         let owned = pending
             .records
             .get(path)
             .is_some_and(|(_, record)| record.as_ref().is_some_and(|record| record.ephemeral_owner == session_id));
-        if owned && !held.contains(path) && !added.contains(path) {
+        if owned && listed.insert(path) {
             added.push(path.clone());
         }
     }

@@ -51,9 +51,14 @@ pub struct SnapshotImage {
 
 /// Serializes the tree into a snapshot file's bytes (header included), in memory.
 pub fn encode(tree: &DataTree) -> Vec<u8> {
+    in_memory(|bytes| encode_archive(tree, bytes))
+}
+
+/// A snapshot file's bytes, built in memory by `archive` (which writes after the header).
+fn in_memory(archive: impl FnOnce(&mut Vec<u8>) -> std::io::Result<ArchiveSummary>) -> Vec<u8> {
     let mut bytes = vec![0; HEADER_BYTES];
-    let archive = encode_archive(tree, &mut bytes).expect("writing into memory cannot fail");
-    bytes[..HEADER_BYTES].copy_from_slice(&archive.header());
+    let summary = archive(&mut bytes).expect("writing into memory cannot fail");
+    bytes[..HEADER_BYTES].copy_from_slice(&summary.header());
     bytes
 }
 
@@ -83,10 +88,7 @@ pub fn encode_archive<W: std::io::Write>(tree: &DataTree, out: W) -> std::io::Re
 /// path, as `load` needs them.
 pub fn encode_image(image: &SnapshotImage) -> Vec<u8> {
     assert!(image.nodes.windows(2).all(|pair| pair[0].path < pair[1].path), "nodes sorted by path, once each");
-    let mut bytes = vec![0; HEADER_BYTES];
-    let archive = serialize_archive(image, image.zxid, &mut bytes).expect("writing into memory cannot fail");
-    bytes[..HEADER_BYTES].copy_from_slice(&archive.header());
-    bytes
+    in_memory(|bytes| serialize_archive(image, image.zxid, bytes))
 }
 
 /// What a snapshot file's header says about the archive after it.
