@@ -289,16 +289,23 @@ class EnsembleProcess:
         return "ringkeeper"
 
     def start(self, ready_timeout: float = 60.0):
-        ports = [(free_port(), free_port()) for _ in self.members]
-        lines = {f"server.{i + 1}": f"{HOST}:{quorum}:{election}" for i, (quorum, election) in enumerate(ports)}
-        for i, member in enumerate(self.members):
-            member.extra_cfg.update(lines)
-            member.myid = i + 1
-        for member in self.members:
-            member.launch()
-        for member in self.members:
-            member._wait_ready(ready_timeout)
-        return self
+        last_error = None
+        for _attempt in range(3):  # a port taken between free_port() and bind: retry, as ServerProcess
+            ports = [(free_port(), free_port()) for _ in self.members]
+            lines = {f"server.{i + 1}": f"{HOST}:{quorum}:{election}" for i, (quorum, election) in enumerate(ports)}
+            for i, member in enumerate(self.members):
+                member.extra_cfg.update(lines)
+                member.myid = i + 1
+            for member in self.members:
+                member.launch()
+            try:
+                for member in self.members:
+                    member._wait_ready(ready_timeout)
+                return self
+            except AssertionError as exc:
+                last_error = f"{exc}\n--- members' log tails ---\n{self.log_tail()}"
+                self.stop()
+        raise RuntimeError(f"the ensemble did not start: {last_error}")
 
     def alive(self) -> bool:
         return all(member.alive() for member in self.members)
