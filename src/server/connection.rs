@@ -490,7 +490,7 @@ async fn wait_until_applied(state: &RefCell<CoreState>, zxid: i64) {
     const POLL: std::time::Duration = std::time::Duration::from_micros(200);
     const POLLS_MAX: u32 = 50_000;
     for _ in 0..POLLS_MAX {
-        if state.borrow().tree.last_zxid() >= zxid {
+        if state.borrow().applied_zxid() >= zxid {
             return;
         }
         glommio::timer::sleep(POLL).await;

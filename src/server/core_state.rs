@@ -30,12 +30,24 @@ use crate::txn::ArchivedTxnOp;
 
 pub type ConnectionRef = Rc<RefCell<Connection>>;
 
+/// The number of the tree every core starts from (`PublishedVersion`).
+const RECOVERED_VERSION: u64 = 1;
+
 pub struct CoreState {
     pub core: usize,
     pub shared: Arc<Shared>,
     /// The version of the shared tree this core reads. Core 0 applies to it (copying on
-    /// write what other cores' versions still share); other cores switch versions.
+    /// write what other cores' versions still share); other cores switch versions, and
+    /// hold `vacant` here instead while they serve no reads (`holds_version`).
     pub tree: Arc<DataTree>,
+    /// `tree` is the version last delivered, not `vacant`. Always so on core 0.
+    holds_version: bool,
+    /// The number core 0 gave the version last delivered (`PublishedVersion`).
+    version_number: u64,
+    /// The last zxid of the version last delivered, held or not.
+    applied_zxid: i64,
+    /// This core served a read since its previous delivery.
+    read_since_delivery: bool,
     /// The zxid a reply's header carries: the record being delivered, else the tree's.
     reply_zxid: i64,
     pub watches: WatchRegistry,
@@ -51,8 +63,11 @@ pub struct CoreState {
     recursive_published: [usize; 2],
     /// The next version replaces the tree (SNAP) and may be older than the current one.
     tree_replaced: bool,
-    /// What `tree` holds on core 0 while a batch is applied (`apply_records`).
+    /// What `tree` holds on core 0 while a batch is applied (`apply_records`), and on
+    /// another core while it does not hold a version.
     vacant: Arc<DataTree>,
+    /// Core 0: the number of the newest version it published.
+    published_number: u64,
 }
 
 /// What the reader must do after handing a request to its core.
@@ -70,6 +85,10 @@ impl CoreState {
             core,
             shared,
             tree: Arc::new(DataTree::new()),
+            holds_version: true,
+            version_number: 0,
+            applied_zxid: 0,
+            read_since_delivery: false,
             reply_zxid: 0,
             watches: WatchRegistry::default(),
             connections: HashMap::new(),
@@ -80,6 +99,7 @@ impl CoreState {
             recursive_published: [0, 0],
             tree_replaced: false,
             vacant: Arc::new(DataTree::new()),
+            published_number: 0,
         }
     }
 
@@ -136,7 +156,7 @@ impl CoreState {
                 // would: this core's version of the tree may trail the ordering point by a
                 // hop, and then the read waits for it.
                 let min_zxid = self.shared.committed_zxid();
-                if conn.queue.is_empty() && self.tree.last_zxid() >= min_zxid {
+                if conn.queue.is_empty() && self.applied_zxid >= min_zxid && self.hold_version() {
                     self.serve_read(&mut conn, xid, &request, received);
                     return Dispatch::Done;
                 }
@@ -180,6 +200,8 @@ impl CoreState {
     }
 
     fn serve_read(&mut self, conn: &mut Connection, xid: i32, request: &Request, received: Instant) {
+        assert!(self.holds_version, "a read is served from the version last delivered");
+        self.read_since_delivery = true;
         let mut fired: Vec<(EventType, String)> = Vec::new();
         let shared = self.shared.clone();
         let watched_on_server = move |path: &str, watcher_type| shared.path_watched(path, watcher_type);
@@ -231,7 +253,7 @@ impl CoreState {
                 break;
             }
             match conn.queue.front() {
-                Some(Queued::Read { min_zxid, .. }) if *min_zxid > self.tree.last_zxid() => {
+                Some(Queued::Read { min_zxid, .. }) if *min_zxid > self.applied_zxid || !self.hold_version() => {
                     self.waiting_reads.insert(conn.id);
                     break;
                 }
@@ -276,7 +298,13 @@ impl CoreState {
 
     /// Starts from the recovered tree, before the core serves anyone.
     pub fn recover(&mut self, tree: Arc<DataTree>) {
+        if self.core == 0 {
+            self.shared.published_version.publish(RECOVERED_VERSION, tree.clone());
+            self.published_number = RECOVERED_VERSION;
+        }
         self.tree = tree;
+        self.version_number = RECOVERED_VERSION;
+        self.applied_zxid = self.tree.last_zxid();
         self.reply_zxid = self.tree.last_zxid();
         self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
         self.publish_counters();
@@ -323,8 +351,14 @@ impl CoreState {
         // and the batch's delivery this core reads the tree only for status listings,
         // and no read is served before delivery moves to the batch's version.
         let in_place = !wanted_before.contains(&true);
-        let mut working =
-            if in_place { std::mem::replace(&mut self.tree, self.vacant.clone()) } else { self.tree.clone() };
+        let mut working = if in_place {
+            // The published reference goes too, and no core can take one until the next
+            // publication: a core that let go of its version waits for the batch instead.
+            drop(self.shared.published_version.withdraw());
+            std::mem::replace(&mut self.tree, self.vacant.clone())
+        } else {
+            self.tree.clone()
+        };
         let mut writes = Vec::new();
         for (index, record) in Records::written(records).enumerate() {
             let (zxid, txn) = record.expect("records from the ordering point are intact");
@@ -342,7 +376,17 @@ impl CoreState {
         if in_place {
             self.tree = working.clone();
         }
-        Arc::new(AppliedBatch { version: working, writes })
+        self.publish(working, writes)
+    }
+
+    /// Core 0: numbers a new version of the tree, makes it the one other cores can take
+    /// back (`hold_version`), and wraps it for delivery to every core.
+    pub fn publish(&mut self, version: Arc<DataTree>, writes: Vec<AppliedWrite>) -> Arc<AppliedBatch> {
+        assert_eq!(self.core, 0, "only core 0 makes versions");
+        let number = self.published_number + 1;
+        self.published_number = number;
+        self.shared.published_version.publish(number, version.clone());
+        Arc::new(AppliedBatch { version, number, writes })
     }
 
     /// Which records of a batch were marked by their session's core (`reads_before_writes`),
@@ -364,7 +408,8 @@ impl CoreState {
 
     /// The current version with no records applied: for controls outside a batch.
     pub fn unchanged(&self) -> Arc<AppliedBatch> {
-        Arc::new(AppliedBatch { version: self.tree.clone(), writes: Vec::new() })
+        assert!(self.holds_version);
+        Arc::new(AppliedBatch { version: self.tree.clone(), number: self.version_number, writes: Vec::new() })
     }
 
     /// Delivers one applied batch to this core's sessions: record by record, the watch
@@ -395,22 +440,56 @@ impl CoreState {
             self.apply_control(control);
         }
         self.read_version(&applied.version);
+        self.version_number = applied.number;
         self.publish_watched_paths();
-        self.shared.applied_zxid[self.core].store(self.tree.last_zxid(), Ordering::Release);
+        self.shared.applied_zxid[self.core].store(self.applied_zxid, Ordering::Release);
         self.serve_waiting_reads();
         self.publish_counters();
-        self.tree.last_zxid()
+        self.let_go_of_unread_version();
+        self.applied_zxid
+    }
+
+    /// The last zxid of the version last delivered.
+    pub fn applied_zxid(&self) -> i64 {
+        self.applied_zxid
     }
 
     /// Moves this core to a version of the tree, never backwards.
     fn read_version(&mut self, version: &Arc<DataTree>) {
-        if Arc::ptr_eq(&self.tree, version) {
-            return;
-        }
         let replaced = std::mem::take(&mut self.tree_replaced);
-        assert!(replaced || version.last_zxid() >= self.tree.last_zxid(), "a core's tree never goes back");
-        self.tree = version.clone();
-        self.reply_zxid = self.tree.last_zxid();
+        assert!(replaced || version.last_zxid() >= self.applied_zxid, "a core's tree never goes back");
+        if !(self.holds_version && Arc::ptr_eq(&self.tree, version)) {
+            self.tree = version.clone();
+        }
+        self.holds_version = true;
+        self.applied_zxid = self.tree.last_zxid();
+        self.reply_zxid = self.applied_zxid;
+    }
+
+    /// A core other than 0 that served no read since its previous delivery lets go of
+    /// its version: then core 0 can apply the next batch in place instead of copying
+    /// what the batch touches (`PublishedVersion`). A core that reads keeps it, so its
+    /// reads never wait for core 0.
+    fn let_go_of_unread_version(&mut self) {
+        if self.core != 0 && !std::mem::take(&mut self.read_since_delivery) {
+            self.tree = self.vacant.clone();
+            self.holds_version = false;
+        }
+    }
+
+    /// Holds the version last delivered, taking it back if this core let go of it; false
+    /// if core 0 has published another since (its delivery to this core is on its way,
+    /// and the read waits for it).
+    fn hold_version(&mut self) -> bool {
+        if !self.holds_version {
+            let Some(tree) = self.shared.published_version.take(self.version_number) else {
+                return false;
+            };
+            assert_eq!(tree.last_zxid(), self.applied_zxid, "the version last delivered");
+            self.tree = tree;
+            self.holds_version = true;
+        }
+        true
     }
 
     /// Sends the events a change fires to the watchers that may READ the node (or the
@@ -630,8 +709,10 @@ impl CoreState {
         counters.watch_connections.store(summary.data_connections as u64, Ordering::Relaxed);
         counters.watch_count.store(summary.data_watches as u64, Ordering::Relaxed);
         counters.watch_count_all.store(summary.all_watches as u64, Ordering::Relaxed);
-        counters.node_count.store(self.tree.node_count() as u64, Ordering::Relaxed);
-        counters.ephemeral_count.store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
+        if self.core == 0 {
+            counters.node_count.store(self.tree.node_count() as u64, Ordering::Relaxed);
+            counters.ephemeral_count.store(self.tree.ephemeral_count() as u64, Ordering::Relaxed);
+        }
     }
 
     /// Publishes what the four-letter words asked for since the last time (the watch
@@ -694,9 +775,9 @@ impl CoreState {
                 *self.shared.ephemeral_listing.lock().expect("not poisoned") = listing;
             }
         }
-        let counters = self.counters();
-        counters.data_size_bytes.store(self.tree.approximate_data_size() as u64, Ordering::Relaxed);
         if self.core == 0 {
+            let data_size_bytes = self.tree.approximate_data_size() as u64;
+            self.counters().data_size_bytes.store(data_size_bytes, Ordering::Relaxed);
             *self.shared.quota_gauges.lock().expect("not poisoned") = quota_gauges(&self.tree);
         }
     }
@@ -876,5 +957,40 @@ mod tests {
         assert_eq!(Arc::as_ptr(&applied.version), sole, "applied in place");
         assert!(Arc::ptr_eq(&core.tree, &applied.version));
         assert!(core.tree.node("/a").is_some() && core.tree.node("/b").is_some() && core.tree.last_zxid() == 2);
+    }
+
+    #[test]
+    fn a_core_that_does_not_read_lets_go_of_its_version_and_takes_it_back_to_read() {
+        let shared = Arc::new(Shared::new(Config::default(), 2));
+        let (mut core0, mut core1) = (CoreState::new(0, shared.clone()), CoreState::new(1, shared.clone()));
+        let recovered = Arc::new(DataTree::new());
+        core0.recover(recovered.clone());
+        core1.recover(recovered);
+        // Core 1 served no read since it started: delivering a batch, it lets go of it.
+        let applied = core0.apply_records(&create_batch(&core0.tree, 1, "/a"));
+        core0.deliver(&applied, &[]);
+        core1.deliver(&applied, &[]);
+        assert!(!core1.holds_version && core1.applied_zxid() == 1);
+        drop(applied);
+        // Then core 0 applies the next batch where it is: no other core holds the version.
+        let sole = Arc::as_ptr(&core0.tree);
+        let applied = core0.apply_records(&create_batch(&core0.tree, 2, "/b"));
+        assert_eq!(Arc::as_ptr(&applied.version), sole, "applied in place");
+        // A read on core 1 now must wait for that batch's delivery: the published version
+        // is newer than the one core 1 delivered, and its events have not reached core 1.
+        assert!(!core1.hold_version());
+        core0.deliver(&applied, &[]);
+        core1.deliver(&applied, &[]);
+        drop(applied);
+        // Once delivered, the version is core 1's to take back, and it is the batch's.
+        assert!(core1.hold_version());
+        assert!(Arc::ptr_eq(&core1.tree, &core0.tree) && core1.tree.node("/b").is_some());
+        // While core 1 holds it, core 0 copies what the next batch changes.
+        let applied = core0.apply_records(&create_batch(&core0.tree, 3, "/c"));
+        assert!(!Arc::ptr_eq(&applied.version, &core1.tree) && core1.tree.node("/c").is_none());
+        // A core that read keeps its version through its next delivery.
+        core1.read_since_delivery = true;
+        core1.deliver(&applied, &[]);
+        assert!(core1.holds_version && core1.tree.node("/c").is_some());
     }
 }

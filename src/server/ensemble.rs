@@ -199,7 +199,7 @@ impl Ensemble {
     pub fn installed(&mut self, seq: u64, mut tree: crate::tree::DataTree) {
         super::core_state::set_membership(&mut tree, &self.shared.config);
         self.startup_zxid = tree.last_zxid();
-        let version = Arc::new(AppliedBatch { version: Arc::new(tree), writes: Vec::new() });
+        let version = self.state.borrow_mut().publish(Arc::new(tree), Vec::new());
         self.deliver_everywhere(version, Control::Replaced);
         self.restarting = false;
         self.durable(seq, 0);

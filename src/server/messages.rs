@@ -92,6 +92,8 @@ pub struct CommittedBatch {
 pub struct AppliedBatch {
     /// The tree as of the batch's last record (the core's current one if it has none).
     pub version: Arc<DataTree>,
+    /// `version`'s number (`PublishedVersion`).
+    pub number: u64,
     pub writes: Vec<AppliedWrite>,
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod messages;
 pub(crate) mod peer_codec;
 pub(crate) mod peer_links;
 pub(crate) mod placement;
+pub(crate) mod published_version;
 pub(crate) mod service_manager;
 pub(crate) mod shared;
 pub(crate) mod snapshotter;

@@ -179,6 +179,8 @@ pub struct Shared {
     /// after a read still waiting behind an earlier write: core 0 keeps the version of
     /// the tree just before each, so those reads see neither it nor anything after it.
     pub reads_before_writes: Mutex<HashMap<i64, Vec<i32>>>,
+    /// The newest version of the tree, for a core that let go of its own.
+    pub published_version: super::published_version::PublishedVersion,
     /// Writes refused by a hard quota limit, by top namespace
     /// (`quota_exceeded_error_per_namespace`).
     pub quota_exceeded_errors: Mutex<BTreeMap<String, u64>>,
@@ -282,6 +284,7 @@ impl Shared {
             watched_paths: (0..cores).map(|_| Mutex::new(WatchedPaths::default())).collect(),
             applied_zxid: (0..cores).map(|_| AtomicI64::new(0)).collect(),
             reads_before_writes: Mutex::new(HashMap::new()),
+            published_version: Default::default(),
             quota_exceeded_errors: Mutex::new(BTreeMap::new()),
             quota_soft_exceeded: AtomicU64::new(0),
             quota_gauges: Mutex::new(Vec::new()),
