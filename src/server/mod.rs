@@ -418,7 +418,7 @@ async fn core_main(
             glommio::spawn_local(forward_to_leader(inbox, move |message| leader.borrow_mut().handle(message))).detach();
         }
         let outboxes = connect_outboxes(channels.committed_outboxes).await;
-        let snapshotter = start_snapshotter(&shared, &state);
+        let snapshotter = Snapshotter::start(shared.clone());
         glommio::spawn_local(publish(
             leader.clone(),
             state.clone(),
@@ -563,10 +563,6 @@ async fn connect_outboxes(outboxes: Vec<SharedSender<CommittedBatch>>) -> Vec<Co
     connected
 }
 
-fn start_snapshotter(shared: &Arc<Shared>, state: &RefCell<CoreState>) -> Snapshotter {
-    Snapshotter::start(state.borrow().tree.last_zxid(), shared.clone())
-}
-
 /// Core 0 of an ensemble member: the consensus core from what the disk holds, the log
 /// task, the peer links and the tasks that feed the driver.
 async fn start_ensemble(
@@ -620,7 +616,7 @@ async fn start_ensemble(
     let (distribute, distributed) = local_channel::new_unbounded();
     let (snapshot_requests, snapshots_wanted) = local_channel::new_unbounded();
     let (hard_state_writes, hard_states) = local_channel::new_unbounded();
-    let snapshotter = start_snapshotter(&shared, &state);
+    let snapshotter = Snapshotter::start(shared.clone());
     let driver = Rc::new(RefCell::new(Ensemble::new(EnsembleParts {
         shared: shared.clone(),
         core,

@@ -3,6 +3,7 @@
 //! core's sessions. A version shares its nodes with the live tree: while a snapshot is
 //! written, only the nodes changed meanwhile exist twice.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +20,8 @@ enum SnapshotWork {
 
 pub struct Snapshotter {
     sender: Sender<SnapshotWork>,
+    /// A snapshot is being written (or asked for): a snapshot due meanwhile is skipped.
+    busy: Arc<AtomicBool>,
 }
 
 /// When the next snapshot is due: after between half and all of snapCount transactions,
@@ -57,28 +60,38 @@ impl SnapshotSchedule {
 }
 
 impl Snapshotter {
-    /// Starts the thread. `last_snapshot_zxid` is where the recovered tree ends.
-    pub fn start(last_snapshot_zxid: i64, shared: Arc<Shared>) -> Snapshotter {
+    /// Starts the thread.
+    pub fn start(shared: Arc<Shared>) -> Snapshotter {
         let (sender, receiver) = crossbeam::channel::unbounded();
+        let busy = Arc::new(AtomicBool::new(false));
+        let idle = busy.clone();
         std::thread::Builder::new()
             .name("snapshotter".into())
             .spawn(move || {
                 super::placement::run_in_background();
-                run(last_snapshot_zxid, &shared, &receiver)
+                run(&shared, &receiver, &idle)
             })
             .expect("the snapshotter thread starts");
-        Snapshotter { sender }
+        Snapshotter { sender, busy }
     }
 
-    /// Asks for a snapshot of `tree`, the current version.
+    /// Asks for a snapshot of `tree`, the current version, unless one is still being
+    /// written: then this one is skipped and the schedule counts anew, as ZooKeeper's
+    /// SyncRequestProcessor does ("Too busy to snap, skipping"). Queueing it instead would
+    /// keep its version alive until its turn, and with it every node changed meanwhile,
+    /// and on a large tree under heavy writes the snapshots would run back to back.
     pub fn take(&self, tree: Arc<DataTree>) {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            tracing::warn!(zxid = tree.last_zxid(), "too busy to snapshot, skipping");
+            return;
+        }
         let installs = crate::log::snapshot_file::installs();
         // The thread only stops with the process.
         let _ = self.sender.send(SnapshotWork::Take { tree, installs });
     }
 }
 
-fn run(mut last_snapshot_zxid: i64, shared: &Shared, receiver: &Receiver<SnapshotWork>) {
+fn run(shared: &Shared, receiver: &Receiver<SnapshotWork>, busy: &AtomicBool) {
     let config = &shared.config;
     match crate::log::snapshot_file::remove_temporaries(&config.log_dir()) {
         Ok(removed) if removed > 0 => tracing::info!(removed, "removed snapshots a crash cut short"),
@@ -86,14 +99,10 @@ fn run(mut last_snapshot_zxid: i64, shared: &Shared, receiver: &Receiver<Snapsho
         Err(error) => tracing::warn!(%error, "cannot list the snapshots' directory"),
     }
     while let Ok(SnapshotWork::Take { tree, installs }) = receiver.recv() {
-        // Requests that queued up while the previous snapshot was written are skipped
-        // until half a snapCount has passed (ZooKeeper skips when busy).
-        let applied_since = (tree.last_zxid() - last_snapshot_zxid) as u64;
-        if applied_since < config.snap_count / 2 {
-            continue;
-        }
         take(&tree, installs, shared);
-        last_snapshot_zxid = tree.last_zxid();
+        // The version goes before the next request can come.
+        drop(tree);
+        busy.store(false, Ordering::Release);
     }
 }
 
@@ -130,5 +139,28 @@ fn take(tree: &DataTree, installs: u64, shared: &Shared) {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "purge failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_due_while_one_is_written_is_skipped_and_its_version_let_go() {
+        let (sender, receiver) = crossbeam::channel::unbounded();
+        let snapshotter = Snapshotter { sender, busy: Arc::new(AtomicBool::new(false)) };
+        let (first, second) = (Arc::new(DataTree::new()), Arc::new(DataTree::new()));
+        snapshotter.take(first.clone());
+        snapshotter.take(second.clone());
+        let SnapshotWork::Take { tree, .. } = receiver.try_recv().expect("the first is asked for");
+        assert!(Arc::ptr_eq(&tree, &first));
+        assert!(receiver.try_recv().is_err(), "the second came while the first was written");
+        assert_eq!(Arc::strong_count(&second), 1, "nothing keeps the skipped version");
+        // Once the thread is done with the first, the next one due is written.
+        snapshotter.busy.store(false, Ordering::Release);
+        snapshotter.take(second.clone());
+        let SnapshotWork::Take { tree, .. } = receiver.try_recv().expect("asked for once idle");
+        assert!(Arc::ptr_eq(&tree, &second));
     }
 }
