@@ -1,8 +1,10 @@
-//! The only layer that touches the runtime: one glommio executor per core, each
-//! accepting client connections on the same port (SO_REUSEPORT), the ordering point and
-//! its publisher on core 0, and the committed stream to every other core.
+//! The only layer that touches the runtime: one glommio executor per core, client
+//! connections accepted on core 0 and placed on the core with the fewest
+//! (`connection_placement`), the ordering point and its publisher on core 0, and the
+//! committed stream to every other core.
 
 pub(crate) mod connection;
+pub(crate) mod connection_placement;
 pub(crate) mod connection_state;
 pub(crate) mod core_state;
 pub mod deadline;
@@ -40,6 +42,7 @@ use crate::log::recovery::RecoveredLog;
 use crate::log::snapshot_file::LoadedSnapshot;
 use crate::tree::DataTree;
 use connection::{CoreContext, LeaderLink};
+use connection_placement::{ClientPort, HandedConnection};
 use core_state::CoreState;
 use ensemble::{Ensemble, EnsembleParts};
 use leader::Leader;
@@ -54,6 +57,9 @@ use snapshotter::Snapshotter;
 const EXECUTOR_IO_MEMORY_BYTES: usize = 64 * 1024;
 /// Capacity of each cross-core channel, in messages.
 const CHANNEL_CAPACITY: usize = 4096;
+/// Connections core 0 may have handed a core that has not taken them yet: a burst of
+/// connects waits in the listen backlog beyond that.
+const CONNECTION_CHANNEL_CAPACITY: usize = 256;
 /// Bytes sent to one follower and not yet acknowledged before the leader waits for it.
 const ENSEMBLE_WINDOW_BYTES: usize = 32 * 1024 * 1024;
 /// The most bytes of batches in one Append.
@@ -69,6 +75,10 @@ struct CoreChannels {
     leader_outbox: Option<SharedSender<ToLeader>>,
     /// Other cores: their committed stream.
     committed_inbox: Option<SharedReceiver<CommittedBatch>>,
+    /// Core 0: the sending ends of the connections it hands to every other core.
+    connection_outboxes: Vec<SharedSender<HandedConnection>>,
+    /// Other cores: the connections core 0 hands them.
+    connection_inbox: Option<SharedReceiver<HandedConnection>>,
 }
 
 /// The channels between the cores, and with `operations` one more to the ordering point
@@ -80,15 +90,20 @@ fn make_channels(cores: usize, operations: bool) -> (Vec<CoreChannels>, Option<S
             committed_outboxes: Vec::new(),
             leader_outbox: None,
             committed_inbox: None,
+            connection_outboxes: Vec::new(),
+            connection_inbox: None,
         })
         .collect();
     for core in 1..cores {
         let (to_leader, leader_inbox) = shared_channel::new_bounded(CHANNEL_CAPACITY);
         let (to_core, core_inbox) = shared_channel::new_bounded(CHANNEL_CAPACITY);
+        let (connections_to_core, connection_inbox) = shared_channel::new_bounded(CONNECTION_CHANNEL_CAPACITY);
         channels[0].leader_inboxes.push(leader_inbox);
         channels[0].committed_outboxes.push(to_core);
+        channels[0].connection_outboxes.push(connections_to_core);
         channels[core].leader_outbox = Some(to_leader);
         channels[core].committed_inbox = Some(core_inbox);
+        channels[core].connection_inbox = Some(connection_inbox);
     }
     let to_leader = operations.then(|| {
         let (to_leader, leader_inbox) = shared_channel::new_bounded(CHANNEL_CAPACITY);
@@ -129,7 +144,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
-/// Every core binds with SO_REUSEPORT, which would let a second server of the same user
+/// The listener binds with SO_REUSEPORT, which would let a second server of the same user
 /// share the port silently, so refuse to start while something answers there. A server
 /// killed a moment ago can leave its listener answering briefly while the kernel tears
 /// down its io_uring, so wait a little before deciding.
@@ -145,7 +160,8 @@ fn wait_until_port_is_free(address: SocketAddr) -> Result<(), String> {
 }
 
 /// A listening socket with SO_REUSEADDR (a restart need not wait for TIME_WAIT) and
-/// SO_REUSEPORT (every core accepts on the same port).
+/// SO_REUSEPORT (a restart binds while the kernel still tears down the listener of the
+/// server it replaces, `wait_until_port_is_free`).
 fn bind_listener(address: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
     use std::os::fd::{FromRawFd, IntoRawFd};
     let domain = if address.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
@@ -395,7 +411,7 @@ struct CoreTls {
 async fn core_main(
     core: usize,
     shared: Arc<Shared>,
-    channels: CoreChannels,
+    mut channels: CoreChannels,
     address: SocketAddr,
     tls: CoreTls,
     tree: Arc<DataTree>,
@@ -404,6 +420,8 @@ async fn core_main(
 ) {
     let state = Rc::new(RefCell::new(CoreState::new(core, shared.clone())));
     state.borrow_mut().recover(tree);
+    let connection_outboxes = std::mem::take(&mut channels.connection_outboxes);
+    let connection_inbox = channels.connection_inbox.take();
     let leader = if core == 0 && shared.config.is_ensemble() {
         let driver = start_ensemble(shared.clone(), state.clone(), channels, &recovered, &snapshot, tls.quorum).await;
         LeaderLink::Ensemble(driver)
@@ -444,63 +462,109 @@ async fn core_main(
     drop(snapshot);
     let context = Rc::new(CoreContext { core, state: state.clone(), leader, shared: shared.clone() });
     glommio::spawn_local(send_touches(context.clone())).detach();
-    let listener = listen_or_exit(core, address);
-    if let Some((client_tls, secure_address)) = tls.client.clone().zip(tls.secure_address) {
-        let secure_listener = listen_or_exit(core, secure_address);
-        glommio::spawn_local(accept_tls(secure_listener, client_tls, context.clone())).detach();
-    }
-    let unified = tls.client.filter(|_| tls.unified);
-    let listening = shared.listening_cores.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
-    if listening == shared.cores {
-        // Recovered and every core listens: a service manager may start what depends on us.
-        service_manager::notify(&format!("READY=1\nSTATUS=serving clients on {address}"));
-    }
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                match &unified {
-                    None => glommio::spawn_local(connection::serve(stream, context.clone())).detach(),
-                    Some(tls) => {
-                        glommio::spawn_local(connection::serve_unified(stream, tls.current(), context.clone())).detach()
-                    }
-                };
-            }
-            Err(error) => {
-                tracing::warn!(core, %error, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
+    let ports = Rc::new(ClientPorts { tls: tls.client.clone(), unified: tls.unified });
+    if core == 0 {
+        let listener = listen_or_exit(address);
+        let secure_listener = tls.client.and(tls.secure_address).map(listen_or_exit);
+        let mut outboxes = Vec::new();
+        for outbox in connection_outboxes {
+            outboxes.push(outbox.connect().await);
+        }
+        let outboxes = Rc::new(outboxes);
+        if let Some(secure_listener) = secure_listener {
+            let accepting =
+                accept(secure_listener, ClientPort::Secure, outboxes.clone(), ports.clone(), context.clone());
+            glommio::spawn_local(accepting).detach();
+        }
+        note_taking_clients(&shared, address);
+        accept(listener, ClientPort::Plain, outboxes, ports, context).await;
+    } else {
+        let inbox = connection_inbox.expect("every other core has a connection channel").connect().await;
+        note_taking_clients(&shared, address);
+        while let Some(HandedConnection { stream, port, placed }) = inbox.recv().await {
+            let stream = stream.bind_to_executor();
+            glommio::spawn_local(serve_placed(stream, port, placed, ports.clone(), context.clone())).detach();
         }
     }
 }
 
-fn listen_or_exit(core: usize, address: SocketAddr) -> glommio::net::TcpListener {
+/// How this core serves a connection of each client port.
+struct ClientPorts {
+    /// The secure port's configuration, current when a connection arrives, so reloaded
+    /// certificates reach new connections only.
+    tls: Option<Arc<crate::tls::Reloading<rustls::ServerConfig>>>,
+    /// `client.portUnification`: the plain port also takes TLS.
+    unified: bool,
+}
+
+/// One more core takes clients; once all do, a service manager may start what depends
+/// on this server.
+fn note_taking_clients(shared: &Shared, address: SocketAddr) {
+    let taking = shared.listening_cores.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+    if taking == shared.cores {
+        service_manager::notify(&format!("READY=1\nSTATUS=serving clients on {address}"));
+    }
+}
+
+fn listen_or_exit(address: SocketAddr) -> glommio::net::TcpListener {
     match bind_listener(address) {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!(core, %error, "cannot listen on {address}");
+            tracing::error!(%error, "cannot listen on {address}");
             std::process::exit(1);
         }
     }
 }
 
-/// The secure client port: each connection is handed the configuration current when it
-/// arrives, so reloaded certificates reach new connections only.
-async fn accept_tls(
+/// Core 0: accepts the connections of one client port and places each on a core
+/// (`connection_placement`), serving here those placed here.
+async fn accept(
     listener: glommio::net::TcpListener,
-    tls: Arc<crate::tls::Reloading<rustls::ServerConfig>>,
+    port: ClientPort,
+    outboxes: Rc<Vec<ConnectedSender<HandedConnection>>>,
+    ports: Rc<ClientPorts>,
     context: Rc<CoreContext>,
 ) {
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                glommio::spawn_local(connection::serve_tls(stream, tls.current(), context.clone())).detach();
-            }
+        let stream = match listener.shared_accept().await {
+            Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(core = context.core, %error, "accept failed on the secure client port");
+                tracing::warn!(?port, %error, "accept failed");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
             }
+        };
+        let placed = connection_placement::place(&context.shared);
+        if placed.core == 0 {
+            let stream = stream.bind_to_executor();
+            glommio::spawn_local(serve_placed(stream, port, placed, ports.clone(), context.clone())).detach();
+            continue;
+        }
+        let outbox = &outboxes[placed.core - 1];
+        if outbox.send(HandedConnection { stream, port, placed }).await.is_err() {
+            tracing::error!("a core's connection channel is closed; the connection is dropped");
         }
     }
+}
+
+/// Serves a connection on the core it was placed on, which counts it until it ends.
+async fn serve_placed(
+    stream: glommio::net::TcpStream,
+    port: ClientPort,
+    placed: connection_placement::Placed,
+    ports: Rc<ClientPorts>,
+    context: Rc<CoreContext>,
+) {
+    assert_eq!(placed.core, context.core, "served where it was placed");
+    match (port, &ports.tls) {
+        (ClientPort::Plain, Some(tls)) if ports.unified => {
+            connection::serve_unified(stream, tls.current(), context).await
+        }
+        (ClientPort::Plain, _) => connection::serve(stream, context).await,
+        (ClientPort::Secure, Some(tls)) => connection::serve_tls(stream, tls.current(), context).await,
+        (ClientPort::Secure, None) => unreachable!("the secure port listens only with a TLS configuration"),
+    }
+    drop(placed);
 }
 
 /// Core 0 of an ensemble's leader: encodes each snapshot a follower needs on a blocking

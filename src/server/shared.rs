@@ -210,8 +210,12 @@ pub struct Shared {
     pub digest_log: Mutex<VecDeque<(i64, u64)>>,
     /// Set once the data directory is recovered, before the cores start.
     pub recovered: std::sync::atomic::AtomicBool,
-    /// Cores listening for clients: the server is ready once all are (`/ready`).
+    /// Cores taking client connections (core 0 listens and hands them to the others):
+    /// the server is ready once all are (`/ready`).
     pub listening_cores: AtomicUsize,
+    /// Per core, the client connections placed on it and not yet ended
+    /// (`connection_placement`).
+    pub placed_connections: Vec<AtomicU64>,
     pub last_snapshot: Mutex<Option<LastSnapshot>>,
 }
 
@@ -299,6 +303,7 @@ impl Shared {
             digest_log: Mutex::new(VecDeque::new()),
             recovered: std::sync::atomic::AtomicBool::new(false),
             listening_cores: AtomicUsize::new(0),
+            placed_connections: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             last_snapshot: Mutex::new(None),
         }
     }
@@ -458,7 +463,7 @@ impl Shared {
         }
         let listening = self.listening_cores.load(Ordering::Acquire);
         if listening < self.cores {
-            return Err(format!("starting: {listening} of {} cores listen for clients", self.cores));
+            return Err(format!("starting: {listening} of {} cores take clients", self.cores));
         }
         if self.log_failed.load(Ordering::Acquire) {
             return Err(format!("the transaction log failed: {}", self.log_failure.lock().expect("not poisoned")));
@@ -489,7 +494,7 @@ mod tests {
         assert_eq!(shared.readiness(), Err("recovering the data directory".to_owned()));
         shared.recovered.store(true, Ordering::Release);
         shared.listening_cores.store(1, Ordering::Release);
-        assert_eq!(shared.readiness(), Err("starting: 1 of 2 cores listen for clients".to_owned()));
+        assert_eq!(shared.readiness(), Err("starting: 1 of 2 cores take clients".to_owned()));
         shared.listening_cores.store(2, Ordering::Release);
         assert_eq!(shared.readiness(), Ok(()));
         shared.log_failed.store(true, Ordering::Release);
