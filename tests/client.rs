@@ -215,6 +215,30 @@ fn sessions_on_different_cores_see_each_others_writes_after_sync() {
 }
 
 #[test]
+fn a_session_on_a_core_that_served_nobody_reads_every_write_acknowledged_before() {
+    // "Single System Image: a client will see the same view of the service regardless of
+    // the server that it connects to", and here of the core. A lone session is served on
+    // core 0, and a core with no connection is sent no committed batch: the next session
+    // goes to that core, whose version predates every write below, and its first reads
+    // must still show them all, without a sync.
+    let server = Server::start_on_cores("", Some(2));
+    run(async {
+        let first = connect(&server).await;
+        for index in 0..50 {
+            first.create(&format!("/w{index}"), b"v", &persistent()).await.unwrap();
+        }
+        first.set_data("/w0", b"changed", None).await.unwrap();
+        let second = connect(&server).await;
+        let mut children = second.list_children("/").await.unwrap();
+        children.retain(|name| name.starts_with('w'));
+        assert_eq!(children.len(), 50);
+        assert_eq!(second.get_data("/w0").await.unwrap().0, b"changed");
+        first.delete("/w1", None).await.unwrap();
+        assert_eq!(second.get_data("/w1").await.unwrap_err(), zk::Error::NoNode);
+    });
+}
+
+#[test]
 fn pipelined_requests_of_one_session_complete_in_order() {
     // "Sequential Consistency - Updates from a client will be applied in the order that
     // they were sent", with reads queued behind writes seeing them.

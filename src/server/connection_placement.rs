@@ -47,7 +47,12 @@ impl Drop for Placed {
 pub fn place(shared: &Arc<Shared>) -> Placed {
     let placed = &shared.placed_connections;
     let core = (0..placed.len()).min_by_key(|&core| placed[core].load(Ordering::Acquire)).expect("at least one core");
-    placed[core].fetch_add(1, Ordering::AcqRel);
+    place_on(shared, core)
+}
+
+/// Places a new connection on `core`.
+pub fn place_on(shared: &Arc<Shared>, core: usize) -> Placed {
+    shared.placed_connections[core].fetch_add(1, Ordering::AcqRel);
     Placed { shared: shared.clone(), core }
 }
 

@@ -345,8 +345,8 @@ impl CoreState {
         assert_eq!(self.core, 0, "only core 0 applies the committed stream");
         let wanted_before = self.versions_wanted_before(records);
         // Unless a version is wanted inside the batch, this core lets go of its own
-        // reference while it applies: where nothing else shares the version either (one
-        // core, no snapshot being written), the batch changes it in place instead of
+        // reference while it applies: where nothing else shares the version either (no
+        // other core reading, no snapshot being written), the batch changes it in place instead of
         // copying every branch it touches, and freeing the old ones after. Between here
         // and the batch's delivery this core reads the tree only for status listings,
         // and no read is served before delivery moves to the batch's version.

@@ -535,15 +535,32 @@ async fn accept(
             }
         };
         let placed = connection_placement::place(&context.shared);
-        if placed.core == 0 {
-            let stream = stream.bind_to_executor();
-            glommio::spawn_local(serve_placed(stream, port, placed, ports.clone(), context.clone())).detach();
-            continue;
-        }
-        let outbox = &outboxes[placed.core - 1];
-        if outbox.send(HandedConnection { stream, port, placed }).await.is_err() {
-            tracing::error!("a core's connection channel is closed; the connection is dropped");
-        }
+        let (stream, placed) = if placed.core == 0 {
+            (stream, placed)
+        } else {
+            use glommio::{GlommioError, ResourceType};
+            match outboxes[placed.core - 1].try_send(HandedConnection { stream, port, placed }) {
+                Ok(()) => continue,
+                // That core has yet to take the connections handed to it before: this one
+                // is served here rather than hold up accepting for every core.
+                Err(GlommioError::WouldBlock(ResourceType::Channel(handed))) => {
+                    drop(handed.placed);
+                    (handed.stream, connection_placement::place_on(&context.shared, 0))
+                }
+                Err(GlommioError::Closed(ResourceType::Channel(handed))) => {
+                    tracing::error!(
+                        core = handed.placed.core,
+                        "a core's connection channel is closed; the connection is dropped"
+                    );
+                    // Bound here only to be closed: an accepted stream never bound stays open.
+                    drop(handed.stream.bind_to_executor());
+                    continue;
+                }
+                Err(_) => unreachable!("a channel's try_send fails only as full or closed"),
+            }
+        };
+        let stream = stream.bind_to_executor();
+        glommio::spawn_local(serve_placed(stream, port, placed, ports.clone(), context.clone())).detach();
     }
 }
 
@@ -706,7 +723,7 @@ async fn start_ensemble(
     ))
     .detach();
     let outboxes = connect_outboxes(channels.committed_outboxes).await;
-    glommio::spawn_local(distribute_committed(distributed, outboxes)).detach();
+    glommio::spawn_local(distribute_committed(shared.clone(), distributed, outboxes)).detach();
     let publishing = driver.clone();
     glommio::spawn_local(async move {
         while publisher_woken.recv().await.is_some() {
@@ -744,16 +761,14 @@ async fn start_ensemble(
 
 /// Core 0 of an ensemble member: hands committed batches to the other cores, in order.
 async fn distribute_committed(
+    shared: Arc<Shared>,
     distributed: LocalReceiver<Vec<CommittedBatch>>,
     outboxes: Vec<ConnectedSender<CommittedBatch>>,
 ) {
     while let Some(batches) = distributed.recv().await {
         assert_eq!(batches.len(), outboxes.len(), "one batch per other core");
-        for (outbox, batch) in outboxes.iter().zip(batches) {
-            if outbox.send(batch).await.is_err() {
-                tracing::error!("a core's committed stream is closed");
-                return;
-            }
+        if !send_committed(&shared, &outboxes, batches).await {
+            return;
         }
     }
 }
@@ -801,15 +816,37 @@ async fn publish(
             }
             assert!(published.last_zxid == 0 || applied_zxid >= published.last_zxid);
             leader.borrow_mut().applied_through(applied_zxid);
-            for (outbox, controls) in outboxes.iter().zip(controls) {
-                let batch = CommittedBatch { applied: applied.clone(), controls };
-                if outbox.send(batch).await.is_err() {
-                    tracing::error!("a core's committed stream is closed");
-                    return;
-                }
+            let batches = controls.map(|controls| CommittedBatch { applied: applied.clone(), controls });
+            if !send_committed(&shared, &outboxes, batches).await {
+                return;
             }
         }
     }
+}
+
+/// Core 0: sends every other core its committed batch, in order; false once a core's
+/// stream is closed. A core with no connection gets a batch only if it carries a control
+/// for it: with no session to answer and no watch to fire, the batch would only wake
+/// that core (and keep its version alive). The next batch it gets carries a newer
+/// version, and a connection placed on it is counted from then, so every batch after
+/// goes there; its session comes through a control (`Connected`), or in read-only mode
+/// after the `CloseAll` every core got when the quorum went.
+async fn send_committed(
+    shared: &Shared,
+    outboxes: &[ConnectedSender<CommittedBatch>],
+    batches: impl IntoIterator<Item = CommittedBatch>,
+) -> bool {
+    for (core, (outbox, batch)) in (1..).zip(outboxes.iter().zip(batches)) {
+        let serving = shared.placed_connections[core].load(std::sync::atomic::Ordering::Acquire) > 0;
+        if batch.controls.is_empty() && !serving {
+            continue;
+        }
+        if outbox.send(batch).await.is_err() {
+            tracing::error!(core, "a core's committed stream is closed");
+            return false;
+        }
+    }
+    true
 }
 
 /// One group commit for the metrics: how long its write took and how many records it held.
@@ -828,6 +865,7 @@ async fn publish_listings_only(
     outboxes: Vec<ConnectedSender<CommittedBatch>>,
     woken: LocalReceiver<()>,
 ) {
+    let shared = state.borrow().shared.clone();
     loop {
         let published = leader.borrow_mut().take_batch();
         let Some(published) = published else {
@@ -841,10 +879,9 @@ async fn publish_listings_only(
             controls.into_iter().filter(|(_, control)| matches!(control, Control::PublishListings)).collect::<Vec<_>>()
         });
         state.borrow_mut().deliver(&unchanged, &per_core.next().unwrap_or_default());
-        for (outbox, controls) in outboxes.iter().zip(per_core) {
-            if outbox.send(CommittedBatch { applied: unchanged.clone(), controls }).await.is_err() {
-                return;
-            }
+        let batches = per_core.map(|controls| CommittedBatch { applied: unchanged.clone(), controls });
+        if !send_committed(&shared, &outboxes, batches).await {
+            return;
         }
     }
 }
