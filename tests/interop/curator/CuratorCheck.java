@@ -105,6 +105,11 @@ public class CuratorCheck {
             CuratorFramework c = client(connect);
             c.create().withMode(CreateMode.EPHEMERAL).forPath("/curator/ephemeral");
             c.close();
+            // The clients may be on different ensemble members: a read sees another
+            // client's committed write once it syncs (ZooKeeper's consistency guarantees).
+            CountDownLatch synced = new CountDownLatch(1);
+            a.getZookeeperClient().getZooKeeper().sync("/curator", (rc, path, context) -> synced.countDown(), null);
+            check(synced.await(5, TimeUnit.SECONDS), "sync answered");
             check(a.checkExists().forPath("/curator/ephemeral") == null, "ephemeral gone with its session");
 
             // An emptied container is reaped by the server (needs a short check interval).
