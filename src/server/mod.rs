@@ -775,7 +775,8 @@ async fn distribute_committed(
 
 /// Core 0: publishes each batch the ordering point made: makes it durable in the log
 /// (group commit: the batch holds everything that arrived during the previous fdatasync),
-/// applies it here, then sends it to every other core, in order. A slow core slows the
+/// applies it here, then sends it to the other cores that need it (`send_committed`), in
+/// order. A slow core slows the
 /// publisher (bounded channels). If the log fails, publishing stops for good: no write is
 /// acknowledged that is not on disk.
 async fn publish(
