@@ -166,6 +166,9 @@ def test_watch_is_not_fired_by_a_failed_write(make_client, zk, root):
     watcher = make_client()
     zk.create(f"{root}/v", b"0")
     fired = []
+    # The clients may be on different ensemble members: another client's write is
+    # promised to a read only after a sync (ZooKeeper's consistency guarantees).
+    watcher.sync(root)
     watcher.get(f"{root}/v", watch=fired.append)
     t = zk.transaction()
     t.set_data(f"{root}/v", b"1")
