@@ -466,11 +466,7 @@ async fn core_main(
     if core == 0 {
         let listener = listen_or_exit(address);
         let secure_listener = tls.client.and(tls.secure_address).map(listen_or_exit);
-        let mut outboxes = Vec::new();
-        for outbox in connection_outboxes {
-            outboxes.push(outbox.connect().await);
-        }
-        let outboxes = Rc::new(outboxes);
+        let outboxes = Rc::new(connect_outboxes(connection_outboxes).await);
         if let Some(secure_listener) = secure_listener {
             let accepting =
                 accept(secure_listener, ClientPort::Secure, outboxes.clone(), ports.clone(), context.clone());
@@ -636,7 +632,7 @@ async fn open_log_writer(config: &Config, recovered: &RecoveredLog) -> LogWriter
     }
 }
 
-async fn connect_outboxes(outboxes: Vec<SharedSender<CommittedBatch>>) -> Vec<ConnectedSender<CommittedBatch>> {
+async fn connect_outboxes<T: Send + Sized + 'static>(outboxes: Vec<SharedSender<T>>) -> Vec<ConnectedSender<T>> {
     let mut connected = Vec::new();
     for outbox in outboxes {
         connected.push(outbox.connect().await);
