@@ -286,8 +286,10 @@ def test_a_torn_log_tail_is_cut_and_damage_is_refused_with_file_offset_and_reaso
         shutil.rmtree(whole, ignore_errors=True)
         # Everything before the torn record is kept: only the last transaction is gone.
         assert last_zxid(result.stdout) == last_zxid(whole_result.stdout) - 1, (result.stdout, whole_result.stdout)
-        # A complete record with a byte changed: refused, naming the file and offset.
-        damaged = bytearray(torn)
+        # A complete record with a byte changed: refused, naming the file and offset. The
+        # damage goes into the whole log, not the torn one: ZooKeeper rolls its log at a
+        # random point, so the newest log may hold one record, the one torn above.
+        damaged = bytearray(bytes_)
         damaged[40] ^= 0xFF
         with open(path, "wb") as f:
             f.write(damaged)
