@@ -218,9 +218,9 @@ fn sessions_on_different_cores_see_each_others_writes_after_sync() {
 fn a_session_on_a_core_that_served_nobody_reads_every_write_acknowledged_before() {
     // "Single System Image: a client will see the same view of the service regardless of
     // the server that it connects to", and here of the core. A lone session is served on
-    // core 0, and the other core, serving nobody, has let go of its version: the next
-    // session goes to that core, and its first reads must still show every write below,
-    // without a sync.
+    // core 0, and a core with no connection is sent no committed batch: the next session
+    // goes to that core, whose version predates every write below, and its first reads
+    // must still show them all, without a sync.
     let server = Server::start_on_cores("", Some(2));
     run(async {
         let first = connect(&server).await;

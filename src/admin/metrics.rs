@@ -143,10 +143,13 @@ fn write_per_core(text: &mut String, shared: &Shared) {
         text,
         "ringkeeper_core_apply_lag_zxids",
         "gauge",
-        "Committed transactions each core has not applied yet.",
+        "Committed transactions each core serving connections has not applied yet.",
     );
     for (core, applied) in shared.applied_zxid.iter().enumerate() {
-        let lag = (committed - applied.load(Ordering::Acquire)).max(0);
+        // A core with no connection is sent only the batches with a control for it: what
+        // it has not applied, it does not need (`server::send_committed`).
+        let serving = core == 0 || shared.holds_connections(core);
+        let lag = if serving { (committed - applied.load(Ordering::Acquire)).max(0) } else { 0 };
         let _ = writeln!(text, "ringkeeper_core_apply_lag_zxids{{core=\"{core}\"}} {lag}");
     }
 }

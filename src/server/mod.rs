@@ -719,7 +719,7 @@ async fn start_ensemble(
     ))
     .detach();
     let outboxes = connect_outboxes(channels.committed_outboxes).await;
-    glommio::spawn_local(distribute_committed(distributed, outboxes)).detach();
+    glommio::spawn_local(distribute_committed(shared.clone(), distributed, outboxes)).detach();
     let publishing = driver.clone();
     glommio::spawn_local(async move {
         while publisher_woken.recv().await.is_some() {
@@ -757,12 +757,13 @@ async fn start_ensemble(
 
 /// Core 0 of an ensemble member: hands committed batches to the other cores, in order.
 async fn distribute_committed(
+    shared: Arc<Shared>,
     distributed: LocalReceiver<Vec<CommittedBatch>>,
     outboxes: Vec<ConnectedSender<CommittedBatch>>,
 ) {
     while let Some(batches) = distributed.recv().await {
         assert_eq!(batches.len(), outboxes.len(), "one batch per other core");
-        if !send_committed(&outboxes, batches).await {
+        if !send_committed(&shared, &outboxes, batches).await {
             return;
         }
     }
@@ -770,7 +771,8 @@ async fn distribute_committed(
 
 /// Core 0: publishes each batch the ordering point made: makes it durable in the log
 /// (group commit: the batch holds everything that arrived during the previous fdatasync),
-/// applies it here, then sends it to every other core, in order. A slow core slows the
+/// applies it here, then sends it to the other cores that need it (`send_committed`), in
+/// order. A slow core slows the
 /// publisher (bounded channels). If the log fails, publishing stops for good: no write is
 /// acknowledged that is not on disk.
 async fn publish(
@@ -812,7 +814,7 @@ async fn publish(
             assert!(published.last_zxid == 0 || applied_zxid >= published.last_zxid);
             leader.borrow_mut().applied_through(applied_zxid);
             let batches = controls.map(|controls| CommittedBatch { applied: applied.clone(), controls });
-            if !send_committed(&outboxes, batches).await {
+            if !send_committed(&shared, &outboxes, batches).await {
                 return;
             }
         }
@@ -820,12 +822,24 @@ async fn publish(
 }
 
 /// Core 0: sends every other core its committed batch, in order; false once a core's
-/// stream is closed.
+/// stream is closed. A core with no connection gets a batch only if it carries a control
+/// for it: with no session to answer and no watch to fire, the batch would only wake
+/// that core (and keep its version alive). The next batch it gets carries a newer
+/// version, and a connection placed on it is counted from then, so every batch after
+/// goes there; its session comes through a control (`Connected`), or in read-only mode
+/// after the `CloseAll` every core got when the quorum went. Whoever waits for every
+/// core to apply a zxid waits only for the cores that hold connections
+/// (`Shared::applied_everywhere`).
 async fn send_committed(
+    shared: &Shared,
     outboxes: &[ConnectedSender<CommittedBatch>],
     batches: impl IntoIterator<Item = CommittedBatch>,
 ) -> bool {
     for (core, (outbox, batch)) in (1..).zip(outboxes.iter().zip(batches)) {
+        let serving = shared.placed_connections[core].load(std::sync::atomic::Ordering::Acquire) > 0;
+        if batch.controls.is_empty() && !serving {
+            continue;
+        }
         if outbox.send(batch).await.is_err() {
             tracing::error!(core, "a core's committed stream is closed");
             return false;
@@ -850,6 +864,7 @@ async fn publish_listings_only(
     outboxes: Vec<ConnectedSender<CommittedBatch>>,
     woken: LocalReceiver<()>,
 ) {
+    let shared = state.borrow().shared.clone();
     loop {
         let published = leader.borrow_mut().take_batch();
         let Some(published) = published else {
@@ -864,7 +879,7 @@ async fn publish_listings_only(
         });
         state.borrow_mut().deliver(&unchanged, &per_core.next().unwrap_or_default());
         let batches = per_core.map(|controls| CommittedBatch { applied: unchanged.clone(), controls });
-        if !send_committed(&outboxes, batches).await {
+        if !send_committed(&shared, &outboxes, batches).await {
             return;
         }
     }

@@ -356,9 +356,19 @@ impl Shared {
         self.committed_zxid.load(Ordering::Acquire)
     }
 
-    /// Whether every core has applied `zxid` (and published its watch changes).
+    /// Whether every core that holds a connection has applied `zxid` (and published its
+    /// watch changes). A core with none holds no watch, and is sent only the batches with
+    /// a control for it (`server::send_committed`): it may stay behind for as long as no
+    /// client comes, and a session placed on it comes through a control, which moves it
+    /// to the newest version before the session can set a watch.
     pub fn applied_everywhere(&self, zxid: i64) -> bool {
-        self.applied_zxid.iter().all(|applied| applied.load(Ordering::Acquire) >= zxid)
+        (0..self.cores)
+            .all(|core| self.applied_zxid[core].load(Ordering::Acquire) >= zxid || !self.holds_connections(core))
+    }
+
+    /// Whether a client connection is registered on `core`.
+    pub fn holds_connections(&self, core: usize) -> bool {
+        self.counters[core].connections.load(Ordering::Acquire) > 0
     }
 
     /// Paths in any core's data table, each counted once however many cores watch it
@@ -511,6 +521,21 @@ mod tests {
             shared.ensemble_status.lock().unwrap().mode = mode;
             assert_eq!(shared.readiness().is_ok(), ready, "{mode}");
         }
+    }
+
+    #[test]
+    fn every_core_has_applied_a_zxid_once_each_that_holds_a_connection_has() {
+        let shared = Shared::new(Config::default(), 3);
+        shared.applied_zxid[0].store(7, Ordering::Release);
+        shared.applied_zxid[1].store(5, Ordering::Release);
+        shared.counters[0].connections.store(1, Ordering::Release);
+        // Core 1 holds no connection, and core 2 neither: behind as they are, no watch of
+        // theirs can be missing.
+        assert!(shared.applied_everywhere(7));
+        shared.counters[1].connections.store(1, Ordering::Release);
+        assert!(!shared.applied_everywhere(7), "core 1 serves a connection and is behind");
+        shared.applied_zxid[1].store(7, Ordering::Release);
+        assert!(shared.applied_everywhere(7));
     }
 
     #[test]

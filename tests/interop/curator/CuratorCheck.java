@@ -110,6 +110,13 @@ public class CuratorCheck {
             CountDownLatch synced = new CountDownLatch(1);
             a.getZookeeperClient().getZooKeeper().sync("/curator", (rc, path, context) -> synced.countDown(), null);
             check(synced.await(5, TimeUnit.SECONDS), "sync answered");
+            // A close the client could not send (its connection was being re-established)
+            // ends the session only when it expires (10 s asked for here): wait for that
+            // condition, bounded, rather than for the close's reply alone.
+            long goneBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (a.checkExists().forPath("/curator/ephemeral") != null && System.nanoTime() < goneBy) {
+                Thread.sleep(50);
+            }
             check(a.checkExists().forPath("/curator/ephemeral") == null, "ephemeral gone with its session");
 
             // An emptied container is reaped by the server (needs a short check interval).
