@@ -255,7 +255,7 @@ impl DataTree {
     }
 
     /// Every node by path, for snapshots.
-    pub fn nodes(&self) -> impl Iterator<Item = (&str, &Znode)> {
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &Znode)> + Clone {
         self.nodes.iter().map(|(path, node)| (&**path, node))
     }
 
@@ -277,8 +277,9 @@ impl DataTree {
         }
     }
 
-    /// Adds a node read from a snapshot, after its parent (snapshots are written sorted by
-    /// path). Children and ephemerals are derived here, not stored. A snapshot's bytes are
+    /// Adds a node read from a snapshot, in whatever order the snapshot holds them
+    /// (`link_loaded` links it to its parent once all are in). Children and ephemerals are
+    /// derived, not stored. A snapshot's bytes are
     /// validated, but what they say may still not be a tree (a damaged or crafted file):
     /// that is an error, never a panic.
     pub fn insert_loaded(
@@ -292,16 +293,6 @@ impl DataTree {
         }
         // Every path a server holds passed this check when it was created.
         validate_path(&path, false).map_err(|_| "a path that is not valid")?;
-        match parent_and_name(&path) {
-            None => {}
-            Some((parent, name)) => {
-                let parent_node = Self::node_mut(&mut self.nodes, parent).ok_or("a node comes before its parent")?;
-                if parent_node.ephemeral_owner != 0 && !is_special_owner(parent_node.ephemeral_owner) {
-                    return Err("an ephemeral node has children");
-                }
-                parent_node.children.insert(name);
-            }
-        }
         node.acl_id = self.acls.intern_archived(acl);
         node.children.clear();
         self.index_owner(&path, node.ephemeral_owner);
@@ -311,7 +302,19 @@ impl DataTree {
         Ok(())
     }
 
-    /// Completes a tree filled by `insert_loaded`: what is derived from the whole tree.
+    /// Links a node `insert_loaded` put in to its parent, once every node is in.
+    pub fn link_loaded(&mut self, path: &str) -> Result<(), &'static str> {
+        let Some((parent, name)) = parent_and_name(path) else { return Ok(()) };
+        let parent_node = Self::node_mut(&mut self.nodes, parent).ok_or("a node without its parent")?;
+        if parent_node.ephemeral_owner != 0 && !is_special_owner(parent_node.ephemeral_owner) {
+            return Err("an ephemeral node has children");
+        }
+        parent_node.children.insert(name);
+        Ok(())
+    }
+
+    /// Completes a tree filled by `insert_loaded` and `link_loaded`: what is derived from
+    /// the whole tree.
     pub fn finish_loading(&mut self) -> Result<(), &'static str> {
         if !self.nodes.contains_key(ROOT) {
             return Err("there is no root");

@@ -260,7 +260,7 @@ impl<E, S> Trie<E, S> {
 }
 
 impl<K, V, S> HashTrie<K, V, S> {
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + Clone {
         self.entries().map(|pair| (&pair.0 .0, &pair.0 .1))
     }
 
@@ -371,6 +371,13 @@ where
 pub struct Entries<'a, E> {
     stack: Vec<std::slice::Iter<'a, Slot<E>>>,
     collision: std::slice::Iter<'a, E>,
+}
+
+// By hand: a derive would ask `E: Clone`, and only the positions are cloned.
+impl<E> Clone for Entries<'_, E> {
+    fn clone(&self) -> Self {
+        Entries { stack: self.stack.clone(), collision: self.collision.clone() }
+    }
 }
 
 impl<'a, E> Iterator for Entries<'a, E> {
