@@ -223,7 +223,7 @@ fn logs_after(dir: &Path, zxid: i64) -> Result<Vec<PathBuf>, ImportError> {
 /// The snapshot's tree, through Ringkeeper's own snapshot loading (which checks that
 /// the nodes make a tree).
 pub fn tree_of(path: &Path, snapshot: &ZookeeperSnapshot) -> Result<DataTree, ImportError> {
-    // `load` refuses a path twice too, but `encode_image` asserts there is none.
+    // `load` refuses a path twice too, but without naming it.
     if let Some(pair) = snapshot.nodes.windows(2).find(|pair| pair[0].path == pair[1].path) {
         return Err(ImportError::new(path, 0, format!("{} appears twice", pair[0].path)));
     }

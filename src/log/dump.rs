@@ -156,7 +156,7 @@ pub fn dump_snapshot(bytes: &[u8], json: bool) -> Result<String, String> {
         let _ =
             writeln!(text, "ZNode Details (count={}), last zxid 0x{:x}:", image.nodes.len(), image.zxid.to_native());
     }
-    // Listed by path, for a reader; the file holds them parents first.
+    // Listed by path, for a reader; the file holds them in the tree's own order.
     let mut nodes: Vec<_> = image.nodes.iter().collect();
     nodes.sort_unstable_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
     for node in nodes {

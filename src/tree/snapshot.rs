@@ -414,7 +414,11 @@ pub fn load(image: &ArchivedSnapshotImage) -> Result<DataTree, SnapshotError> {
         .map(|session| (session.session_id.to_native(), (session.timeout_ms.to_native(), session.password)))
         .collect();
     let mut tree = DataTree::for_loading(sessions, image.zxid.to_native());
+    let mut owned = Vec::new();
     for node in image.nodes.iter() {
+        if node.ephemeral_owner.to_native() != 0 {
+            owned.push((node.czxid.to_native(), node.path.as_str(), node.ephemeral_owner.to_native()));
+        }
         let znode = Znode {
             data: crate::txn::data_of(&node.data).map(Into::into),
             acl_id: 0,
@@ -435,6 +439,7 @@ pub fn load(image: &ArchivedSnapshotImage) -> Result<DataTree, SnapshotError> {
     for node in image.nodes.iter() {
         tree.link_loaded(node.path.as_str()).map_err(SnapshotError::NotATree)?;
     }
+    tree.index_loaded_ephemerals(owned);
     tree.finish_loading().map_err(SnapshotError::NotATree)?;
     Ok(tree)
 }
@@ -633,6 +638,24 @@ mod tests {
         assert_eq!(tree.node_count(), 5);
         let orphan = aligned(&encode_image(&image(&["/", "/a/b"])));
         assert_eq!(load(access(&orphan).unwrap()).err(), Some(SnapshotError::NotATree("a node without its parent")));
+    }
+
+    #[test]
+    fn a_sessions_ephemerals_load_in_the_order_they_were_created() {
+        // The order decides the order of the deletes when the session closes; a server
+        // that restarted must keep the one it had, whatever order the snapshot holds.
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, TxnOp::CreateSession { timeout_ms: 4000, password: [3; 16] });
+        let paths = ["/z", "/m", "/a", "/q"];
+        for (zxid, path) in (2..).zip(paths) {
+            let parent_cversion = tree.node("/").unwrap().cversion + 1;
+            let create =
+                CreateTxn { path: path.into(), data: None, acl: Vec::new(), ephemeral_owner: 7, parent_cversion };
+            apply(&mut tree, zxid, TxnOp::Single(Step::Create(create)));
+        }
+        assert_eq!(tree.ephemerals_in_addition_order(7), paths);
+        let loaded = load(access(&aligned(&encode(&tree))).unwrap()).unwrap();
+        assert_eq!(loaded.ephemerals_in_addition_order(7), paths);
     }
 
     #[test]
