@@ -472,9 +472,14 @@ impl CoreState {
     /// reads never wait for core 0.
     fn let_go_of_unread_version(&mut self) {
         if self.core != 0 && !std::mem::take(&mut self.read_since_delivery) {
-            self.tree = self.vacant.clone();
-            self.holds_version = false;
+            self.let_go_of_version();
         }
+    }
+
+    fn let_go_of_version(&mut self) {
+        assert_ne!(self.core, 0, "core 0 applies to its version");
+        self.tree = self.vacant.clone();
+        self.holds_version = false;
     }
 
     /// Holds the version last delivered, taking it back if this core let go of it; false
@@ -695,6 +700,12 @@ impl CoreState {
         self.watches.remove_connection(connection);
         self.counters().connections.fetch_sub(1, Ordering::Relaxed);
         drop(conn);
+        // A core left with no connection is sent no batch until one comes
+        // (`server::send_committed`): the version it holds would stay alive, and keep
+        // core 0 copying around it, for as long as no client comes.
+        if self.core != 0 && self.connections.is_empty() && self.holds_version {
+            self.let_go_of_version();
+        }
         // The connection list is published when a four-letter word asks, not here:
         // building it costs a walk of the core's connections, and a close per walk made
         // session churn quadratic.
@@ -992,5 +1003,54 @@ mod tests {
         core1.read_since_delivery = true;
         core1.deliver(&applied, &[]);
         assert!(core1.holds_version && core1.tree.node("/c").is_some());
+    }
+
+    #[test]
+    fn a_core_whose_last_connection_closes_lets_go_of_its_version_at_once() {
+        // Such a core is sent no batch until a client comes (`server::send_committed`):
+        // had it kept its version, core 0 would copy around it all that time.
+        let shared = Arc::new(Shared::new(Config::default(), 2));
+        let (mut core0, mut core1) = (CoreState::new(0, shared.clone()), CoreState::new(1, shared.clone()));
+        let recovered = Arc::new(DataTree::new());
+        core0.recover(recovered.clone());
+        core1.recover(recovered);
+        let (writer_wake, _) = glommio::channels::local_channel::new_bounded(1);
+        let (reader_wake, _) = glommio::channels::local_channel::new_bounded(1);
+        let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let connection = Connection {
+            id: 1,
+            peer,
+            phase: Phase::Connected,
+            session_id: 7,
+            timeout_ms: 4000,
+            read_only_byte: None,
+            read_only_session: false,
+            queue: std::collections::VecDeque::new(),
+            queued_reads: 0,
+            output: Vec::new(),
+            output_cap_bytes: 1 << 20,
+            writer_wake,
+            reader_wake,
+            received: 0,
+            sent: 0,
+            last_zxid: 0,
+            identities: Arc::new(Vec::new()),
+            auth_ids: crate::session::auth::AuthIds::from_added([]),
+            certificate_subject: None,
+            stats: Default::default(),
+        };
+        core1.connections.insert(1, Rc::new(RefCell::new(connection)));
+        // Its session read just before it closed: the last delivery kept the version.
+        core1.read_since_delivery = true;
+        let applied = core0.apply_records(&create_batch(&core0.tree, 1, "/a"));
+        core0.deliver(&applied, &[]);
+        core1.deliver(&applied, &[]);
+        drop(applied);
+        assert!(core1.holds_version);
+        core1.remove_connection(1);
+        assert!(!core1.holds_version);
+        let sole = Arc::as_ptr(&core0.tree);
+        let applied = core0.apply_records(&create_batch(&core0.tree, 2, "/b"));
+        assert_eq!(Arc::as_ptr(&applied.version), sole, "applied in place");
     }
 }

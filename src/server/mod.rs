@@ -824,11 +824,13 @@ async fn publish(
 /// Core 0: sends every other core its committed batch, in order; false once a core's
 /// stream is closed. A core with no connection gets a batch only if it carries a control
 /// for it: with no session to answer and no watch to fire, the batch would only wake
-/// that core (and keep its version alive). The next batch it gets carries a newer
-/// version, and a connection placed on it is counted from then, so every batch after
-/// goes there; its session comes through a control (`Connected`), or in read-only mode
-/// after the `CloseAll` every core got when the quorum went. Whoever waits for every
-/// core to apply a zxid waits only for the cores that hold connections
+/// that core. The next batch it gets carries a newer version, and a connection placed
+/// on it is counted from then, so every batch after goes there; its session comes
+/// through a control (`Connected`), which moves the core to the newest version first.
+/// Read-only sessions come through none: while the member is read-only every core gets
+/// every batch, and it became read-only either without ever serving (nothing skipped
+/// yet) or with the `CloseAll` every core got when it stopped serving. Whoever waits for
+/// every core to apply a zxid waits only for the cores that hold connections
 /// (`Shared::applied_everywhere`).
 async fn send_committed(
     shared: &Shared,
@@ -836,8 +838,7 @@ async fn send_committed(
     batches: impl IntoIterator<Item = CommittedBatch>,
 ) -> bool {
     for (core, (outbox, batch)) in (1..).zip(outboxes.iter().zip(batches)) {
-        let serving = shared.placed_connections[core].load(std::sync::atomic::Ordering::Acquire) > 0;
-        if batch.controls.is_empty() && !serving {
+        if !needs_batch(shared, core, &batch) {
             continue;
         }
         if outbox.send(batch).await.is_err() {
@@ -846,6 +847,14 @@ async fn send_committed(
         }
     }
     true
+}
+
+/// Whether core `core` must be sent `batch` (`send_committed`).
+fn needs_batch(shared: &Shared, core: usize, batch: &CommittedBatch) -> bool {
+    use std::sync::atomic::Ordering;
+    !batch.controls.is_empty()
+        || shared.placed_connections[core].load(Ordering::Acquire) > 0
+        || shared.read_only.load(Ordering::Acquire)
 }
 
 /// One group commit for the metrics: how long its write took and how many records it held.
@@ -924,5 +933,28 @@ async fn send_touches(context: Rc<CoreContext>) {
         if !sessions.is_empty() && !context.leader.send(ToLeader::Touch { sessions }).await {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_core_is_sent_a_batch_if_it_holds_a_connection_has_a_control_in_it_or_the_member_is_read_only() {
+        let shared = Shared::new(crate::config::Config::default(), 2);
+        let applied =
+            Arc::new(messages::AppliedBatch { version: Arc::new(DataTree::new()), number: 1, writes: Vec::new() });
+        let plain = CommittedBatch { applied: applied.clone(), controls: Vec::new() };
+        let with_control = CommittedBatch { applied, controls: vec![(0, Control::PublishListings)] };
+        assert!(!needs_batch(&shared, 1, &plain), "no session to answer, no watch to fire");
+        assert!(needs_batch(&shared, 1, &with_control));
+        shared.placed_connections[1].store(1, Ordering::Release);
+        assert!(needs_batch(&shared, 1, &plain));
+        // Read-only sessions come through no control that would bring the core up to date.
+        shared.placed_connections[1].store(0, Ordering::Release);
+        shared.read_only.store(true, Ordering::Release);
+        assert!(needs_batch(&shared, 1, &plain));
     }
 }
