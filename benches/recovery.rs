@@ -3,7 +3,9 @@
 //! place) and from a snapshot (map, verify, rebuild the tree). What a restart costs is
 //! the snapshot load (of which `snapshot_validation` is the bytes' validation) plus the
 //! replay of the log written after it; `perf/restart.py`
-//! measures whole restarts against Apache ZooKeeper.
+//! measures whole restarts against Apache ZooKeeper. `snapshot_encode` is the
+//! snapshotter's work on the same tree, built by the log's creates as a server builds it
+//! (nodes in memory in creation order, which the trie's order is not), into a sink.
 //!
 //!     cargo bench --bench recovery
 //!
@@ -132,6 +134,10 @@ fn recovery_of_a_million_znodes(c: &mut Criterion) {
     // SAFETY: a read-only map of the fixture, which nothing modifies.
     let map = unsafe { memmap2::Mmap::map(&file) }.expect("map snapshot");
     group.bench_function("snapshot_validation", |b| b.iter(|| ringkeeper::tree::snapshot::access(&map).is_ok()));
+    let tree = replay_log(&log_dir);
+    group.bench_function("snapshot_encode", |b| {
+        b.iter(|| ringkeeper::tree::snapshot::encode_archive(&tree, std::io::sink()).expect("a sink takes anything"))
+    });
     group.finish();
 }
 

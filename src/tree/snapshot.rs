@@ -218,7 +218,7 @@ where
 {
     fn serialize(&self, serializer: &mut S) -> Result<VecResolver, S::Error> {
         let tree = self.tree;
-        let nodes = tree.nodes().map(move |(path, node)| NodeOf { path, node, acl: tree.acl(node) });
+        let nodes = tree.nodes_fetched_ahead().map(move |(path, node)| NodeOf { path, node, acl: tree.acl(node) });
         let counted = Counted { items: nodes, left: tree.node_count() };
         ArchivedVec::<ArchivedSnapshotNode>::serialize_from_iter::<NodeOf, _, _>(counted, serializer)
     }
