@@ -824,9 +824,10 @@ async fn publish(
 /// Core 0: sends every other core its committed batch, in order; false once a core's
 /// stream is closed. A core with no connection gets a batch only if it carries a control
 /// for it: with no session to answer and no watch to fire, the batch would only wake
-/// that core. The next batch it gets carries a newer version, and a connection placed
-/// on it is counted from then, so every batch after goes there; its session comes
-/// through a control (`Connected`), which moves the core to the newest version first.
+/// that core. The next batch it gets carries a newer version, and a connection is
+/// counted from its handshake (`Shared::holds_connections`), so every batch after goes
+/// there; its session comes through a control (`Connected`), which moves the core to
+/// the newest version before the session can read.
 /// Read-only sessions come through none: while the member is read-only every core gets
 /// every batch, and it became read-only either without ever serving (nothing skipped
 /// yet) or with the `CloseAll` every core got when it stopped serving. Whoever waits for
@@ -852,9 +853,7 @@ async fn send_committed(
 /// Whether core `core` must be sent `batch` (`send_committed`).
 fn needs_batch(shared: &Shared, core: usize, batch: &CommittedBatch) -> bool {
     use std::sync::atomic::Ordering;
-    !batch.controls.is_empty()
-        || shared.placed_connections[core].load(Ordering::Acquire) > 0
-        || shared.read_only.load(Ordering::Acquire)
+    !batch.controls.is_empty() || shared.holds_connections(core) || shared.read_only.load(Ordering::Acquire)
 }
 
 /// One group commit for the metrics: how long its write took and how many records it held.
@@ -950,10 +949,10 @@ mod tests {
         let with_control = CommittedBatch { applied, controls: vec![(0, Control::PublishListings)] };
         assert!(!needs_batch(&shared, 1, &plain), "no session to answer, no watch to fire");
         assert!(needs_batch(&shared, 1, &with_control));
-        shared.placed_connections[1].store(1, Ordering::Release);
+        shared.counters[1].connections.store(1, Ordering::Release);
         assert!(needs_batch(&shared, 1, &plain));
         // Read-only sessions come through no control that would bring the core up to date.
-        shared.placed_connections[1].store(0, Ordering::Release);
+        shared.counters[1].connections.store(0, Ordering::Release);
         shared.read_only.store(true, Ordering::Release);
         assert!(needs_batch(&shared, 1, &plain));
     }

@@ -285,9 +285,9 @@ impl DataTree {
     }
 
     /// Adds a node read from a snapshot, in whatever order the snapshot holds them
-    /// (`link_loaded` links it to its parent once all are in, and
-    /// `index_loaded_ephemerals` indexes a session's ephemerals). Children and ephemerals
-    /// are derived, not stored. A snapshot's bytes are
+    /// (`link_loaded` links it to its parent once all are in, and `index_loaded_owners`
+    /// indexes the nodes a session or the server owns). Children and owners' indexes are
+    /// derived, not stored. A snapshot's bytes are
     /// validated, but what they say may still not be a tree (a damaged or crafted file):
     /// that is an error, never a panic.
     pub fn insert_loaded(
@@ -303,9 +303,6 @@ impl DataTree {
         validate_path(&path, false).map_err(|_| "a path that is not valid")?;
         node.acl_id = self.acls.intern_archived(acl);
         node.children.clear();
-        if is_special_owner(node.ephemeral_owner) {
-            self.index_owner(&path, node.ephemeral_owner);
-        }
         self.data_size_bytes += path.len() + node.data_len();
         self.digest = self.digest.wrapping_add(node_digest(&path, &node));
         self.nodes.insert_mut(path, node);
@@ -323,13 +320,13 @@ impl DataTree {
         Ok(())
     }
 
-    /// Indexes the loaded nodes a session owns, given as (czxid, path, owner), in the order
-    /// they were created: the order a server that never restarted numbered them in, which
-    /// decides the order of the deletes when the session closes (`ephemeral_additions`),
-    /// whatever order the snapshot holds them in. A multi's creates share a zxid; they go
-    /// in path order.
-    pub fn index_loaded_ephemerals(&mut self, mut loaded: Vec<(i64, &str, i64)>) {
-        loaded.retain(|&(_, _, owner)| owner != 0 && !is_special_owner(owner));
+    /// Indexes the loaded nodes with an owner (a session's ephemerals, containers and TTL
+    /// nodes), given as (czxid, path, owner), in the order they were created: a session's
+    /// ephemerals are numbered in the order a server that never restarted numbered them,
+    /// which decides the order of the deletes when the session closes
+    /// (`ephemeral_additions`), whatever order the snapshot holds them in. A multi's
+    /// creates share a zxid; they go in path order.
+    pub fn index_loaded_owners(&mut self, mut loaded: Vec<(i64, &str, i64)>) {
         loaded.sort_unstable();
         for (_, path, owner) in loaded {
             self.index_owner(path, owner);
@@ -337,7 +334,7 @@ impl DataTree {
     }
 
     /// Completes a tree filled by `insert_loaded`, `link_loaded` and
-    /// `index_loaded_ephemerals`: what is derived from the whole tree.
+    /// `index_loaded_owners`: what is derived from the whole tree.
     pub fn finish_loading(&mut self) -> Result<(), &'static str> {
         if !self.nodes.contains_key(ROOT) {
             return Err("there is no root");

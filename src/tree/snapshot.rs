@@ -439,7 +439,7 @@ pub fn load(image: &ArchivedSnapshotImage) -> Result<DataTree, SnapshotError> {
     for node in image.nodes.iter() {
         tree.link_loaded(node.path.as_str()).map_err(SnapshotError::NotATree)?;
     }
-    tree.index_loaded_ephemerals(owned);
+    tree.index_loaded_owners(owned);
     tree.finish_loading().map_err(SnapshotError::NotATree)?;
     Ok(tree)
 }
