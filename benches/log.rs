@@ -1,6 +1,7 @@
 //! The log's hot paths: framing a transaction into a record, verifying and reading
-//! records in place, and appending a batch with group commit (one O_DSYNC write through
-//! io_uring, as the server's log writer does).
+//! records in place, and appending a batch with group commit (one O_DSYNC write, on the
+//! executor's thread as a standalone server's log writer does it, or through io_uring as
+//! an ensemble member's does).
 //!
 //!     cargo bench --bench log
 
@@ -14,7 +15,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rkyv::util::AlignedVec;
 
 use ringkeeper::log::record::{self, Records};
-use ringkeeper::server::log_writer::LogWriter;
+use ringkeeper::server::log_writer::{LogWriter, WritePath};
 use ringkeeper::txn::{AclEntry, CreateTxn, Step, Txn, TxnOp};
 
 const VALUE_BYTES: usize = 100;
@@ -104,7 +105,11 @@ fn scanning(c: &mut Criterion) {
 /// the time per record falls as batches grow. The directory is a temporary one on the
 /// file system of the working directory (the disk the server's dataDir would be on).
 fn group_commit(c: &mut Criterion) {
-    bench_batches(c, "append_group_commit", append_batches);
+    for (name, write_path) in
+        [("append_group_commit", WritePath::Ring), ("append_group_commit_on_executor", WritePath::Executor)]
+    {
+        bench_batches(c, name, |batch, records, iterations| append_batches(batch, records, iterations, write_path));
+    }
 }
 
 /// One criterion group timing `append` for batches of 1, 16 and 256 records; `append`
@@ -153,12 +158,12 @@ fn pwrite_batches(batch: &AlignedVec<16>, iterations: u64, zero_filled: bool) ->
 
 /// Appends `iterations` copies of `batch` through a LogWriter on a glommio executor and
 /// returns the time the appends took (opening and preallocating excluded).
-fn append_batches(batch: &AlignedVec<16>, records: usize, iterations: u64) -> Duration {
+fn append_batches(batch: &AlignedVec<16>, records: usize, iterations: u64, write_path: WritePath) -> Duration {
     let dir = tempdir();
     let bytes = batch.to_vec();
     let elapsed = glommio::LocalExecutorBuilder::default()
         .spawn(move || async move {
-            let mut writer = LogWriter::open(&dir, None, 256 << 20, true).await.expect("open log");
+            let mut writer = LogWriter::open(&dir, None, 256 << 20, true, write_path).await.expect("open log");
             // The first append creates and preallocates the segment: not what is measured.
             writer.append(&bytes, 1).await.expect("append");
             let started = Instant::now();

@@ -12,7 +12,7 @@ use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use rkyv::util::AlignedVec;
 
 use super::ensemble::{Ensemble, LogOp};
-use super::log_writer::LogWriter;
+use super::log_writer::{LogWriter, WritePath};
 use crate::consensus::history::History;
 use crate::consensus::record_batch::RecordBatch;
 use crate::consensus::zxid::epoch;
@@ -131,13 +131,14 @@ pub async fn run(
                         super::restart_process();
                     }
                     let tail = tail.as_ref().map(|(path, end)| (path.as_path(), *end));
-                    writer = match LogWriter::open(&log_dir, tail, segment_size_bytes, force_sync).await {
-                        Ok(writer) => writer,
-                        Err(error) => {
-                            tracing::error!(%error, "cannot reopen the log after cutting it");
-                            std::process::exit(1);
-                        }
-                    };
+                    writer =
+                        match LogWriter::open(&log_dir, tail, segment_size_bytes, force_sync, WritePath::Ring).await {
+                            Ok(writer) => writer,
+                            Err(error) => {
+                                tracing::error!(%error, "cannot reopen the log after cutting it");
+                                std::process::exit(1);
+                            }
+                        };
                     driver.borrow_mut().durable(seq, 0);
                 }
                 LogOp::Install { seq, zxid, image } => {
@@ -154,13 +155,14 @@ pub async fn run(
                         std::process::exit(1);
                     });
                     assert_eq!(tree.last_zxid(), zxid, "the installed snapshot ends where the leader's does");
-                    writer = match LogWriter::open(&log_dir, None, segment_size_bytes, force_sync).await {
-                        Ok(writer) => writer,
-                        Err(error) => {
-                            tracing::error!(%error, "cannot open a log after installing a snapshot");
-                            std::process::exit(1);
-                        }
-                    };
+                    writer =
+                        match LogWriter::open(&log_dir, None, segment_size_bytes, force_sync, WritePath::Ring).await {
+                            Ok(writer) => writer,
+                            Err(error) => {
+                                tracing::error!(%error, "cannot open a log after installing a snapshot");
+                                std::process::exit(1);
+                            }
+                        };
                     tracing::info!(
                         zxid = format_args!("{zxid:#x}"),
                         nodes = tree.node_count(),

@@ -46,7 +46,7 @@ use connection_placement::{ClientPort, HandedConnection};
 use core_state::CoreState;
 use ensemble::{Ensemble, EnsembleParts};
 use leader::Leader;
-use log_writer::LogWriter;
+use log_writer::{LogWriter, WritePath};
 use messages::{CommittedBatch, Control, ToLeader};
 use shared::Shared;
 use snapshotter::Snapshotter;
@@ -430,7 +430,7 @@ async fn core_main(
         let leader = Rc::new(RefCell::new(Leader::new(shared.clone(), 0, state.clone(), Rc::new(publisher_wake))));
         leader.borrow_mut().restore();
         let config = &shared.config;
-        let log_writer = open_log_writer(config, &recovered).await;
+        let log_writer = open_log_writer(config, &recovered, WritePath::Executor).await;
         for inbox in channels.leader_inboxes {
             let leader = leader.clone();
             glommio::spawn_local(forward_to_leader(inbox, move |message| leader.borrow_mut().handle(message))).detach();
@@ -622,8 +622,9 @@ async fn forward_to_leader(inbox: SharedReceiver<ToLeader>, handle: impl Fn(ToLe
     }
 }
 
-async fn open_log_writer(config: &Config, recovered: &RecoveredLog) -> LogWriter {
-    match LogWriter::open(&config.log_dir(), recovered.tail(), config.segment_size_bytes, config.force_sync).await {
+async fn open_log_writer(config: &Config, recovered: &RecoveredLog, write_path: WritePath) -> LogWriter {
+    let (dir, tail) = (config.log_dir(), recovered.tail());
+    match LogWriter::open(&dir, tail, config.segment_size_bytes, config.force_sync, write_path).await {
         Ok(writer) => writer,
         Err(error) => {
             tracing::error!(%error, "cannot open the transaction log");
@@ -686,7 +687,7 @@ async fn start_ensemble(
     }
     let listen_on = peers.iter().find(|peer| peer.id == config.my_id).expect("identified").address;
     let (links, dialers) = peer_links::links(config.my_id, &peers);
-    let writer = open_log_writer(&config, recovered).await;
+    let writer = open_log_writer(&config, recovered, WritePath::Ring).await;
     let (publisher_wake, publisher_woken) = local_channel::new_bounded(1);
     let (log_wake, log_woken) = local_channel::new_bounded(1);
     let log_queue = Rc::new(ensemble_log::LogQueue::new(log_wake));
@@ -792,6 +793,7 @@ async fn publish(
                 let started = std::time::Instant::now();
                 let appended = log_writer.append(&published.records, published.first_zxid).await;
                 note_log_write(&shared, started, published.last_zxid - published.first_zxid + 1);
+                leader.borrow_mut().held_in_write(started.elapsed());
                 if let Err(error) = appended {
                     tracing::error!(%error, "the transaction log failed; no further write will be acknowledged, reads go on");
                     *shared.log_failure.lock().expect("not poisoned") = error.to_string();

@@ -136,6 +136,13 @@ impl SessionTable {
         entry.expires_at_ms = entry.expires_at_ms.max(deadline);
     }
 
+    /// Moves every deadline `by_ms` later: time in which no touch could be heard.
+    pub fn postpone_all(&mut self, by_ms: u64) {
+        for entry in self.sessions.values_mut() {
+            entry.expires_at_ms = entry.expires_at_ms.saturating_add(by_ms);
+        }
+    }
+
     /// Marks a session as closing; false if it was unknown or already closing.
     pub fn begin_close(&mut self, session_id: i64) -> bool {
         match self.sessions.get_mut(&session_id) {
@@ -177,6 +184,15 @@ mod tests {
         table.touch(id, 900);
         assert!(table.expired(1100).is_empty());
         assert_eq!(table.expired(2000), vec![id]);
+    }
+
+    #[test]
+    fn time_in_which_no_touch_could_be_heard_counts_against_no_session() {
+        let mut table = SessionTable::new(0, 1_000_000, 100);
+        let (id, _) = table.create(1000, 0, (1, 1));
+        table.postpone_all(5000);
+        assert!(table.expired(6000).is_empty(), "the deadline moved by the hold");
+        assert_eq!(table.expired(6100), vec![id]);
     }
 
     #[test]
