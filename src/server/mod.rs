@@ -356,6 +356,7 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
     shared.recovered.store(true, std::sync::atomic::Ordering::Release);
     crate::tls::watch_files(&shared.config, client_tls.as_ref(), quorum_tls.as_ref())?;
     let cpus = placement::executor_cpus(&shared.config, cores);
+    let spin = placement::spin_before_park(&shared.config, cores);
     let mut handles = Vec::new();
     for (core, channels) in channels.into_iter().enumerate() {
         let shared = shared.clone();
@@ -369,13 +370,17 @@ pub fn run(mut config: Config, cores: usize) -> Result<(), String> {
             quorum: quorum_tls.clone(),
         };
         let placement = cpus.as_ref().map_or(Placement::Unbound, |cpus| Placement::Fixed(cpus[core]));
-        let handle = LocalExecutorBuilder::new(placement)
+        let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("core-{core}"))
             .io_memory(EXECUTOR_IO_MEMORY_BYTES)
             // Blocking work (a follower's snapshot, a snapshot install, the hard state)
             // runs on threads the OS may schedule anywhere, not on the executor's own
             // CPU. Two, so that a vote is not written behind a snapshot's encoding.
-            .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(2))
+            .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(2));
+        if let Some(spin) = spin {
+            builder = builder.spin_before_park(spin);
+        }
+        let handle = builder
             .spawn(
                 move || async move { core_main(core, shared, channels, address, tls, tree, recovered, snapshot).await },
             )
