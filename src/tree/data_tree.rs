@@ -1120,31 +1120,17 @@ impl<'a, I: Iterator<Item = (&'a Box<str>, &'a Znode)>> Iterator for FetchingAhe
         while self.ahead.len() < FETCH_AHEAD {
             let Some(next) = self.inner.next() else { break };
             // The record itself: its address is known without reading it.
-            fetch(next.0 as *const Box<str> as *const u8);
+            super::prefetch::fetch(next.0 as *const Box<str> as *const u8);
             self.ahead.push_back(next);
         }
         if let Some(&(path, node)) = self.ahead.get(FETCH_AHEAD / 2) {
             // Its record was asked for half a walk ago: now where it points.
-            fetch(path.as_ptr());
+            super::prefetch::fetch(path.as_ptr());
             if let Some(data) = &node.data {
-                fetch(data.as_ptr());
+                super::prefetch::fetch(data.as_ptr());
             }
         }
         let (path, node) = self.ahead.pop_front()?;
         Some((&**path, node))
     }
-}
-
-/// Asks the CPU to load the cache line at `address`; a hint, with no effect on what the
-/// program computes.
-#[inline]
-fn fetch(address: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing the program sees and cannot fault, whatever the
-    // address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }

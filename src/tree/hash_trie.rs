@@ -399,6 +399,8 @@ impl<'a, E> Iterator for Entries<'a, E> {
                 Slot::Entry(entry) => return Some(entry),
                 Slot::Branch(branch) => {
                     assert!(self.stack.len() < LEVELS_MAX as usize);
+                    let siblings = self.stack.last().expect("the slot came from it").as_slice();
+                    fetch_branches_after(siblings);
                     self.stack.push(branch.slots.iter());
                 }
                 Slot::Collision(entries) => {
@@ -407,6 +409,24 @@ impl<'a, E> Iterator for Entries<'a, E> {
                 }
             }
         }
+    }
+}
+
+/// Asks for the branches a walk enters after the one it enters now, among the `siblings`
+/// that follow it: the slots of the next one, whose branch was asked for at the previous
+/// descent, and the branch after that. A branch and its slots are two allocations in an
+/// order random in memory, and a walk otherwise waited on both at every descent.
+fn fetch_branches_after<E>(siblings: &[Slot<E>]) {
+    const LOOKED_AT_MAX: usize = 4;
+    let mut branches = siblings.iter().take(LOOKED_AT_MAX).filter_map(|slot| match slot {
+        Slot::Branch(branch) => Some(branch),
+        _ => None,
+    });
+    if let Some(next) = branches.next() {
+        super::prefetch::fetch(next.slots.as_ptr() as *const u8);
+    }
+    if let Some(after) = branches.next() {
+        super::prefetch::fetch(Arc::as_ptr(after) as *const u8);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod data_tree;
 pub mod digest;
 pub mod hash_trie;
 pub mod path;
+mod prefetch;
 pub mod prepare;
 pub mod quota;
 pub mod snapshot;
