@@ -23,6 +23,9 @@ pub struct LogWriter {
     offset: u64,
     /// The current segment's preallocated size.
     capacity: u64,
+    /// Whether the current segment was written with zeros ahead of its records
+    /// (`NextSegment`), or only fallocated.
+    zero_filled: bool,
     segment_size_bytes: u64,
     force_sync: bool,
     write_path: WritePath,
@@ -52,6 +55,9 @@ pub enum WritePath {
 /// one; the suffix keeps a cancelled fill's file apart from the next one's.
 const NEXT_SEGMENT_PREFIX: &str = "log.prepared.";
 const ZERO_FILL_CHUNK_BYTES: usize = 1 << 20;
+/// How much a segment that was only fallocated takes before the next one is prepared:
+/// enough that a server that writes little (a test's) never writes a segment of zeros.
+const EARLY_PREPARE_BYTES: u64 = 1 << 20;
 /// O_DIRECT writes go in whole pages from page-aligned memory.
 const PAGE_BYTES: usize = 4096;
 
@@ -61,7 +67,11 @@ const PAGE_BYTES: usize = 4096;
 /// into zeros already written there is none (`cargo bench --bench log -- append_pwrite`:
 /// a 16-record batch 69 against 101 us, 256 records 99 against 151 us). ZooKeeper pads
 /// its logs too. Preparing starts once the current segment is half full, so a server
-/// that writes little never writes the extra segment.
+/// that writes little never writes the extra segment; in a segment that was only
+/// fallocated (a fresh log's first, one opened after a restart, or one made when no
+/// prepared segment was ready), once `EARLY_PREPARE_BYTES` are written, and the log moves
+/// to the prepared segment as soon as it is ready rather than when the current one is
+/// full (a fresh server otherwise wrote into fallocated space for its first 64 MiB).
 struct NextSegment {
     dir: PathBuf,
     filling: Option<Filling>,
@@ -105,9 +115,14 @@ impl NextSegment {
         }
     }
 
+    /// Whether a prepared file is complete (or its preparing failed).
+    fn is_ready(&self) -> bool {
+        self.filling.as_ref().is_some_and(|filling| filling.thread.is_finished())
+    }
+
     /// The prepared file, if it is complete: the caller renames it into place.
     fn take(&mut self) -> Option<PathBuf> {
-        if !self.filling.as_ref().is_some_and(|filling| filling.thread.is_finished()) {
+        if !self.is_ready() {
             return None;
         }
         let Filling { path, thread, .. } = self.filling.take().expect("checked above");
@@ -186,6 +201,7 @@ impl LogWriter {
             file: None,
             offset: 0,
             capacity: 0,
+            zero_filled: false,
             segment_size_bytes,
             force_sync,
             write_path,
@@ -212,7 +228,8 @@ impl LogWriter {
     pub async fn append(&mut self, batch: &[u8], first_zxid: i64) -> io::Result<()> {
         assert!(!batch.is_empty());
         assert_eq!(batch.len() % 16, 0, "batches are whole frames");
-        if self.file.is_none() || self.offset + batch.len() as u64 > self.capacity {
+        let full = self.file.is_none() || self.offset + batch.len() as u64 > self.capacity;
+        if full || (!self.zero_filled && self.next.is_ready()) {
             self.roll(first_zxid, batch.len() as u64).await?;
         }
         let file = self.file.as_ref().expect("a segment is open");
@@ -221,7 +238,7 @@ impl LogWriter {
             WritePath::Ring => write_all_at(file, batch, self.offset).await?,
         }
         self.offset += batch.len() as u64;
-        if self.offset * 2 >= self.capacity {
+        if self.offset * 2 >= self.capacity || (!self.zero_filled && self.offset >= EARLY_PREPARE_BYTES) {
             self.next.start();
         }
         if self.force_sync {
@@ -271,6 +288,7 @@ impl LogWriter {
         self.file = Some(file);
         self.offset = SEGMENT_HEADER_BYTES as u64;
         self.capacity = capacity;
+        self.zero_filled = zero_filled;
         Ok(())
     }
 }
@@ -361,6 +379,44 @@ mod tests {
             append_record(&mut bytes, &Txn { session_id: 1, cxid: 1, zxid, time_ms: 0, op });
         }
         bytes
+    }
+
+    #[test]
+    fn a_fresh_log_leaves_its_fallocated_first_segment_for_a_zero_filled_one_once_one_is_ready() {
+        const LARGE_SEGMENT_BYTES: u64 = 8 << 20;
+        let dir = std::env::temp_dir().join(format!("ringkeeper-log-writer-early-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let recovered_dir = dir.clone();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let mut writer =
+                    LogWriter::open(&dir, None, LARGE_SEGMENT_BYTES, true, WritePath::Executor).await.unwrap();
+                let mut zxid = 1;
+                while writer.offset < EARLY_PREPARE_BYTES {
+                    writer.append(&batch(zxid, 256), zxid).await.unwrap();
+                    zxid += 256;
+                }
+                assert!(!writer.zero_filled, "a fresh log's first segment is only fallocated");
+                assert!(writer.offset * 2 < writer.capacity, "far from half full");
+                for _ in 0..60_000 {
+                    if writer.next.is_ready() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                writer.append(&batch(zxid, 16), zxid).await.unwrap();
+                assert!(writer.zero_filled, "the next append went to the prepared segment");
+                assert_eq!(writer.offset, SEGMENT_HEADER_BYTES as u64 + batch(zxid, 16).len() as u64);
+                writer.close().await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(crate::log::recovery::segment_files(&recovered_dir).unwrap().len(), 2);
+        let log = crate::log::recovery::recover(&recovered_dir).unwrap();
+        let zxids: Vec<i64> = log.records().map(|(zxid, _)| zxid).collect();
+        assert_eq!(zxids, (1..=*zxids.last().unwrap()).collect::<Vec<_>>(), "every record, in order");
+        std::fs::remove_dir_all(&recovered_dir).unwrap();
     }
 
     #[test]
