@@ -157,7 +157,9 @@ fn pwrite_batches(batch: &AlignedVec<16>, iterations: u64, zero_filled: bool) ->
 }
 
 /// Appends `iterations` copies of `batch` through a LogWriter on a glommio executor and
-/// returns the time the appends took (opening and preallocating excluded).
+/// returns the time the appends took (opening and the first segment's preallocation
+/// excluded; preparing the next segment in the background and moving to it included, as
+/// in a server).
 fn append_batches(batch: &AlignedVec<16>, records: usize, iterations: u64, write_path: WritePath) -> Duration {
     let dir = tempdir();
     let bytes = batch.to_vec();

@@ -339,10 +339,11 @@ impl Leader {
         }
     }
 
-    /// Core 0 was held `held` in a log write on its own thread (`WritePath::Executor`):
-    /// the other cores' touches waited in its channels meanwhile, and expiry may run
-    /// before they are read. A hold longer than expiry's period (half a tick) therefore
-    /// counts against no session; ZooKeeper's sessions live through a stalled disk too.
+    /// Core 0 was held `held` in log writes on its own thread (`WritePath::Executor`),
+    /// one publishing round's: the other cores' touches waited in its channels meanwhile,
+    /// and expiry may run before they are read. A hold longer than expiry's period (half
+    /// a tick) therefore counts against no session; ZooKeeper's sessions live through a
+    /// stalled disk too.
     pub fn held_in_write(&mut self, held: std::time::Duration) {
         let held_ms = held.as_millis() as u64;
         if held_ms >= (self.shared.config.tick_time_ms as u64 / 2).max(1) {

@@ -11,6 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use glommio::io::{BufferedFile, OpenOptions};
 
@@ -23,9 +24,10 @@ pub struct LogWriter {
     offset: u64,
     /// The current segment's preallocated size.
     capacity: u64,
-    /// Whether the current segment was written with zeros ahead of its records
-    /// (`NextSegment`), or only fallocated.
-    zero_filled: bool,
+    /// The current segment was only fallocated by this writer (no prepared one was
+    /// ready), so it is left for a prepared one as soon as one is ready. False for a
+    /// prepared segment and for a reopened tail, which are left when full.
+    leave_when_prepared: bool,
     segment_size_bytes: u64,
     force_sync: bool,
     write_path: WritePath,
@@ -67,11 +69,12 @@ const PAGE_BYTES: usize = 4096;
 /// into zeros already written there is none (`cargo bench --bench log -- append_pwrite`:
 /// a 16-record batch 69 against 101 us, 256 records 99 against 151 us). ZooKeeper pads
 /// its logs too. Preparing starts once the current segment is half full, so a server
-/// that writes little never writes the extra segment; in a segment that was only
-/// fallocated (a fresh log's first, one opened after a restart, or one made when no
-/// prepared segment was ready), once `EARLY_PREPARE_BYTES` are written, and the log moves
-/// to the prepared segment as soon as it is ready rather than when the current one is
-/// full (a fresh server otherwise wrote into fallocated space for its first 64 MiB).
+/// that writes little never writes the extra segment; in a segment this writer only
+/// fallocated (a fresh log's first, or one made when no prepared segment was ready), once
+/// `EARLY_PREPARE_BYTES` are written, and the log moves to the prepared segment as soon as
+/// it is ready rather than when the current one is full (a fresh server otherwise wrote
+/// into fallocated space for its first 64 MiB). If that preparing fails, the segment is
+/// kept until full.
 struct NextSegment {
     dir: PathBuf,
     filling: Option<Filling>,
@@ -127,16 +130,17 @@ impl NextSegment {
         }
         let Filling { path, thread, .. } = self.filling.take().expect("checked above");
         match thread.join() {
-            Ok(Ok(())) => Some(path),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "preparing the next log segment failed");
-                None
-            }
-            Err(_) => {
-                tracing::warn!("the thread preparing the next log segment panicked");
-                None
+            Ok(Ok(())) => return Some(path),
+            Ok(Err(error)) => tracing::warn!(%error, "preparing the next log segment failed"),
+            Err(_) => tracing::warn!("the thread preparing the next log segment panicked"),
+        }
+        // A partly written file would otherwise stay until the log is next opened.
+        if let Err(error) = std::fs::remove_file(&path) {
+            if error.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(%error, path = %path.display(), "cannot remove a failed prepared log segment");
             }
         }
+        None
     }
 }
 
@@ -201,7 +205,7 @@ impl LogWriter {
             file: None,
             offset: 0,
             capacity: 0,
-            zero_filled: false,
+            leave_when_prepared: false,
             segment_size_bytes,
             force_sync,
             write_path,
@@ -224,28 +228,43 @@ impl LogWriter {
     }
 
     /// Appends one batch of framed records whose first zxid is `first_zxid`, and makes it
-    /// durable (unless forceSync is off).
-    pub async fn append(&mut self, batch: &[u8], first_zxid: i64) -> io::Result<()> {
+    /// durable (unless forceSync is off). Returns how long the write held the executor's
+    /// thread (`WritePath::Executor`; nothing through io_uring).
+    pub async fn append(&mut self, batch: &[u8], first_zxid: i64) -> io::Result<Duration> {
         assert!(!batch.is_empty());
         assert_eq!(batch.len() % 16, 0, "batches are whole frames");
-        let full = self.file.is_none() || self.offset + batch.len() as u64 > self.capacity;
-        if full || (!self.zero_filled && self.next.is_ready()) {
-            self.roll(first_zxid, batch.len() as u64).await?;
+        let batch_bytes = batch.len() as u64;
+        let fits = SEGMENT_HEADER_BYTES as u64 + batch_bytes <= self.segment_size_bytes;
+        if self.file.is_none() || self.offset + batch_bytes > self.capacity {
+            let prepared = if fits { self.next.take() } else { None };
+            self.roll(first_zxid, batch_bytes, prepared).await?;
+        } else if fits && self.leave_when_prepared && self.next.is_ready() {
+            match self.next.take() {
+                Some(prepared) => self.roll(first_zxid, batch_bytes, Some(prepared)).await?,
+                None => self.leave_when_prepared = false,
+            }
         }
         let file = self.file.as_ref().expect("a segment is open");
-        match self.write_path {
-            WritePath::Executor => write_all_at_here(file, batch, self.offset)?,
-            WritePath::Ring => write_all_at(file, batch, self.offset).await?,
-        }
-        self.offset += batch.len() as u64;
-        if self.offset * 2 >= self.capacity || (!self.zero_filled && self.offset >= EARLY_PREPARE_BYTES) {
+        let held = match self.write_path {
+            WritePath::Executor => {
+                let started = Instant::now();
+                write_all_at_here(file, batch, self.offset)?;
+                started.elapsed()
+            }
+            WritePath::Ring => {
+                write_all_at(file, batch, self.offset).await?;
+                Duration::ZERO
+            }
+        };
+        self.offset += batch_bytes;
+        if self.offset * 2 >= self.capacity || (self.leave_when_prepared && self.offset >= EARLY_PREPARE_BYTES) {
             self.next.start();
         }
         if self.force_sync {
             // The O_DSYNC write above returned only once the batch was durable.
             self.fsync_count += 1;
         }
-        Ok(())
+        Ok(held)
     }
 
     /// Closes the current segment (synced), before the log is cut or replaced.
@@ -257,15 +276,14 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Closes the current segment (synced) and starts a new one named after `first_zxid`.
-    async fn roll(&mut self, first_zxid: i64, batch_bytes: u64) -> io::Result<()> {
+    /// Closes the current segment (synced) and starts a new one named after `first_zxid`:
+    /// the `prepared` file, or else a fallocated one.
+    async fn roll(&mut self, first_zxid: i64, batch_bytes: u64, prepared: Option<PathBuf>) -> io::Result<()> {
         if let Some(file) = self.file.take() {
             file.fdatasync().await?;
             file.close().await?;
         }
         let path = self.dir.join(segment::file_name(first_zxid));
-        let fits = SEGMENT_HEADER_BYTES as u64 + batch_bytes <= self.segment_size_bytes;
-        let prepared = if fits { self.next.take() } else { None };
         let (file, capacity, zero_filled) = match prepared {
             Some(prepared) => {
                 glommio::io::rename(&prepared, &path).await?;
@@ -288,7 +306,7 @@ impl LogWriter {
         self.file = Some(file);
         self.offset = SEGMENT_HEADER_BYTES as u64;
         self.capacity = capacity;
-        self.zero_filled = zero_filled;
+        self.leave_when_prepared = !zero_filled;
         Ok(())
     }
 }
@@ -381,6 +399,16 @@ mod tests {
         bytes
     }
 
+    fn wait_until_prepared(writer: &LogWriter) {
+        for _ in 0..60_000 {
+            if writer.next.is_ready() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("the next segment was not prepared within a minute");
+    }
+
     #[test]
     fn a_fresh_log_leaves_its_fallocated_first_segment_for_a_zero_filled_one_once_one_is_ready() {
         const LARGE_SEGMENT_BYTES: u64 = 8 << 20;
@@ -396,16 +424,11 @@ mod tests {
                     writer.append(&batch(zxid, 256), zxid).await.unwrap();
                     zxid += 256;
                 }
-                assert!(!writer.zero_filled, "a fresh log's first segment is only fallocated");
+                assert!(writer.leave_when_prepared, "a fresh log's first segment is only fallocated");
                 assert!(writer.offset * 2 < writer.capacity, "far from half full");
-                for _ in 0..60_000 {
-                    if writer.next.is_ready() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
+                wait_until_prepared(&writer);
                 writer.append(&batch(zxid, 16), zxid).await.unwrap();
-                assert!(writer.zero_filled, "the next append went to the prepared segment");
+                assert!(!writer.leave_when_prepared, "the next append went to the prepared segment");
                 assert_eq!(writer.offset, SEGMENT_HEADER_BYTES as u64 + batch(zxid, 16).len() as u64);
                 writer.close().await.unwrap();
             })
@@ -433,20 +456,24 @@ mod tests {
                     writer.append(&batch(zxid, 16), zxid).await.unwrap();
                     zxid += 16;
                 }
-                let filling = writer.next.filling.as_ref().expect("preparing started");
-                for _ in 0..60_000 {
-                    if filling.thread.is_finished() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                // Fill it to the end: the roll renames the prepared file into place.
-                let first_segment = writer.capacity;
-                while writer.capacity == first_segment && writer.offset + 4096 < writer.capacity {
+                wait_until_prepared(&writer);
+                // The first segment was only fallocated: the next append leaves it for the
+                // prepared one. Fill that one past half, and to the end once the segment
+                // after it is prepared: the roll renames the prepared file into place.
+                writer.append(&batch(zxid, 16), zxid).await.unwrap();
+                zxid += 16;
+                assert!(!writer.leave_when_prepared, "in the prepared segment");
+                let segments = || crate::log::recovery::segment_files(&dir).unwrap().len();
+                assert_eq!(segments(), 2);
+                while writer.offset * 2 < writer.capacity {
                     writer.append(&batch(zxid, 16), zxid).await.unwrap();
                     zxid += 16;
                 }
-                writer.append(&batch(zxid, 64), zxid).await.unwrap();
+                wait_until_prepared(&writer);
+                while segments() == 2 {
+                    writer.append(&batch(zxid, 16), zxid).await.unwrap();
+                    zxid += 16;
+                }
                 let prepared = std::fs::read_dir(&dir)
                     .unwrap()
                     .filter(|entry| {
@@ -455,13 +482,14 @@ mod tests {
                     .count();
                 assert_eq!(prepared, 0, "the prepared segment was taken");
                 assert_eq!(writer.capacity, SEGMENT_BYTES);
+                assert!(!writer.leave_when_prepared, "rolled into the prepared segment");
                 writer.close().await.unwrap();
             })
             .unwrap()
             .join()
             .unwrap();
         let log = crate::log::recovery::recover(&recovered_dir).unwrap();
-        assert!(crate::log::recovery::segment_files(&recovered_dir).unwrap().len() >= 2);
+        assert_eq!(crate::log::recovery::segment_files(&recovered_dir).unwrap().len(), 3);
         let zxids: Vec<i64> = log.records().map(|(zxid, _)| zxid).collect();
         assert_eq!(zxids, (1..=*zxids.last().unwrap()).collect::<Vec<_>>(), "every record, in order");
         std::fs::remove_dir_all(&recovered_dir).unwrap();

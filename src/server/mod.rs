@@ -791,6 +791,9 @@ async fn publish(
 ) {
     let shared = state.borrow().shared.clone();
     while woken.recv().await.is_some() {
+        // How long this round's writes held core 0: the touches that came meanwhile wait
+        // unread until the round ends.
+        let mut held = Duration::ZERO;
         loop {
             let published = leader.borrow_mut().take_batch();
             let Some(published) = published else { break };
@@ -798,13 +801,15 @@ async fn publish(
                 let started = std::time::Instant::now();
                 let appended = log_writer.append(&published.records, published.first_zxid).await;
                 note_log_write(&shared, started, published.last_zxid - published.first_zxid + 1);
-                leader.borrow_mut().held_in_write(started.elapsed());
-                if let Err(error) = appended {
-                    tracing::error!(%error, "the transaction log failed; no further write will be acknowledged, reads go on");
-                    *shared.log_failure.lock().expect("not poisoned") = error.to_string();
-                    shared.log_failed.store(true, std::sync::atomic::Ordering::Release);
-                    publish_listings_only(leader, state, outboxes, woken).await;
-                    return;
+                match appended {
+                    Ok(write_held) => held += write_held,
+                    Err(error) => {
+                        tracing::error!(%error, "the transaction log failed; no further write will be acknowledged, reads go on");
+                        *shared.log_failure.lock().expect("not poisoned") = error.to_string();
+                        shared.log_failed.store(true, std::sync::atomic::Ordering::Release);
+                        publish_listings_only(leader, state, outboxes, woken).await;
+                        return;
+                    }
                 }
                 shared.log_fsyncs.store(log_writer.fsync_count, std::sync::atomic::Ordering::Relaxed);
             }
@@ -825,6 +830,7 @@ async fn publish(
                 return;
             }
         }
+        leader.borrow_mut().held_in_write(held);
     }
 }
 

@@ -39,13 +39,14 @@ pub fn spin_before_park(config: &Config, cores: usize) -> Option<std::time::Dura
 }
 
 /// The members configured on this member's host, itself included (1 standalone): those
-/// whose quorum address is its own, or a loopback one when its own is.
+/// whose quorum address is its own, or a loopback one when its own is. A member listed at
+/// 0.0.0.0 cannot tell, and counts every member as on its host (it then does not spin).
 fn members_on_this_host(config: &Config) -> usize {
     let ip_of = |server: &crate::config::ServerSpec| server.quorum_address().ok().map(|address| address.ip());
     let Some(mine) = config.servers.iter().find(|server| server.id == config.my_id).and_then(ip_of) else {
         return 1;
     };
-    let here = |ip: &std::net::IpAddr| *ip == mine || (ip.is_loopback() && mine.is_loopback());
+    let here = |ip: &std::net::IpAddr| *ip == mine || (ip.is_loopback() && mine.is_loopback()) || mine.is_unspecified();
     config.servers.iter().filter_map(ip_of).filter(here).count().max(1)
 }
 
@@ -164,5 +165,7 @@ mod tests {
         assert_eq!(members_on_this_host(&config), 1, "one member per host");
         config.servers = vec![member(1, "10.0.0.1"), member(2, "10.0.0.2"), member(3, "10.0.0.2")];
         assert_eq!(members_on_this_host(&config), 2);
+        config.servers = vec![member(1, "10.0.0.1"), member(2, "0.0.0.0"), member(3, "10.0.0.3")];
+        assert_eq!(members_on_this_host(&config), 3, "listed at 0.0.0.0: cannot tell");
     }
 }
