@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -63,6 +63,24 @@ impl LogQueue {
             }
         }
         Some((first, more, last_seq))
+    }
+}
+
+/// The log writer opened again after `tail` (a cut's, or none once a snapshot is
+/// installed). A member that cannot write its log stops; `after` says after what.
+async fn reopen(
+    log_dir: &Path,
+    tail: Option<(&Path, u64)>,
+    segment_size_bytes: u64,
+    force_sync: bool,
+    after: &str,
+) -> LogWriter {
+    match LogWriter::open(log_dir, tail, segment_size_bytes, force_sync, WritePath::Ring).await {
+        Ok(writer) => writer,
+        Err(error) => {
+            tracing::error!(%error, "cannot reopen the log {after}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -131,14 +149,7 @@ pub async fn run(
                         super::restart_process();
                     }
                     let tail = tail.as_ref().map(|(path, end)| (path.as_path(), *end));
-                    writer =
-                        match LogWriter::open(&log_dir, tail, segment_size_bytes, force_sync, WritePath::Ring).await {
-                            Ok(writer) => writer,
-                            Err(error) => {
-                                tracing::error!(%error, "cannot reopen the log after cutting it");
-                                std::process::exit(1);
-                            }
-                        };
+                    writer = reopen(&log_dir, tail, segment_size_bytes, force_sync, "after cutting it").await;
                     driver.borrow_mut().durable(seq, 0);
                 }
                 LogOp::Install { seq, zxid, image } => {
@@ -156,13 +167,7 @@ pub async fn run(
                     });
                     assert_eq!(tree.last_zxid(), zxid, "the installed snapshot ends where the leader's does");
                     writer =
-                        match LogWriter::open(&log_dir, None, segment_size_bytes, force_sync, WritePath::Ring).await {
-                            Ok(writer) => writer,
-                            Err(error) => {
-                                tracing::error!(%error, "cannot open a log after installing a snapshot");
-                                std::process::exit(1);
-                            }
-                        };
+                        reopen(&log_dir, None, segment_size_bytes, force_sync, "after installing a snapshot").await;
                     tracing::info!(
                         zxid = format_args!("{zxid:#x}"),
                         nodes = tree.node_count(),
