@@ -10,13 +10,14 @@
 //!
 //! For each: the cost of a version for readers (a clone), a lookup of a present path (what a read costs on any core), a batch of 64
 //! setData applied to a fresh version (clone, then 64 copy-on-write replacements: what the
-//! writer pays per batch while readers hold the previous version), and the bytes the map
+//! writer pays per batch while readers hold the previous version), a batch of 64 creates
+//! (new paths) applied the same way, and the bytes the map
 //! itself allocates per znode (counted by this bench's allocator, nodes and paths
 //! excluded).
 //!
 //!     cargo bench --bench tree_candidates
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
@@ -29,7 +30,8 @@ use ringkeeper::tree::Znode;
 const NODE_COUNT: usize = 1_000_000;
 const BATCH_WRITES: usize = 64;
 
-/// Counts the bytes live on the heap, to price each map's structure.
+/// Counts the bytes live on the heap, to price each map's structure, over the server's
+/// own allocator (copies on write allocate and free at every change).
 struct CountingAllocator;
 
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
@@ -37,12 +39,12 @@ static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        System.alloc(layout)
+        mimalloc::MiMalloc.alloc(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        System.dealloc(ptr, layout)
+        mimalloc::MiMalloc.dealloc(ptr, layout)
     }
 }
 
@@ -157,6 +159,20 @@ fn candidate<M: NodeMap>(c: &mut Criterion, name: &str) {
                 round += 1;
                 for write in 0..BATCH_WRITES {
                     version.set_version(&probes[(round * BATCH_WRITES + write) % probes.len()], round as i32);
+                }
+                version
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let mut created = NODE_COUNT;
+    c.bench_function(&format!("tree_apply_64_creates_{name}"), |b| {
+        b.iter_batched(
+            || map.clone(),
+            |mut version| {
+                for _ in 0..BATCH_WRITES {
+                    created += 1;
+                    version.insert(path_of(created).into(), Arc::new(Znode::default()));
                 }
                 version
             },

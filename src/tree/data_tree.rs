@@ -695,7 +695,6 @@ impl DataTree {
         let Some((parent_path, name)) = parent_and_name(path) else {
             return Outcome::Error(ErrorCode::NodeExists);
         };
-        assert!(!self.nodes.contains_key(path), "validated create of existing node {path}");
         let acl_id = self.acls.intern_archived(&create.acl);
         let parent_cversion = create.parent_cversion.to_native();
         let parent_acl_id = self.change_node(parent_path, |parent| {
@@ -726,7 +725,9 @@ impl DataTree {
         let bytes = node.data_len() as i64;
         self.data_size_bytes += path.len() + node.data_len();
         self.digest = self.digest.wrapping_add(node_digest(path, &node));
-        self.nodes.insert_mut(path.into(), node);
+        // Prepare found the path free; one walk here both checks and fills it.
+        let added = self.nodes.insert_mut(path.into(), node);
+        assert!(added, "validated create of existing node {path}");
         match quota::quota_node_created(parent_path, name) {
             Some(QuotaNodeCreated::Limits { root }) => self.quota_roots.add(&root),
             Some(QuotaNodeCreated::Stats { root }) => self.recount_quota(&root),
