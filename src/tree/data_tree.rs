@@ -1120,8 +1120,11 @@ impl<'a, I: Iterator<Item = (&'a Box<str>, &'a Znode)>> Iterator for FetchingAhe
     fn next(&mut self) -> Option<(&'a str, &'a Znode)> {
         while self.ahead.len() < FETCH_AHEAD {
             let Some(next) = self.inner.next() else { break };
-            // The record itself: its address is known without reading it.
+            // The record itself: its address is known without reading it. A path and its
+            // znode take two cache lines, and the ACL id and the stat are in the second.
             super::prefetch::fetch(next.0 as *const Box<str> as *const u8);
+            let node_end = (next.1 as *const Znode as *const u8).wrapping_add(std::mem::size_of::<Znode>() - 1);
+            super::prefetch::fetch(node_end);
             self.ahead.push_back(next);
         }
         if let Some(&(path, node)) = self.ahead.get(FETCH_AHEAD / 2) {
