@@ -359,6 +359,7 @@ impl CoreState {
         } else {
             self.tree.clone()
         };
+        working.fetch_for(Records::written(records).filter_map(|record| record.ok().map(|(_, txn)| txn)));
         let mut writes = Vec::new();
         for (index, record) in Records::written(records).enumerate() {
             let (zxid, txn) = record.expect("records from the ordering point are intact");

@@ -161,6 +161,37 @@ impl<E: Entry, S: BuildHasher> Trie<E, S> {
         unreachable!("the trie is at most LEVELS_MAX deep")
     }
 
+    /// Asks the CPU for the branches on the paths of `keys`, a level at a time for all of
+    /// them, so that a batch's misses overlap instead of following one another; the
+    /// walks that come after find the branches cached. Changes nothing.
+    pub fn fetch_paths<'k, Q>(&self, keys: impl Iterator<Item = &'k Q>)
+    where
+        E::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + 'k,
+    {
+        let mut walks: Vec<(u64, &Branch<E>)> = keys.map(|key| (self.hasher.hash_one(key), &*self.root)).collect();
+        for level in 0..LEVELS_MAX {
+            if walks.is_empty() {
+                return;
+            }
+            // The branches were asked for in the round before: now their slots, then
+            // (next round) what the slots point to.
+            for &(hash, branch) in &walks {
+                if let Some(slot) = branch.slot(index_at(hash, level)) {
+                    super::prefetch::fetch(slot as *const Slot<E> as *const u8);
+                }
+            }
+            walks.retain_mut(|(hash, branch)| match branch.slot(index_at(*hash, level)) {
+                Some(Slot::Branch(deeper)) => {
+                    super::prefetch::fetch(Arc::as_ptr(deeper) as *const u8);
+                    *branch = deeper;
+                    true
+                }
+                _ => false,
+            });
+        }
+    }
+
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         E::Key: Borrow<Q>,
@@ -522,6 +553,22 @@ mod tests {
             for (version, expected) in versions {
                 prop_assert_eq!(contents(&version), expected);
             }
+        }
+    }
+
+    #[test]
+    fn fetching_paths_ahead_changes_nothing_at_any_depth() {
+        // Shifts that make every hash alike below them: branches down to the last level
+        // and lists of equal hashes at the end, where a walk must stop.
+        for shift in [0, 40, 58, 64] {
+            let mut trie = HashTrie::with_hasher(CoarseHasher { shift });
+            for k in 0..500 {
+                trie.insert_mut(format!("/k{k}"), k);
+            }
+            let before = contents(&trie);
+            let keys: Vec<String> = (0..1000).map(|k| format!("/k{k}")).collect();
+            trie.fetch_paths(keys.iter().map(String::as_str));
+            assert_eq!(contents(&trie), before, "shift {shift}");
         }
     }
 

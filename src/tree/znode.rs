@@ -101,6 +101,13 @@ impl Children {
         self.0.as_ref().is_some_and(|set| set.contains_key(name))
     }
 
+    /// Asks the CPU for the branches where `names` are or would go.
+    pub fn fetch<'k>(&self, names: impl Iterator<Item = &'k str>) {
+        if let Some(set) = &self.0 {
+            set.fetch_paths(names);
+        }
+    }
+
     /// Adds `name`; false if it was there already.
     pub fn insert(&mut self, name: &str) -> bool {
         let set = self.0.get_or_insert_with(|| Box::new(ChildSet::with_hasher(PathHasher::new())));
