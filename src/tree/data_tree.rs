@@ -650,7 +650,8 @@ impl DataTree {
     /// walk, for every record at once: one record after another, each walk of a million
     /// nodes waited on its misses one by one. Changes nothing.
     pub fn fetch_for<'t>(&self, txns: impl Iterator<Item = &'t ArchivedTxn>) {
-        let mut paths: Vec<&str> = Vec::new();
+        // Each path, and whether its parent's child set changes with it.
+        let mut paths: Vec<(&str, bool)> = Vec::new();
         for txn in txns {
             let steps: &[ArchivedStep] = match &txn.op {
                 ArchivedTxnOp::Single(step) => std::slice::from_ref(step),
@@ -658,15 +659,20 @@ impl DataTree {
                 _ => &[],
             };
             paths.extend(steps.iter().filter_map(|step| match step {
-                ArchivedStep::Create(create) => Some(create.path.as_str()),
-                ArchivedStep::Delete { path } | ArchivedStep::SetData { path, .. } => Some(path.as_str()),
+                ArchivedStep::Create(create) => Some((create.path.as_str(), true)),
+                ArchivedStep::Delete { path } => Some((path.as_str(), true)),
+                ArchivedStep::SetData { path, .. } => Some((path.as_str(), false)),
                 _ => None,
             }));
         }
-        self.nodes.fetch_paths(paths.iter().copied());
-        // Children are added and removed under a parent; a batch's run of one parent
-        // (sequential nodes under a lock or a queue) is fetched as one.
-        let mut children = paths.iter().filter_map(|path| parent_and_name(path)).peekable();
+        self.nodes.fetch_paths(paths.iter().map(|&(path, _)| path));
+        // A batch's run of one parent (sequential nodes under a lock or a queue) is
+        // fetched as one.
+        let mut children = paths
+            .iter()
+            .filter(|&&(_, changes_parent)| changes_parent)
+            .filter_map(|&(path, _)| parent_and_name(path))
+            .peekable();
         while let Some((parent_path, name)) = children.next() {
             let mut names = vec![name];
             while let Some((_, name)) = children.next_if(|(next_parent, _)| *next_parent == parent_path) {
