@@ -46,6 +46,11 @@ unsafe impl GlobalAlloc for CountingAllocator {
         LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
         mimalloc::MiMalloc.dealloc(ptr, layout)
     }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+    }
 }
 
 #[global_allocator]
@@ -168,11 +173,16 @@ fn candidate<M: NodeMap>(c: &mut Criterion, name: &str) {
     let mut created = NODE_COUNT;
     c.bench_function(&format!("tree_apply_64_creates_{name}"), |b| {
         b.iter_batched(
-            || map.clone(),
-            |mut version| {
-                for _ in 0..BATCH_WRITES {
-                    created += 1;
-                    version.insert(path_of(created).into(), Arc::new(Znode::default()));
+            || {
+                let nodes: Vec<(Box<str>, Arc<Znode>)> = (created..created + BATCH_WRITES)
+                    .map(|index| (path_of(index).into(), Arc::new(Znode::default())))
+                    .collect();
+                created += BATCH_WRITES;
+                (map.clone(), nodes)
+            },
+            |(mut version, nodes)| {
+                for (path, node) in nodes {
+                    version.insert(path, node);
                 }
                 version
             },

@@ -33,6 +33,9 @@ pub type ConnectionRef = Rc<RefCell<Connection>>;
 /// The number of the tree every core starts from (`PublishedVersion`).
 const RECOVERED_VERSION: u64 = 1;
 
+/// How many records `apply_records` fetches ahead at a time (`DataTree::fetch_for`).
+const FETCH_AHEAD_RECORDS: usize = 64;
+
 pub struct CoreState {
     pub core: usize,
     pub shared: Arc<Shared>,
@@ -359,9 +362,15 @@ impl CoreState {
         } else {
             self.tree.clone()
         };
-        working.fetch_for(Records::written(records).filter_map(|record| record.ok().map(|(_, txn)| txn)));
+        // The records whose trie walks are fetched ahead of their apply, a window at a
+        // time: a batch holds up to thousands, and a window's fetched branches must still
+        // be cached when its records are applied.
+        let mut ahead = Records::written(records).map_while(Result::ok).map(|(_, txn)| txn);
         let mut writes = Vec::new();
         for (index, record) in Records::written(records).enumerate() {
+            if index % FETCH_AHEAD_RECORDS == 0 {
+                working.fetch_for(ahead.by_ref().take(FETCH_AHEAD_RECORDS));
+            }
             let (zxid, txn) = record.expect("records from the ordering point are intact");
             let session_id = txn.session_id.to_native();
             let cxid = txn.cxid.to_native();

@@ -646,9 +646,9 @@ impl DataTree {
         assert_eq!(self.ephemerals_of(session_id).count(), 0, "a closed session owns no nodes");
     }
 
-    /// Asks the CPU for the trie branches a batch's creates, deletes and setData will
-    /// walk, for every record at once: one record after another, each walk of a million
-    /// nodes waited on its misses one by one. Changes nothing.
+    /// Asks the CPU for the trie branches that the changes of `txns` will walk, for all
+    /// of them at once: one record after another, each walk of a million nodes waited on
+    /// its misses one by one. Changes nothing.
     pub fn fetch_for<'t>(&self, txns: impl Iterator<Item = &'t ArchivedTxn>) {
         // Each path, and whether its parent's child set changes with it.
         let mut paths: Vec<(&str, bool)> = Vec::new();
@@ -656,23 +656,27 @@ impl DataTree {
             let steps: &[ArchivedStep] = match &txn.op {
                 ArchivedTxnOp::Single(step) => std::slice::from_ref(step),
                 ArchivedTxnOp::Multi { ops } => ops.as_slice(),
-                _ => &[],
+                ArchivedTxnOp::CloseSession { ephemerals } => {
+                    paths.extend(ephemerals.iter().map(|path| (path.as_str(), true)));
+                    &[]
+                }
+                ArchivedTxnOp::CreateSession { .. } | ArchivedTxnOp::EpochMarker => &[],
             };
             paths.extend(steps.iter().filter_map(|step| match step {
                 ArchivedStep::Create(create) => Some((create.path.as_str(), true)),
                 ArchivedStep::Delete { path } => Some((path.as_str(), true)),
-                ArchivedStep::SetData { path, .. } => Some((path.as_str(), false)),
-                _ => None,
+                ArchivedStep::SetData { path, .. } | ArchivedStep::SetAcl { path, .. } => Some((path.as_str(), false)),
+                ArchivedStep::Check { .. } | ArchivedStep::Error { .. } => None,
             }));
         }
-        self.nodes.fetch_paths(paths.iter().map(|&(path, _)| path));
+        let changed_children = || {
+            paths.iter().filter(|&&(_, changes_parent)| changes_parent).filter_map(|&(path, _)| parent_and_name(path))
+        };
+        let parents = changed_children().map(|(parent_path, _)| parent_path);
+        self.nodes.fetch_paths(paths.iter().map(|&(path, _)| path).chain(parents));
         // A batch's run of one parent (sequential nodes under a lock or a queue) is
         // fetched as one.
-        let mut children = paths
-            .iter()
-            .filter(|&&(_, changes_parent)| changes_parent)
-            .filter_map(|&(path, _)| parent_and_name(path))
-            .peekable();
+        let mut children = changed_children().peekable();
         while let Some((parent_path, name)) = children.next() {
             let mut names = vec![name];
             while let Some((_, name)) = children.next_if(|(next_parent, _)| *next_parent == parent_path) {
@@ -740,7 +744,8 @@ impl DataTree {
                 parent.cversion = parent_cversion;
                 parent.pzxid = zxid;
             }
-            parent.children.insert(name);
+            let added = parent.children.insert(name);
+            assert!(added, "validated create of existing child {name} of {parent_path}");
             parent.acl_id
         });
         let Some(parent_acl_id) = parent_acl_id else { panic!("validated create under missing parent {parent_path}") };
@@ -1159,7 +1164,7 @@ impl<'a, I: Iterator<Item = (&'a Box<str>, &'a Znode)>> Iterator for FetchingAhe
         while self.ahead.len() < FETCH_AHEAD {
             let Some(next) = self.inner.next() else { break };
             // The record itself: its address is known without reading it. A path and its
-            // znode take two cache lines, and the ACL id and the stat are in the second.
+            // znode span two or three cache lines: its first byte and its last.
             super::prefetch::fetch(next.0 as *const Box<str> as *const u8);
             let node_end = (next.1 as *const Znode as *const u8).wrapping_add(std::mem::size_of::<Znode>() - 1);
             super::prefetch::fetch(node_end);
