@@ -449,6 +449,7 @@ impl Leader {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::proto::connect::PASSWORD_SIZE_BYTES;
     use crate::txn::CreateTxn;
 
     fn leader() -> Leader {
@@ -488,5 +489,22 @@ mod tests {
         assert_eq!(next_zxid - 1, records as i64);
         assert!(batches >= 3, "{batches} batches for {records} records of 100 KiB");
         assert!(!leader.has_batch());
+    }
+
+    #[test]
+    fn a_write_that_held_core_0_half_a_tick_or_longer_moves_every_deadline_and_a_shorter_one_none() {
+        // While a write holds core 0, the sessions' touches wait in its channels; expiry
+        // runs every half tick, so only a hold that long could expire a live session.
+        let mut leader = leader();
+        let half_tick_ms = u64::from(leader.shared.config.tick_time_ms) / 2;
+        leader.sessions.restore(0x11, 30_000, [0; PASSWORD_SIZE_BYTES], 0);
+        leader.sessions.restore(0x12, 4_000, [0; PASSWORD_SIZE_BYTES], 0);
+        let deadlines =
+            |leader: &Leader| [0x11, 0x12].map(|id| leader.sessions.get(id).expect("restored").expires_at_ms);
+        let before = deadlines(&leader);
+        leader.held_in_write(std::time::Duration::from_millis(half_tick_ms - 1));
+        assert_eq!(deadlines(&leader), before, "a hold shorter than expiry's period moves nothing");
+        leader.held_in_write(std::time::Duration::from_millis(half_tick_ms));
+        assert_eq!(deadlines(&leader), before.map(|deadline| deadline + half_tick_ms));
     }
 }
