@@ -648,8 +648,8 @@ impl DataTree {
 
     /// Asks the CPU for the trie branches that the changes of `txns` will walk, for all
     /// of them at once: one record after another, each walk of a million nodes waited on
-    /// its misses one by one. Changes nothing.
-    pub fn fetch_for<'t>(&self, txns: impl Iterator<Item = &'t ArchivedTxn>) {
+    /// its misses one by one. Changes nothing; returns how many branches it asked for.
+    pub fn fetch_for<'t>(&self, txns: impl Iterator<Item = &'t ArchivedTxn>) -> usize {
         // Each path, and whether its parent's child set changes with it.
         let mut paths: Vec<(&str, bool)> = Vec::new();
         for txn in txns {
@@ -673,7 +673,7 @@ impl DataTree {
             paths.iter().filter(|&&(_, changes_parent)| changes_parent).filter_map(|&(path, _)| parent_and_name(path))
         };
         let parents = changed_children().map(|(parent_path, _)| parent_path);
-        self.nodes.fetch_paths(paths.iter().map(|&(path, _)| path).chain(parents));
+        let mut fetched = self.nodes.fetch_paths(paths.iter().map(|&(path, _)| path).chain(parents));
         // A batch's run of one parent (sequential nodes under a lock or a queue) is
         // fetched as one.
         let mut children = changed_children().peekable();
@@ -683,9 +683,10 @@ impl DataTree {
                 names.push(name);
             }
             if let Some(parent) = self.nodes.get(parent_path) {
-                parent.children.fetch(names.into_iter());
+                fetched += parent.children.fetch(names.into_iter());
             }
         }
+        fetched
     }
 
     fn apply_step(&mut self, step: &ArchivedStep, zxid: i64, time_ms: i64, triggers: &mut Vec<Trigger>) -> Outcome {
@@ -870,6 +871,36 @@ mod tests {
             ephemeral_owner: owner,
             parent_cversion,
         }))
+    }
+
+    #[test]
+    fn fetching_a_batch_ahead_walks_each_changed_path_and_for_creates_the_parent_and_its_children() {
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, create("/p", 1, 0));
+        for index in 0..3000 {
+            apply(&mut tree, 2 + index, create(&format!("/p/c{index}"), index as i32 + 1, 0));
+        }
+        let fetched = |ops: Vec<TxnOp>| {
+            let records: Vec<_> = ops
+                .into_iter()
+                .map(|op| Txn { session_id: 1, cxid: 0, zxid: 9000, time_ms: 0, op }.to_bytes())
+                .collect();
+            tree.fetch_for(records.iter().map(|bytes| crate::txn::access_written(bytes)))
+        };
+        let set = |path: &str| TxnOp::Single(Step::SetData { path: path.into(), data: None, version: -1 });
+        let set_alone = fetched(vec![set("/p/new")]);
+        let create_alone = fetched(vec![create("/p/new", 3001, 0)]);
+        // 3000 entries fill every slot of a trie's root with a branch: each walk below
+        // asks for at least one.
+        let parent = tree.nodes.fetch_paths(std::iter::once("/p"));
+        let child_set = tree.node("/p").expect("created").children.fetch(std::iter::once("new"));
+        assert!(set_alone >= 1 && parent >= 1 && child_set >= 1, "{set_alone} {parent} {child_set}");
+        assert_eq!(create_alone, set_alone + parent + child_set, "the path, its parent, the parent's children");
+        let check = TxnOp::Single(Step::Check { path: "/p".into() });
+        assert_eq!(fetched(vec![check]), 0, "a check changes nothing");
+        let multi = TxnOp::Multi { ops: vec![Step::SetData { path: "/p/new".into(), data: None, version: -1 }] };
+        assert_eq!(fetched(vec![multi]), set_alone, "a multi's steps are walked as single ones");
+        assert_eq!(fetched(vec![set("/p/new"), create("/p/new", 3001, 0)]), set_alone + create_alone);
     }
 
     #[test]

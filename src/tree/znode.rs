@@ -101,11 +101,9 @@ impl Children {
         self.0.as_ref().is_some_and(|set| set.contains_key(name))
     }
 
-    /// Asks the CPU for the branches where `names` are or would go.
-    pub fn fetch<'k>(&self, names: impl Iterator<Item = &'k str>) {
-        if let Some(set) = &self.0 {
-            set.fetch_paths(names);
-        }
+    /// Asks the CPU for the branches where `names` are or would go; how many it asked for.
+    pub fn fetch<'k>(&self, names: impl Iterator<Item = &'k str>) -> usize {
+        self.0.as_ref().map_or(0, |set| set.fetch_paths(names))
     }
 
     /// Adds `name`; false if it was there already.
