@@ -21,7 +21,11 @@
 //! - Broadcast: batches stream to followers as they are ordered, within a window of
 //!   unacknowledged bytes per follower; a record is committed once a quorum of voters
 //!   (the leader counts as one) acknowledged it durable. A slow follower's window fills
-//!   and it is resent from its last acknowledgement later; nobody waits for it.
+//!   and it is resent from its last acknowledgement later; nobody waits for it. Where the
+//!   leader and any one follower make a quorum (two or three voters), the leader also
+//!   tells its followers how far its own log is durable: a follower durable through the
+//!   same records knows them committed (the pair is the quorum the leader would count)
+//!   and applies them without waiting a round trip for the leader's commit point.
 //! - Liveness: a follower whose leader is silent for the sync limit looks for a new one;
 //!   a leader that has not heard from a quorum, or whose own disk has stalled, for the
 //!   sync limit steps down.
@@ -158,6 +162,8 @@ struct Progress {
     /// When a snapshot was last sent. Another is made only once the follower has answered
     /// since: one that is down would otherwise cost a snapshot at every heartbeat.
     snapshot_sent_ms: Option<u64>,
+    /// The leader's durable point as last told to this follower (`Message::Durable`).
+    durable_told: i64,
 }
 
 /// One log operation not yet durable.
@@ -185,6 +191,9 @@ pub struct Core<P: Payload> {
     pending: VecDeque<PendingOp>,
     /// Follower: our log equals the leader's through this.
     leader_match: i64,
+    /// Follower: the leader's log is durable through this, as it last told us, in this
+    /// epoch (`Message::Durable`).
+    leader_durable: i64,
     leader_heard_ms: u64,
     leader_link_up: bool,
     /// Leader: its view of every other member.
@@ -244,6 +253,7 @@ impl<P: Payload> Core<P> {
             next_seq: 1,
             pending: VecDeque::new(),
             leader_match: 0,
+            leader_durable: 0,
             leader_heard_ms: now_ms,
             leader_link_up: false,
             progress: BTreeMap::new(),
@@ -383,8 +393,14 @@ impl<P: Payload> Core<P> {
             return;
         }
         match self.role {
-            Role::Leader => self.maybe_commit(),
-            Role::Follower { leader } => self.acknowledge(leader),
+            Role::Leader => {
+                self.maybe_commit();
+                self.tell_durable();
+            }
+            Role::Follower { leader } => {
+                self.commit_with_leader();
+                self.acknowledge(leader);
+            }
             Role::Observer { leader: Some(leader) } => self.acknowledge(leader),
             _ => {}
         }
@@ -475,6 +491,7 @@ impl<P: Payload> Core<P> {
             if renewal {
                 self.hard = HardState { epoch: message_epoch, vote: None };
                 self.outputs.push(Output::PersistHardState(self.hard));
+                self.leader_durable = 0;
                 // It may also be our leader restarted with a shorter log (the long simulator
                 // run found one, seed 501431): what we matched before counts no longer,
                 // only what is committed.
@@ -490,6 +507,7 @@ impl<P: Payload> Core<P> {
                 self.on_append(from, epoch, prev_zxid, batches, commit_zxid)
             }
             Message::AppendReply { epoch, outcome } => self.on_append_reply(from, epoch, outcome),
+            Message::Durable { epoch, zxid } => self.on_leader_durable(from, epoch, zxid),
             Message::Snapshot { epoch, zxid, data } => self.on_snapshot(from, epoch, zxid, data),
         }
         assert!(self.outputs.len() < OUTPUTS_MAX, "outputs are taken after every input");
@@ -534,6 +552,7 @@ impl<P: Payload> Core<P> {
             assert!(self.is_voter(), "an observer takes no part in elections: {role:?}");
         }
         self.role = role;
+        self.leader_durable = 0;
         if role != Role::Leader {
             self.progress.clear();
             self.established = false;
@@ -706,8 +725,10 @@ impl<P: Payload> Core<P> {
                 snapshot_wanted: false,
                 snapshot_floor: 0,
                 snapshot_sent_ms: None,
+                durable_told: 0,
             });
             progress.next_zxid = progress.next_zxid.min(sent_through).max(progress.match_zxid);
+            progress.durable_told = 0;
         }
         self.append_local(P::epoch_marker(make_zxid(self.hard.epoch, 0)));
         let peers: Vec<MemberId> = self.progress.keys().copied().collect();
@@ -1017,10 +1038,56 @@ impl<P: Payload> Core<P> {
         self.emit_apply();
         let peers: Vec<MemberId> = self.progress.keys().copied().collect();
         for peer in peers {
-            if !self.send_appends(peer) {
+            if !self.send_appends(peer) && !self.knows_commit(peer) {
                 self.send_heartbeat(peer);
             }
         }
+    }
+
+    /// Whether the leader and one follower make a quorum: then a follower durable through
+    /// what the leader is durable through holds it committed (`commit_with_leader`).
+    fn pair_is_quorum(&self) -> bool {
+        self.settings.members.quorum() <= 2
+    }
+
+    /// Leader: tells each voting follower that was sent records its own log is not yet
+    /// known durable through that the leader's log is durable through its current point.
+    fn tell_durable(&mut self) {
+        if !self.pair_is_quorum() || self.role != Role::Leader || self.renewing {
+            return;
+        }
+        let (epoch, zxid) = (self.hard.epoch, self.durable_zxid);
+        let voters = &self.settings.members.voters;
+        let told: Vec<MemberId> = self
+            .progress
+            .iter_mut()
+            .filter(|(id, progress)| {
+                voters.contains(id)
+                    && !progress.snapshot_wanted
+                    && progress.match_zxid < zxid
+                    && progress.next_zxid > progress.match_zxid
+                    && progress.durable_told < zxid
+            })
+            .map(|(&id, progress)| {
+                progress.durable_told = zxid;
+                id
+            })
+            .collect();
+        for peer in told {
+            self.send(peer, Message::Durable { epoch, zxid });
+        }
+    }
+
+    /// Leader: `peer` has committed through our commit point on its own, so a heartbeat
+    /// to carry it would tell it nothing: it acknowledged durable through it, and was told
+    /// that our log is durable through it (`commit_with_leader`). A lost message costs no
+    /// more than the wait for the next heartbeat.
+    fn knows_commit(&self, peer: MemberId) -> bool {
+        let Some(progress) = self.progress.get(&peer) else { return false };
+        self.pair_is_quorum()
+            && self.settings.members.voters.contains(&peer)
+            && progress.match_zxid >= self.commit_zxid
+            && progress.durable_told >= self.commit_zxid
     }
 
     // ---- follower and observer
@@ -1082,8 +1149,33 @@ impl<P: Payload> Core<P> {
         if commit > self.commit_zxid {
             self.commit_zxid = commit;
         }
+        self.commit_with_leader();
         self.acknowledge(from);
         self.emit_apply();
+    }
+
+    fn on_leader_durable(&mut self, from: MemberId, durable_epoch: u32, zxid: i64) {
+        if durable_epoch != self.hard.epoch || self.role != (Role::Follower { leader: from }) {
+            return;
+        }
+        self.leader_heard_ms = self.now_ms;
+        self.leader_durable = self.leader_durable.max(zxid);
+        self.commit_with_leader();
+        self.emit_apply();
+    }
+
+    /// Follower where the leader and one follower make a quorum: what both the leader's log
+    /// and ours hold durably, and ours holds as the leader's, is held by a quorum, so it
+    /// is committed; the leader counts exactly this pair. Only records of the current
+    /// epoch, as the leader counts (its marker commits what precedes it).
+    fn commit_with_leader(&mut self) {
+        if !self.pair_is_quorum() || !matches!(self.role, Role::Follower { .. }) {
+            return;
+        }
+        let held = self.leader_durable.min(self.durable_zxid).min(self.leader_match);
+        if held > self.commit_zxid && epoch(held) == self.hard.epoch {
+            self.commit_zxid = held;
+        }
     }
 
     fn acknowledge(&mut self, leader: MemberId) {

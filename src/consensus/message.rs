@@ -35,6 +35,14 @@ pub enum Message<P: Payload> {
         epoch: u32,
         outcome: AppendOutcome,
     },
+    /// The leader's own log is durable through `zxid`. Sent only where the leader and one
+    /// follower make a quorum (two or three voters): such a follower, durable through the
+    /// same records, knows them committed without waiting for the leader's commit point.
+    /// It is not answered.
+    Durable {
+        epoch: u32,
+        zxid: i64,
+    },
     /// The leader's state at `zxid`, for a follower it can no longer DIFF (SNAP).
     Snapshot {
         epoch: u32,
@@ -61,6 +69,7 @@ impl<P: Payload> Message<P> {
             Message::Vote { epoch, .. }
             | Message::Append { epoch, .. }
             | Message::AppendReply { epoch, .. }
+            | Message::Durable { epoch, .. }
             | Message::Snapshot { epoch, .. } => *epoch,
             Message::VoteReply { voter_epoch, .. } => *voter_epoch,
         }

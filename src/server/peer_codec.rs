@@ -13,6 +13,7 @@
 //! 6 Snapshot    epoch u32 | zxid i64 | bytes u32 | a snapshot image
 //! 7 Forward     a follower's client traffic for the leader (see `Forwarded`)
 //! 8 Routed      core u32 | after_zxid i64 | a control for one of the follower's cores
+//! 9 Durable     epoch u32 | zxid i64                        (the leader's log is durable through zxid)
 //! ```
 
 use std::sync::Arc;
@@ -167,6 +168,11 @@ fn encode_message(message: &Message<RecordBatch>, out: &mut Vec<u8>) {
                 }
                 AppendOutcome::Stale => out.push(2),
             }
+        }
+        Message::Durable { epoch, zxid } => {
+            out.push(9);
+            out.extend_from_slice(&epoch.to_le_bytes());
+            out.extend_from_slice(&zxid.to_le_bytes());
         }
         Message::Snapshot { epoch, zxid, data } => {
             out.push(6);
@@ -379,6 +385,7 @@ pub fn decode(bytes: &[u8]) -> Result<(PeerFrame, usize), DecodeError> {
             let (core, after_zxid) = (cursor.u32()?, cursor.i64()?);
             PeerFrame::Routed { core, after_zxid, control: decode_control(&mut cursor)? }
         }
+        9 => PeerFrame::Consensus(Message::Durable { epoch: cursor.u32()?, zxid: cursor.i64()? }),
         _ => return Err(DecodeError::Malformed("unknown frame kind")),
     };
     cursor.finish()?;
@@ -505,6 +512,13 @@ mod tests {
         assert_eq!(prev_zxid, 0x2_0000_0007);
         assert_eq!(batches[0].bytes.as_slice(), marker.bytes.as_slice());
         assert_eq!((batches[0].first_zxid, batches[0].last_zxid), (0x3_0000_0000, 0x3_0000_0000));
+    }
+
+    #[test]
+    fn a_leaders_durable_point_round_trips() {
+        let frame = PeerFrame::Consensus(Message::Durable { epoch: 4, zxid: 0x4_0000_0009 });
+        let PeerFrame::Consensus(Message::Durable { epoch, zxid }) = round_trip(frame) else { panic!() };
+        assert_eq!((epoch, zxid), (4, 0x4_0000_0009));
     }
 
     #[test]

@@ -247,6 +247,62 @@ fn a_record_commits_on_a_quorum_of_durable_acks_counting_the_leader() {
 }
 
 #[test]
+fn a_follower_of_three_applies_what_it_and_its_leader_hold_durably_before_the_leaders_commit_arrives() {
+    // With three voters the leader and one follower are a quorum: once the leader says
+    // its log is durable through a record and the follower's own log is too, the record
+    // is committed, and the follower applies it without the round trip through the
+    // leader's commit point (its clients' writes answer one hop sooner).
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    let (_, last) = ensemble.propose(1, 3);
+    ensemble.deliver_all();
+    ensemble.flush(2);
+    assert!(
+        !ensemble.applied.get(&2).is_some_and(|applied| applied.contains(&last)),
+        "the leader's log is not durable"
+    );
+    ensemble.flush(1);
+    let told: Vec<MemberId> = ensemble
+        .wire
+        .iter()
+        .filter(|(from, _, message)| *from == 1 && matches!(message, Message::Durable { zxid, .. } if *zxid == last))
+        .map(|(_, to, _)| *to)
+        .collect();
+    assert_eq!(told, vec![2, 3], "the leader tells each follower it sent the records to");
+    // The leader's word reaches 2 and 3; 2's acknowledgement is lost on its way.
+    ensemble.deliver(|from, _| from == 1);
+    assert_eq!(ensemble.core(2).commit_zxid(), last);
+    assert!(ensemble.applied[&2].contains(&last));
+    assert!(ensemble.core(1).commit_zxid() < last, "the leader has heard from no follower");
+    assert!(!ensemble.applied.get(&3).is_some_and(|applied| applied.contains(&last)), "3's own log is not durable");
+    ensemble.flush(3);
+    assert!(ensemble.applied[&3].contains(&last));
+    ensemble.deliver_all();
+    assert_eq!(ensemble.core(1).commit_zxid(), last);
+}
+
+#[test]
+fn a_follower_of_five_waits_for_the_leaders_commit_point() {
+    // With five voters a quorum is three: the leader and one follower are not enough,
+    // so the leader does not tell its durable point and a follower commits only what
+    // the leader says is committed.
+    let mut ensemble = Ensemble::new(&[1, 2, 3, 4, 5], &[]);
+    ensemble.elect(1);
+    let (_, last) = ensemble.propose(1, 3);
+    ensemble.deliver_all();
+    ensemble.flush(1);
+    ensemble.flush(2);
+    assert!(ensemble.wire.iter().all(|(_, _, message)| !matches!(message, Message::Durable { .. })));
+    assert!(ensemble.core(2).commit_zxid() < last);
+    ensemble.deliver(|from, to| from == 2 && to == 1);
+    assert!(ensemble.core(1).commit_zxid() < last, "two of five are no quorum");
+    ensemble.flush(3);
+    ensemble.deliver_all();
+    assert_eq!(ensemble.core(1).commit_zxid(), last);
+    assert_eq!(ensemble.core(2).commit_zxid(), last, "the leader's commit point reached it");
+}
+
+#[test]
 fn a_follower_acknowledges_only_what_it_has_made_durable() {
     // ZOOKEEPER-4646: a follower that acknowledges before its log write is durable can
     // lose an acknowledged write in a crash.
