@@ -162,7 +162,7 @@ struct Progress {
     /// When a snapshot was last sent. Another is made only once the follower has answered
     /// since: one that is down would otherwise cost a snapshot at every heartbeat.
     snapshot_sent_ms: Option<u64>,
-    /// The leader's durable point as last told to this follower (`Message::Durable`).
+    /// The leader's durable point as last sent to this follower (`Message::Durable`).
     durable_told: i64,
 }
 
@@ -408,8 +408,13 @@ impl<P: Payload> Core<P> {
     }
 
     /// The link to `peer` broke (its process died or the network cut it). A follower
-    /// looks for a new leader at once instead of waiting out the sync limit.
+    /// looks for a new leader at once instead of waiting out the sync limit. A leader
+    /// forgets what it told `peer` of its durable point: a `Durable` frame may have been
+    /// lost with the link, and a follower that follows again has forgotten it anyway.
     pub fn link_lost(&mut self, peer: MemberId) {
+        if let Some(progress) = self.progress.get_mut(&peer) {
+            progress.durable_told = 0;
+        }
         if self.role == (Role::Follower { leader: peer }) {
             tracing::info!(member = self.settings.id, leader = peer, "lost the leader's link; looking");
             self.leader_link_up = false;
@@ -1050,8 +1055,8 @@ impl<P: Payload> Core<P> {
         self.settings.members.quorum() <= 2
     }
 
-    /// Leader: tells each voting follower that was sent records its own log is not yet
-    /// known durable through that the leader's log is durable through its current point.
+    /// Leader, its log durable through a new point: sends that point to each voting
+    /// follower that has been sent records it has not yet acknowledged, up to that point.
     fn tell_durable(&mut self) {
         if !self.pair_is_quorum() || self.role != Role::Leader || self.renewing {
             return;
@@ -1078,10 +1083,11 @@ impl<P: Payload> Core<P> {
         }
     }
 
-    /// Leader: `peer` has committed through our commit point on its own, so a heartbeat
-    /// to carry it would tell it nothing: it acknowledged durable through it, and was told
-    /// that our log is durable through it (`commit_with_leader`). A lost message costs no
-    /// more than the wait for the next heartbeat.
+    /// Leader: `peer` commits through our commit point on its own, so a heartbeat to carry
+    /// it would tell it nothing: it acknowledged durable through it, and was sent a
+    /// `Durable` frame that reaches at least as far (`commit_with_leader`). If that frame
+    /// was lost, the next heartbeat carries the commit point (and a lost link resets what
+    /// was sent, `link_lost`).
     fn knows_commit(&self, peer: MemberId) -> bool {
         let Some(progress) = self.progress.get(&peer) else { return false };
         self.pair_is_quorum()

@@ -99,6 +99,29 @@ impl Ensemble {
         self.deliver(|_, _| true);
     }
 
+    /// Delivers the messages now on the wire from `from` to `to`, and leaves the rest and
+    /// what they cause on it.
+    fn deliver_link(&mut self, from: MemberId, to: MemberId) {
+        let (now, rest): (Vec<Sent>, Vec<Sent>) = std::mem::take(&mut self.wire)
+            .into_iter()
+            .partition(|(sender, receiver, _)| (*sender, *receiver) == (from, to));
+        self.wire = rest;
+        for (_, _, message) in now {
+            self.cores.get_mut(&to).expect("a member").step(from, message);
+            self.collect(to);
+        }
+    }
+
+    /// Members the leader sent its commit point `zxid` to, in messages on the wire.
+    fn commit_sent_to(&self, leader: MemberId, zxid: i64) -> Vec<MemberId> {
+        let carries = |message: &Message<SimBatch>| matches!(message, Message::Append { commit_zxid, .. } if *commit_zxid == zxid);
+        self.wire
+            .iter()
+            .filter(|(from, _, message)| *from == leader && carries(message))
+            .map(|(_, to, _)| *to)
+            .collect()
+    }
+
     /// Makes every issued log operation of `id` durable.
     fn flush(&mut self, id: MemberId) {
         if let Some(&seq) = self.disk.get(&id).and_then(|ops| ops.last()) {
@@ -277,8 +300,52 @@ fn a_follower_of_three_applies_what_it_and_its_leader_hold_durably_before_the_le
     assert!(!ensemble.applied.get(&3).is_some_and(|applied| applied.contains(&last)), "3's own log is not durable");
     ensemble.flush(3);
     assert!(ensemble.applied[&3].contains(&last));
-    ensemble.deliver_all();
+    // 3's acknowledgement completes the leader's quorum. 3 committed on its own, so the
+    // leader's commit point goes only to 2, whose acknowledgement it never heard.
+    ensemble.deliver_link(3, 1);
     assert_eq!(ensemble.core(1).commit_zxid(), last);
+    assert_eq!(ensemble.commit_sent_to(1, last), vec![2]);
+}
+
+#[test]
+fn a_follower_of_two_voters_also_commits_with_its_leader_alone() {
+    let mut ensemble = Ensemble::new(&[1, 2], &[]);
+    ensemble.elect(1);
+    let (_, last) = ensemble.propose(1, 2);
+    ensemble.deliver_all();
+    ensemble.flush(1);
+    ensemble.deliver(|from, _| from == 1);
+    ensemble.flush(2);
+    assert!(ensemble.applied[&2].contains(&last));
+    assert!(ensemble.core(1).commit_zxid() < last, "2's acknowledgement is still on the wire");
+}
+
+#[test]
+fn a_follower_commits_with_its_leader_only_records_of_the_leaders_epoch() {
+    // Records of an earlier epoch are committed by the new leader's marker, never by
+    // counting who holds them (the Raft paper's 5.4.2): a follower told that the leader
+    // holds them durably, and holding them durably itself, still waits for the marker.
+    let mut follower =
+        Core::<SimBatch>::new(settings(3, &[1, 2, 3], &[]), HardState::default(), History::new(0), Vec::new(), 0, 3, 0);
+    let old = SimBatch { entries: Arc::new(vec![(make_zxid(1, 1), 1), (make_zxid(1, 2), 2)]) };
+    let marker = SimBatch::epoch_marker(make_zxid(2, 0));
+    follower.step(2, Message::Append { epoch: 2, prev_zxid: 0, batches: vec![old, marker], commit_zxid: 0 });
+    let appended: Vec<u64> = follower
+        .take_outputs()
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Append { seq, .. } => Some(seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appended.len(), 2);
+    follower.durable(appended[0]);
+    follower.step(2, Message::Durable { epoch: 2, zxid: make_zxid(1, 2) });
+    assert_eq!(follower.commit_zxid(), 0, "the old epoch's records wait for the marker");
+    follower.durable(appended[1]);
+    follower.step(2, Message::Durable { epoch: 2, zxid: make_zxid(2, 0) });
+    assert_eq!(follower.commit_zxid(), make_zxid(2, 0), "the marker commits them");
+    assert_eq!(follower.applied_zxid(), make_zxid(2, 0));
 }
 
 #[test]
@@ -293,6 +360,10 @@ fn a_follower_of_five_waits_for_the_leaders_commit_point() {
     ensemble.flush(1);
     ensemble.flush(2);
     assert!(ensemble.wire.iter().all(|(_, _, message)| !matches!(message, Message::Durable { .. })));
+    assert!(ensemble.core(2).commit_zxid() < last);
+    // Were it told the leader's durable point anyway, two of five would still be no quorum.
+    let epoch = ensemble.core(1).epoch();
+    ensemble.cores.get_mut(&2).expect("a member").step(1, Message::Durable { epoch, zxid: last });
     assert!(ensemble.core(2).commit_zxid() < last);
     ensemble.deliver(|from, to| from == 2 && to == 1);
     assert!(ensemble.core(1).commit_zxid() < last, "two of five are no quorum");
