@@ -10,7 +10,7 @@
 #   - p99 at equal offered load: an open loop at 80% of ZooKeeper's closed-loop set rate;
 #   - an unloaded set: one session, one request at a time;
 # then 3-node loopback ensembles of each (set, get over sessions spread on the three; set
-# in open loop at 80% of ZooKeeper's ensemble set rate; an unloaded set through member 1;
+# in open loop at 80% of ZooKeeper's ensemble set rate; an unloaded set through a follower;
 # then create, last, as it grows the trees), the server CPU summed over the members.
 #
 #   perf/compare.sh [DURATION_S] [SESSIONS] [DEPTH]
@@ -112,7 +112,15 @@ for kind in zookeeper ringkeeper; do
         ensemble_rate=$(python3 -c "import json; print(int(0.8 * json.load(open('$results/$stamp-$label-set.json'))['ops_per_s']))")
     fi
     run "$label" "$ensemble_servers" "$ensemble_pid_list" open-set --workload set --sessions "$sessions" --rate "$ensemble_rate"
-    run "$label" "${ensemble_servers%%,*}" "$ensemble_pid_list" unloaded-set --workload set --sessions 1 --depth 1
+    # Through a follower: what two clients in three see. ZooKeeper's first member always
+    # follows (its election picks the largest id among equal logs); Ringkeeper's leader is
+    # whichever member stood first, and a write through the leader saves a hop.
+    unloaded_port=""
+    for port in "${client_ports[@]}"; do
+        if [[ $(mode_of "$port") == follower ]]; then unloaded_port=$port; break; fi
+    done
+    echo "  $label unloaded set through the follower on port $unloaded_port" >&2
+    run "$label" "127.0.0.1:$unloaded_port" "$ensemble_pid_list" unloaded-set --workload set --sessions 1 --depth 1
     # create last: it grows each tree in proportion to the server's own rate, so the runs
     # at equal offered load (and the unloaded one) before it find trees of equal size
     # (1000 keys), not one several times the other's, with its snapshots in progress.
@@ -181,7 +189,7 @@ for name in ("set", "get", "create", "open-set", "unloaded-set"):
         continue
     label = name
     if name == "open-set": label = f"set, open loop {z['rate_per_s']:.0f}/s"
-    if name == "unloaded-set": label = "set, 1 session x 1 (member 1)"
+    if name == "unloaded-set": label = "set, 1 session x 1 (a follower)"
     cpu_ratio = (z["server_cpu_us_per_op"] / r["server_cpu_us_per_op"]) if r["server_cpu_us_per_op"] else float("nan")
     p99_ratio = z["latency_ms"]["p99"] / r["latency_ms"]["p99"] if r["latency_ms"]["p99"] else float("nan")
     print(f"| {label} | {z['ops_per_s']:.0f} | {r['ops_per_s']:.0f} | {r['ops_per_s']/max(z['ops_per_s'],1e-9):.2f}x | "

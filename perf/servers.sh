@@ -46,6 +46,18 @@ wait_ready() {
     exit 1
 }
 
+# mode_of PORT: the Mode line srvr gives (leader, follower, standalone), or nothing.
+mode_of() {
+    python3 -c "
+import socket
+s = socket.create_connection(('127.0.0.1', $1), 2)
+s.sendall(b'srvr')
+data = b''
+while chunk := s.recv(4096):
+    data += chunk
+print(next((line[6:] for line in data.decode().splitlines() if line.startswith('Mode: ')), ''))" 2>/dev/null || true
+}
+
 # write_cfg NAME CLIENT_PORT [ENSEMBLE_LINES MYID]: the zoo.cfg (and myid) both servers
 # share, under $work/NAME.
 write_cfg() {

@@ -1131,6 +1131,7 @@ impl<P: Payload> Core<P> {
             return;
         }
         let mut matched = prev;
+        let mut appended = false;
         for batch in batches {
             let (first, last) = (batch.first_zxid(), batch.last_zxid());
             if first <= matched || last < first || epoch(first) != epoch(last) {
@@ -1147,6 +1148,7 @@ impl<P: Payload> Core<P> {
                 }
                 let piece = if held >= first { batch.slice(held, last) } else { batch };
                 self.append_local(piece);
+                appended = true;
             }
             matched = last;
         }
@@ -1156,7 +1158,13 @@ impl<P: Payload> Core<P> {
             self.commit_zxid = commit;
         }
         self.commit_with_leader();
-        self.acknowledge(from);
+        // Records just appended are acknowledged once they are durable (`durable`); an
+        // acknowledgement now would repeat the last one, and wake the leader for nothing.
+        // A heartbeat, or records held already, is answered at once: the leader hears
+        // from us even while our disk holds a write, and learns what a lost reply said.
+        if !appended {
+            self.acknowledge(from);
+        }
         self.emit_apply();
     }
 

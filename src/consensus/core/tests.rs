@@ -389,6 +389,32 @@ fn a_follower_acknowledges_only_what_it_has_made_durable() {
 }
 
 #[test]
+fn a_follower_answers_new_records_once_when_durable_and_a_heartbeat_at_once() {
+    let mut ensemble = Ensemble::new(&[1, 2, 3], &[]);
+    ensemble.elect(1);
+    let replies_of_2 = |ensemble: &Ensemble| {
+        ensemble
+            .wire
+            .iter()
+            .filter(|(from, _, message)| *from == 2 && matches!(message, Message::AppendReply { .. }))
+            .count()
+    };
+    let (_, last) = ensemble.propose(1, 3);
+    ensemble.deliver_link(1, 2);
+    assert_eq!(replies_of_2(&ensemble), 0, "nothing new is durable: an acknowledgement would repeat the last one");
+    ensemble.flush(2);
+    assert_eq!(replies_of_2(&ensemble), 1);
+    assert!(ensemble.wire.iter().any(|(from, _, message)| *from == 2
+        && matches!(message, Message::AppendReply { outcome: AppendOutcome::Ack { zxid }, .. } if *zxid == last)));
+    ensemble.wire.clear();
+    // A heartbeat is answered at once, so the leader hears from a follower whose disk
+    // holds a write.
+    ensemble.tick(1, 10);
+    ensemble.deliver_link(1, 2);
+    assert_eq!(replies_of_2(&ensemble), 1);
+}
+
+#[test]
 fn a_slow_follower_does_not_stall_the_others() {
     let mut ensemble = Ensemble::with(&[1, 2, 3], &[], |settings| settings.window_bytes = 64);
     ensemble.elect(1);
