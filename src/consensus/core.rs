@@ -194,6 +194,8 @@ pub struct Core<P: Payload> {
     /// Follower: the leader's log is durable through this, as it last told us, in this
     /// epoch (`Message::Durable`).
     leader_durable: i64,
+    /// Follower: when we last answered the leader's Appends.
+    replied_ms: u64,
     leader_heard_ms: u64,
     leader_link_up: bool,
     /// Leader: its view of every other member.
@@ -254,6 +256,7 @@ impl<P: Payload> Core<P> {
             pending: VecDeque::new(),
             leader_match: 0,
             leader_durable: 0,
+            replied_ms: 0,
             leader_heard_ms: now_ms,
             leader_link_up: false,
             progress: BTreeMap::new(),
@@ -1160,9 +1163,12 @@ impl<P: Payload> Core<P> {
         self.commit_with_leader();
         // Records just appended are acknowledged once they are durable (`durable`); an
         // acknowledgement now would repeat the last one, and wake the leader for nothing.
-        // A heartbeat, or records held already, is answered at once: the leader hears
-        // from us even while our disk holds a write, and learns what a lost reply said.
-        if !appended {
+        // A heartbeat, or records held already, is answered at once, and so is anything
+        // once we have been silent for a heartbeat: the leader hears from us while our
+        // disk holds a write (were it not to hear from a quorum for the sync limit it
+        // would step down), and learns what a lost reply said.
+        let silent_ms = self.now_ms.saturating_sub(self.replied_ms);
+        if !appended || silent_ms >= self.settings.heartbeat_ms {
             self.acknowledge(from);
         }
         self.emit_apply();
@@ -1196,6 +1202,7 @@ impl<P: Payload> Core<P> {
         let zxid = self.leader_match.min(self.durable_zxid);
         let reply = Message::AppendReply { epoch: self.hard.epoch, outcome: AppendOutcome::Ack { zxid } };
         self.send(leader, reply);
+        self.replied_ms = self.now_ms;
     }
 
     fn on_snapshot(&mut self, from: MemberId, snapshot_epoch: u32, zxid: i64, data: P::Snapshot) {

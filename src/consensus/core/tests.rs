@@ -412,6 +412,16 @@ fn a_follower_answers_new_records_once_when_durable_and_a_heartbeat_at_once() {
     ensemble.tick(1, 10);
     ensemble.deliver_link(1, 2);
     assert_eq!(replies_of_2(&ensemble), 1);
+    ensemble.wire.clear();
+    // And so are new records once the follower has been silent for a heartbeat: a
+    // leader streaming to followers whose disks stall must still hear from them.
+    ensemble.propose(1, 1);
+    ensemble.deliver_link(1, 2);
+    assert_eq!(replies_of_2(&ensemble), 0, "answered the heartbeat just now");
+    ensemble.tick(2, 10);
+    ensemble.propose(1, 1);
+    ensemble.deliver_link(1, 2);
+    assert_eq!(replies_of_2(&ensemble), 1, "silent for a heartbeat");
 }
 
 #[test]
