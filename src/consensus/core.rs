@@ -27,6 +27,8 @@
 //!   same records knows them committed (the pair is the quorum the leader would count)
 //!   and applies them without waiting a round trip for the leader's commit point.
 //! - Liveness: a follower whose leader is silent for the sync limit looks for a new one;
+//!   a follower answers records once they are durable, but never stays silent to its
+//!   leader for longer than a heartbeat;
 //!   a leader that has not heard from a quorum, or whose own disk has stalled, for the
 //!   sync limit steps down.
 
@@ -58,7 +60,8 @@ impl Members {
 pub struct Settings {
     pub id: MemberId,
     pub members: Members,
-    /// How often a leader speaks to each follower when it has nothing to send.
+    /// How often a leader speaks to each follower when it has nothing to send, and the
+    /// longest a follower receiving records leaves its leader without an answer.
     pub heartbeat_ms: u64,
     /// ZooKeeper's syncLimit in milliseconds: a follower that has not heard from its
     /// leader for this long looks for another; a leader that has not heard from a quorum
@@ -194,8 +197,10 @@ pub struct Core<P: Payload> {
     /// Follower: the leader's log is durable through this, as it last told us, in this
     /// epoch (`Message::Durable`).
     leader_durable: i64,
-    /// Follower: when we last answered the leader's Appends.
-    replied_ms: u64,
+    /// Follower or observer: when we last sent the leader an acknowledgement; None since
+    /// we began following it (its first Append is answered at once: a new leader knows
+    /// nothing of our log until we answer).
+    replied_ms: Option<u64>,
     leader_heard_ms: u64,
     leader_link_up: bool,
     /// Leader: its view of every other member.
@@ -256,7 +261,7 @@ impl<P: Payload> Core<P> {
             pending: VecDeque::new(),
             leader_match: 0,
             leader_durable: 0,
-            replied_ms: 0,
+            replied_ms: None,
             leader_heard_ms: now_ms,
             leader_link_up: false,
             progress: BTreeMap::new(),
@@ -500,6 +505,7 @@ impl<P: Payload> Core<P> {
                 self.hard = HardState { epoch: message_epoch, vote: None };
                 self.outputs.push(Output::PersistHardState(self.hard));
                 self.leader_durable = 0;
+                self.replied_ms = None;
                 // It may also be our leader restarted with a shorter log (the long simulator
                 // run found one, seed 501431): what we matched before counts no longer,
                 // only what is committed.
@@ -561,6 +567,7 @@ impl<P: Payload> Core<P> {
         }
         self.role = role;
         self.leader_durable = 0;
+        self.replied_ms = None;
         if role != Role::Leader {
             self.progress.clear();
             self.established = false;
@@ -1167,8 +1174,10 @@ impl<P: Payload> Core<P> {
         // once we have been silent for a heartbeat: the leader hears from us while our
         // disk holds a write (were it not to hear from a quorum for the sync limit it
         // would step down), and learns what a lost reply said.
-        let silent_ms = self.now_ms.saturating_sub(self.replied_ms);
-        if !appended || silent_ms >= self.settings.heartbeat_ms {
+        let silent = self
+            .replied_ms
+            .is_none_or(|replied_ms| self.now_ms.saturating_sub(replied_ms) >= self.settings.heartbeat_ms);
+        if !appended || silent {
             self.acknowledge(from);
         }
         self.emit_apply();
@@ -1202,7 +1211,7 @@ impl<P: Payload> Core<P> {
         let zxid = self.leader_match.min(self.durable_zxid);
         let reply = Message::AppendReply { epoch: self.hard.epoch, outcome: AppendOutcome::Ack { zxid } };
         self.send(leader, reply);
-        self.replied_ms = self.now_ms;
+        self.replied_ms = Some(self.now_ms);
     }
 
     fn on_snapshot(&mut self, from: MemberId, snapshot_epoch: u32, zxid: i64, data: P::Snapshot) {

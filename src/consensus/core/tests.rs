@@ -412,16 +412,44 @@ fn a_follower_answers_new_records_once_when_durable_and_a_heartbeat_at_once() {
     ensemble.tick(1, 10);
     ensemble.deliver_link(1, 2);
     assert_eq!(replies_of_2(&ensemble), 1);
-    ensemble.wire.clear();
-    // And so are new records once the follower has been silent for a heartbeat: a
-    // leader streaming to followers whose disks stall must still hear from them.
-    ensemble.propose(1, 1);
-    ensemble.deliver_link(1, 2);
-    assert_eq!(replies_of_2(&ensemble), 0, "answered the heartbeat just now");
-    ensemble.tick(2, 10);
-    ensemble.propose(1, 1);
-    ensemble.deliver_link(1, 2);
-    assert_eq!(replies_of_2(&ensemble), 1, "silent for a heartbeat");
+}
+
+#[test]
+fn a_follower_answers_a_new_leaders_first_append_at_once_and_stays_silent_no_longer_than_a_heartbeat() {
+    // A new leader knows nothing of a follower's log until it answers, and a leader
+    // streaming to followers whose disks stall must still hear from them (it steps down
+    // when it hears from no quorum for the sync limit).
+    let mut follower =
+        Core::<SimBatch>::new(settings(3, &[1, 2, 3], &[]), HardState::default(), History::new(0), Vec::new(), 0, 3, 0);
+    let answers = |follower: &mut Core<SimBatch>| {
+        let outputs = follower.take_outputs();
+        outputs
+            .iter()
+            .filter(|output| matches!(output, Output::Send { message: Message::AppendReply { .. }, .. }))
+            .count()
+    };
+    let records = |first: i64, count: i64| SimBatch {
+        entries: Arc::new((first..first + count).map(|counter| (make_zxid(1, counter as u32), 1)).collect()),
+    };
+    let append = |follower: &mut Core<SimBatch>, now_ms: u64, prev_zxid: i64, batch: SimBatch| {
+        follower.tick(now_ms);
+        follower.step(2, Message::Append { epoch: 1, prev_zxid, batches: vec![batch], commit_zxid: 0 });
+    };
+    append(&mut follower, 1000, 0, SimBatch::epoch_marker(make_zxid(1, 0)));
+    assert_eq!(follower.role(), Role::Follower { leader: 2 });
+    assert_eq!(answers(&mut follower), 1, "a new leader's first Append is answered at once");
+    append(&mut follower, 1000, make_zxid(1, 0), records(1, 2));
+    assert_eq!(answers(&mut follower), 0, "answered just now; these are answered once durable");
+    append(&mut follower, 1009, make_zxid(1, 2), records(3, 2));
+    assert_eq!(answers(&mut follower), 0, "silent for less than a heartbeat (10 ms)");
+    append(&mut follower, 1010, make_zxid(1, 4), records(5, 2));
+    assert_eq!(answers(&mut follower), 1, "silent for a heartbeat: answered though nothing new is durable");
+    // Member 1 wins epoch 2 a millisecond later: its first Append is answered at once too.
+    follower.tick(1011);
+    let marker = SimBatch::epoch_marker(make_zxid(2, 0));
+    follower.step(1, Message::Append { epoch: 2, prev_zxid: make_zxid(1, 6), batches: vec![marker], commit_zxid: 0 });
+    assert_eq!(follower.role(), Role::Follower { leader: 1 });
+    assert_eq!(answers(&mut follower), 1, "a new leader's first Append is answered at once");
 }
 
 #[test]
