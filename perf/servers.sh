@@ -35,17 +35,6 @@ ensure_zookeeper() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# wait_ready PORT: until the server on PORT answers srvr with its mode (an ensemble
-# member only does once it has a leader).
-wait_ready() {
-    for _ in $(seq 1 600); do
-        if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$1),1); s.sendall(b'srvr'); d=s.recv(4096); sys.exit(0 if b'Mode:' in d else 1)" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
-
 # mode_of PORT: the Mode line srvr gives (leader, follower, standalone), or nothing.
 mode_of() {
     python3 -c "
@@ -56,6 +45,17 @@ data = b''
 while chunk := s.recv(4096):
     data += chunk
 print(next((line[6:] for line in data.decode().splitlines() if line.startswith('Mode: ')), ''))" 2>/dev/null || true
+}
+
+# wait_ready PORT: until the server on PORT answers srvr with its mode (an ensemble
+# member only does once it has a leader).
+wait_ready() {
+    for _ in $(seq 1 600); do
+        if [[ -n $(mode_of "$1") ]]; then return 0; fi
+        sleep 0.1
+    done
+    echo "server on port $1 did not start" >&2
+    exit 1
 }
 
 # write_cfg NAME CLIENT_PORT [ENSEMBLE_LINES MYID]: the zoo.cfg (and myid) both servers
