@@ -577,7 +577,11 @@ impl Ensemble {
             // serve once the record they end with is the leader's and committed (if the
             // leader cut it, TRUNC, the member restarts instead). Forwarded requests must
             // find the leader's ordering point open: wait for the epoch's marker to be
-            // committed here too, unless already serving under this leader.
+            // committed here too, unless already serving under this leader. (A follower
+            // that commits with its leader sees the marker committed a moment before the
+            // leader does; its acknowledgement travels ahead of its forwarded requests on
+            // the same link, and the leader holds any that come before the ordering point
+            // opens, `held_forwarded`.)
             Role::Follower { leader } | Role::Observer { leader: Some(leader) } => {
                 let epoch_open =
                     self.core.commit_zxid() >= (self.core.epoch() as i64) << 32 || self.serving == Some(leader);
