@@ -504,8 +504,7 @@ impl<P: Payload> Core<P> {
             if renewal {
                 self.hard = HardState { epoch: message_epoch, vote: None };
                 self.outputs.push(Output::PersistHardState(self.hard));
-                self.leader_durable = 0;
-                self.replied_ms = None;
+                self.forget_leaders_word();
                 // It may also be our leader restarted with a shorter log (the long simulator
                 // run found one, seed 501431): what we matched before counts no longer,
                 // only what is committed.
@@ -566,14 +565,20 @@ impl<P: Payload> Core<P> {
             assert!(self.is_voter(), "an observer takes no part in elections: {role:?}");
         }
         self.role = role;
-        self.leader_durable = 0;
-        self.replied_ms = None;
+        self.forget_leaders_word();
         if role != Role::Leader {
             self.progress.clear();
             self.established = false;
             self.renewing = false;
         }
         self.outputs.push(Output::RoleChanged(role));
+    }
+
+    /// A new role or epoch: what the leader said of its durable point, and when we last
+    /// answered it, speak for the old one.
+    fn forget_leaders_word(&mut self) {
+        self.leader_durable = 0;
+        self.replied_ms = None;
     }
 
     fn adopt_epoch(&mut self, new_epoch: u32) {
